@@ -1,0 +1,81 @@
+"""Swanwatch: weak signals in, compound churn-risk alerts out.
+
+The flow, one direction, one module per stage:
+
+- sources      ``swanwatch.sources`` (csv, ...) and :class:`Source`: business records in
+- watchers     :class:`Watcher` plugins, run by ``swanwatch.runner``: :class:`Signal` out
+- correlate    ``swanwatch.correlate``: signals, accounts and now in; assessments out (pure)
+- alerts       ``swanwatch.alerts``: the lifecycle of each :class:`Alert`
+- delivery     ``swanwatch.delivery``: the durable outbox and its worker
+- notifiers    :class:`Notifier` plugins: a :class:`Message` onto a channel
+
+Plugins import only the names below (and ``swanwatch.testing`` in their tests).
+"""
+
+from __future__ import annotations
+
+from swanwatch.clock import Clock, FrozenClock, SystemClock, parse_instant
+from swanwatch.errors import (
+    ConfigError,
+    PluginError,
+    SourceError,
+    StoreError,
+    SwanwatchError,
+    WatcherTimeout,
+)
+from swanwatch.interfaces import (
+    DeliveryResult,
+    Notifier,
+    NotifierOptions,
+    PluginOptions,
+    Row,
+    Source,
+    SourceOptions,
+    StateMap,
+    WatchContext,
+    Watcher,
+    WatcherOptions,
+)
+from swanwatch.model import (
+    Account,
+    Alert,
+    AlertState,
+    Message,
+    Severity,
+    Signal,
+    fingerprint,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Account",
+    "Alert",
+    "AlertState",
+    "Clock",
+    "ConfigError",
+    "DeliveryResult",
+    "FrozenClock",
+    "Message",
+    "Notifier",
+    "NotifierOptions",
+    "PluginError",
+    "PluginOptions",
+    "Row",
+    "Severity",
+    "Signal",
+    "Source",
+    "SourceError",
+    "SourceOptions",
+    "StateMap",
+    "StoreError",
+    "SwanwatchError",
+    "SystemClock",
+    "WatchContext",
+    "Watcher",
+    "WatcherOptions",
+    "WatcherTimeout",
+    "__version__",
+    "fingerprint",
+    "parse_instant",
+]

@@ -1,0 +1,513 @@
+"""The config file: schema (pydantic), ${ENV} interpolation, and line-numbered errors.
+
+Every problem is reported at once, each with the file, the line and the field path
+(``watchers[2].options.warn_days: ...``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from swanwatch.errors import ConfigError, ConfigProblem, PluginError
+from swanwatch.model import Severity
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+def parse_duration(value: object) -> timedelta:
+    """``"90s"``, ``"5m"``, ``"1h"``, ``"2d"``, ``"1w"`` or a number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m, 1h or 1d")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return timedelta(seconds=float(value))
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    raise ValueError(f"{value!r} is not a duration; use e.g. 30s, 5m, 1h or 1d")
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StoreConfig(_Section):
+    """Where Swanwatch keeps signals, alerts and the outbox."""
+
+    url: str = Field(
+        "sqlite:///swanwatch.db",
+        description="SQLAlchemy URL; a relative SQLite path is relative to the config file.",
+    )
+
+
+class PluginConfig(_Section):
+    """A plugin instance: its type (entry-point name) and its options."""
+
+    type: str = Field(min_length=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Schedule(_Section):
+    """When a watcher runs: every fixed interval, or on a cron expression."""
+
+    every: Duration | None = None
+    cron: str | None = None
+    jitter: Duration = timedelta(0)
+    timezone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> Schedule:
+        if (self.every is None) == (self.cron is None):
+            raise ValueError("give exactly one of `every` or `cron`")
+        if self.every is not None and self.every <= timedelta(0):
+            raise ValueError("`every` must be longer than zero")
+        return self
+
+
+class WatcherConfig(_Section):
+    """One configured watcher instance."""
+
+    type: str = Field(min_length=1, description="The watcher's entry-point name.")
+    name: str | None = Field(None, description="Instance name; defaults to the type.")
+    enabled: bool = True
+    schedule: Schedule = Schedule(every=timedelta(hours=1))
+    timeout: Duration = timedelta(minutes=10)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def instance(self) -> str:
+        return self.name or self.type
+
+
+class AccountsConfig(_Section):
+    """Where the account list comes from: a configured source."""
+
+    source: str = Field(min_length=1)
+
+
+class Rule(_Section):
+    """A compound rule: which signal kinds, together, within a window, make an alert."""
+
+    name: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+    severity: Severity = Severity.WARNING
+    all_of: tuple[str, ...] = ()
+    any_of: tuple[str, ...] = ()
+    at_least: int | None = Field(None, ge=1, description="At least N distinct kinds.")
+    of: tuple[str, ...] = Field((), description="Kinds counted by at_least; empty = any.")
+    within: Duration = timedelta(days=30)
+    min_score: float = Field(0.0, ge=0, le=1)
+    renewal_within_days: int | None = Field(None, ge=0)
+    arr_at_least: float | None = Field(None, ge=0)
+    segments: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    play: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _has_condition(self) -> Rule:
+        if not (self.all_of or self.any_of or self.at_least):
+            raise ValueError("a rule needs at least one of all_of, any_of or at_least")
+        return self
+
+
+class CorrelationConfig(_Section):
+    """How signals combine into a risk score and compound alerts."""
+
+    weights: dict[str, float] = Field(default_factory=dict)
+    default_weight: float = Field(0.5, ge=0, le=1)
+    half_life_days: dict[str, float] = Field(default_factory=dict)
+    default_half_life_days: float = Field(30.0, gt=0)
+    min_strength: float = Field(0.05, ge=0, le=1, description="Weaker signals are ignored.")
+    rules: list[Rule] = Field(default_factory=list)
+    rule_files: list[str] = Field(default_factory=list, description="YAML files of rules.")
+    score_threshold: float = Field(
+        0.6, ge=0, le=1, description="The catch-all risk-score rule fires at this score."
+    )
+    score_min_kinds: int = Field(2, ge=1, description="... with at least this many kinds.")
+    resolve_hold_down: Duration = timedelta(hours=6)
+
+    @model_validator(mode="after")
+    def _weights_in_range(self) -> CorrelationConfig:
+        for kind, weight in self.weights.items():
+            if not 0 <= weight <= 1:
+                raise ValueError(f"weights.{kind} must be between 0 and 1, not {weight}")
+        for kind, days in self.half_life_days.items():
+            if days <= 0:
+                raise ValueError(f"half_life_days.{kind} must be positive, not {days}")
+        return self
+
+
+class ChannelConfig(_Section):
+    """A named delivery channel: an Apprise URL, or another notifier by type."""
+
+    url: str | None = Field(None, description="Apprise URL (mailto://, slack://, json://...).")
+    type: str | None = Field(None, description="Notifier entry-point name; default apprise.")
+    options: dict[str, Any] = Field(default_factory=dict)
+    min_severity: Severity = Severity.INFO
+
+    @model_validator(mode="after")
+    def _has_target(self) -> ChannelConfig:
+        if self.url is None and self.type is None:
+            raise ValueError("a channel needs a `url` (Apprise) or a `type`")
+        return self
+
+    @property
+    def notifier_type(self) -> str:
+        return self.type or "apprise"
+
+    @property
+    def notifier_options(self) -> dict[str, Any]:
+        if self.url is not None:
+            return {"url": self.url, **self.options}
+        return dict(self.options)
+
+
+class NotifyConfig(_Section):
+    """Where alerts go, and how often."""
+
+    console: bool = Field(True, description="Also print alerts on standard output.")
+    channels: dict[str, ChannelConfig] = Field(default_factory=dict)
+    default_channels: list[str] | None = Field(
+        None, description="Channels for account alerts; default all."
+    )
+    ops_channels: list[str] | None = Field(
+        None, description="Channels for Swanwatch's own alerts; default all."
+    )
+    repeat_interval: Duration = timedelta(days=7)
+    send_resolved: bool = True
+    max_attempts: int = Field(8, ge=1)
+    retry_backoff: Duration = timedelta(seconds=30)
+    retry_backoff_max: Duration = timedelta(hours=1)
+
+    @model_validator(mode="after")
+    def _known_channels(self) -> NotifyConfig:
+        for listed in (self.default_channels or [], self.ops_channels or []):
+            for name in listed:
+                if name not in self.channels:
+                    raise ValueError(f"channel {name!r} is not defined under notify.channels")
+        return self
+
+
+class DaemonConfig(_Section):
+    """How the daemon runs."""
+
+    failure_alert_after: int = Field(
+        3, ge=1, description="Consecutive failed runs before a watcher raises an ops alert."
+    )
+    shutdown_grace: Duration = timedelta(seconds=8)
+    misfire_grace: Duration = timedelta(minutes=10)
+    blocking_workers: int = Field(8, ge=1, description="Threads for blocking calls.")
+    http_timeout: Duration = timedelta(seconds=20)
+    deliver_every: Duration = timedelta(seconds=30)
+
+
+class Config(_Section):
+    """The whole config file."""
+
+    version: Literal[1] = 1
+    store: StoreConfig = StoreConfig()
+    sources: dict[str, PluginConfig] = Field(default_factory=dict)
+    accounts: AccountsConfig
+    watchers: list[WatcherConfig] = Field(default_factory=list)
+    correlation: CorrelationConfig = CorrelationConfig()
+    notify: NotifyConfig = NotifyConfig()
+    daemon: DaemonConfig = DaemonConfig()
+
+    #: The folder the config file is in; relative paths resolve against it.
+    base_dir: str = Field(".", exclude=True)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        if self.accounts.source not in self.sources:
+            raise ValueError(f"accounts.source {self.accounts.source!r} is not under sources")
+        seen: set[str] = set()
+        for watcher in self.watchers:
+            if watcher.instance in seen:
+                raise ValueError(
+                    f"two watchers are named {watcher.instance!r}; give one a `name`"
+                )
+            seen.add(watcher.instance)
+        return self
+
+    def resolve_path(self, path: str) -> Path:
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else Path(self.base_dir) / candidate
+
+    @property
+    def store_url(self) -> str:
+        """The store URL, a relative SQLite path made relative to the config file."""
+        url = self.store.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            rest = url[len(prefix) :]
+            if rest and rest != ":memory:":
+                return prefix + str(self.resolve_path(rest))
+        return url
+
+    def active_watchers(self) -> list[WatcherConfig]:
+        return [w for w in self.watchers if w.enabled]
+
+
+# --- loading -------------------------------------------------------------------------------
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+PathKey = tuple[str | int, ...]
+
+
+def format_path(path: PathKey) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+class _Document:
+    """A YAML document's data with the line of every node, by path."""
+
+    def __init__(self, text: str, file: str) -> None:
+        self.file = file
+        self.lines: dict[PathKey, int] = {}
+        self.problems: list[ConfigProblem] = []
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 1 if mark is not None else None
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise ConfigError([ConfigProblem(file, line, "", f"not valid YAML: {problem}")]) from exc
+        self.data = self._build(node, ()) if node is not None else {}
+
+    def _build(self, node: yaml.Node, path: PathKey) -> Any:
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                if key in out:
+                    self.problems.append(
+                        ConfigProblem(
+                            self.file,
+                            key_node.start_mark.line + 1,
+                            format_path((*path, key)),
+                            "this key appears twice",
+                        )
+                    )
+                out[key] = self._build(value_node, (*path, key))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self._build(item, (*path, i)) for i, item in enumerate(node.value)]
+        value = yaml.SafeLoader("").construct_object(node)  # type: ignore[no-untyped-call]
+        if isinstance(value, str):
+            return self._interpolate(value, path)
+        return value
+
+    def _interpolate(self, value: str, path: PathKey) -> str:
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            self.problems.append(
+                ConfigProblem(
+                    self.file,
+                    self.lines.get(path),
+                    format_path(path),
+                    f"environment variable {name} is not set (write ${{{name}:-default}} "
+                    "for a default)",
+                )
+            )
+            return ""
+
+        return _ENV.sub(replace, value)
+
+    def line_of(self, path: PathKey) -> int | None:
+        # The deepest known ancestor: a missing key is reported at its parent's line.
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(path[:end])
+            if line is not None:
+                return line
+        return None
+
+    def problem(self, path: PathKey, message: str) -> ConfigProblem:
+        return ConfigProblem(self.file, self.line_of(path), format_path(path), message)
+
+
+def _pydantic_problems(
+    doc: _Document, error: ValidationError, prefix: PathKey = ()
+) -> list[ConfigProblem]:
+    problems = []
+    for item in error.errors():
+        loc: PathKey = tuple(p for p in item["loc"] if isinstance(p, str | int))
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling)"
+        elif item["type"] == "missing":
+            message = "this key is required"
+        message = message.removeprefix("Value error, ")
+        problems.append(doc.problem((*prefix, *loc), message))
+    return problems
+
+
+def load_config(path: str | Path, *, check_plugins: bool = True) -> Config:
+    """Read, interpolate and validate a config file; raise ConfigError with every problem."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(str(file), None, "", f"cannot read: {exc.strerror}")])
+    return parse_config(text, str(file), base_dir=file.resolve().parent, check_plugins=check_plugins)
+
+
+def parse_config(
+    text: str, file: str = "<config>", *, base_dir: str | Path = ".", check_plugins: bool = True
+) -> Config:
+    """Validate config ``text``; see :func:`load_config`."""
+    doc = _Document(text, file)
+    problems = list(doc.problems)
+    data = doc.data
+    if not isinstance(data, dict):
+        raise ConfigError([*problems, doc.problem((), "the config must be a mapping of sections")])
+    config: Config | None = None
+    try:
+        config = Config.model_validate({**data, "base_dir": str(base_dir)})
+    except ValidationError as exc:
+        problems.extend(_pydantic_problems(doc, exc))
+    if check_plugins:
+        problems.extend(_check_plugins(doc, data))
+    problems.extend(_check_rule_files(doc, data, Path(base_dir)))
+    if problems:
+        raise ConfigError(_unique(problems))
+    assert config is not None
+    return config
+
+
+def _unique(problems: list[ConfigProblem]) -> list[ConfigProblem]:
+    seen: set[ConfigProblem] = set()
+    out = []
+    for problem in problems:
+        if problem not in seen:
+            seen.add(problem)
+            out.append(problem)
+    return sorted(out, key=lambda p: (p.line or 0, p.path))
+
+
+def _check_plugins(doc: _Document, data: Mapping[str, Any]) -> list[ConfigProblem]:
+    """Validate each plugin's options against its own Options model."""
+    from swanwatch import plugins  # here to keep config importable without plugin discovery
+
+    problems: list[ConfigProblem] = []
+    sections: list[tuple[str, str, list[tuple[PathKey, Any]]]] = [
+        ("watchers", plugins.WATCHERS, []),
+        ("sources", plugins.SOURCES, []),
+    ]
+    watchers = data.get("watchers")
+    if isinstance(watchers, list):
+        sections[0][2].extend((("watchers", i), w) for i, w in enumerate(watchers))
+    sources = data.get("sources")
+    if isinstance(sources, dict):
+        sections[1][2].extend((("sources", name), s) for name, s in sources.items())
+    notify = data.get("notify")
+    channels = notify.get("channels") if isinstance(notify, dict) else None
+    channel_items: list[tuple[PathKey, Any]] = []
+    if isinstance(channels, dict):
+        for name, channel in channels.items():
+            if isinstance(channel, dict):
+                options = dict(channel.get("options") or {})
+                if "url" in channel:
+                    options["url"] = channel["url"]
+                entry = {"type": channel.get("type") or "apprise", "options": options}
+                channel_items.append((("notify", "channels", name), entry))
+    sections.append(("notify.channels", plugins.NOTIFIERS, channel_items))
+
+    for _section, group, items in sections:
+        for path, entry in items:
+            if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+                continue
+            try:
+                cls = plugins.load(group, entry["type"])
+            except PluginError as exc:
+                problems.append(doc.problem((*path, "type"), str(exc)))
+                continue
+            options = entry.get("options") or {}
+            if not isinstance(options, dict):
+                continue
+            try:
+                cls.Options.model_validate(options)
+            except ValidationError as exc:
+                problems.extend(_pydantic_problems(doc, exc, (*path, "options")))
+    return problems
+
+
+def _check_rule_files(doc: _Document, data: Mapping[str, Any], base: Path) -> list[ConfigProblem]:
+    correlation = data.get("correlation")
+    files = correlation.get("rule_files") if isinstance(correlation, dict) else None
+    if not isinstance(files, list):
+        return []
+    problems = []
+    for i, name in enumerate(files):
+        if not isinstance(name, str):
+            continue
+        try:
+            load_rules(resolve(base, name))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        except OSError as exc:
+            problems.append(
+                doc.problem(("correlation", "rule_files", i), f"cannot read {name}: {exc}")
+            )
+    return problems
+
+
+def resolve(base: Path, name: str) -> Path:
+    path = Path(name).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def load_rules(path: Path) -> list[Rule]:
+    """Read a rule file: a YAML list of rules (or a mapping with a `rules` list)."""
+    text = path.read_text(encoding="utf-8")
+    doc = _Document(text, str(path))
+    data = doc.data
+    prefix: PathKey = ()
+    if isinstance(data, dict) and "rules" in data:
+        data, prefix = data["rules"], ("rules",)
+    if not isinstance(data, list):
+        raise ConfigError([doc.problem(prefix, "a rule file holds a list of rules")])
+    rules, problems = [], list(doc.problems)
+    for i, item in enumerate(data):
+        try:
+            rules.append(Rule.model_validate(item))
+        except ValidationError as exc:
+            problems.extend(_pydantic_problems(doc, exc, (*prefix, i)))
+    if problems:
+        raise ConfigError(problems)
+    return rules
+
+
+def all_rules(config: Config) -> list[Rule]:
+    """The config's inline rules followed by those of its rule files."""
+    rules = list(config.correlation.rules)
+    for name in config.correlation.rule_files:
+        rules.extend(load_rules(config.resolve_path(name)))
+    return rules

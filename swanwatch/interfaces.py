@@ -1,0 +1,184 @@
+"""The plugin contracts: Watcher, Source and Notifier, and the context a watcher runs in."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar, ParamSpec, TypeVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from swanwatch.clock import Clock
+from swanwatch.errors import PluginError
+from swanwatch.model import JSON, Account, Message, Signal
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: One record read from a source: column name to typed value.
+Row = Mapping[str, object]
+
+
+class PluginOptions(BaseModel):
+    """Base of every plugin's options: frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WatcherOptions(PluginOptions):
+    """Base of a watcher's ``Options``. Document each field with ``description=``."""
+
+
+class SourceOptions(PluginOptions):
+    """Base of a source's ``Options``."""
+
+
+class NotifierOptions(PluginOptions):
+    """Base of a notifier's ``Options``."""
+
+
+class StateMap:
+    """A watcher instance's small persistent key-value state (JSON values).
+
+    Loaded before a run and saved after a successful one, so a failed run leaves the
+    previous state untouched.
+    """
+
+    def __init__(self, initial: Mapping[str, JSON] | None = None) -> None:
+        self._values: dict[str, JSON] = dict(initial or {})
+        self._changed: set[str] = set()
+        self._deleted: set[str] = set()
+
+    def get(self, key: str, default: JSON = None) -> JSON:
+        return self._values.get(key, default)
+
+    def set(self, key: str, value: JSON) -> None:
+        self._values[key] = value
+        self._changed.add(key)
+        self._deleted.discard(key)
+
+    def delete(self, key: str) -> None:
+        self._values.pop(key, None)
+        self._changed.discard(key)
+        self._deleted.add(key)
+
+    def keys(self) -> list[str]:
+        return list(self._values)
+
+    def changes(self) -> tuple[dict[str, JSON], set[str]]:
+        """What to write back: changed values, and deleted keys."""
+        return {k: self._values[k] for k in self._changed}, set(self._deleted)
+
+
+class Source(ABC):
+    """Reads business records (accounts, usage, contracts, ...) from somewhere.
+
+    ``rows(until=...)`` yields only records dated at or before ``until`` (the source's
+    ``date_field`` decides what "dated" means), so the backtest never looks ahead.
+    """
+
+    name: ClassVar[str]
+    Options: ClassVar[type[SourceOptions]] = SourceOptions
+
+    def __init__(self, instance: str, options: SourceOptions, *, base_dir: str = ".") -> None:
+        self.instance = instance
+        self.options = options
+        self.base_dir = base_dir
+
+    @abstractmethod
+    def rows(self, *, until: datetime | None = None) -> AsyncIterator[Row]:
+        """Yield the source's records, those dated after ``until`` left out."""
+
+
+@dataclass
+class WatchContext:
+    """What a watcher gets for one run: time, HTTP, logging, accounts, state and sources."""
+
+    instance: str
+    clock: Clock
+    http: httpx.AsyncClient
+    log: logging.Logger
+    accounts: Sequence[Account]
+    state: StateMap
+    sources: Mapping[str, Source] = field(default_factory=dict)
+    executor: Executor | None = None
+    #: True in a backtest: sources are cut at the simulated now, and no live lookups happen.
+    replay: bool = False
+    unknowns: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def source(self, name: str) -> Source:
+        """The configured source called ``name``."""
+        try:
+            return self.sources[name]
+        except KeyError:
+            known = ", ".join(sorted(self.sources)) or "none"
+            raise PluginError(
+                f"watcher {self.instance!r} asks for source {name!r}, which is not configured "
+                f"(configured sources: {known})"
+            ) from None
+
+    def report_unknown(self, account: Account | str, reason: str, key: str = "") -> None:
+        """Record that ``account`` could not be judged, and why. Never a silent skip."""
+        account_id = account if isinstance(account, str) else account.id
+        self.unknowns.append((account_id, key, reason))
+        self.log.warning("%s: cannot judge account %s: %s", self.instance, account_id, reason)
+
+    async def run_blocking(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a blocking call in the bounded worker pool, off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, lambda: fn(*args, **kwargs))
+
+
+class Watcher(ABC):
+    """Looks at accounts and yields Signals. Never notifies, never grades the account.
+
+    Subclasses set ``name`` (the entry-point name), may define a nested ``Options`` model,
+    and implement :meth:`watch`. Set ``historical = True`` when the watcher reads only
+    dated records from sources (no live lookups), so the backtest can replay it.
+    """
+
+    name: ClassVar[str]
+    Options: ClassVar[type[WatcherOptions]] = WatcherOptions
+    historical: ClassVar[bool] = False
+
+    def __init__(self, instance: str, options: WatcherOptions) -> None:
+        self.instance = instance
+        self.options = options
+
+    @abstractmethod
+    def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:
+        """Yield the signals that hold now for ``ctx.accounts``.
+
+        A signal not yielded again on the next successful run is cleared. Raise on a failure
+        that spoils the whole run; call ``ctx.report_unknown`` for one account it cannot judge.
+        """
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """The outcome of one send: ``ok``, or why not and when to try again."""
+
+    ok: bool
+    reason: str = ""
+    retry_after_s: float | None = None
+
+
+class Notifier(ABC):
+    """Turns a Message into a message on a channel."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[NotifierOptions]] = NotifierOptions
+
+    def __init__(self, channel: str, options: NotifierOptions) -> None:
+        self.channel = channel
+        self.options = options
+
+    @abstractmethod
+    async def send(self, message: Message) -> DeliveryResult:
+        """Send ``message``; return the outcome rather than raise for a failed send."""

@@ -1,0 +1,1 @@
+"""Built-in sources: csv (and JSON Lines), registered by entry point."""

@@ -1,0 +1,1 @@
+"""Built-in watchers, registered by entry point like any third-party plugin."""
