@@ -1,0 +1,276 @@
+"""Signals a sustained drop in an account's usage against its own seasonal baseline."""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from statistics import median
+from typing import ClassVar
+
+from pydantic import Field, model_validator
+
+from swanwatch import Account, Signal, SourceError, WatchContext, Watcher, WatcherOptions
+
+#: Scales the median absolute deviation to estimate a standard deviation (normal data).
+_MAD_SCALE = 1.4826
+
+_LOW, _NORMAL, _UNJUDGED = 1, 0, -1
+
+
+def _ordinal(value: object) -> int:
+    """A row's date as a day ordinal; accepts date, datetime or ISO text."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date().toordinal() if value.tzinfo else value.toordinal()
+    if isinstance(value, date):
+        return value.toordinal()
+    if isinstance(value, str):
+        return date.fromisoformat(value.strip()[:10]).toordinal()
+    raise ValueError(f"{value!r} is not a date")
+
+
+@dataclass
+class _Series:
+    """One account's daily totals of one metric: ``values[i]`` is day ``first + i``."""
+
+    first: int
+    values: array[float]
+
+    def add(self, day: int, value: float) -> None:
+        offset = day - self.first
+        if offset < 0:
+            self.values = array("d", bytes(8 * -offset)) + self.values
+            self.first, offset = day, 0
+        elif offset >= len(self.values):
+            self.values.extend(array("d", bytes(8 * (offset + 1 - len(self.values)))))
+        self.values[offset] += value
+
+
+@dataclass(frozen=True)
+class _Drop:
+    start: int  # index of the run's first low day
+    low_days: int
+    baseline: float  # the seasonal baseline summed over the run's judged days
+    current: float  # actual usage over the same days
+    weeks: int  # same-weekday values the baseline rests on (weeks of history)
+    flatline: bool
+
+
+class UsageDropWatcher(Watcher):
+    """A sustained fall in usage per account and metric, against the same weekday's baseline.
+
+    Each day is compared with the median of the same weekday over the past
+    ``baseline_weeks_min``..``baseline_weeks_max`` weeks. A day is low when it is both
+    ``mad_k`` scaled MADs below that median and at least ``min_drop_pct`` below it; days whose
+    baseline is under ``min_baseline_per_day`` (small accounts, quiet weekends) and
+    ``ignore_dates`` (public holidays) are not judged. A signal holds while the last
+    ``min_low_days`` judged days are all low; low days are kept out of later baselines, so a
+    long drop does not become the new normal. A missing day counts as zero usage, so an
+    account that stops sending rows flatlines.
+    """
+
+    name: ClassVar[str] = "usage_drop"
+    historical: ClassVar[bool] = True
+
+    class Options(WatcherOptions):
+        usage_source: str = Field(
+            "usage",
+            description="Source of usage rows: account_id, date, metric (optional), value.",
+        )
+        metrics: list[str] = Field(
+            default_factory=list, description="Metrics to watch; empty watches all of them."
+        )
+        default_metric: str = Field(
+            "usage", min_length=1, description="Metric name for rows with no metric."
+        )
+        baseline_weeks_min: int = Field(
+            4, ge=2, description="Same-weekday values needed before a day is judged."
+        )
+        baseline_weeks_max: int = Field(
+            8, ge=2, description="Same-weekday values (weeks back) the baseline uses at most."
+        )
+        mad_k: float = Field(
+            3.0, ge=0, description="How many scaled MADs below the baseline median a low day is."
+        )
+        min_drop_pct: float = Field(
+            30.0, gt=0, le=100, description="How far below the baseline median a low day is, %."
+        )
+        min_low_days: int = Field(
+            3, ge=1, description="Consecutive judged low days before the drop is signalled."
+        )
+        min_baseline_per_day: float = Field(
+            10.0, ge=0,
+            description="A day whose baseline median is below this volume is not judged.",
+        )
+        lookback_days: int = Field(
+            42, ge=7,
+            description="How far back a drop may have begun; older days feed baselines only.",
+        )
+        full_strength_drop_pct: float = Field(
+            60.0, gt=0, le=100, description="Drop, in %, at which depth gives full strength."
+        )
+        full_strength_days: int = Field(
+            14, ge=1, description="Days lasted at which duration gives full strength."
+        )
+        ignore_dates: list[date] = Field(
+            default_factory=list,
+            description="Days not judged and left out of baselines (public holidays).",
+        )
+
+        @model_validator(mode="after")
+        def _weeks_in_order(self) -> UsageDropWatcher.Options:
+            if self.baseline_weeks_min > self.baseline_weeks_max:
+                raise ValueError("baseline_weeks_min must not exceed baseline_weeks_max")
+            return self
+
+    options: Options
+
+    async def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:
+        opts = self.options
+        now = ctx.clock.now()
+        today = now.date().toordinal()
+        wanted = {a.id: a for a in ctx.accounts}
+        if not wanted:
+            return
+        metrics = set(opts.metrics)
+        series: dict[tuple[str, str], _Series] = {}
+        last_day = 0
+        source = ctx.source(opts.usage_source)
+        async for row in source.rows(until=now if ctx.replay else None):
+            account_id = row.get("account_id")
+            if account_id not in wanted:
+                continue
+            metric = row.get("metric") or opts.default_metric
+            if metrics and metric not in metrics:
+                continue
+            raw = row.get("value")
+            try:
+                day = _ordinal(row.get("date"))
+                value = float(raw) if raw is not None and raw != "" else 0.0  # type: ignore[arg-type]
+            except (TypeError, ValueError) as exc:
+                raise SourceError(
+                    f"source {opts.usage_source!r} gave a row the usage watcher cannot read "
+                    f"({exc}): {dict(row)!r}; declare `types: {{date: date, value: float}}`"
+                ) from exc
+            if day > today:
+                continue  # the future is not usage yet
+            key = (str(account_id), str(metric))
+            found = series.get(key)
+            if found is None:
+                series[key] = found = _Series(day, array("d", [0.0]))
+            found.add(day, value)
+            last_day = max(last_day, day)
+        seen = {account_id for account_id, _ in series}
+        for account in wanted.values():
+            if account.id not in seen:
+                ctx.report_unknown(account, f"no usage rows in source {opts.usage_source!r}")
+        ignored = {d.toordinal() for d in opts.ignore_dates}
+        for (account_id, metric), one in sorted(series.items()):
+            drop = self._judge(one, last_day, ignored)
+            if drop is None:
+                continue
+            if drop.low_days < 0:
+                ctx.report_unknown(
+                    wanted[account_id],
+                    f"{metric}: only {len(one.values)} days of usage; "
+                    f"{7 * opts.baseline_weeks_min + 1} needed to judge",
+                    key=metric,
+                )
+                continue
+            yield self._signal(wanted[account_id], metric, one, drop, last_day)
+
+    def _judge(self, one: _Series, last_day: int, ignored: set[int]) -> _Drop | None:
+        """The drop running on ``last_day``, or None; ``low_days=-1`` when too short to judge."""
+        opts = self.options
+        values = one.values
+        end = last_day - one.first  # the series runs to the last day of the whole source
+        if end >= len(values):
+            values.extend(array("d", bytes(8 * (end + 1 - len(values)))))
+        first_judged = 7 * opts.baseline_weeks_min
+        if end < first_judged:
+            return _Drop(0, -1, 0.0, 0.0, 0, False)
+        begin = max(first_judged, end - opts.lookback_days + 1)
+        keep = array("b", bytes(len(values)))  # 1 = left out of baselines
+        for i in range(end + 1):
+            if one.first + i in ignored:
+                keep[i] = 1
+        ratio = 1 - opts.min_drop_pct / 100
+        span = 7 * opts.baseline_weeks_max
+        run_start, run_low, run_base, run_cur, run_weeks, run_zero = -1, 0, 0.0, 0.0, 0, True
+        for i in range(begin, end + 1):
+            if keep[i]:
+                continue
+            value = values[i]
+            window = values[max(i - span, i % 7):i:7]
+            # The common case, cheaply: judged (every recent same weekday is big enough) and
+            # not low (not even against the highest of them, so not against their median).
+            if value > ratio * max(window) and min(window) >= opts.min_baseline_per_day:
+                run_start, run_low, run_base, run_cur, run_zero = -1, 0, 0.0, 0.0, True
+                continue
+            # Low days are kept out of baselines, so look further back for enough normal ones.
+            lo = max(i - 2 * span, i % 7)
+            history = [v for j, v in zip(range(lo, i, 7), values[lo:i:7], strict=True)
+                       if not keep[j]]
+            if len(history) < opts.baseline_weeks_min:
+                continue
+            history = history[-opts.baseline_weeks_max:]
+            med = median(history)
+            if med < opts.min_baseline_per_day:
+                continue  # too small to judge: neither extends nor breaks a run
+            mad = _MAD_SCALE * median([abs(v - med) for v in history])
+            if value < med - opts.mad_k * mad and value <= ratio * med:
+                keep[i] = 1
+                if run_start < 0:
+                    run_start, run_weeks = i, len(history)
+                run_low += 1
+                run_base += med
+                run_cur += value
+                run_zero = run_zero and value == 0
+            else:
+                run_start, run_low, run_base, run_cur, run_zero = -1, 0, 0.0, 0.0, True
+        if run_start < 0 or run_low < opts.min_low_days:
+            return None
+        return _Drop(run_start, run_low, run_base, run_cur, run_weeks, run_zero)
+
+    def _signal(
+        self, account: Account, metric: str, one: _Series, drop: _Drop, last_day: int
+    ) -> Signal:
+        opts = self.options
+        started = date.fromordinal(one.first + drop.start)
+        lasted = last_day - (one.first + drop.start) + 1
+        days = drop.low_days
+        baseline = drop.baseline / days
+        current = drop.current / days
+        pct = 100.0 * (drop.current - drop.baseline) / drop.baseline
+        depth = min(1.0, -pct / opts.full_strength_drop_pct)
+        strength = depth * (0.5 + 0.5 * min(1.0, lasted / opts.full_strength_days))
+        what = "Usage" if metric == opts.default_metric else f"Usage of {metric}"
+        day_word = "day" if lasted == 1 else "days"
+        if drop.flatline:
+            summary = (f"{what} has been zero for {lasted} {day_word}, against its "
+                       f"{drop.weeks}-week baseline of about {baseline:,.0f} a day.")
+        else:
+            summary = (f"{what} fell {-pct:.0f}% below its {drop.weeks}-week baseline "
+                       f"for {lasted} {day_word}.")
+        return Signal(
+            account_id=account.id,
+            kind=self.name,
+            key=metric,
+            strength=round(max(0.0, min(1.0, strength)), 3),
+            observed_at=datetime(started.year, started.month, started.day, tzinfo=UTC),
+            summary=summary,
+            evidence={
+                "metric": metric,
+                "baseline_per_day": round(baseline, 2),
+                "current_per_day": round(current, 2),
+                "pct_change": round(pct, 1),
+                "days_lasted": lasted,
+                "low_days": days,
+                "started": started.isoformat(),
+                "last_day": date.fromordinal(last_day).isoformat(),
+                "baseline_weeks": drop.weeks,
+                "flatline": drop.flatline,
+            },
+        )
+
