@@ -112,7 +112,8 @@ class Rule(_Section):
     at_least: int | None = Field(None, ge=1, description="At least N distinct kinds.")
     of: tuple[str, ...] = Field((), description="Kinds counted by at_least; empty = any.")
     within: Duration = timedelta(days=30)
-    min_score: float = Field(0.0, ge=0, le=1)
+    min_score: float = Field(0.0, ge=0, le=1, description="Score of the matched signals.")
+    min_strength: float = Field(0.0, ge=0, le=1, description="Ignore weaker signals.")
     renewal_within_days: int | None = Field(None, ge=0)
     arr_at_least: float | None = Field(None, ge=0)
     segments: tuple[str, ...] = ()
@@ -140,6 +141,9 @@ class CorrelationConfig(_Section):
         0.6, ge=0, le=1, description="The catch-all risk-score rule fires at this score."
     )
     score_min_kinds: int = Field(2, ge=1, description="... with at least this many kinds.")
+    score_window: Duration = Field(
+        timedelta(days=30), description="The catch-all rule counts signals this recent."
+    )
     resolve_hold_down: Duration = timedelta(hours=6)
 
     @model_validator(mode="after")
@@ -239,9 +243,7 @@ class Config(_Section):
         seen: set[str] = set()
         for watcher in self.watchers:
             if watcher.instance in seen:
-                raise ValueError(
-                    f"two watchers are named {watcher.instance!r}; give one a `name`"
-                )
+                raise ValueError(f"two watchers are named {watcher.instance!r}; give one a `name`")
             seen.add(watcher.instance)
         return self
 
@@ -294,7 +296,9 @@ class _Document:
             mark = getattr(exc, "problem_mark", None)
             line = mark.line + 1 if mark is not None else None
             problem = getattr(exc, "problem", None) or str(exc)
-            raise ConfigError([ConfigProblem(file, line, "", f"not valid YAML: {problem}")]) from exc
+            raise ConfigError(
+                [ConfigProblem(file, line, "", f"not valid YAML: {problem}")]
+            ) from exc
         self.data = self._build(node, ()) if node is not None else {}
 
     def _build(self, node: yaml.Node, path: PathKey) -> Any:
@@ -316,7 +320,7 @@ class _Document:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self._build(item, (*path, i)) for i, item in enumerate(node.value)]
-        value = yaml.SafeLoader("").construct_object(node)  # type: ignore[no-untyped-call]
+        value = yaml.SafeLoader("").construct_object(node)
         if isinstance(value, str):
             return self._interpolate(value, path)
         return value
@@ -375,8 +379,11 @@ def load_config(path: str | Path, *, check_plugins: bool = True) -> Config:
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([ConfigProblem(str(file), None, "", f"cannot read: {exc.strerror}")])
-    return parse_config(text, str(file), base_dir=file.resolve().parent, check_plugins=check_plugins)
+        problem = ConfigProblem(str(file), None, "", f"cannot read: {exc.strerror}")
+        raise ConfigError([problem]) from exc
+    return parse_config(
+        text, str(file), base_dir=file.resolve().parent, check_plugins=check_plugins
+    )
 
 
 def parse_config(

@@ -71,9 +71,9 @@ class StateMap:
     def keys(self) -> list[str]:
         return list(self._values)
 
-    def changes(self) -> tuple[dict[str, JSON], set[str]]:
+    def changes(self) -> tuple[dict[str, JSON], frozenset[str]]:
         """What to write back: changed values, and deleted keys."""
-        return {k: self._values[k] for k in self._changed}, set(self._deleted)
+        return {k: self._values[k] for k in self._changed}, frozenset(self._deleted)
 
 
 class Source(ABC):

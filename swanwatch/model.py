@@ -150,8 +150,17 @@ class Alert(_Record):
     started_at: UTCDateTime
     updated_at: UTCDateTime
     resolved_at: UTCDateTime | None = None
+    clear_since: UTCDateTime | None = None
+    snoozed_until: UTCDateTime | None = None
     last_notified_at: UTCDateTime | None = None
     last_notified_severity: Severity | None = None
+    notify_count: int = 0
+    notified_signals: tuple[str, ...] = ()
+    id: int | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.state != AlertState.RESOLVED
 
 
 class NotificationStatus(StrEnum):
@@ -180,6 +189,7 @@ class Notification(_Record):
     id: int
     idempotency_key: str
     alert_fingerprint: str
+    account_id: str = ""
     channel: str
     event: str
     severity: Severity
@@ -192,13 +202,13 @@ class Notification(_Record):
     created_at: UTCDateTime
     sent_at: UTCDateTime | None = None
 
-    def message(self, account_id: str = "") -> Message:
+    def message(self) -> Message:
         return Message(
             title=self.title,
             body=self.body,
             severity=self.severity,
             idempotency_key=self.idempotency_key,
-            account_id=account_id,
+            account_id=self.account_id,
             alert_fingerprint=self.alert_fingerprint,
             event=self.event,
         )

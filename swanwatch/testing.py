@@ -1,9 +1,9 @@
 """Test helpers for watcher authors (and Swanwatch's own tests); also a pytest plugin.
 
-    signals = await run_watcher(
-        "domain_expiry", options={"warn_days": 60},
-        accounts=[make_account(domains=["a.example"])], now="2026-01-15",
-    )
+signals = await run_watcher(
+    "domain_expiry", options={"warn_days": 60},
+    accounts=[make_account(domains=["a.example"])], now="2026-01-15",
+)
 """
 
 from __future__ import annotations

@@ -1,0 +1,469 @@
+"""The command line: a thin layer over the engine, the store and the config.
+
+Exit codes: 0 ok, 2 bad usage or config, 1 runtime failure. On a terminal lists are
+tables; with ``--json`` or off a terminal the output is plain and machine-readable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from swanwatch.errors import ConfigError, SwanwatchError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_CONFIG_ENV = "SWANWATCH_CONFIG"
+
+
+class Failure(click.ClickException):
+    """A runtime failure: exit code 1."""
+
+    exit_code = 1
+
+
+class BadConfig(click.ClickException):
+    """A config or usage problem: exit code 2."""
+
+    exit_code = 2
+
+    def format_message(self) -> str:
+        return self.message
+
+
+def _config_option(f: F) -> F:
+    return click.option(
+        "-c",
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar=DEFAULT_CONFIG_ENV,
+        required=True,
+        help=f"The config file (or ${DEFAULT_CONFIG_ENV}).",
+    )(f)
+
+
+def _json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")(f)
+
+
+def _load(config_path: Path) -> Any:
+    from swanwatch.config import load_config
+
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        raise BadConfig(str(exc)) from exc
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except ConfigError as exc:
+        raise BadConfig(str(exc)) from exc
+    except SwanwatchError as exc:
+        raise Failure(str(exc)) from exc
+
+
+def _open_store(config: Any) -> Any:
+    from swanwatch.store import Store
+
+    return Store(config.store_url)
+
+
+def _tty() -> bool:
+    return sys.stdout.isatty()
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    if _tty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title)
+        for col in columns:
+            table.add_column(col)
+        for row in rows:
+            table.add_row(*("" if v is None else str(v) for v in row))
+        Console().print(table)
+        return
+    click.echo("\t".join(columns))
+    for row in rows:
+        click.echo("\t".join("" if v is None else str(v) for v in row))
+
+
+@click.group()
+@click.version_option(package_name="swanwatch")
+@click.option(
+    "--log-level",
+    default=lambda: os.environ.get("SWANWATCH_LOG_LEVEL", "INFO"),
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Logging on standard error.",
+)
+def main(log_level: str) -> None:
+    """Swanwatch: weak signals in, compound churn-risk alerts out."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("httpx", "httpcore", "apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+# --- run, validate, demo ---------------------------------------------------------------
+
+
+@main.command()
+@_config_option
+@click.option("--once", is_flag=True, help="Run every watcher once, correlate, deliver, exit.")
+@click.option("--now", "now_text", default=None, help="Pretend it is this time (with --once).")
+def run(config_path: Path, once: bool, now_text: str | None) -> None:
+    """Run the daemon (or one cycle with --once)."""
+    config = _load(config_path)
+    with _errors():
+        if once:
+            _run_once(config, now_text)
+            return
+        if now_text is not None:
+            raise click.UsageError("--now only goes with --once")
+        from swanwatch.clock import SystemClock
+        from swanwatch.daemon import Daemon
+
+        store = _open_store(config)
+        try:
+            asyncio.run(Daemon(config, store, SystemClock()).run())
+        finally:
+            store.close()
+
+
+def _clock(now_text: str | None) -> Any:
+    from swanwatch.clock import FrozenClock, SystemClock
+    from swanwatch.engine import parse_when
+
+    return FrozenClock(parse_when(now_text)) if now_text else SystemClock()
+
+
+def _run_once(config: Any, now_text: str | None, *, show_alerts: bool = False) -> None:
+    from swanwatch.engine import Engine
+
+    store = _open_store(config)
+    clock = _clock(now_text)
+
+    async def go() -> Any:
+        async with Engine(config, store, clock) as engine:
+            return await engine.cycle()
+
+    try:
+        if _tty():
+            from rich.console import Console
+
+            count = len(config.active_watchers())
+            with Console(stderr=True).status(f"Running {count} watchers once..."):
+                outcomes, correlation, delivered = asyncio.run(go())
+        else:
+            outcomes, correlation, delivered = asyncio.run(go())
+        failed = [o.run for o in outcomes if not o.run.ok]
+        for o in outcomes:
+            click.echo(
+                f"watcher {o.run.instance}: {'ok' if o.run.ok else 'FAILED: ' + str(o.run.error)}"
+                f", {o.run.signals} signals, {o.run.unknowns} unknown",
+                err=True,
+            )
+        click.echo(
+            f"{correlation.accounts} accounts with signals, {correlation.open_alerts} open alerts,"
+            f" {delivered.sent} notifications sent"
+            + (f", {delivered.retried} to retry" if delivered.retried else "")
+            + (f", {delivered.dead} dead-lettered" if delivered.dead else ""),
+            err=True,
+        )
+        if show_alerts:
+            _print_alerts(store.alerts(open_only=True), {a.id: a for a in store.accounts()})
+        if failed:
+            raise Failure(f"{len(failed)} of {len(outcomes)} watchers failed")
+    finally:
+        store.close()
+
+
+@main.command()
+@_config_option
+def validate(config_path: Path) -> None:
+    """Check a config file: every problem, with file, line and field."""
+    config = _load(config_path)
+    click.echo(
+        f"{config_path}: ok ({len(config.sources)} sources, {len(config.watchers)} watchers, "
+        f"{len(config.notify.channels)} channels)"
+    )
+
+
+@main.command()
+@click.option(
+    "--now",
+    "now_text",
+    default="2026-11-20T12:00:00Z",
+    show_default=True,
+    help="The demo's clock: the bundled sample data ends on this day.",
+)
+def demo(now_text: str) -> None:
+    """One full cycle on the bundled sample data, in a temporary SQLite store."""
+    from swanwatch.config import StoreConfig
+
+    with tempfile.TemporaryDirectory(prefix="swanwatch-demo-") as tmp, _errors():
+        demo_file = resources.files("swanwatch") / "data" / "demo.yaml"
+        with resources.as_file(demo_file) as path:
+            config = _load(path)
+        config = config.model_copy(update={"store": StoreConfig(url=f"sqlite:///{tmp}/demo.db")})
+        _run_once(config, now_text, show_alerts=True)
+
+
+def _print_alerts(alerts: Sequence[Any], accounts: dict[str, Any]) -> None:
+    from swanwatch.alerts import Notice
+    from swanwatch.delivery import render
+
+    if not alerts:
+        click.echo("No open alerts.")
+        return
+    rendered = []
+    for alert in alerts:
+        account = accounts.get(alert.account_id)
+        rendered.append(render(Notice(alert, "firing"), account.label if account else None))
+    if _tty():
+        from rich.console import Console
+        from rich.markdown import Markdown
+        from rich.panel import Panel
+
+        console = Console()
+        for title, body in rendered:
+            console.print(Panel(Markdown(body), title=title, title_align="left"))
+        return
+    for title, body in rendered:
+        click.echo(f"{title}\n{body}\n")
+
+
+# --- watchers ----------------------------------------------------------------------------
+
+
+@main.group()
+def watchers() -> None:
+    """Installed watcher plugins and their runs."""
+
+
+@watchers.command("list")
+@_json_option
+def watchers_list(as_json: bool) -> None:
+    """Installed watchers (built-in and third-party) and their options."""
+    from swanwatch import plugins
+    from swanwatch.errors import PluginError
+
+    items: list[dict[str, Any]] = []
+    for name in sorted(plugins.available(plugins.WATCHERS)):
+        try:
+            cls = plugins.watcher_class(name)
+        except PluginError as exc:
+            items.append({"name": name, "error": str(exc)})
+            continue
+        options = {
+            field: {
+                "type": str(info.annotation).replace("typing.", ""),
+                "default": None if info.is_required() else repr(info.default),
+                "description": info.description or "",
+            }
+            for field, info in cls.Options.model_fields.items()
+        }
+        items.append(
+            {
+                "name": name,
+                "distribution": plugins.distribution_of(plugins.WATCHERS, name),
+                "historical": cls.historical,
+                "description": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
+                "options": options,
+            }
+        )
+    if as_json or not _tty():
+        _emit_json(items)
+        return
+    rows = []
+    for item in items:
+        opts = ", ".join(item.get("options", {})) or item.get("error", "")
+        rows.append((item["name"], item.get("distribution", ""), item.get("description", ""), opts))
+    _table("Watchers", ["name", "from", "what it signals", "options"], rows)
+
+
+@watchers.command("runs")
+@_config_option
+@click.argument("instance", required=False)
+@click.option("--limit", default=20, show_default=True)
+@_json_option
+def watchers_runs(config_path: Path, instance: str | None, limit: int, as_json: bool) -> None:
+    """Recent watcher runs, with the error and traceback of failed ones."""
+    config = _load(config_path)
+    with _errors():
+        store = _open_store(config)
+        try:
+            runs = store.runs(instance, limit)
+        finally:
+            store.close()
+    if as_json or not _tty():
+        _emit_json([r.model_dump(mode="json") for r in runs])
+        return
+    _table(
+        "Watcher runs",
+        ["instance", "started", "ok", "signals", "unknown", "error"],
+        [(r.instance, _ts(r.started_at), r.ok, r.signals, r.unknowns, r.error) for r in runs],
+    )
+
+
+# --- signals and alerts ------------------------------------------------------------------
+
+
+def _ts(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+@main.group()
+def signals() -> None:
+    """Signals the watchers found."""
+
+
+@signals.command("list")
+@_config_option
+@click.option("--account", "account_id", default=None, help="Only this account.")
+@click.option("--all", "include_cleared", is_flag=True, help="Include cleared signals.")
+@_json_option
+def signals_list(
+    config_path: Path, account_id: str | None, include_cleared: bool, as_json: bool
+) -> None:
+    """Active signals (or all with --all)."""
+    config = _load(config_path)
+    with _errors():
+        store = _open_store(config)
+        try:
+            found = store.signals(account_id=account_id, active_only=not include_cleared)
+        finally:
+            store.close()
+    if as_json or not _tty():
+        _emit_json([s.model_dump(mode="json") | {"fingerprint": s.fingerprint} for s in found])
+        return
+    _table(
+        "Signals",
+        ["account", "kind", "key", "strength", "since", "summary"],
+        [
+            (s.account_id, s.kind, s.key, f"{s.strength:.2f}", _ts(s.observed_at), s.summary)
+            for s in found
+        ],
+    )
+
+
+@main.group()
+def alerts() -> None:
+    """Compound risk alerts."""
+
+
+@alerts.command("list")
+@_config_option
+@click.option("--all", "include_resolved", is_flag=True, help="Include resolved alerts.")
+@_json_option
+def alerts_list(config_path: Path, include_resolved: bool, as_json: bool) -> None:
+    """Open alerts, riskiest first."""
+    config = _load(config_path)
+    with _errors():
+        store = _open_store(config)
+        try:
+            found = store.alerts(open_only=not include_resolved)
+        finally:
+            store.close()
+    if as_json or not _tty():
+        _emit_json([a.model_dump(mode="json") for a in found])
+        return
+    _table(
+        "Alerts",
+        ["id", "account", "rule", "severity", "score", "state", "since", "title"],
+        [
+            (
+                a.id,
+                a.account_id,
+                a.rule,
+                a.severity,
+                f"{a.score:.2f}",
+                a.state,
+                _ts(a.started_at),
+                a.title,
+            )
+            for a in found
+        ],
+    )
+
+
+@alerts.command("show")
+@_config_option
+@click.argument("ref")
+@_json_option
+def alerts_show(config_path: Path, ref: str, as_json: bool) -> None:
+    """One alert, explained: by id or fingerprint prefix."""
+    config = _load(config_path)
+    with _errors():
+        store = _open_store(config)
+        try:
+            alert = store.alert(ref)
+            accounts = {a.id: a for a in store.accounts([alert.account_id])} if alert else {}
+        finally:
+            store.close()
+    if alert is None:
+        raise Failure(f"no single alert matches {ref!r}; see `swanwatch alerts list`")
+    if as_json:
+        _emit_json(alert.model_dump(mode="json"))
+        return
+    _print_alerts([alert], accounts)
+
+
+# --- store -------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """The store's schema."""
+
+
+@db.command("upgrade")
+@_config_option
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(config_path: Path, revision: str) -> None:
+    """Apply the schema migrations."""
+    config = _load(config_path)
+    with _errors():
+        from swanwatch.store import Store
+
+        store = Store(config.store_url, migrate=False)
+        try:
+            store.upgrade(revision)
+            click.echo(f"{store.safe_url}: schema at revision {store.revision()}")
+        finally:
+            store.close()
+
+
+def _attach_optional_commands() -> None:
+    try:
+        from swanwatch.cli_domain import domain
+    except ImportError:  # the domain commands land separately
+        return
+    main.add_command(domain)
+
+
+_attach_optional_commands()

@@ -1,0 +1,169 @@
+"""The daemon: watchers on APScheduler 3.11, then correlation and delivery, until stopped.
+
+One job per configured watcher instance (interval or cron, with jitter; max_instances=1,
+coalesce, misfire grace), and one delivery job. A restart starts each watcher when its
+next run falls due after the last successful run on record: nothing re-runs all at once
+and nothing due while the daemon was down is skipped. SIGINT or SIGTERM pauses the
+scheduler, lets running jobs finish (up to ``daemon.shutdown_grace``), then cancels the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from swanwatch.clock import Clock
+from swanwatch.config import Config, WatcherConfig
+from swanwatch.engine import Engine
+from swanwatch.store import Store, WatcherStatus
+
+log = logging.getLogger("swanwatch.daemon")
+
+#: Overdue watchers start within this spread after a restart, not all in the same second.
+STARTUP_SPREAD = timedelta(seconds=10)
+
+
+def trigger_for(spec: WatcherConfig) -> IntervalTrigger | CronTrigger:
+    schedule = spec.schedule
+    jitter = int(schedule.jitter.total_seconds()) or None
+    if schedule.cron is not None:
+        return CronTrigger.from_crontab(schedule.cron, timezone=schedule.timezone, jitter=jitter)
+    assert schedule.every is not None
+    return IntervalTrigger(seconds=schedule.every.total_seconds(), jitter=jitter, timezone=UTC)
+
+
+def first_run_at(
+    spec: WatcherConfig, status: WatcherStatus | None, now: datetime, rng: random.Random
+) -> datetime:
+    """When a watcher should first run after a (re)start, given its last successful run."""
+    spread = timedelta(seconds=rng.uniform(0, STARTUP_SPREAD.total_seconds()))
+    last = status.last_success_at if status is not None else None
+    if last is None:
+        return now + spread
+    if spec.schedule.cron is not None:
+        trigger = trigger_for(spec)
+        due: datetime | None = trigger.get_next_fire_time(None, last + timedelta(seconds=1))
+    else:
+        assert spec.schedule.every is not None
+        due = last + spec.schedule.every
+    if due is None or due <= now:
+        return now + spread
+    return due
+
+
+class Daemon:
+    """Schedules the engine's steps and stops cleanly."""
+
+    def __init__(self, config: Config, store: Store, clock: Clock) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.engine = Engine(config, store, clock)
+        self._stop = asyncio.Event()
+        self._running: set[asyncio.Task[Any]] = set()
+        self.scheduler = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={
+                "max_instances": 1,
+                "coalesce": True,
+                "misfire_grace_time": int(config.daemon.misfire_grace.total_seconds()),
+            },
+        )
+
+    def stop(self) -> None:
+        """Ask the daemon to stop (safe to call from a signal handler)."""
+        self._stop.set()
+
+    async def _tracked(self, coro: Any) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.add(task)
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a job must never take the scheduler down
+            log.exception("scheduled job failed")
+        finally:
+            self._running.discard(task)
+
+    async def _watch_job(self, spec: WatcherConfig) -> None:
+        await self._tracked(self._watch_then_correlate(spec))
+
+    async def _watch_then_correlate(self, spec: WatcherConfig) -> None:
+        await self.engine.load_accounts()
+        await self.engine.run_watcher(spec)
+        outcome = await self.engine.correlate()
+        log.info(
+            "correlation: %d accounts at risk, %d open alerts, %d notifications queued",
+            outcome.accounts,
+            outcome.open_alerts,
+            outcome.enqueued,
+        )
+        await self.engine.deliver()
+
+    async def _deliver_job(self) -> None:
+        await self._tracked(self.engine.deliver())
+
+    def _schedule(self) -> None:
+        statuses = self.store.watcher_statuses()
+        now = self.clock.now()
+        rng = random.Random()
+        for spec in self.config.active_watchers():
+            start = first_run_at(spec, statuses.get(spec.instance), now, rng)
+            self.scheduler.add_job(
+                self._watch_job,
+                trigger_for(spec),
+                args=[spec],
+                id=f"watcher:{spec.instance}",
+                name=spec.instance,
+                next_run_time=start,
+            )
+            log.info("watcher %s: next run %s", spec.instance, start.isoformat(timespec="seconds"))
+        self.scheduler.add_job(
+            self._deliver_job,
+            IntervalTrigger(seconds=self.config.daemon.deliver_every.total_seconds(), timezone=UTC),
+            id="delivery",
+            name="delivery",
+        )
+
+    async def run(self) -> None:
+        """Run until :meth:`stop` or SIGINT/SIGTERM."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop)
+        async with self.engine:
+            self._schedule()
+            self.scheduler.start()
+            log.info(
+                "swanwatch daemon started with %d watchers", len(self.config.active_watchers())
+            )
+            try:
+                await self._stop.wait()
+            finally:
+                await self._shutdown()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+
+    async def _shutdown(self) -> None:
+        log.info("stopping: letting %d running jobs finish", len(self._running))
+        self.scheduler.pause()
+        running = list(self._running)
+        if running:
+            grace = self.config.daemon.shutdown_grace.total_seconds()
+            _done, pending = await asyncio.wait(running, timeout=grace)
+            for task in pending:
+                log.warning("cancelling %s: it did not finish within %g s", task.get_name(), grace)
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=2)
+        self.scheduler.shutdown(wait=False)
+        log.info("stopped")

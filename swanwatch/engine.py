@@ -1,0 +1,376 @@
+"""The engine: one cycle of the flow, accounts -> watchers -> signals -> alerts -> outbox.
+
+The daemon schedules its steps, ``run --once`` and the demo call them in turn; both use
+the same code. Each watcher run is isolated: an exception or a timeout is that run's
+failure (logged with its traceback, counted and stored), never the others'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import httpx
+
+from swanwatch import plugins
+from swanwatch.alerts import Notice, reconcile
+from swanwatch.clock import Clock, parse_instant
+from swanwatch.config import Config, WatcherConfig, all_rules
+from swanwatch.correlate import Candidate, alert_fingerprint, assess_all, candidates
+from swanwatch.delivery import OPS_ACCOUNT, DeliveryStats, DeliveryWorker, outbox_entries
+from swanwatch.errors import SourceError, SwanwatchError
+from swanwatch.interfaces import Source, StateMap, WatchContext, Watcher
+from swanwatch.model import Account, Severity, Signal, WatcherRun
+from swanwatch.store import Store
+
+log = logging.getLogger("swanwatch.engine")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """A watcher run as the engine saw it."""
+
+    run: WatcherRun
+    raised: int = 0
+    cleared: int = 0
+
+
+@dataclass(frozen=True)
+class CorrelationOutcome:
+    """What a correlation pass changed."""
+
+    accounts: int
+    open_alerts: int
+    notices: int
+    enqueued: int
+
+
+def _split(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, list | tuple):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    text = str(value).replace(";", " ").replace(",", " ")
+    return tuple(part for part in text.split() if part)
+
+
+def account_from_row(row: Mapping[str, object]) -> Account:
+    """An Account from a source row (id, name, domains, owner, segment, arr, renewal_date,
+    tags); list fields may be lists or text separated by spaces, commas or semicolons."""
+    renewal = row.get("renewal_date")
+    if isinstance(renewal, datetime):
+        renewal = renewal.date()
+    elif isinstance(renewal, str):
+        renewal = date.fromisoformat(renewal.strip()) if renewal.strip() else None
+    arr = row.get("arr")
+    return Account(
+        id=str(row.get("id") or row.get("account_id") or "").strip(),
+        name=str(row.get("name") or ""),
+        domains=_split(row.get("domains")),
+        owner=(str(row["owner"]).strip() or None) if row.get("owner") else None,
+        segment=(str(row["segment"]).strip() or None) if row.get("segment") else None,
+        arr=float(arr) if arr not in (None, "") else 0.0,  # type: ignore[arg-type]
+        renewal_date=renewal if isinstance(renewal, date) else None,
+        tags=_split(row.get("tags")),
+    )
+
+
+class Engine:
+    """Runs the steps of a cycle against one config, store and clock."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        clock: Clock,
+        *,
+        replay: bool = False,
+        progress: Callable[[str, int, int | None], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.replay = replay
+        self.progress = progress
+        self.sources = self._build_sources()
+        self.rules = all_rules(config)
+        self.delivery = DeliveryWorker(config, store, clock)
+        self._executor = ThreadPoolExecutor(
+            max_workers=config.daemon.blocking_workers, thread_name_prefix="swanwatch-blocking"
+        )
+        self._http: httpx.AsyncClient | None = None
+        self._accounts: list[Account] | None = None
+        self._accounts_lock = asyncio.Lock()
+        self._correlate_lock = asyncio.Lock()
+
+    def _build_sources(self) -> dict[str, Source]:
+        built = {}
+        for name, spec in self.config.sources.items():
+            cls = plugins.source_class(spec.type)
+            built[name] = cls(
+                name, cls.Options.model_validate(spec.options), base_dir=self.config.base_dir
+            )
+        return built
+
+    async def __aenter__(self) -> Engine:
+        self._http = httpx.AsyncClient(
+            timeout=self.config.daemon.http_timeout.total_seconds(),
+            headers={"User-Agent": "swanwatch/0.1 (+https://github.com/swanwatch)"},
+            follow_redirects=True,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            raise RuntimeError("use the engine as `async with Engine(...)`")
+        return self._http
+
+    # --- accounts -----------------------------------------------------------------------
+
+    async def load_accounts(self) -> list[Account]:
+        """Read the accounts source, store the list, and keep it for this cycle."""
+        async with self._accounts_lock:
+            source = self.sources[self.config.accounts.source]
+            until = self.clock.now() if self.replay else None
+            accounts: dict[str, Account] = {}
+            line = 0
+            async for row in source.rows(until=until):
+                line += 1
+                try:
+                    account = account_from_row(row)
+                except (ValueError, TypeError) as exc:
+                    log.warning(
+                        "accounts source %s, record %d skipped: %s", source.instance, line, exc
+                    )
+                    continue
+                if account.id in accounts:
+                    log.warning(
+                        "accounts source %s: account %s appears twice; the later record wins",
+                        source.instance,
+                        account.id,
+                    )
+                accounts[account.id] = account
+            if not accounts:
+                raise SourceError(f"accounts source {source.instance!r} gave no accounts")
+            listed = sorted(accounts.values(), key=lambda a: a.id)
+            await asyncio.to_thread(self.store.upsert_accounts, listed, self.clock.now())
+            self._accounts = listed
+            return listed
+
+    async def accounts(self) -> list[Account]:
+        return self._accounts if self._accounts is not None else await self.load_accounts()
+
+    # --- watchers -----------------------------------------------------------------------
+
+    def watcher(self, spec: WatcherConfig) -> Watcher:
+        cls = plugins.watcher_class(spec.type)
+        return cls(spec.instance, cls.Options.model_validate(spec.options))
+
+    async def run_watcher(self, spec: WatcherConfig) -> RunOutcome:
+        """Run one watcher instance once, isolated, and store what it found."""
+        accounts = await self.accounts()
+        started = self.clock.now()
+        t0 = time.monotonic()
+        state = StateMap(await asyncio.to_thread(self.store.load_state, spec.instance))
+        ctx = WatchContext(
+            instance=spec.instance,
+            clock=self.clock,
+            http=self.http,
+            log=logging.getLogger(f"swanwatch.watcher.{spec.instance}"),
+            accounts=accounts,
+            state=state,
+            sources=self.sources,
+            executor=self._executor,
+            replay=self.replay,
+        )
+        error: str | None = None
+        trace: str | None = None
+        signals: list[Signal] = []
+        try:
+            watcher = self.watcher(spec)
+            signals = await asyncio.wait_for(
+                self._collect(watcher, ctx), spec.timeout.total_seconds()
+            )
+        except TimeoutError:
+            error = f"timed out after {spec.timeout.total_seconds():g} s"
+            trace = traceback.format_exc()
+            log.error("watcher %s %s", spec.instance, error)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # isolation: one watcher's failure is its own
+            error = f"{type(exc).__name__}: {exc}"
+            trace = traceback.format_exc()
+            log.error("watcher %s failed: %s", spec.instance, error, exc_info=exc)
+        raised = cleared = 0
+        if error is None:
+            now = self.clock.now()
+            raised, cleared = await asyncio.to_thread(
+                self.store.record_signals, spec.instance, signals, now
+            )
+            await asyncio.to_thread(self.store.record_unknowns, spec.instance, ctx.unknowns, now)
+            changed, deleted = state.changes()
+            if changed or deleted:
+                await asyncio.to_thread(self.store.save_state, spec.instance, changed, deleted, now)
+        run = WatcherRun(
+            instance=spec.instance,
+            started_at=started,
+            finished_at=max(self.clock.now(), started),
+            ok=error is None,
+            signals=len(signals),
+            unknowns=len(ctx.unknowns),
+            error=error,
+            traceback=trace,
+        )
+        await asyncio.to_thread(self.store.record_run, run)
+        log.info(
+            "watcher %s: %s, %d signals (%d new, %d cleared), %d unknown, %.2f s",
+            spec.instance,
+            "ok" if run.ok else "FAILED",
+            run.signals,
+            raised,
+            cleared,
+            run.unknowns,
+            time.monotonic() - t0,
+        )
+        return RunOutcome(run=run, raised=raised, cleared=cleared)
+
+    async def _collect(self, watcher: Watcher, ctx: WatchContext) -> list[Signal]:
+        known = {a.id for a in ctx.accounts}
+        out: list[Signal] = []
+        stream: AsyncIterator[Signal] = watcher.watch(ctx)
+        async for signal in stream:
+            if not isinstance(signal, Signal):
+                raise TypeError(f"watch() yielded {type(signal).__name__}, not a Signal")
+            if signal.account_id not in known:
+                log.warning(
+                    "watcher %s: signal %s for unknown account %r dropped",
+                    ctx.instance,
+                    signal.kind,
+                    signal.account_id,
+                )
+                continue
+            out.append(signal.model_copy(update={"watcher": ctx.instance}))
+            if self.progress is not None and len(out) % 1000 == 0:
+                self.progress(ctx.instance, len(out), None)
+        return out
+
+    async def run_watchers(self, specs: Sequence[WatcherConfig] | None = None) -> list[RunOutcome]:
+        """Run watchers concurrently, each exactly once."""
+        chosen = list(specs) if specs is not None else self.config.active_watchers()
+        await self.accounts()
+        return list(await asyncio.gather(*(self.run_watcher(s) for s in chosen)))
+
+    # --- correlation and alerts ---------------------------------------------------------
+
+    async def correlate(self) -> CorrelationOutcome:
+        """Assess every account, reconcile alerts, and enqueue the notices: one transaction."""
+        async with self._correlate_lock:
+            accounts = await self.accounts()
+            return await asyncio.to_thread(self._correlate_sync, accounts, self.clock.now())
+
+    def _correlate_sync(self, accounts: list[Account], now: datetime) -> CorrelationOutcome:
+        cfg = self.config
+        signals = self.store.signals(active_only=True)
+        assessments = assess_all(accounts, signals, now, cfg.correlation, self.rules)
+        existing = {a.fingerprint: a for a in self.store.alerts()}
+        account_alerts = {fp: a for fp, a in existing.items() if a.account_id != OPS_ACCOUNT}
+        result = reconcile(
+            account_alerts,
+            candidates(assessments, now),
+            now,
+            hold_down=cfg.correlation.resolve_hold_down,
+            repeat_interval=cfg.notify.repeat_interval,
+            scope=[a.id for a in accounts],
+        )
+        ops_alerts = {fp: a for fp, a in existing.items() if a.account_id == OPS_ACCOUNT}
+        ops = reconcile(
+            ops_alerts,
+            self._ops_candidates(now),
+            now,
+            hold_down=timedelta(0),
+            repeat_interval=cfg.notify.repeat_interval,
+        )
+        notices: list[Notice] = [*result.notices, *ops.notices]
+        names = {a.id: a.label for a in accounts}
+        entries = outbox_entries(notices, cfg.notify, now, names)
+        enqueued = self.store.save_alerts([*result.changed, *ops.changed], entries)
+        open_alerts = sum(1 for a in self.store.alerts(open_only=True))
+        return CorrelationOutcome(
+            accounts=len(assessments),
+            open_alerts=open_alerts,
+            notices=len(notices),
+            enqueued=enqueued,
+        )
+
+    def _ops_candidates(self, now: datetime) -> list[Candidate]:
+        """An ops alert for each watcher that has failed N runs in a row."""
+        limit = self.config.daemon.failure_alert_after
+        out = []
+        for name, status in self.store.watcher_statuses().items():
+            if status.consecutive_failures < limit:
+                continue
+            rule = f"watcher_failing:{name}"
+            last_ok = status.last_success_at.isoformat() if status.last_success_at else "never"
+            out.append(
+                Candidate(
+                    fingerprint=alert_fingerprint(OPS_ACCOUNT, rule),
+                    account_id=OPS_ACCOUNT,
+                    rule=rule,
+                    title=f"Watcher {name} is failing",
+                    severity=Severity.HIGH,
+                    score=1.0,
+                    contributions=(),
+                    why_now=(
+                        f"{status.consecutive_failures} runs in a row failed; last success: "
+                        f"{last_ok}.",
+                        f"Last error: {status.last_error}",
+                    ),
+                    play=(
+                        f"Ops: run `swanwatch watchers runs {name}` for the tracebacks and fix "
+                        "the cause; until then its signals are not refreshed.",
+                    ),
+                    at_stake={"watcher": name},
+                )
+            )
+        return out
+
+    # --- delivery -----------------------------------------------------------------------
+
+    async def deliver(self) -> DeliveryStats:
+        """Send what is due in the outbox."""
+        total = DeliveryStats()
+        while True:
+            stats = await self.delivery.run_once()
+            total.sent += stats.sent
+            total.retried += stats.retried
+            total.dead += stats.dead
+            if stats.sent + stats.retried + stats.dead == 0:
+                return total
+
+    async def cycle(self) -> tuple[list[RunOutcome], CorrelationOutcome, DeliveryStats]:
+        """Everything once: accounts, every watcher, correlation, delivery."""
+        await self.load_accounts()
+        outcomes = await self.run_watchers()
+        correlation = await self.correlate()
+        delivered = await self.deliver()
+        return outcomes, correlation, delivered
+
+
+def parse_when(value: str) -> datetime:
+    """A CLI date or datetime as aware UTC."""
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise SwanwatchError(f"{value!r} is not an ISO 8601 date or datetime") from exc

@@ -1,0 +1,687 @@
+"""The store: the only code that speaks SQL. SQLite by default, any SQLAlchemy URL works.
+
+SQLite runs in WAL mode and every transaction starts with BEGIN IMMEDIATE, so concurrent
+writers wait for the lock (up to ``busy_timeout``) instead of failing half-way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, delete, event, func, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from swanwatch.errors import StoreError
+from swanwatch.model import (
+    JSON,
+    Account,
+    Alert,
+    AlertState,
+    Contribution,
+    Notification,
+    NotificationStatus,
+    Severity,
+    Signal,
+    StoredSignal,
+    Unknown,
+    WatcherRun,
+)
+from swanwatch.store.tables import (
+    AccountRow,
+    AlertRow,
+    NotificationRow,
+    SignalRow,
+    UnknownRow,
+    WatcherRunRow,
+    WatcherStateRow,
+    WatcherStatusRow,
+)
+
+log = logging.getLogger("swanwatch.store")
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_BATCH = 500
+# A fixed key for PostgreSQL's advisory lock that serialises migrations across replicas.
+_MIGRATION_LOCK = 0x5357_414E
+
+
+class WatcherStatus:
+    """How a watcher instance has been doing."""
+
+    def __init__(self, row: WatcherStatusRow) -> None:
+        self.instance = row.instance
+        self.last_run_at = row.last_run_at
+        self.last_success_at = row.last_success_at
+        self.consecutive_failures = row.consecutive_failures
+        self.last_error = row.last_error
+
+
+class NewNotification:
+    """A notification to put in the outbox (the store gives it an id)."""
+
+    def __init__(
+        self,
+        *,
+        idempotency_key: str,
+        alert_fingerprint: str,
+        account_id: str,
+        channel: str,
+        event: str,
+        severity: Severity,
+        title: str,
+        body: str,
+        due_at: datetime,
+    ) -> None:
+        self.values: dict[str, Any] = {
+            "idempotency_key": idempotency_key,
+            "alert_fingerprint": alert_fingerprint,
+            "account_id": account_id,
+            "channel": channel,
+            "event": event,
+            "severity": str(severity),
+            "title": title,
+            "body": body,
+            "status": NotificationStatus.PENDING.value,
+            "attempts": 0,
+            "next_attempt_at": due_at,
+            "created_at": due_at,
+        }
+
+
+class Store:
+    """Signals, alerts, watcher runs and the outbox, in one SQL database."""
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = url
+        self.engine = _make_engine(url)
+        if migrate:
+            self.upgrade()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    # --- schema -----------------------------------------------------------------------
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Apply the Alembic migrations up to ``revision``."""
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        try:
+            with self.engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot migrate the store at {self.safe_url}: {exc}") from exc
+
+    def revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            try:
+                row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+            except SQLAlchemyError:
+                return None
+        return str(row[0]) if row else None
+
+    @property
+    def safe_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def _insert(self, table: Any) -> Any:
+        if self.dialect == "postgresql":
+            return postgresql.insert(table)
+        if self.dialect == "sqlite":
+            return sqlite.insert(table)
+        raise StoreError(f"upserts are not supported on {self.dialect}; use SQLite or PostgreSQL")
+
+    # --- accounts ---------------------------------------------------------------------
+
+    def upsert_accounts(self, accounts: Sequence[Account], now: datetime) -> None:
+        """Make the stored account list match ``accounts`` (insert, update, remove)."""
+        table = AccountRow.__table__  # type: ignore[attr-defined]
+        rows = [
+            {
+                "id": a.id,
+                "name": a.name,
+                "domains": list(a.domains),
+                "owner": a.owner,
+                "segment": a.segment,
+                "arr": a.arr,
+                "renewal_date": a.renewal_date,
+                "tags": list(a.tags),
+                "updated_at": now,
+            }
+            for a in accounts
+        ]
+        with self._tx() as conn:
+            for chunk in _chunks(rows, _BATCH):
+                stmt = self._insert(table).values(chunk)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["id"],
+                    set_={c: stmt.excluded[c] for c in rows[0] if c != "id"},
+                )
+                conn.execute(stmt)
+            conn.execute(delete(table).where(table.c.updated_at < now))
+
+    def accounts(self, ids: Iterable[str] | None = None) -> list[Account]:
+        table = AccountRow.__table__  # type: ignore[attr-defined]
+        query = select(table).order_by(table.c.id)
+        if ids is not None:
+            query = query.where(table.c.id.in_(list(ids)))
+        with self.engine.connect() as conn:
+            return [
+                Account(
+                    id=r.id,
+                    name=r.name,
+                    domains=tuple(r.domains or ()),
+                    owner=r.owner,
+                    segment=r.segment,
+                    arr=r.arr,
+                    renewal_date=r.renewal_date,
+                    tags=tuple(r.tags or ()),
+                )
+                for r in conn.execute(query)
+            ]
+
+    # --- signals ----------------------------------------------------------------------
+
+    def record_signals(
+        self,
+        watcher: str,
+        signals: Sequence[Signal],
+        now: datetime,
+        *,
+        scope: Iterable[str] | None = None,
+    ) -> tuple[int, int]:
+        """Store a run's signals by fingerprint and clear the watcher's signals it did not
+        yield again (within ``scope``, the account ids the run looked at; all by default).
+
+        Returns (new or re-raised, cleared). Rerunning with the same signals changes nothing
+        but ``last_seen``: the fingerprint is unique, so a row is never duplicated.
+        """
+        table = SignalRow.__table__  # type: ignore[attr-defined]
+        by_fp = {s.fingerprint: s for s in signals}
+        with self._tx() as conn:
+            before = {
+                r.fingerprint: r.cleared_at
+                for r in conn.execute(
+                    select(table.c.fingerprint, table.c.cleared_at).where(
+                        table.c.watcher == watcher
+                    )
+                )
+            }
+            rows = [
+                {
+                    "fingerprint": fp,
+                    "watcher": watcher,
+                    "account_id": s.account_id,
+                    "kind": s.kind,
+                    "key": s.key,
+                    "strength": s.strength,
+                    "observed_at": s.observed_at,
+                    "first_seen": now,
+                    "last_seen": now,
+                    "cleared_at": None,
+                    "summary": s.summary,
+                    "evidence": s.evidence,
+                    "half_life_days": s.half_life_days,
+                }
+                for fp, s in by_fp.items()
+            ]
+            for chunk in _chunks(rows, _BATCH):
+                stmt = self._insert(table).values(chunk)
+                keep = {"fingerprint", "first_seen", "watcher", "account_id", "kind", "key"}
+                updates = {c: stmt.excluded[c] for c in chunk[0] if c not in keep}
+                # A signal that comes back after clearing starts a new first_seen.
+                updates["first_seen"] = func.coalesce(
+                    _case_cleared(table, stmt.excluded.first_seen), table.c.first_seen
+                )
+                conn.execute(
+                    stmt.on_conflict_do_update(index_elements=["fingerprint"], set_=updates)
+                )
+            gone = [fp for fp, cleared in before.items() if cleared is None and fp not in by_fp]
+            if scope is not None and gone:
+                scoped = set(scope)
+                owners: dict[str, str] = {
+                    r.fingerprint: r.account_id
+                    for r in conn.execute(
+                        select(table.c.fingerprint, table.c.account_id).where(
+                            table.c.fingerprint.in_(gone)
+                        )
+                    )
+                }
+                gone = [fp for fp in gone if owners.get(fp) in scoped]
+            for chunk_fp in _chunks(gone, _BATCH):
+                conn.execute(
+                    update(table).where(table.c.fingerprint.in_(chunk_fp)).values(cleared_at=now)
+                )
+        raised = sum(1 for fp in by_fp if fp not in before or before[fp] is not None)
+        return raised, len(gone)
+
+    def signals(
+        self, *, account_id: str | None = None, active_only: bool = True
+    ) -> list[StoredSignal]:
+        table = SignalRow.__table__  # type: ignore[attr-defined]
+        query = select(table).order_by(table.c.account_id, table.c.kind, table.c.key)
+        if account_id is not None:
+            query = query.where(table.c.account_id == account_id)
+        if active_only:
+            query = query.where(table.c.cleared_at.is_(None))
+        with self.engine.connect() as conn:
+            return [_stored_signal(r) for r in conn.execute(query)]
+
+    # --- unknowns ---------------------------------------------------------------------
+
+    def record_unknowns(
+        self, watcher: str, unknowns: Sequence[tuple[str, str, str]], now: datetime
+    ) -> None:
+        """Replace the watcher's unknowns with this run's, keeping when each was first seen."""
+        table = UnknownRow.__table__  # type: ignore[attr-defined]
+        latest = {(a, k): reason for a, k, reason in unknowns}
+        with self._tx() as conn:
+            rows = [
+                {
+                    "watcher": watcher,
+                    "account_id": a,
+                    "key": k,
+                    "reason": reason,
+                    "first_seen": now,
+                    "last_seen": now,
+                }
+                for (a, k), reason in latest.items()
+            ]
+            for chunk in _chunks(rows, _BATCH):
+                stmt = self._insert(table).values(chunk)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["watcher", "account_id", "key"],
+                        set_={"reason": stmt.excluded.reason, "last_seen": stmt.excluded.last_seen},
+                    )
+                )
+            conn.execute(delete(table).where(table.c.watcher == watcher, table.c.last_seen < now))
+
+    def unknowns(self, account_id: str | None = None) -> list[Unknown]:
+        table = UnknownRow.__table__  # type: ignore[attr-defined]
+        query = select(table).order_by(table.c.account_id, table.c.watcher)
+        if account_id is not None:
+            query = query.where(table.c.account_id == account_id)
+        with self.engine.connect() as conn:
+            return [
+                Unknown(
+                    watcher=r.watcher,
+                    account_id=r.account_id,
+                    key=r.key,
+                    reason=r.reason,
+                    first_seen=r.first_seen,
+                    last_seen=r.last_seen,
+                )
+                for r in conn.execute(query)
+            ]
+
+    # --- watcher runs, status and state --------------------------------------------------
+
+    def record_run(self, run: WatcherRun) -> WatcherStatus:
+        """Store a run's outcome and update the instance's status; return the new status."""
+        runs = WatcherRunRow.__table__  # type: ignore[attr-defined]
+        status = WatcherStatusRow.__table__  # type: ignore[attr-defined]
+        with self._tx() as conn:
+            conn.execute(runs.insert().values(**run.model_dump()))
+            current = conn.execute(select(status).where(status.c.instance == run.instance)).first()
+            failures = 0 if run.ok else (current.consecutive_failures if current else 0) + 1
+            values = {
+                "last_run_at": run.finished_at,
+                "consecutive_failures": failures,
+                "last_error": None if run.ok else run.error,
+            }
+            if run.ok:
+                values["last_success_at"] = run.finished_at
+            if current is None:
+                conn.execute(status.insert().values(instance=run.instance, **values))
+            else:
+                conn.execute(
+                    update(status).where(status.c.instance == run.instance).values(**values)
+                )
+            row = conn.execute(select(status).where(status.c.instance == run.instance)).one()
+        return WatcherStatus(WatcherStatusRow.model_validate(row._asdict()))
+
+    def watcher_statuses(self) -> dict[str, WatcherStatus]:
+        status = WatcherStatusRow.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            return {
+                r.instance: WatcherStatus(WatcherStatusRow.model_validate(r._asdict()))
+                for r in conn.execute(select(status))
+            }
+
+    def runs(self, instance: str | None = None, limit: int = 50) -> list[WatcherRun]:
+        runs = WatcherRunRow.__table__  # type: ignore[attr-defined]
+        query = select(runs).order_by(runs.c.id.desc()).limit(limit)
+        if instance is not None:
+            query = query.where(runs.c.instance == instance)
+        with self.engine.connect() as conn:
+            return [
+                WatcherRun.model_validate({k: v for k, v in r._asdict().items() if k != "id"})
+                for r in conn.execute(query)
+            ]
+
+    def load_state(self, instance: str) -> dict[str, JSON]:
+        table = WatcherStateRow.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            return {
+                r.key: r.value
+                for r in conn.execute(
+                    select(table.c.key, table.c.value).where(table.c.instance == instance)
+                )
+            }
+
+    def save_state(
+        self, instance: str, changed: dict[str, JSON], deleted: frozenset[str], now: datetime
+    ) -> None:
+        table = WatcherStateRow.__table__  # type: ignore[attr-defined]
+        rows = [
+            {"instance": instance, "key": k, "value": v, "updated_at": now}
+            for k, v in changed.items()
+        ]
+        with self._tx() as conn:
+            for chunk in _chunks(rows, _BATCH):
+                stmt = self._insert(table).values(chunk)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["instance", "key"],
+                        set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+                    )
+                )
+            for chunk_keys in _chunks(sorted(deleted), _BATCH):
+                conn.execute(
+                    delete(table).where(table.c.instance == instance, table.c.key.in_(chunk_keys))
+                )
+
+    # --- alerts and the outbox --------------------------------------------------------
+
+    def alerts(
+        self,
+        *,
+        open_only: bool = False,
+        account_id: str | None = None,
+        fingerprints: Iterable[str] | None = None,
+    ) -> list[Alert]:
+        table = AlertRow.__table__  # type: ignore[attr-defined]
+        query = select(table).order_by(table.c.score.desc(), table.c.account_id, table.c.rule)
+        if open_only:
+            query = query.where(table.c.state != AlertState.RESOLVED.value)
+        if account_id is not None:
+            query = query.where(table.c.account_id == account_id)
+        if fingerprints is not None:
+            query = query.where(table.c.fingerprint.in_(list(fingerprints)))
+        with self.engine.connect() as conn:
+            return [_alert(r) for r in conn.execute(query)]
+
+    def alert(self, ref: str) -> Alert | None:
+        """An alert by id or by (a prefix of at least 6 characters of) its fingerprint."""
+        table = AlertRow.__table__  # type: ignore[attr-defined]
+        cond = table.c.fingerprint.startswith(ref) if len(ref) >= 6 else None
+        if ref.isdigit():
+            cond = table.c.id == int(ref) if cond is None else or_(cond, table.c.id == int(ref))
+        if cond is None:
+            return None
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(table).where(cond).limit(2)).all()
+        return _alert(rows[0]) if len(rows) == 1 else None
+
+    def save_alerts(self, alerts: Sequence[Alert], outbox: Sequence[NewNotification]) -> int:
+        """Write alert changes and their notifications in one transaction.
+
+        A notification whose idempotency key is already in the outbox is skipped, so two
+        replicas (or a restart) deciding the same thing enqueue it once. Returns how many
+        notifications were new.
+        """
+        table = AlertRow.__table__  # type: ignore[attr-defined]
+        notes = NotificationRow.__table__  # type: ignore[attr-defined]
+        rows = [_alert_row(a) for a in alerts]
+        with self._tx() as conn:
+            for chunk in _chunks(rows, _BATCH):
+                stmt = self._insert(table).values(chunk)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["fingerprint"],
+                        set_={c: stmt.excluded[c] for c in chunk[0] if c != "fingerprint"},
+                    )
+                )
+            added = 0
+            for chunk_n in _chunks([n.values for n in outbox], _BATCH):
+                stmt = (
+                    self._insert(notes)
+                    .values(chunk_n)
+                    .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                )
+                added += conn.execute(stmt).rowcount or 0
+        return added
+
+    def claim_notifications(
+        self, now: datetime, owner: str, lease: timedelta, limit: int = 100
+    ) -> list[Notification]:
+        """Lease the due pending notifications to ``owner``: nobody else sends them meanwhile."""
+        table = NotificationRow.__table__  # type: ignore[attr-defined]
+        due = (
+            (table.c.status == NotificationStatus.PENDING.value)
+            & (table.c.next_attempt_at <= now)
+            & (or_(table.c.lease_until.is_(None), table.c.lease_until < now))
+        )
+        with self._tx() as conn:
+            query = select(table.c.id).where(due).order_by(table.c.next_attempt_at).limit(limit)
+            if self.dialect == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            ids = [r.id for r in conn.execute(query)]
+            if not ids:
+                return []
+            conn.execute(
+                update(table)
+                .where(table.c.id.in_(ids), due)
+                .values(lease_owner=owner, lease_until=now + lease)
+            )
+            rows = conn.execute(
+                select(table).where(table.c.id.in_(ids), table.c.lease_owner == owner)
+            ).all()
+        return [_notification(r) for r in rows]
+
+    def mark_sent(self, notification_id: int, now: datetime) -> None:
+        table = NotificationRow.__table__  # type: ignore[attr-defined]
+        with self._tx() as conn:
+            conn.execute(
+                update(table)
+                .where(table.c.id == notification_id)
+                .values(
+                    status=NotificationStatus.SENT.value,
+                    sent_at=now,
+                    attempts=table.c.attempts + 1,
+                    lease_owner=None,
+                    lease_until=None,
+                    last_error=None,
+                )
+            )
+
+    def mark_failed(self, notification_id: int, error: str, retry_at: datetime | None) -> None:
+        """Record a failed try: retry at ``retry_at``, or dead-letter when it is None."""
+        table = NotificationRow.__table__  # type: ignore[attr-defined]
+        values: dict[str, Any] = {
+            "attempts": table.c.attempts + 1,
+            "last_error": error[:2000],
+            "lease_owner": None,
+            "lease_until": None,
+        }
+        if retry_at is None:
+            values["status"] = NotificationStatus.DEAD.value
+        else:
+            values["next_attempt_at"] = retry_at
+        with self._tx() as conn:
+            conn.execute(update(table).where(table.c.id == notification_id).values(**values))
+
+    def notifications(
+        self, status: NotificationStatus | None = None, limit: int = 200
+    ) -> list[Notification]:
+        table = NotificationRow.__table__  # type: ignore[attr-defined]
+        query = select(table).order_by(table.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(table.c.status == status.value)
+        with self.engine.connect() as conn:
+            return [_notification(r) for r in conn.execute(query)]
+
+    def retry_dead(self, now: datetime, ids: Iterable[int] | None = None) -> int:
+        """Put dead-lettered notifications back in the queue; returns how many."""
+        table = NotificationRow.__table__  # type: ignore[attr-defined]
+        stmt = update(table).where(table.c.status == NotificationStatus.DEAD.value)
+        if ids is not None:
+            stmt = stmt.where(table.c.id.in_(list(ids)))
+        with self._tx() as conn:
+            result = conn.execute(
+                stmt.values(
+                    status=NotificationStatus.PENDING.value, next_attempt_at=now, attempts=0
+                )
+            )
+        return int(result.rowcount or 0)
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, poolclass=NullPool, connect_args={"timeout": 30, "check_same_thread": False}
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _case_cleared(table: Any, value: Any) -> Any:
+    from sqlalchemy import case
+
+    return case((table.c.cleared_at.is_not(None), value), else_=None)
+
+
+def _stored_signal(r: Any) -> StoredSignal:
+    return StoredSignal(
+        account_id=r.account_id,
+        kind=r.kind,
+        key=r.key,
+        strength=r.strength,
+        observed_at=r.observed_at,
+        summary=r.summary,
+        evidence=r.evidence or {},
+        half_life_days=r.half_life_days,
+        watcher=r.watcher,
+        first_seen=r.first_seen,
+        last_seen=r.last_seen,
+        cleared_at=r.cleared_at,
+    )
+
+
+def _alert(r: Any) -> Alert:
+    return Alert(
+        fingerprint=r.fingerprint,
+        account_id=r.account_id,
+        rule=r.rule,
+        title=r.title,
+        severity=Severity(r.severity),
+        score=r.score,
+        state=AlertState(r.state),
+        contributions=tuple(Contribution.model_validate(c) for c in r.contributions or ()),
+        why_now=tuple(r.why_now or ()),
+        play=tuple(r.play or ()),
+        at_stake=r.at_stake or {},
+        episode=r.episode,
+        started_at=r.started_at,
+        updated_at=r.updated_at,
+        resolved_at=r.resolved_at,
+        clear_since=r.clear_since,
+        snoozed_until=r.snoozed_until,
+        last_notified_at=r.last_notified_at,
+        last_notified_severity=Severity(r.last_notified_severity)
+        if r.last_notified_severity
+        else None,
+        notify_count=r.notify_count,
+        notified_signals=tuple(r.notified_signals or ()),
+        id=r.id,
+    )
+
+
+def _alert_row(a: Alert) -> dict[str, Any]:
+    row = a.model_dump(mode="json", exclude={"id"})
+    for name in (
+        "started_at",
+        "updated_at",
+        "resolved_at",
+        "clear_since",
+        "snoozed_until",
+        "last_notified_at",
+    ):
+        row[name] = getattr(a, name)
+    row["contributions"] = [c.model_dump(mode="json") for c in a.contributions]
+    return row
+
+
+def _notification(r: Any) -> Notification:
+    return Notification(
+        id=r.id,
+        idempotency_key=r.idempotency_key,
+        alert_fingerprint=r.alert_fingerprint,
+        account_id=r.account_id,
+        channel=r.channel,
+        event=r.event,
+        severity=Severity(r.severity),
+        title=r.title,
+        body=r.body,
+        status=NotificationStatus(r.status),
+        attempts=r.attempts,
+        next_attempt_at=r.next_attempt_at,
+        last_error=r.last_error,
+        created_at=r.created_at,
+        sent_at=r.sent_at,
+    )
+
+
+__all__ = ["NewNotification", "Store", "WatcherStatus"]

@@ -1,0 +1,149 @@
+"""The tables, as SQLModel classes. Unique constraints carry idempotency, not timing."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from swanwatch.store.types import UTCDateTime
+
+
+def _utc(nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _json() -> Any:
+    return Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class AccountRow(SQLModel, table=True):
+    __tablename__ = "accounts"
+
+    id: str = Field(primary_key=True, max_length=200)
+    name: str = ""
+    domains: Any = _json()
+    owner: str | None = None
+    segment: str | None = None
+    arr: float = 0.0
+    renewal_date: date | None = None
+    tags: Any = _json()
+    updated_at: datetime = _utc()
+
+
+class SignalRow(SQLModel, table=True):
+    __tablename__ = "signals"
+    __table_args__ = (Index("ix_signals_active", "cleared_at", "account_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str = Field(max_length=64, unique=True)
+    watcher: str = Field(max_length=200, index=True)
+    account_id: str = Field(max_length=200, index=True)
+    kind: str = Field(max_length=100)
+    key: str = ""
+    strength: float
+    observed_at: datetime = _utc()
+    first_seen: datetime = _utc()
+    last_seen: datetime = _utc()
+    cleared_at: datetime | None = _utc(nullable=True)
+    summary: str
+    evidence: Any = _json()
+    half_life_days: float | None = None
+
+
+class UnknownRow(SQLModel, table=True):
+    __tablename__ = "unknowns"
+    __table_args__ = (UniqueConstraint("watcher", "account_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    watcher: str = Field(max_length=200)
+    account_id: str = Field(max_length=200)
+    key: str = ""
+    reason: str
+    first_seen: datetime = _utc()
+    last_seen: datetime = _utc()
+
+
+class WatcherRunRow(SQLModel, table=True):
+    __tablename__ = "watcher_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    instance: str = Field(max_length=200, index=True)
+    started_at: datetime = _utc()
+    finished_at: datetime = _utc()
+    ok: bool
+    signals: int = 0
+    unknowns: int = 0
+    error: str | None = None
+    traceback: str | None = None
+
+
+class WatcherStatusRow(SQLModel, table=True):
+    __tablename__ = "watcher_status"
+
+    instance: str = Field(primary_key=True, max_length=200)
+    last_run_at: datetime | None = _utc(nullable=True)
+    last_success_at: datetime | None = _utc(nullable=True)
+    consecutive_failures: int = 0
+    last_error: str | None = None
+
+
+class WatcherStateRow(SQLModel, table=True):
+    __tablename__ = "watcher_state"
+
+    instance: str = Field(primary_key=True, max_length=200)
+    key: str = Field(primary_key=True, max_length=500)
+    value: Any = _json()
+    updated_at: datetime = _utc()
+
+
+class AlertRow(SQLModel, table=True):
+    __tablename__ = "alerts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str = Field(max_length=64, unique=True)
+    account_id: str = Field(max_length=200, index=True)
+    rule: str = Field(max_length=200)
+    title: str
+    severity: str = Field(max_length=20)
+    score: float
+    state: str = Field(max_length=20, index=True)
+    contributions: Any = _json()
+    why_now: Any = _json()
+    play: Any = _json()
+    at_stake: Any = _json()
+    episode: int = 1
+    started_at: datetime = _utc()
+    updated_at: datetime = _utc()
+    resolved_at: datetime | None = _utc(nullable=True)
+    clear_since: datetime | None = _utc(nullable=True)
+    snoozed_until: datetime | None = _utc(nullable=True)
+    last_notified_at: datetime | None = _utc(nullable=True)
+    last_notified_severity: str | None = None
+    notify_count: int = 0
+    notified_signals: Any = _json()
+
+
+class NotificationRow(SQLModel, table=True):
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=400, unique=True)
+    alert_fingerprint: str = Field(max_length=64, index=True)
+    account_id: str = ""
+    channel: str = Field(max_length=200)
+    event: str = Field(max_length=20)
+    severity: str = Field(max_length=20)
+    title: str
+    body: str
+    status: str = Field(max_length=20)
+    attempts: int = 0
+    next_attempt_at: datetime = _utc()
+    last_error: str | None = None
+    created_at: datetime = _utc()
+    sent_at: datetime | None = _utc(nullable=True)
+    lease_owner: str | None = None
+    lease_until: datetime | None = _utc(nullable=True)

@@ -1,0 +1,112 @@
+"""Shared fixtures: the test plugins on sys.path, and one store fixture for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from swanwatch import plugins
+from swanwatch.store import Store
+
+PLUGINS = Path(__file__).parent / "plugins"
+POSTGRES_URL = os.environ.get("SWANWATCH_TEST_POSTGRES_URL")
+
+if str(PLUGINS) not in sys.path:
+    sys.path.insert(0, str(PLUGINS))
+plugins.refresh()
+
+
+@pytest.fixture
+def subprocess_env() -> dict[str, str]:
+    """The environment for a swanwatch subprocess that should see the test plugins."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGINS), env.get("PYTHONPATH")]))
+    return env
+
+
+def _fresh_postgres_url() -> Iterator[str]:
+    assert POSTGRES_URL is not None
+    name = f"swanwatch_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param(
+            "postgresql",
+            marks=[
+                pytest.mark.postgres,
+                pytest.mark.skipif(
+                    POSTGRES_URL is None, reason="set SWANWATCH_TEST_POSTGRES_URL to run"
+                ),
+            ],
+        ),
+    ]
+)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'swanwatch.db'}"
+    else:
+        yield from _fresh_postgres_url()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """A migrated store; its teardown checks that no connection was left checked out."""
+    s = Store(store_url)
+    try:
+        yield s
+        assert s.engine.pool.checkedout() == 0, "a connection leaked"
+    finally:
+        s.close()
+
+
+ACCOUNTS_CSV = """\
+id,name,domains,owner,segment,arr,renewal_date,tags
+acme,Acme Corp,acme.example,ann@csm.example,enterprise,120000,2027-01-10,key
+globex,Globex,globex.example,bob@csm.example,mid-market,40000,2027-06-01,
+initech,Initech,initech.example,ann@csm.example,smb,9000,2027-03-15,
+"""
+
+
+class ConfigWriter:
+    """Writes a config with a three-account CSV source plus the given YAML."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+
+    def __call__(self, body: str, *, store_url: str | None = None) -> Path:
+        import textwrap
+
+        (self.tmp_path / "accounts.csv").write_text(ACCOUNTS_CSV)
+        store = store_url or f"sqlite:///{self.tmp_path / 'sw.db'}"
+        head = (
+            f"store:\n  url: {store}\n"
+            "sources:\n  accounts:\n    type: csv\n    options: {path: accounts.csv}\n"
+            "accounts:\n  source: accounts\n"
+        )
+        path = self.tmp_path / "swanwatch.yaml"
+        path.write_text(head + textwrap.dedent(body))
+        return path
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> ConfigWriter:
+    return ConfigWriter(tmp_path)

@@ -1,0 +1,90 @@
+"""Watchers for Swanwatch's own tests, installed as a real distribution on sys.path.
+
+They are found through their entry points, exactly like any third-party plugin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from pydantic import BaseModel, Field
+
+from swanwatch import Signal, WatchContext, Watcher, WatcherOptions
+
+
+class SignalSpec(BaseModel):
+    account: str
+    kind: str
+    strength: float = Field(0.8, ge=0.0, le=1.0)
+    key: str = ""
+    days_ago: float = 0.0
+
+
+class StaticWatcher(Watcher):
+    """Yields the signals its options list, for the accounts that exist."""
+
+    name = "static"
+
+    class Options(WatcherOptions):
+        signals: list[SignalSpec] = Field(default_factory=list, description="What to yield.")
+
+    options: Options
+
+    async def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:
+        from datetime import timedelta
+
+        known = {a.id for a in ctx.accounts}
+        for spec in self.options.signals:
+            if spec.account in known:
+                yield Signal(
+                    account_id=spec.account,
+                    kind=spec.kind,
+                    key=spec.key,
+                    strength=spec.strength,
+                    observed_at=ctx.clock.now() - timedelta(days=spec.days_ago),
+                    summary=f"{spec.kind} on {spec.account}.",
+                )
+
+
+class BoomWatcher(Watcher):
+    """Always raises."""
+
+    name = "boom"
+
+    async def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:
+        raise RuntimeError("the registry is on fire")
+        yield  # pragma: no cover
+
+
+class HangWatcher(Watcher):
+    """Never finishes."""
+
+    name = "hang"
+
+    async def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:
+        await asyncio.sleep(3600)
+        yield  # pragma: no cover
+
+
+class CountingWatcher(Watcher):
+    """Counts its runs in its persistent state, and can be slow."""
+
+    name = "counting"
+
+    class Options(WatcherOptions):
+        sleep_s: float = Field(0.0, description="How long each run takes.")
+
+    options: Options
+
+    async def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:
+        await asyncio.sleep(self.options.sleep_s)
+        ctx.state.set("runs", int(ctx.state.get("runs", 0)) + 1)
+        return
+        yield  # pragma: no cover
+
+
+class NotAWatcher:
+    """Registered as a watcher by mistake."""
+
+    name = "not_a_watcher"

@@ -1,0 +1,116 @@
+"""Config errors name the file, the line and the field path, all at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from swanwatch.config import load_config, parse_duration
+from swanwatch.errors import ConfigError
+
+
+def _problems(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    return [str(p) for p in info.value.problems]
+
+
+def test_valid_config_loads_with_defaults(make_config) -> None:
+    path = make_config(
+        """
+        watchers:
+          - type: counting
+            schedule: {every: 2h, jitter: 5m}
+            timeout: 30s
+        """
+    )
+    config = load_config(path)
+    (watcher,) = config.watchers
+    assert watcher.instance == "counting"
+    assert watcher.schedule.every is not None and watcher.schedule.every.total_seconds() == 7200
+    assert watcher.timeout.total_seconds() == 30
+    assert config.store_url.endswith("sw.db")
+
+
+def test_every_problem_is_reported_with_line_and_field_path(make_config) -> None:
+    path = make_config(
+        """
+        watchers:
+          - type: counting
+            options:
+              sleep_s: soon
+          - type: no_such_watcher
+          - type: static
+            options:
+              signals: [{account: acme, kind: x, strength: 3}]
+              surprise: 1
+        daemon:
+          failure_alert_after: 0
+        """
+    )
+    problems = _problems(path)
+    text = "\n".join(problems)
+    assert f"{path}:13: watchers[0].options.sleep_s:" in text
+    assert "watchers[1].type: unknown watcher 'no_such_watcher'; known:" in text
+    assert "counting" in text.split("watchers[1].type")[1]  # the known names are listed
+    assert "watchers[2].options.signals[0].strength:" in text
+    assert "watchers[2].options.surprise: unknown key" in text
+    assert "daemon.failure_alert_after:" in text
+    assert len(problems) == 5
+
+
+def test_env_interpolation_and_missing_variable(make_config, monkeypatch) -> None:
+    monkeypatch.setenv("SW_HOOK", "json://127.0.0.1:9/hook")
+    path = make_config(
+        """
+        notify:
+          channels:
+            team: {url: "${SW_HOOK}"}
+            other: {url: "${SW_MISSING}"}
+            third: {url: "${SW_MISSING_TOO:-json://127.0.0.1:9/x}"}
+        """
+    )
+    problems = _problems(path)
+    assert len(problems) == 1
+    assert "notify.channels.other.url: environment variable SW_MISSING is not set" in problems[0]
+    assert ":13:" in problems[0]
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("store:\n  url: [unclosed\naccounts: {source: x}\n")
+    (problem,) = _problems(path)
+    assert problem.startswith(f"{path}:") and "not valid YAML" in problem
+
+
+def test_duplicate_keys_and_instances_are_errors(make_config) -> None:
+    path = make_config(
+        """
+        watchers:
+          - type: counting
+          - type: counting
+        daemon: {}
+        daemon: {}
+        """
+    )
+    text = "\n".join(_problems(path))
+    assert "this key appears twice" in text
+    assert "two watchers are named 'counting'" in text
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    (problem,) = _problems(tmp_path / "nope.yaml")
+    assert "nope.yaml" in problem and "cannot read" in problem
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("5m", 300), ("1h", 3600), ("2d", 172800), (15, 15)]
+)
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text).total_seconds() == seconds
+
+
+def test_bad_duration_is_explained() -> None:
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("soon")
