@@ -225,6 +225,7 @@ def write_contacts(f: object, p: Plan, rng: random.Random, *, bundled: bool) -> 
     for email, name, title, role, status, login in rows:
         changed = created
         if bundled and p.id == "acc-007" and role == "champion":
+            out.append(f"{p.id},{email},{name},{title},{role},{status},2026-10-01,{created}\n")
             status, login, changed = "deactivated", "2026-10-26", "2026-10-27"
         if bundled and p.id == "acc-034" and role == "champion":
             login = "2026-10-06"
@@ -232,8 +233,10 @@ def write_contacts(f: object, p: Plan, rng: random.Random, *, bundled: bool) -> 
             out.append(f"{p.id},{email},{name},{title},{role},{status},{login},{created}\n")
             title, changed = "Advisor", "2026-11-02"
         if bundled and p.id == "acc-027" and role == "sponsor":
+            out.append(f"{p.id},{email},{name},{title},{role},{status},2026-11-01,{created}\n")
             status, changed = "bounced", "2026-11-10"
         if not bundled and rng.random() < 0.01 and role == "champion":
+            out.append(f"{p.id},{email},{name},{title},{role},{status},{login},{created}\n")
             status, changed = "deactivated", (END - timedelta(days=rng.randint(1, 30))).isoformat()
         out.append(f"{p.id},{email},{name},{title},{role},{status},{login},{changed}\n")
     f.writelines(out)  # type: ignore[attr-defined]
