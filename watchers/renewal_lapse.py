@@ -1,0 +1,218 @@
+"""Signals renewals nobody is working, overdue invoices and failed payments."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import ClassVar
+
+from pydantic import Field, field_validator
+
+from swanwatch import Account, Signal, StateMap, WatchContext, Watcher, WatcherOptions
+
+_TRUE = frozenset({"true", "t", "yes", "y", "1", "on"})
+
+
+def _day(value: object) -> date | None:
+    """A row's date field as a date; accepts date, datetime, ISO text or empty."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date() if value.tzinfo else value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and value.strip():
+        return date.fromisoformat(value.strip()[:10])
+    return None
+
+
+def _flag(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in _TRUE if value is not None else False
+
+
+def _int(value: object) -> int:
+    if value is None or value == "":
+        return 0
+    return int(float(value))  # type: ignore[arg-type]
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+class RenewalLapseWatcher(Watcher):
+    """A renewal near with nothing in motion; an overdue invoice; a failed payment.
+
+    Reads contract rows (account_id, contract_id, end_date, auto_renew, renewal_stage,
+    invoice_overdue_days, payment_failed). A contract ending within the largest of
+    ``tiers_days`` whose stage is in ``idle_stages`` and that does not auto-renew is signalled
+    (``key`` = contract id); the strength steps up with each tier crossed and is 1.0 once it
+    has ended. An account with no contract row falls back to its ``renewal_date``, stage
+    unknown. Overdue invoices and failed payments are signalled under ``<contract>:overdue``
+    and ``<contract>:payment_failed``. ``payment_failed`` may be a date (when it failed) or a
+    flag; for a flag, the day it was first seen is remembered in the watcher state.
+    """
+
+    name: ClassVar[str] = "renewal_lapse"
+    historical: ClassVar[bool] = True
+
+    class Options(WatcherOptions):
+        contracts_source: str = Field(
+            "contracts",
+            description="Source of contract rows: account_id, contract_id, end_date, auto_renew, "
+            "renewal_stage, invoice_overdue_days, payment_failed.",
+        )
+        tiers_days: list[int] = Field(
+            default_factory=lambda: [90, 60, 30],
+            min_length=1,
+            description="Days before the end date at which the signal starts and steps up.",
+        )
+        idle_stages: list[str] = Field(
+            default_factory=lambda: ["none", ""],
+            description="Renewal stages that mean nothing is in motion.",
+        )
+        ended_grace_days: int = Field(
+            30, ge=0, description="Days after the end date that a lapsed contract is signalled."
+        )
+        overdue_min_days: int = Field(
+            15, ge=1, description="Days an invoice must be overdue before it is signalled."
+        )
+        overdue_full_days: int = Field(
+            90, ge=1, description="Days overdue at which the overdue signal has full strength."
+        )
+        signal_no_contract: bool = Field(
+            True,
+            description="Signal an account renewing within the tiers that has no contract row.",
+        )
+
+        @field_validator("tiers_days")
+        @classmethod
+        def _tiers_positive(cls, tiers: list[int]) -> list[int]:
+            if any(t <= 0 for t in tiers):
+                raise ValueError("every tier must be a positive number of days")
+            return sorted(set(tiers), reverse=True)
+
+    options: Options
+
+    async def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:
+        opts = self.options
+        now = ctx.clock.now()
+        today = now.date()
+        wanted = {a.id: a for a in ctx.accounts}
+        if not wanted:
+            return
+        contracts: dict[str, list[Mapping[str, object]]] = {}
+        source = ctx.source(opts.contracts_source)
+        async for row in source.rows(until=now if ctx.replay else None):
+            account_id = row.get("account_id")
+            if account_id in wanted:
+                contracts.setdefault(str(account_id), []).append(row)
+        seen_keys: set[str] = set()
+        for account in wanted.values():
+            rows = contracts.get(account.id, [])
+            if not rows:
+                signal = self._no_contract(account, today)
+                if signal is not None:
+                    yield signal
+                continue
+            for row in rows:
+                for signal in self._judge(account, row, today, ctx.state, seen_keys):
+                    yield signal
+        for key in ctx.state.keys():  # noqa: SIM118 (StateMap is not iterable)
+            if key.startswith("failed_since:") and key not in seen_keys:
+                ctx.state.delete(key)  # the failure is over: forget when it began
+
+    def _tier_strength(self, days: int) -> tuple[float, int] | None:
+        """Strength and the tier (days) the date is in, or None when not yet within a tier."""
+        tiers = self.options.tiers_days
+        if days > tiers[0]:
+            return None
+        if days < 0:
+            return 1.0, 0
+        crossed = sum(1 for t in tiers if days <= t)
+        return crossed / len(tiers), min(t for t in tiers if days <= t)
+
+    def _renewal_signal(
+        self, account: Account, key: str, end: date, today: date, what: str, evidence: dict[
+            str, object]
+    ) -> Signal | None:
+        days = (end - today).days
+        if days < -self.options.ended_grace_days:
+            return None
+        tier = self._tier_strength(days)
+        if tier is None:
+            return None
+        strength, tier_days = tier
+        began = end - timedelta(days=tier_days)
+        if days < 0:
+            summary = (f"{what} ended {-days} days ago ({end.isoformat()}) "
+                       "with no renewal in motion.")
+        else:
+            when = "today" if days == 0 else f"in {days} day{'s' if days != 1 else ''}"
+            summary = f"{what} ends {when} ({end.isoformat()}) with no renewal in motion."
+        return Signal(
+            account_id=account.id, kind=self.name, key=key, strength=round(strength, 3),
+            observed_at=_midnight(min(began, today)), summary=summary,
+            evidence={**evidence, "end_date": end.isoformat(), "days_left": days,
+                      "tier_days": tier_days, "arr": account.arr},
+        )
+
+    def _no_contract(self, account: Account, today: date) -> Signal | None:
+        if not self.options.signal_no_contract or account.renewal_date is None:
+            return None
+        return self._renewal_signal(
+            account, "renewal", account.renewal_date, today,
+            f"{account.label}'s renewal (no contract on record)",
+            {"contract_id": None, "renewal_stage": None, "auto_renew": None},
+        )
+
+    def _judge(
+        self, account: Account, row: Mapping[str, object], today: date, state: StateMap,
+        seen_keys: set[str],
+    ) -> list[Signal]:
+        opts = self.options
+        contract = str(row.get("contract_id") or "contract")
+        stage = str(row.get("renewal_stage") or "").strip().lower()
+        auto = _flag(row.get("auto_renew"))
+        end = _day(row.get("end_date")) or account.renewal_date
+        signals = []
+        if end is not None and stage in opts.idle_stages and not auto:
+            signal = self._renewal_signal(
+                account, contract, end, today, f"Contract {contract}",
+                {"contract_id": contract, "renewal_stage": stage or "none", "auto_renew": auto},
+            )
+            if signal is not None:
+                signals.append(signal)
+        overdue = _int(row.get("invoice_overdue_days"))
+        if overdue >= opts.overdue_min_days:
+            strength = 0.3 + 0.7 * min(1.0, (overdue - opts.overdue_min_days)
+                                       / max(1, opts.overdue_full_days - opts.overdue_min_days))
+            signals.append(Signal(
+                account_id=account.id, kind=self.name, key=f"{contract}:overdue",
+                strength=round(strength, 3),
+                observed_at=_midnight(today - timedelta(days=overdue)),
+                summary=f"An invoice on contract {contract} is {overdue} days overdue.",
+                evidence={"contract_id": contract, "invoice_overdue_days": overdue},
+            ))
+        failed_raw = row.get("payment_failed")
+        failed_on = None
+        if isinstance(failed_raw, (date, datetime)) or (
+            isinstance(failed_raw, str) and failed_raw[:4].isdigit()
+        ):
+            failed_on = _day(failed_raw)
+        if failed_on is None and _flag(failed_raw):
+            state_key = f"failed_since:{account.id}:{contract}"
+            seen_keys.add(state_key)
+            remembered = state.get(state_key)
+            failed_on = date.fromisoformat(remembered) if isinstance(remembered, str) else None
+            if failed_on is None or failed_on > today:
+                failed_on = today
+                state.set(state_key, today.isoformat())
+        if failed_on is not None and failed_on <= today:
+            signals.append(Signal(
+                account_id=account.id, kind=self.name, key=f"{contract}:payment_failed",
+                strength=0.6, observed_at=_midnight(failed_on),
+                summary=f"A payment on contract {contract} failed (seen {failed_on.isoformat()}).",
+                evidence={"contract_id": contract, "payment_failed_on": failed_on.isoformat()},
+            ))
+        return signals
