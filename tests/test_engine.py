@@ -1,0 +1,151 @@
+"""The whole path on a real store: watchers -> signals -> alerts -> outbox, and its failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from swanwatch.clock import FrozenClock
+from swanwatch.config import load_config
+from swanwatch.delivery import OPS_ACCOUNT
+from swanwatch.engine import Engine
+from swanwatch.model import NotificationStatus
+from swanwatch.store import Store
+
+COMPOUND_TEMPLATE = """
+watchers:
+  - type: static
+    options:
+      signals:
+        - {account: acme, kind: champion_departure, strength: 0.9, days_ago: 3}
+        - {account: acme, kind: usage_drop, strength: 0.8, days_ago: 10}
+        - {account: globex, kind: usage_drop, strength: 0.3}
+EXTRA
+correlation:
+  rules:
+    - name: champion_and_usage
+      title: Champion left and usage is falling
+      severity: high
+      all_of: [champion_departure, usage_drop]
+      play: ["CSM: call the economic buyer this week."]
+  resolve_hold_down: 0s
+notify:
+  console: true
+"""
+COMPOUND = COMPOUND_TEMPLATE.replace("EXTRA", "")
+
+
+async def _cycle(store_url: str, config_path, now: str = "2026-11-20T12:00:00Z"):
+    config = load_config(config_path)
+    store = Store(store_url)
+    try:
+        async with Engine(config, store, FrozenClock(now)) as engine:
+            outcomes, correlation, delivered = await engine.cycle()
+        return outcomes, correlation, delivered, store.alerts(), store.notifications()
+    finally:
+        store.close()
+
+
+async def test_signals_become_one_explained_compound_alert(store_url, make_config, capsys) -> None:
+    path = make_config(COMPOUND, store_url=store_url)
+    _, correlation, delivered, alerts, notes = await _cycle(store_url, path)
+    assert [(a.account_id, a.rule, a.severity) for a in alerts] == [
+        ("acme", "champion_and_usage", "high")
+    ]
+    (alert,) = alerts
+    assert {c.kind for c in alert.contributions} == {"champion_departure", "usage_drop"}
+    assert alert.play == ("CSM: call the economic buyer this week.",)
+    assert alert.at_stake["arr"] == 120000
+    assert any("Renewal on 2027-01-10 is 51 days away" in w for w in alert.why_now)
+    assert delivered.sent == 1 and [n.status for n in notes] == [NotificationStatus.SENT]
+    printed = capsys.readouterr().out
+    assert "[HIGH] Acme Corp: Champion left and usage is falling" in printed
+    assert "call the economic buyer" in printed
+
+
+async def test_rerun_and_restart_never_duplicate_signals_alerts_or_messages(
+    store_url, make_config, capsys
+) -> None:
+    path = make_config(COMPOUND, store_url=store_url)
+    await _cycle(store_url, path)
+    # A second process (a restart) on the same store, an hour later.
+    _, _, delivered, alerts, notes = await _cycle(store_url, path, "2026-11-20T13:00:00Z")
+    assert len(alerts) == 1 and len(notes) == 1 and delivered.sent == 0
+    store = Store(store_url)
+    try:
+        assert len(store.signals(active_only=False)) == 3
+    finally:
+        store.close()
+    assert capsys.readouterr().out.count("[HIGH] Acme Corp") == 1
+
+
+async def test_failing_and_hanging_watchers_are_isolated_and_reported(
+    store_url, make_config
+) -> None:
+    path = make_config(
+        COMPOUND_TEMPLATE.replace(
+            "EXTRA", "  - type: boom\n  - type: hang\n    timeout: 0.3s"
+        )
+        + "daemon:\n  failure_alert_after: 2\n",
+        store_url=store_url,
+    )
+    outcomes, _, _, alerts, _ = await _cycle(store_url, path)
+    by_name = {o.run.instance: o.run for o in outcomes}
+    assert by_name["static"].ok and by_name["static"].signals == 3
+    assert not by_name["boom"].ok and "the registry is on fire" in (by_name["boom"].error or "")
+    assert "RuntimeError" in (by_name["boom"].traceback or "")
+    assert not by_name["hang"].ok and "timed out after 0.3 s" in (by_name["hang"].error or "")
+    assert [a.account_id for a in alerts] == ["acme"]  # one failure is not yet an ops alert
+
+    _, _, _, alerts, notes = await _cycle(store_url, path, "2026-11-20T13:00:00Z")
+    ops = sorted(a.rule for a in alerts if a.account_id == OPS_ACCOUNT)
+    assert ops == ["watcher_failing:boom", "watcher_failing:hang"]
+    assert sum(1 for n in notes if n.account_id == OPS_ACCOUNT) == 2
+    store = Store(store_url)
+    try:
+        statuses = store.watcher_statuses()
+        assert statuses["boom"].consecutive_failures == 2
+        assert statuses["static"].consecutive_failures == 0
+    finally:
+        store.close()
+
+
+async def test_signals_clear_and_the_alert_resolves_with_a_follow_up(
+    store_url, make_config, capsys
+) -> None:
+    path = make_config(COMPOUND, store_url=store_url)
+    await _cycle(store_url, path)
+    quiet = make_config(
+        COMPOUND.replace("- {account: acme, kind: champion_departure", "#"),
+        store_url=store_url,
+    )
+    # First pass starts the hold-down, the next one resolves.
+    await _cycle(store_url, quiet, "2026-11-21T12:00:00Z")
+    _, _, _, alerts, notes = await _cycle(store_url, quiet, "2026-11-21T13:00:00Z")
+    (alert,) = alerts
+    assert alert.state == "resolved"
+    assert sorted(n.event for n in notes) == ["firing", "resolved"]
+    assert "resolved: Acme Corp" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_once_runs_each_watcher_exactly_once(store_url, make_config) -> None:
+    path = make_config(
+        """
+watchers:
+  - type: counting
+    name: a
+    options: {sleep_s: 0.05}
+  - type: counting
+    name: b
+""",
+        store_url=store_url,
+    )
+    await _cycle(store_url, path)
+    await _cycle(store_url, path)
+    store = Store(store_url)
+    try:
+        assert store.load_state("a") == {"runs": 2}
+        assert store.load_state("b") == {"runs": 2}
+        assert len(store.runs("a")) == 2
+    finally:
+        store.close()

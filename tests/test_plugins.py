@@ -1,0 +1,88 @@
+"""Plugins are found by entry point, built-in and third-party alike; the API stays public."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import swanwatch
+from swanwatch import plugins
+from swanwatch.errors import PluginError
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "swanwatch-example-watcher"
+SWANWATCH = [sys.executable, "-m", "swanwatch"]
+
+
+def test_public_api_is_sorted_and_importable() -> None:
+    assert swanwatch.__all__ == sorted(swanwatch.__all__)
+    for name in swanwatch.__all__:
+        assert hasattr(swanwatch, name), name
+
+
+def test_unknown_and_wrong_plugins_fail_with_the_known_names() -> None:
+    with pytest.raises(PluginError, match=r"unknown watcher 'nope'; known: .*counting"):
+        plugins.watcher_class("nope")
+    with pytest.raises(PluginError, match="not a Watcher class"):
+        plugins.watcher_class("not_a_watcher")
+
+
+@pytest.mark.parametrize("folder", ["watchers", "notifiers"])
+def test_built_in_plugins_import_only_the_public_api(folder: str) -> None:
+    allowed = {"swanwatch", "swanwatch.testing"}
+    for path in sorted((ROOT / folder).glob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                module = node.module
+            elif isinstance(node, ast.Import):
+                module = node.names[0].name
+            else:
+                continue
+            if module.split(".")[0] == "swanwatch":
+                inside = module.startswith(f"swanwatch.{folder}")
+                assert module in allowed or inside, f"{path.name} imports {module}"
+
+
+@pytest.mark.slow
+def test_third_party_package_is_discovered_and_runs(tmp_path: Path, make_config) -> None:
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+         "--no-build-isolation", "--target", str(target), str(EXAMPLE)],
+        check=True,
+        capture_output=True,
+    )
+    env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
+    listed = subprocess.run(
+        [*SWANWATCH, "watchers", "list", "--json"], env=env, capture_output=True, text=True,
+        check=True,
+    )
+    entries = {w["name"]: w for w in json.loads(listed.stdout)}
+    assert entries["tag_flag"]["distribution"] == "swanwatch-example-watcher 0.1.0"
+    assert "tag" in entries["tag_flag"]["options"]
+    assert "usage_drop" in entries  # built-ins are listed the same way
+
+    config = make_config(
+        """
+watchers:
+  - type: tag_flag
+    options: {tag: key, strength: 0.7}
+"""
+    )
+    subprocess.run(
+        [*SWANWATCH, "run", "-c", str(config), "--once", "--now", "2026-11-20T00:00:00Z"],
+        env=env, capture_output=True, text=True, check=True,
+    )
+    shown = subprocess.run(
+        [*SWANWATCH, "signals", "list", "-c", str(config), "--json"],
+        env=env, capture_output=True, text=True, check=True,
+    )
+    (signal,) = json.loads(shown.stdout)
+    assert (signal["account_id"], signal["kind"], signal["watcher"]) == ("acme", "tag_flag", "tag_flag")
+    assert signal["summary"] == "Acme Corp is tagged 'key' in the CRM."
