@@ -9,7 +9,7 @@ signals = await run_watcher(
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from typing import Any
@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 
 from swanwatch import plugins
-from swanwatch.clock import FrozenClock
-from swanwatch.interfaces import Source, StateMap, WatchContext, Watcher
+from swanwatch.clock import FrozenClock, ensure_utc, parse_instant
+from swanwatch.interfaces import Row, Source, SourceOptions, StateMap, WatchContext, Watcher
 from swanwatch.model import JSON, Account, Signal
 
 
@@ -124,3 +124,41 @@ async def assert_watcher_contract(
     for signal in first:
         assert 0.0 <= signal.strength <= 1.0
         assert signal.summary.strip() and "\n" not in signal.summary
+
+
+class RowsSource(Source):
+    """An in-memory source for tests: the given rows, those dated after ``until`` left out.
+
+    A row is dated by its ``date_field`` (a date, a datetime or ISO text); undated rows are
+    always yielded, as the csv source does.
+    """
+
+    name = "rows"
+
+    def __init__(
+        self, rows: Sequence[Mapping[str, Any]], *, date_field: str | None = None,
+        instance: str = "rows",
+    ) -> None:
+        super().__init__(instance, SourceOptions())
+        self._rows = [dict(r) for r in rows]
+        self.date_field = date_field
+
+    async def rows(self, *, until: datetime | None = None) -> AsyncIterator[Row]:
+        for row in self._rows:
+            if until is not None and self.date_field is not None:
+                stamp = row.get(self.date_field)
+                if isinstance(stamp, str) and stamp:
+                    stamp = parse_instant(stamp) if "T" in stamp else date.fromisoformat(stamp)
+                if isinstance(stamp, datetime) and ensure_utc(stamp) > ensure_utc(until):
+                    continue
+                if (isinstance(stamp, date) and not isinstance(stamp, datetime)
+                        and stamp > ensure_utc(until).date()):
+                    continue
+            yield row
+
+
+def rows_source(
+    rows: Sequence[Mapping[str, Any]], *, date_field: str | None = None
+) -> RowsSource:
+    """A source that yields ``rows`` (dicts), for feeding a watcher hand-built histories."""
+    return RowsSource(rows, date_field=date_field)
