@@ -77,6 +77,13 @@ class Schedule(_Section):
             raise ValueError("give exactly one of `every` or `cron`")
         if self.every is not None and self.every <= timedelta(0):
             raise ValueError("`every` must be longer than zero")
+        if self.cron is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(self.cron, timezone=self.timezone)
+            except (ValueError, LookupError) as exc:
+                raise ValueError(f"cron {self.cron!r} is not valid: {exc}") from exc
         return self
 
 
@@ -219,6 +226,10 @@ class DaemonConfig(_Section):
     blocking_workers: int = Field(8, ge=1, description="Threads for blocking calls.")
     http_timeout: Duration = timedelta(seconds=20)
     deliver_every: Duration = timedelta(seconds=30)
+    startup_spread: Duration = Field(
+        timedelta(seconds=10),
+        description="Overdue watchers start spread over this long after a restart.",
+    )
 
 
 class Config(_Section):

@@ -27,24 +27,29 @@ from swanwatch.store import Store, WatcherStatus
 
 log = logging.getLogger("swanwatch.daemon")
 
-#: Overdue watchers start within this spread after a restart, not all in the same second.
-STARTUP_SPREAD = timedelta(seconds=10)
-
-
 def trigger_for(spec: WatcherConfig) -> IntervalTrigger | CronTrigger:
     schedule = spec.schedule
     jitter = int(schedule.jitter.total_seconds()) or None
     if schedule.cron is not None:
-        return CronTrigger.from_crontab(schedule.cron, timezone=schedule.timezone, jitter=jitter)
+        trigger = CronTrigger.from_crontab(schedule.cron, timezone=schedule.timezone)
+        trigger.jitter = jitter
+        return trigger
     assert schedule.every is not None
     return IntervalTrigger(seconds=schedule.every.total_seconds(), jitter=jitter, timezone=UTC)
 
 
 def first_run_at(
-    spec: WatcherConfig, status: WatcherStatus | None, now: datetime, rng: random.Random
+    spec: WatcherConfig,
+    status: WatcherStatus | None,
+    now: datetime,
+    rng: random.Random,
+    spread_over: timedelta = timedelta(seconds=10),
 ) -> datetime:
-    """When a watcher should first run after a (re)start, given its last successful run."""
-    spread = timedelta(seconds=rng.uniform(0, STARTUP_SPREAD.total_seconds()))
+    """When a watcher should first run after a (re)start, given its last successful run.
+
+    Overdue watchers start at a random point within ``spread_over``, not all at once.
+    """
+    spread = timedelta(seconds=rng.uniform(0, spread_over.total_seconds()))
     last = status.last_success_at if status is not None else None
     if last is None:
         return now + spread
@@ -118,7 +123,9 @@ class Daemon:
         now = self.clock.now()
         rng = random.Random()
         for spec in self.config.active_watchers():
-            start = first_run_at(spec, statuses.get(spec.instance), now, rng)
+            start = first_run_at(
+                spec, statuses.get(spec.instance), now, rng, self.config.daemon.startup_spread
+            )
             self.scheduler.add_job(
                 self._watch_job,
                 trigger_for(spec),

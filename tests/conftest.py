@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from swanwatch import plugins
@@ -71,9 +71,16 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def store(store_url: str) -> Iterator[Store]:
     """A migrated store; its teardown checks that no connection was left checked out."""
     s = Store(store_url)
+    out = {"checkout": 0, "checkin": 0}
+
+    def count(kind: str) -> None:
+        out[kind] += 1
+
+    event.listen(s.engine, "checkout", lambda *_: count("checkout"))
+    event.listen(s.engine, "checkin", lambda *_: count("checkin"))
     try:
         yield s
-        assert s.engine.pool.checkedout() == 0, "a connection leaked"
+        assert out["checkout"] == out["checkin"], "a connection leaked"
     finally:
         s.close()
 

@@ -1,0 +1,103 @@
+"""The daemon: scheduling after a restart, and a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from swanwatch.config import WatcherConfig
+from swanwatch.daemon import first_run_at
+from swanwatch.model import WatcherRun
+from swanwatch.store import Store
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+STARTUP_SPREAD = timedelta(seconds=10)
+
+
+def _status(store: Store, last_ok: datetime):
+    return store.record_run(
+        WatcherRun(instance="w", started_at=last_ok, finished_at=last_ok, ok=True)
+    )
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_restart_neither_reruns_nor_skips(store: Store) -> None:
+    spec = WatcherConfig.model_validate({"type": "counting", "schedule": {"every": "1h"}})
+    rng = random.Random(1)
+    # Never ran: runs now (within the start-up spread).
+    assert NOW <= first_run_at(spec, None, NOW, rng) <= NOW + STARTUP_SPREAD
+    # Ran 10 minutes ago: waits for its turn, no re-run.
+    recent = _status(store, NOW - timedelta(minutes=10))
+    assert first_run_at(spec, recent, NOW, rng) == NOW + timedelta(minutes=50)
+    # Fell due while the daemon was down: runs now, not skipped to the next slot.
+    overdue = _status(store, NOW - timedelta(hours=5))
+    assert first_run_at(spec, overdue, NOW, rng) <= NOW + STARTUP_SPREAD
+
+
+def test_cron_schedule_after_restart() -> None:
+    spec = WatcherConfig.model_validate({"type": "counting", "schedule": {"cron": "0 6 * * *"}})
+
+    class Status:
+        last_success_at = datetime(2026, 11, 20, 6, 0, 5, tzinfo=UTC)
+
+    assert first_run_at(spec, Status(), NOW, random.Random(1)) == datetime(  # type: ignore[arg-type]
+        2026, 11, 21, 6, 0, tzinfo=UTC
+    )
+    Status.last_success_at = datetime(2026, 11, 19, 6, 0, 5, tzinfo=UTC)  # missed today's run
+    assert first_run_at(spec, Status(), NOW, random.Random(1)) <= NOW + STARTUP_SPREAD  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_real_daemon_cleanly(make_config, subprocess_env, tmp_path: Path) -> None:
+    config = make_config(
+        """
+watchers:
+  - type: counting
+    name: slow
+    schedule: {every: 1h}
+    options: {sleep_s: 1.5}
+  - type: static
+    schedule: {every: 1h}
+    options:
+      signals: [{account: acme, kind: usage_drop, strength: 0.5}]
+daemon:
+  startup_spread: 0s
+"""
+    )
+    env = {**subprocess_env, "SWANWATCH_LOG_LEVEL": "INFO"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "swanwatch", "run", "-c", str(config)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        # Wait until the slow watcher is mid-run, then ask the daemon to stop.
+        deadline = time.monotonic() + 30
+        store = Store(f"sqlite:///{tmp_path / 'sw.db'}")
+        while time.monotonic() < deadline and "static" not in store.watcher_statuses():
+            time.sleep(0.2)
+        assert "static" in store.watcher_statuses(), "the daemon never ran a watcher"
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+        assert time.monotonic() - started < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped" in err
+    # The slow run was allowed to finish: its run and state are stored, the store is sound.
+    statuses = store.watcher_statuses()
+    assert statuses["slow"].consecutive_failures == 0 and statuses["slow"].last_success_at
+    assert store.load_state("slow") == {"runs": 1}
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    store.close()
+    assert os.path.exists(tmp_path / "sw.db")
