@@ -471,8 +471,9 @@ class Store:
                     self._insert(notes)
                     .values(chunk_n)
                     .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                    .returning(notes.c.id)
                 )
-                added += conn.execute(stmt).rowcount or 0
+                added += len(conn.execute(stmt).all())
         return added
 
     def claim_notifications(

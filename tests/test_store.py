@@ -1,0 +1,124 @@
+"""The store on SQLite and PostgreSQL: UTC in and out, idempotent writes, safe leases."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from swanwatch.model import Severity, Signal
+from swanwatch.store import NewNotification, Store
+from swanwatch.testing import make_account
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def _signal(account: str = "acme", key: str = "", strength: float = 0.5, **kw) -> Signal:
+    return Signal(
+        account_id=account, kind="usage_drop", key=key, strength=strength,
+        observed_at=kw.pop("observed_at", NOW), summary="Usage fell.", watcher="w", **kw,
+    )
+
+
+def test_datetimes_come_back_aware_utc(store: Store) -> None:
+    store.upsert_accounts([make_account("acme")], NOW)
+    tokyo = datetime(2026, 11, 21, 9, 0, tzinfo=timezone(timedelta(hours=9)))
+    store.record_signals("w", [_signal(observed_at=tokyo)], NOW)
+    (stored,) = store.signals()
+    assert stored.observed_at == tokyo and stored.observed_at.tzinfo == UTC
+    assert stored.observed_at.hour == 0
+    assert stored.first_seen == NOW and stored.first_seen.tzinfo == UTC
+
+
+def test_signals_upsert_by_fingerprint_and_clear(store: Store) -> None:
+    a, b = _signal(key="reports"), _signal(key="logins")
+    assert store.record_signals("w", [a, b], NOW) == (2, 0)
+    assert store.record_signals("w", [a, b.model_copy(update={"strength": 0.9})], NOW) == (0, 0)
+    assert {s.key: s.strength for s in store.signals()} == {"reports": 0.5, "logins": 0.9}
+    later = NOW + timedelta(hours=1)
+    assert store.record_signals("w", [a], later) == (0, 1)
+    assert [s.key for s in store.signals()] == ["reports"]
+    cleared = [s for s in store.signals(active_only=False) if not s.active]
+    assert [(s.key, s.cleared_at) for s in cleared] == [("logins", later)]
+    # It comes back: active again, with a new first_seen, still one row.
+    again = later + timedelta(hours=1)
+    assert store.record_signals("w", [a, b], again) == (1, 0)
+    rows = store.signals(active_only=False)
+    assert len(rows) == 2 and all(s.active for s in rows)
+    assert {s.key: s.first_seen for s in rows}["logins"] == again
+
+
+def test_clearing_respects_the_scope(store: Store) -> None:
+    store.record_signals("w", [_signal("acme"), _signal("globex")], NOW)
+    store.record_signals("w", [], NOW, scope=["acme"])
+    assert [s.account_id for s in store.signals()] == ["globex"]
+
+
+def _note(key: str) -> NewNotification:
+    return NewNotification(
+        idempotency_key=key, alert_fingerprint="fp", account_id="acme", channel="team",
+        event="firing", severity=Severity.HIGH, title="t", body="b", due_at=NOW,
+    )
+
+
+def test_outbox_is_idempotent_and_leases_are_exclusive(store: Store) -> None:
+    assert store.save_alerts([], [_note("k1"), _note("k2")]) == 2
+    assert store.save_alerts([], [_note("k1")]) == 0
+    first = store.claim_notifications(NOW, "replica-a", timedelta(minutes=5))
+    second = store.claim_notifications(NOW, "replica-b", timedelta(minutes=5))
+    assert len(first) == 2 and second == []
+    store.mark_sent(first[0].id, NOW)
+    store.mark_failed(first[1].id, "503 from chat", NOW + timedelta(minutes=1))
+    assert store.claim_notifications(NOW, "replica-b", timedelta(minutes=5)) == []
+    retry = store.claim_notifications(NOW + timedelta(minutes=2), "replica-b", timedelta(minutes=5))
+    assert [n.idempotency_key for n in retry] == ["k2"] and retry[0].attempts == 1
+    store.mark_failed(retry[0].id, "503 again", None)
+    assert [n.status for n in store.notifications()] == ["dead", "sent"]
+    assert store.retry_dead(NOW) == 1
+
+
+def test_an_expired_lease_is_taken_over(store: Store) -> None:
+    store.save_alerts([], [_note("k1")])
+    assert store.claim_notifications(NOW, "crashed", timedelta(minutes=5))
+    later = NOW + timedelta(minutes=6)
+    (taken,) = store.claim_notifications(later, "survivor", timedelta(minutes=5))
+    assert taken.idempotency_key == "k1"
+
+
+def test_concurrent_writers_wait_instead_of_failing(store: Store) -> None:
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(15):
+                store.record_signals(f"w{n}", [_signal(key=f"{n}-{i}")], NOW + timedelta(seconds=i))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(store.signals()) == 4  # each watcher keeps its latest signal
+
+
+def test_watcher_state_round_trip(store: Store) -> None:
+    store.save_state("w", {"a": {"x": [1, 2]}, "b": "text"}, frozenset(), NOW)
+    store.save_state("w", {"a": 3}, frozenset({"b"}), NOW)
+    assert store.load_state("w") == {"a": 3}
+    assert store.load_state("other") == {}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(keys=st.lists(st.sampled_from(["a", "b", "c", "d"]), max_size=12))
+def test_enqueueing_any_sequence_never_duplicates(store: Store, keys: list[str]) -> None:
+    before = {n.idempotency_key for n in store.notifications(limit=10_000)}
+    for key in keys:
+        store.save_alerts([], [_note(key)])
+    after = [n.idempotency_key for n in store.notifications(limit=10_000)]
+    assert len(after) == len(set(after))
+    assert set(after) == before | set(keys)
