@@ -117,7 +117,7 @@ async def assert_watcher_contract(
     assert issubclass(cls, Watcher)
     for field_name, field in cls.Options.model_fields.items():
         assert field.description, f"{name}: option {field_name!r} has no description"
-    assert await run_watcher(name, options=options, accounts=[], **kwargs) == []
+    assert await run_watcher(name, options=options, **{**kwargs, "accounts": []}) == []
     first = await run_watcher(name, options=options, **kwargs)
     second = await run_watcher(name, options=options, **kwargs)
     assert sorted(s.fingerprint for s in first) == sorted(s.fingerprint for s in second)

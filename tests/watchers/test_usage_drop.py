@@ -1,0 +1,151 @@
+"""usage_drop: fires on a sustained drop against the seasonal baseline, quiet on noise, clears."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import date, timedelta
+
+from swanwatch.testing import (
+    assert_watcher_contract,
+    last_unknowns,
+    make_account,
+    rows_source,
+    run_watcher,
+)
+
+END = date(2026, 11, 20)
+NOW = "2026-11-20T18:00:00Z"
+
+
+def history(
+    account: str = "acme", *, days: int = 84, level: float = 100.0, weekend: float = 0.3,
+    noise: float = 0.06, seed: int = 1, metric: str = "reports",
+    change: Callable[[date, float], float | None] = lambda d, v: v,
+) -> list[dict[str, object]]:
+    """Daily usage with weekly seasonality and noise; ``change`` edits a day (None: no row)."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(days):
+        day = END - timedelta(days=days - 1 - i)
+        value = level * (weekend if day.weekday() >= 5 else 1.0) * rng.gauss(1.0, noise)
+        changed = change(day, max(0.0, value))
+        if changed is not None:
+            rows.append({"account_id": account, "date": day, "metric": metric,
+                         "value": round(changed)})
+    return rows
+
+
+def drop_from(start: date, factor: float, until: date | None = None
+              ) -> Callable[[date, float], float | None]:
+    return lambda d, v: v * factor if start <= d and (until is None or d <= until) else v
+
+
+async def run(rows: list[dict[str, object]], *, now: str = NOW, accounts: list[str] | None = None,
+              replay: bool = False, **options: object) -> list:  # type: ignore[type-arg]
+    ids = accounts or sorted({str(r["account_id"]) for r in rows})
+    return await run_watcher(
+        "usage_drop", options=options, accounts=[make_account(i) for i in ids], now=now,
+        sources={"usage": rows_source(rows, date_field="date")}, replay=replay,
+    )
+
+
+async def test_contract() -> None:
+    await assert_watcher_contract(
+        "usage_drop", accounts=[make_account("acme")], now=NOW,
+        sources={"usage": rows_source(history(change=drop_from(date(2026, 11, 12), 0.5)))},
+    )
+
+
+async def test_fires_on_a_sustained_drop_from_its_first_day() -> None:
+    signals = await run(history(change=drop_from(date(2026, 11, 12), 0.5)))
+    assert len(signals) == 1
+    s = signals[0]
+    assert (s.account_id, s.kind, s.key) == ("acme", "usage_drop", "reports")
+    assert s.observed_at.date() == date(2026, 11, 12)
+    assert s.evidence["days_lasted"] == 9
+    assert -58 < s.evidence["pct_change"] < -42
+    assert s.evidence["baseline_per_day"] > s.evidence["current_per_day"]
+    assert s.evidence["baseline_weeks"] == 8
+    assert s.summary.startswith("Usage of reports fell ")
+    assert s.summary.endswith("% below its 8-week baseline for 9 days.")
+    assert 0.5 < s.strength <= 1.0
+
+
+async def test_needs_the_minimum_run_of_low_days() -> None:
+    assert await run(history(change=drop_from(date(2026, 11, 19), 0.4))) == []
+    fired = await run(history(change=drop_from(date(2026, 11, 18), 0.4)))
+    assert [s.evidence["low_days"] for s in fired] == [3]
+
+
+async def test_quiet_on_weekly_seasonality_and_noise() -> None:
+    rows = [r for seed in range(30) for r in history(f"a{seed}", seed=seed, noise=0.1,
+                                                      level=50 + 40 * seed)]
+    assert await run(rows) == []
+
+
+async def test_quiet_on_a_public_holiday_and_a_one_day_dip() -> None:
+    def holiday_and_dip(d: date, v: float) -> float:
+        if d in (date(2026, 11, 11), date(2026, 11, 19)):  # Veterans Day, and yesterday
+            return v * 0.3
+        return v * 0.4 if d == date(2026, 10, 14) else v
+    assert await run(history(change=holiday_and_dip)) == []
+
+
+async def test_ignore_dates_skips_a_holiday_week() -> None:
+    week = {date(2026, 11, 16) + timedelta(days=i) for i in range(5)}
+    rows = history(change=lambda d, v: v * 0.4 if d in week else v)
+    assert len(await run(rows)) == 1
+    assert await run(rows, ignore_dates=sorted(week)) == []
+
+
+async def test_small_account_does_not_flap() -> None:
+    rows = history(level=4, noise=0.5, change=drop_from(date(2026, 11, 14), 0.0))
+    assert await run(rows) == []
+
+
+async def test_clears_when_usage_recovers() -> None:
+    rows = history(change=drop_from(date(2026, 11, 5), 0.5, until=date(2026, 11, 15)))
+    fired = await run(rows, now="2026-11-12T18:00:00Z", replay=True)
+    assert [s.observed_at.date() for s in fired] == [date(2026, 11, 5)]
+    assert await run(rows) == []
+
+
+async def test_flatline_when_rows_stop() -> None:
+    rows = history(level=800, change=lambda d, v: None if d >= date(2026, 11, 14) else v)
+    rows += history("other", seed=2)  # keeps the source running to the last day
+    signals = await run(rows)
+    assert [(s.account_id, s.evidence["flatline"]) for s in signals] == [("acme", True)]
+    assert signals[0].summary.startswith("Usage of reports has been zero for 7 days")
+    assert signals[0].evidence["pct_change"] == -100.0
+
+
+async def test_a_long_drop_does_not_become_the_new_normal() -> None:
+    rows = history(days=110, change=drop_from(date(2026, 10, 12), 0.45))
+    signals = await run(rows, lookback_days=60)
+    assert [s.observed_at.date() for s in signals] == [date(2026, 10, 12)]
+    assert signals[0].evidence["days_lasted"] == 40
+
+
+async def test_gradual_decline_fires_once_deep_enough() -> None:
+    start = date(2026, 10, 31)
+    def slide(d: date, v: float) -> float:
+        return v * (1 - 0.5 * min(1.0, max(0, (d - start).days) / 21))
+    signals = await run(history(change=slide, noise=0.04))
+    assert len(signals) == 1
+    assert signals[0].observed_at.date() > start
+
+
+async def test_only_listed_metrics_and_accounts() -> None:
+    rows = history(change=drop_from(date(2026, 11, 12), 0.5))
+    rows += history("ghost", change=drop_from(date(2026, 11, 12), 0.5))
+    assert await run(rows, accounts=["acme"], metrics=["api_calls"]) == []
+    assert [s.account_id for s in await run(rows, accounts=["acme"])] == ["acme"]
+
+
+async def test_unknown_for_missing_or_short_history() -> None:
+    rows = history(days=20)
+    assert await run(rows, accounts=["acme", "nodata"]) == []
+    reasons = {a: r for a, _, r in last_unknowns()}
+    assert "no usage rows" in reasons["nodata"]
+    assert "days of usage" in reasons["acme"]
