@@ -113,12 +113,15 @@ def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]])
 @click.version_option(package_name="swanwatch")
 @click.option(
     "--log-level",
-    default=lambda: os.environ.get("SWANWATCH_LOG_LEVEL", "INFO"),
+    default=lambda: os.environ.get("SWANWATCH_LOG_LEVEL"),
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-    help="Logging on standard error.",
+    help="Logging on standard error (default: INFO for `run`, WARNING otherwise).",
 )
-def main(log_level: str) -> None:
+@click.pass_context
+def main(ctx: click.Context, log_level: str | None) -> None:
     """Swanwatch: weak signals in, compound churn-risk alerts out."""
+    if log_level is None:
+        log_level = "INFO" if ctx.invoked_subcommand == "run" else "WARNING"
     logging.basicConfig(
         level=log_level.upper(),
         stream=sys.stderr,

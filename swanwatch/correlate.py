@@ -204,12 +204,16 @@ def assess_all(
 
 def candidates(assessments: Iterable[Assessment], now: datetime) -> list[Candidate]:
     """The alerts the assessments call for. The catch-all score rule only speaks for an
-    account that no named rule covers, so one risk is told once."""
+    account that no named rule covers, and an account's most severe alerts inhibit its
+    lesser ones, so one risk is told once."""
     out: list[Candidate] = []
     for a in assessments:
-        named = [m for m in a.matches if m.rule.name != SCORE_RULE]
-        for m in named or list(a.matches):
-            out.append(_candidate(a, m, now))
+        named = [m for m in a.matches if m.rule.name != SCORE_RULE] or list(a.matches)
+        if not named:
+            continue
+        # Inhibition: the account's most severe matches mute its lesser ones.
+        top = max(m.severity.rank for m in named)
+        out.extend(_candidate(a, m, now) for m in named if m.severity.rank == top)
     return out
 
 
@@ -224,7 +228,7 @@ def _candidate(a: Assessment, m: RuleMatch, now: datetime) -> Candidate:
         "owner": account.owner,
         "segment": account.segment,
     }
-    why = [f"{c.summary} ({_age(c.age_days)})" for c in m.contributions]
+    why = [_why(c) for c in m.contributions]
     if days is not None and 0 <= days <= 120:
         why.append(f"Renewal on {account.renewal_date} is {days} days away.")
     elif days is not None and days < 0:
@@ -243,9 +247,7 @@ def _candidate(a: Assessment, m: RuleMatch, now: datetime) -> Candidate:
     )
 
 
-def _age(days: float) -> str:
-    if days < 1:
-        return "today"
-    if days < 2:
-        return "since yesterday"
-    return f"for {int(days)} days"
+def _why(c: Contribution) -> str:
+    if c.age_days < 1:
+        return c.summary
+    return f"{c.summary} (since {c.observed_at.date().isoformat()})"
