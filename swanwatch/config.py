@@ -206,14 +206,6 @@ class NotifyConfig(_Section):
     retry_backoff: Duration = timedelta(seconds=30)
     retry_backoff_max: Duration = timedelta(hours=1)
 
-    @model_validator(mode="after")
-    def _known_channels(self) -> NotifyConfig:
-        for listed in (self.default_channels or [], self.ops_channels or []):
-            for name in listed:
-                if name not in self.channels:
-                    raise ValueError(f"channel {name!r} is not defined under notify.channels")
-        return self
-
 
 class DaemonConfig(_Section):
     """How the daemon runs."""
@@ -246,17 +238,6 @@ class Config(_Section):
 
     #: The folder the config file is in; relative paths resolve against it.
     base_dir: str = Field(".", exclude=True)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Config:
-        if self.accounts.source not in self.sources:
-            raise ValueError(f"accounts.source {self.accounts.source!r} is not under sources")
-        seen: set[str] = set()
-        for watcher in self.watchers:
-            if watcher.instance in seen:
-                raise ValueError(f"two watchers are named {watcher.instance!r}; give one a `name`")
-            seen.add(watcher.instance)
-        return self
 
     def resolve_path(self, path: str) -> Path:
         candidate = Path(path).expanduser()
@@ -413,6 +394,7 @@ def parse_config(
         problems.extend(_pydantic_problems(doc, exc))
     if check_plugins:
         problems.extend(_check_plugins(doc, data))
+    problems.extend(_check_references(doc, data))
     problems.extend(_check_rule_files(doc, data, Path(base_dir)))
     if problems:
         raise ConfigError(_unique(problems))
@@ -474,6 +456,51 @@ def _check_plugins(doc: _Document, data: Mapping[str, Any]) -> list[ConfigProble
                 cls.Options.model_validate(options)
             except ValidationError as exc:
                 problems.extend(_pydantic_problems(doc, exc, (*path, "options")))
+    return problems
+
+
+def _check_references(doc: _Document, data: Mapping[str, Any]) -> list[ConfigProblem]:
+    """Names that must point at something defined elsewhere in the file."""
+    problems = []
+    sources = data.get("sources")
+    source_names = set(sources) if isinstance(sources, dict) else set()
+    accounts = data.get("accounts")
+    if isinstance(accounts, dict) and isinstance(accounts.get("source"), str):
+        if accounts["source"] not in source_names:
+            known = ", ".join(sorted(source_names)) or "none"
+            problems.append(
+                doc.problem(
+                    ("accounts", "source"),
+                    f"accounts.source {accounts['source']!r} is not under sources "
+                    f"(defined: {known})",
+                )
+            )
+    watchers = data.get("watchers")
+    seen: set[str] = set()
+    for i, watcher in enumerate(watchers if isinstance(watchers, list) else []):
+        if not isinstance(watcher, dict):
+            continue
+        name = watcher.get("name") or watcher.get("type")
+        if isinstance(name, str) and name in seen:
+            problems.append(
+                doc.problem(("watchers", i), f"two watchers are named {name!r}; give one a `name`")
+            )
+        if isinstance(name, str):
+            seen.add(name)
+    notify = data.get("notify")
+    if isinstance(notify, dict):
+        channels = notify.get("channels")
+        channel_names = set(channels) if isinstance(channels, dict) else set()
+        for key in ("default_channels", "ops_channels"):
+            listed = notify.get(key)
+            for i, name in enumerate(listed if isinstance(listed, list) else []):
+                if name not in channel_names:
+                    problems.append(
+                        doc.problem(
+                            ("notify", key, i),
+                            f"channel {name!r} is not defined under notify.channels",
+                        )
+                    )
     return problems
 
 

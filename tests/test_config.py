@@ -114,3 +114,18 @@ def test_durations(text: object, seconds: float) -> None:
 def test_bad_duration_is_explained() -> None:
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration("soon")
+
+
+def test_the_documented_example_config_is_valid(monkeypatch) -> None:
+    root = Path(__file__).resolve().parents[1]
+    for name in ("SLACK_TOKEN_A", "SLACK_TOKEN_B", "SLACK_TOKEN_C", "SMTP_USER", "SMTP_PASSWORD"):
+        monkeypatch.setenv(name, "x")
+    config = load_config(root / "config" / "swanwatch.example.yaml")
+    assert config.notify.default_channels == ["cs-team"]
+    assert [w.instance for w in config.watchers] == ["usage"]
+
+
+def test_the_demo_config_is_valid() -> None:
+    root = Path(__file__).resolve().parents[1]
+    config = load_config(root / "config" / "demo.yaml")
+    assert {w.type for w in config.watchers} >= {"usage_drop", "champion_departure"}

@@ -75,7 +75,10 @@ daemon:
     env = {**subprocess_env, "SWANWATCH_LOG_LEVEL": "INFO"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "swanwatch", "run", "-c", str(config)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         # Wait until the slow watcher is mid-run, then ask the daemon to stop.
@@ -86,7 +89,7 @@ daemon:
         assert "static" in store.watcher_statuses(), "the daemon never ran a watcher"
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
+        _, err = proc.communicate(timeout=10)
         assert time.monotonic() - started < 10
     finally:
         if proc.poll() is None:

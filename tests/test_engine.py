@@ -48,6 +48,7 @@ async def _cycle(store_url: str, config_path, now: str = "2026-11-20T12:00:00Z")
 async def test_signals_become_one_explained_compound_alert(store_url, make_config, capsys) -> None:
     path = make_config(COMPOUND, store_url=store_url)
     _, correlation, delivered, alerts, notes = await _cycle(store_url, path)
+    assert correlation.open_alerts == 1
     assert [(a.account_id, a.rule, a.severity) for a in alerts] == [
         ("acme", "champion_and_usage", "high")
     ]
@@ -82,9 +83,7 @@ async def test_failing_and_hanging_watchers_are_isolated_and_reported(
     store_url, make_config
 ) -> None:
     path = make_config(
-        COMPOUND_TEMPLATE.replace(
-            "EXTRA", "  - type: boom\n  - type: hang\n    timeout: 0.3s"
-        )
+        COMPOUND_TEMPLATE.replace("EXTRA", "  - type: boom\n  - type: hang\n    timeout: 0.3s")
         + "daemon:\n  failure_alert_after: 2\n",
         store_url=store_url,
     )

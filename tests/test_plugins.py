@@ -53,14 +53,27 @@ def test_built_in_plugins_import_only_the_public_api(folder: str) -> None:
 def test_third_party_package_is_discovered_and_runs(tmp_path: Path, make_config) -> None:
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-         "--no-build-isolation", "--target", str(target), str(EXAMPLE)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(EXAMPLE),
+        ],
         check=True,
         capture_output=True,
     )
     env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
     listed = subprocess.run(
-        [*SWANWATCH, "watchers", "list", "--json"], env=env, capture_output=True, text=True,
+        [*SWANWATCH, "watchers", "list", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
         check=True,
     )
     entries = {w["name"]: w for w in json.loads(listed.stdout)}
@@ -77,12 +90,22 @@ watchers:
     )
     subprocess.run(
         [*SWANWATCH, "run", "-c", str(config), "--once", "--now", "2026-11-20T00:00:00Z"],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     shown = subprocess.run(
         [*SWANWATCH, "signals", "list", "-c", str(config), "--json"],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     (signal,) = json.loads(shown.stdout)
-    assert (signal["account_id"], signal["kind"], signal["watcher"]) == ("acme", "tag_flag", "tag_flag")
+    assert (signal["account_id"], signal["kind"], signal["watcher"]) == (
+        "acme",
+        "tag_flag",
+        "tag_flag",
+    )
     assert signal["summary"] == "Acme Corp is tagged 'key' in the CRM."

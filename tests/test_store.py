@@ -17,8 +17,14 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 def _signal(account: str = "acme", key: str = "", strength: float = 0.5, **kw) -> Signal:
     return Signal(
-        account_id=account, kind="usage_drop", key=key, strength=strength,
-        observed_at=kw.pop("observed_at", NOW), summary="Usage fell.", watcher="w", **kw,
+        account_id=account,
+        kind="usage_drop",
+        key=key,
+        strength=strength,
+        observed_at=kw.pop("observed_at", NOW),
+        summary="Usage fell.",
+        watcher="w",
+        **kw,
     )
 
 
@@ -58,8 +64,15 @@ def test_clearing_respects_the_scope(store: Store) -> None:
 
 def _note(key: str) -> NewNotification:
     return NewNotification(
-        idempotency_key=key, alert_fingerprint="fp", account_id="acme", channel="team",
-        event="firing", severity=Severity.HIGH, title="t", body="b", due_at=NOW,
+        idempotency_key=key,
+        alert_fingerprint="fp",
+        account_id="acme",
+        channel="team",
+        event="firing",
+        severity=Severity.HIGH,
+        title="t",
+        body="b",
+        due_at=NOW,
     )
 
 
@@ -113,7 +126,9 @@ def test_watcher_state_round_trip(store: Store) -> None:
     assert store.load_state("other") == {}
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(keys=st.lists(st.sampled_from(["a", "b", "c", "d"]), max_size=12))
 def test_enqueueing_any_sequence_never_duplicates(store: Store, keys: list[str]) -> None:
     before = {n.idempotency_key for n in store.notifications(limit=10_000)}
