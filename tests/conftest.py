@@ -1,4 +1,4 @@
-"""Shared fixtures: the test plugins on sys.path, and one store fixture for SQLite and PostgreSQL."""
+"""Shared fixtures: the test plugins on sys.path; one store fixture, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -21,6 +21,22 @@ POSTGRES_URL = os.environ.get("SWANWATCH_TEST_POSTGRES_URL")
 if str(PLUGINS) not in sys.path:
     sys.path.insert(0, str(PLUGINS))
 plugins.refresh()
+
+
+def _swanwatch_command() -> list[str]:
+    # The installed console script: `python -m` would put the current folder first on
+    # sys.path and import the source tree instead of the installed package.
+    script = Path(sys.executable).with_name("swanwatch")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "swanwatch"]
+
+
+SWANWATCH = _swanwatch_command()
+
+
+@pytest.fixture
+def swanwatch_cmd() -> list[str]:
+    """The `swanwatch` command of the environment under test."""
+    return list(SWANWATCH)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,7 +55,9 @@ def test_cron_schedule_after_restart() -> None:
 
 
 @pytest.mark.slow
-def test_sigterm_stops_a_real_daemon_cleanly(make_config, subprocess_env, tmp_path: Path) -> None:
+def test_sigterm_stops_a_real_daemon_cleanly(
+    make_config, subprocess_env, swanwatch_cmd, tmp_path: Path
+) -> None:
     config = make_config(
         """
 watchers:
@@ -74,7 +75,8 @@ daemon:
     )
     env = {**subprocess_env, "SWANWATCH_LOG_LEVEL": "INFO"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "swanwatch", "run", "-c", str(config)],
+        [*swanwatch_cmd, "run", "-c", str(config)],
+        cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
 
 @pytest.mark.slow
-def test_demo_prints_compound_alerts() -> None:
+def test_demo_prints_compound_alerts(swanwatch_cmd, tmp_path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "swanwatch", "demo"], capture_output=True, text=True, timeout=120
+        [*swanwatch_cmd, "demo"], capture_output=True, text=True, timeout=120, cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout
@@ -23,12 +22,13 @@ def test_demo_prints_compound_alerts() -> None:
     assert 1 <= out.count("\n[") + out.startswith("[") <= 8
 
 
-def test_bad_config_exits_2_and_names_the_field(tmp_path) -> None:
+def test_bad_config_exits_2_and_names_the_field(swanwatch_cmd, tmp_path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("accounts: {source: nowhere}\nwatchers:\n  - type: usage_drop\n    x: 1\n")
     done = subprocess.run(
-        [sys.executable, "-m", "swanwatch", "validate", "-c", str(path)],
-        capture_output=True, text=True,
+        [*swanwatch_cmd, "validate", "-c", str(path)],
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 2
     assert f"{path}:4: watchers[0].x: unknown key" in done.stderr

@@ -16,7 +16,6 @@ from swanwatch.errors import PluginError
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "swanwatch-example-watcher"
-SWANWATCH = [sys.executable, "-m", "swanwatch"]
 
 
 def test_public_api_is_sorted_and_importable() -> None:
@@ -50,7 +49,9 @@ def test_built_in_plugins_import_only_the_public_api(folder: str) -> None:
 
 
 @pytest.mark.slow
-def test_third_party_package_is_discovered_and_runs(tmp_path: Path, make_config) -> None:
+def test_third_party_package_is_discovered_and_runs(
+    tmp_path: Path, make_config, swanwatch_cmd
+) -> None:
     target = tmp_path / "site"
     subprocess.run(
         [
@@ -70,8 +71,9 @@ def test_third_party_package_is_discovered_and_runs(tmp_path: Path, make_config)
     )
     env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
     listed = subprocess.run(
-        [*SWANWATCH, "watchers", "list", "--json"],
+        [*swanwatch_cmd, "watchers", "list", "--json"],
         env=env,
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         check=True,
@@ -89,15 +91,17 @@ watchers:
 """
     )
     subprocess.run(
-        [*SWANWATCH, "run", "-c", str(config), "--once", "--now", "2026-11-20T00:00:00Z"],
+        [*swanwatch_cmd, "run", "-c", str(config), "--once", "--now", "2026-11-20T00:00:00Z"],
         env=env,
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         check=True,
     )
     shown = subprocess.run(
-        [*SWANWATCH, "signals", "list", "-c", str(config), "--json"],
+        [*swanwatch_cmd, "signals", "list", "-c", str(config), "--json"],
         env=env,
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         check=True,
