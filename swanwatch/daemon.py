@@ -27,6 +27,7 @@ from swanwatch.store import Store, WatcherStatus
 
 log = logging.getLogger("swanwatch.daemon")
 
+
 def trigger_for(spec: WatcherConfig) -> IntervalTrigger | CronTrigger:
     schedule = spec.schedule
     jitter = int(schedule.jitter.total_seconds()) or None

@@ -62,7 +62,8 @@ def render(notice: Notice, account_name: str | None = None) -> tuple[str, str]:
     """A notice as (title, markdown body): severity, account, stake, why now, the play."""
     alert = notice.alert
     who = account_name or alert.account_id
-    title = f"[{_SEVERITY_MARK[alert.severity]}] {_EVENT_WORD.get(notice.event, '')}{who}: {alert.title}"
+    event = _EVENT_WORD.get(notice.event, "")
+    title = f"[{_SEVERITY_MARK[alert.severity]}] {event}{who}: {alert.title}"
     if notice.event == "resolved":
         return title, f"The signals behind **{alert.title}** for **{who}** have cleared."
     stake = alert.at_stake

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from alembic import context
 from sqlalchemy.engine import Connection
-
 from sqlmodel import SQLModel
 
 import swanwatch.store.tables  # noqa: F401  (registers the tables on the metadata)
