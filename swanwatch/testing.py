@@ -15,6 +15,7 @@ from datetime import date, datetime
 from typing import Any
 
 import httpx
+import pytest
 
 from swanwatch import plugins
 from swanwatch.clock import FrozenClock, ensure_utc, parse_instant
@@ -162,3 +163,24 @@ def rows_source(
 ) -> RowsSource:
     """A source that yields ``rows`` (dicts), for feeding a watcher hand-built histories."""
     return RowsSource(rows, date_field=date_field)
+
+
+# --- the pytest plugin (entry point ``pytest11``) ---------------------------------------
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    """A frozen clock at 2026-01-15 12:00 UTC; move it with ``set`` or ``advance``."""
+    return FrozenClock("2026-01-15T12:00:00Z")
+
+
+@pytest.fixture(name="make_account")
+def make_account_fixture() -> Any:
+    """The :func:`make_account` factory, as a fixture."""
+    return make_account
+
+
+@pytest.fixture(name="run_watcher")
+def run_watcher_fixture() -> Any:
+    """The :func:`run_watcher` coroutine, as a fixture."""
+    return run_watcher
