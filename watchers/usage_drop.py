@@ -134,20 +134,27 @@ class UsageDropWatcher(Watcher):
         if not wanted:
             return
         metrics = set(opts.metrics)
-        series: dict[tuple[str, str], _Series] = {}
+        series: dict[tuple[object, object], _Series] = {}
+        days: dict[object, int] = {}  # date value -> ordinal; few distinct dates, many rows
         last_day = 0
+        default_metric = opts.default_metric
         source = ctx.source(opts.usage_source)
+        # The hot loop (one pass over every usage row): kept lean on purpose.
         async for row in source.rows(until=now if ctx.replay else None):
             account_id = row.get("account_id")
             if account_id not in wanted:
                 continue
-            metric = row.get("metric") or opts.default_metric
+            metric = row.get("metric") or default_metric
             if metrics and metric not in metrics:
                 continue
+            stamp = row.get("date")
             raw = row.get("value")
             try:
-                day = _ordinal(row.get("date"))
-                value = float(raw) if raw is not None and raw != "" else 0.0  # type: ignore[arg-type]
+                day = days.get(stamp)
+                if day is None:
+                    day = days[stamp] = _ordinal(stamp)
+                value = raw if type(raw) is float else (
+                    float(raw) if raw is not None and raw != "" else 0.0)  # type: ignore[arg-type]
             except (TypeError, ValueError) as exc:
                 raise SourceError(
                     f"source {opts.usage_source!r} gave a row the usage watcher cannot read "
@@ -155,18 +162,26 @@ class UsageDropWatcher(Watcher):
                 ) from exc
             if day > today:
                 continue  # the future is not usage yet
-            key = (str(account_id), str(metric))
+            key = (account_id, metric)
             found = series.get(key)
             if found is None:
                 series[key] = found = _Series(day, array("d", [0.0]))
-            found.add(day, value)
-            last_day = max(last_day, day)
+            offset = day - found.first
+            if 0 <= offset < len(found.values):
+                found.values[offset] += value
+            else:
+                found.add(day, value)
+            if day > last_day:
+                last_day = day
         seen = {account_id for account_id, _ in series}
         for account in wanted.values():
             if account.id not in seen:
                 ctx.report_unknown(account, f"no usage rows in source {opts.usage_source!r}")
         ignored = {d.toordinal() for d in opts.ignore_dates}
-        for (account_id, metric), one in sorted(series.items()):
+        for (account_key, metric_key), one in sorted(
+            series.items(), key=lambda item: (str(item[0][0]), str(item[0][1]))
+        ):
+            account_id, metric = str(account_key), str(metric_key)
             drop = self._judge(one, last_day, ignored)
             if drop is None:
                 continue
