@@ -1,24 +1,34 @@
 """The alert lifecycle: reconcile what correlation calls for with the alerts on record.
 
 One alert per fingerprint (account, rule). States: firing -> acknowledged or snoozed ->
-resolved, resolved once its signals have stayed clear for the hold-down. A notice is due when
-an alert starts (or starts again), escalates, repeats after ``repeat_interval`` while still
-firing, or resolves. Pure: the store saves the result, alerts and notices in one transaction.
+resolved. An alert resolves once its signals have stayed clear for the hold-down, which
+doubles each time the alert comes back soon after resolving (flapping is damped). A notice is
+due when an alert starts (or starts again), escalates, repeats after ``repeat_interval``
+while still firing and unacknowledged, wakes from a snooze, or resolves; never while it is
+muted by a silence or inhibited. An alert resolved by hand comes back only on new evidence
+or a higher severity. Pure: the store saves the result, alerts and notices, in one transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import fnmatch
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from swanwatch.correlate import Candidate
-from swanwatch.model import Alert, AlertState
+from swanwatch.model import Alert, AlertState, Silence
+
+#: Returns why a candidate is muted ("silence 4", "inhibited by <rule>"), or None.
+Muter = Callable[[Candidate], str | None]
+
+#: The hold-down doubles with each flap, up to this many doublings.
+MAX_FLAP_DOUBLINGS = 5
 
 
 @dataclass(frozen=True)
 class Notice:
-    """Something to tell about an alert: ``firing``, ``escalated``, ``repeat`` or ``resolved``."""
+    """Something to tell about an alert: firing, escalated, repeat, reminder or resolved."""
 
     alert: Alert
     event: str
@@ -34,6 +44,10 @@ class Reconciliation:
     notices: list[Notice] = field(default_factory=list)
 
 
+def _never_muted(_candidate: Candidate) -> str | None:
+    return None
+
+
 def reconcile(
     existing: Mapping[str, Alert],
     candidates: Iterable[Candidate],
@@ -41,6 +55,8 @@ def reconcile(
     *,
     hold_down: timedelta,
     repeat_interval: timedelta,
+    flap_window: timedelta = timedelta(days=1),
+    muted: Muter = _never_muted,
     scope: Iterable[str] | None = None,
 ) -> Reconciliation:
     """Compare the alerts on record (by fingerprint) with the candidates now.
@@ -51,7 +67,7 @@ def reconcile(
     out = Reconciliation()
     wanted = {c.fingerprint: c for c in candidates}
     for fp, cand in wanted.items():
-        _apply_candidate(out, existing.get(fp), cand, now, repeat_interval)
+        _apply_candidate(out, existing.get(fp), cand, now, repeat_interval, flap_window, muted)
     in_scope = set(scope) if scope is not None else None
     for fp, alert in existing.items():
         if fp in wanted or not alert.open:
@@ -62,13 +78,20 @@ def reconcile(
     return out
 
 
+def _resolved_by_hand(alert: Alert) -> bool:
+    return alert.state == AlertState.RESOLVED and (alert.acted_by or "").startswith("resolve:")
+
+
 def _apply_candidate(
     out: Reconciliation,
     alert: Alert | None,
     cand: Candidate,
     now: datetime,
     repeat_interval: timedelta,
+    flap_window: timedelta,
+    muted: Muter,
 ) -> None:
+    mute = muted(cand)
     facts = {
         "title": cand.title,
         "severity": cand.severity,
@@ -79,8 +102,22 @@ def _apply_candidate(
         "at_stake": dict(cand.at_stake),
         "updated_at": now,
         "clear_since": None,
+        "muted_by": mute,
     }
+    if alert is not None and _resolved_by_hand(alert):
+        known = set(alert.notified_signals) | {c.fingerprint for c in alert.contributions}
+        new_evidence = any(c.fingerprint not in known for c in cand.contributions)
+        worse = alert.last_notified_severity is None or (
+            cand.severity.rank > alert.last_notified_severity.rank
+        )
+        if not (new_evidence or worse):
+            return  # the CSM closed it; the same evidence does not reopen it
     if alert is None or not alert.open:
+        flapped = (
+            alert is not None
+            and alert.resolved_at is not None
+            and now - alert.resolved_at < flap_window
+        )
         fresh = Alert(
             fingerprint=cand.fingerprint,
             account_id=cand.account_id,
@@ -88,26 +125,40 @@ def _apply_candidate(
             state=AlertState.FIRING,
             episode=1 if alert is None else alert.episode + 1,
             started_at=now,
+            flaps=(alert.flaps + 1) if (alert is not None and flapped) else 0,
             id=None if alert is None else alert.id,
             **facts,
         )
-        _notify(out, fresh, "firing", now)
+        if mute is None:
+            _notify(out, fresh, "firing", now)
+        else:
+            out.changed.append(fresh)
         return
     state = alert.state
-    if state == AlertState.SNOOZED and (alert.snoozed_until is None or alert.snoozed_until <= now):
+    woke = state == AlertState.SNOOZED and (
+        alert.snoozed_until is None or alert.snoozed_until <= now
+    )
+    if woke:
         state = AlertState.FIRING
     updated = alert.model_copy(update={**facts, "state": state})
     last = alert.last_notified_severity
-    if last is None and state == AlertState.FIRING:
-        _notify(out, updated, "firing", now)
-    elif last is not None and cand.severity.rank > last.rank and state != AlertState.SNOOZED:
-        _notify(out, updated, "escalated", now)
+    event: str | None = None
+    if mute is not None or state == AlertState.SNOOZED:
+        event = None
+    elif last is None:
+        event = "firing"
+    elif cand.severity.rank > last.rank:
+        event = "escalated"
+    elif woke:
+        event = "reminder"
     elif (
         state == AlertState.FIRING
         and alert.last_notified_at is not None
         and now - alert.last_notified_at >= repeat_interval
     ):
-        _notify(out, updated, "repeat", now)
+        event = "repeat"
+    if event is not None:
+        _notify(out, updated, event, now)
     elif updated != alert.model_copy(update={"updated_at": now}):
         out.changed.append(updated)
 
@@ -116,13 +167,14 @@ def _clear(out: Reconciliation, alert: Alert, now: datetime, hold_down: timedelt
     if alert.clear_since is None:
         out.changed.append(alert.model_copy(update={"clear_since": now, "updated_at": now}))
         return
-    if now - alert.clear_since < hold_down:
+    damped = hold_down * (2 ** min(alert.flaps, MAX_FLAP_DOUBLINGS))
+    if now - alert.clear_since < damped:
         return
     resolved = alert.model_copy(
         update={"state": AlertState.RESOLVED, "resolved_at": now, "updated_at": now}
     )
     out.changed.append(resolved)
-    if alert.last_notified_at is not None:
+    if alert.last_notified_at is not None and alert.muted_by is None:
         out.notices.append(Notice(alert=resolved, event="resolved"))
 
 
@@ -139,3 +191,84 @@ def _notify(out: Reconciliation, alert: Alert, event: str, now: datetime) -> Non
     )
     out.changed.append(told)
     out.notices.append(Notice(alert=told, event=event, new_signals=new))
+
+
+# --- silences -------------------------------------------------------------------------------
+
+#: The fields a silence can match on.
+SILENCE_FIELDS = ("account", "rule", "kind", "owner", "segment")
+
+
+def silence_matches(silence: Silence, candidate: Candidate) -> bool:
+    """True when every matcher of ``silence`` matches the candidate (globs allowed)."""
+    values: dict[str, Sequence[str]] = {
+        "account": (candidate.account_id,),
+        "rule": (candidate.rule,),
+        "kind": tuple(c.kind for c in candidate.contributions),
+        "owner": (str(candidate.at_stake.get("owner") or ""),),
+        "segment": (str(candidate.at_stake.get("segment") or ""),),
+    }
+    for name, pattern in silence.matchers.items():
+        if not any(fnmatch.fnmatchcase(v, pattern) for v in values.get(name, ())):
+            return False
+    return True
+
+
+def muter(
+    silences: Sequence[Silence], inhibited: Mapping[str, str], now: datetime
+) -> Muter:
+    """A Muter from the active silences and the inhibited fingerprints (fp -> by rule)."""
+    active = [s for s in silences if s.active(now)]
+
+    def why(candidate: Candidate) -> str | None:
+        for s in active:
+            if silence_matches(s, candidate):
+                return f"silence {s.id} by {s.author} until {s.ends_at:%Y-%m-%d %H:%M} UTC"
+        rule = inhibited.get(candidate.fingerprint)
+        return f"inhibited by {rule}" if rule else None
+
+    return why
+
+
+# --- manual actions -------------------------------------------------------------------------
+
+
+def acknowledge(alert: Alert, by: str, now: datetime) -> Alert:
+    """Someone owns it: no more repeats (an escalation is still told)."""
+    _require_open(alert)
+    return alert.model_copy(
+        update={"state": AlertState.ACKNOWLEDGED, "acted_by": f"ack:{by}", "updated_at": now}
+    )
+
+
+def snooze(alert: Alert, until: datetime, by: str, now: datetime) -> Alert:
+    """Quiet until ``until``; then, if still firing, a reminder."""
+    _require_open(alert)
+    if until <= now:
+        raise ValueError("a snooze must end in the future")
+    return alert.model_copy(
+        update={
+            "state": AlertState.SNOOZED,
+            "snoozed_until": until,
+            "acted_by": f"snooze:{by}",
+            "updated_at": now,
+        }
+    )
+
+
+def resolve(alert: Alert, by: str, now: datetime) -> Alert:
+    """Closed by hand: it comes back only on new evidence or a higher severity."""
+    _require_open(alert)
+    return alert.model_copy(
+        update={
+            "state": AlertState.RESOLVED,
+            "resolved_at": now,
+            "acted_by": f"resolve:{by}",
+            "updated_at": now,
+        }
+    )
+
+
+def _require_open(alert: Alert) -> None:
+    if not alert.open:
+        raise ValueError(f"alert {alert.id} is already resolved")

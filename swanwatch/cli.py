@@ -198,7 +198,8 @@ def _run_once(config: Any, now_text: str | None, *, show_alerts: bool = False) -
             err=True,
         )
         if show_alerts:
-            _print_alerts(store.alerts(open_only=True), {a.id: a for a in store.accounts()})
+            shown = [a for a in store.alerts(open_only=True) if a.muted_by is None]
+            _print_alerts(shown, {a.id: a for a in store.accounts()})
         if failed:
             raise Failure(f"{len(failed)} of {len(outcomes)} watchers failed")
     finally:

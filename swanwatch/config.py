@@ -151,7 +151,14 @@ class CorrelationConfig(_Section):
     score_window: Duration = Field(
         timedelta(days=30), description="The catch-all rule counts signals this recent."
     )
-    resolve_hold_down: Duration = timedelta(hours=6)
+    resolve_hold_down: Duration = Field(
+        timedelta(hours=6), description="Signals must stay clear this long to resolve."
+    )
+    flap_window: Duration = Field(
+        timedelta(days=1),
+        description="An alert back within this long of resolving is flapping: its "
+        "hold-down doubles.",
+    )
 
     @model_validator(mode="after")
     def _weights_in_range(self) -> CorrelationConfig:

@@ -204,17 +204,29 @@ def assess_all(
 
 def candidates(assessments: Iterable[Assessment], now: datetime) -> list[Candidate]:
     """The alerts the assessments call for. The catch-all score rule only speaks for an
-    account that no named rule covers, and an account's most severe alerts inhibit its
-    lesser ones, so one risk is told once."""
+    account that no named rule covers, so one risk is not told twice."""
     out: list[Candidate] = []
     for a in assessments:
         named = [m for m in a.matches if m.rule.name != SCORE_RULE] or list(a.matches)
-        if not named:
-            continue
-        # Inhibition: the account's most severe matches mute its lesser ones.
-        top = max(m.severity.rank for m in named)
-        out.extend(_candidate(a, m, now) for m in named if m.severity.rank == top)
+        out.extend(_candidate(a, m, now) for m in named)
     return out
+
+
+def inhibitions(cands: Iterable[Candidate]) -> dict[str, str]:
+    """Inhibition: an account's most severe alerts mute its lesser ones.
+
+    Returns the muted fingerprints, each with the rule that mutes it.
+    """
+    by_account: dict[str, list[Candidate]] = defaultdict(list)
+    for c in cands:
+        by_account[c.account_id].append(c)
+    muted: dict[str, str] = {}
+    for group in by_account.values():
+        top = max(group, key=lambda c: (c.severity.rank, c.score))
+        for c in group:
+            if c.severity.rank < top.severity.rank:
+                muted[c.fingerprint] = top.rule
+    return muted
 
 
 def _candidate(a: Assessment, m: RuleMatch, now: datetime) -> Candidate:

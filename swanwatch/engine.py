@@ -19,10 +19,16 @@ from datetime import date, datetime, timedelta
 import httpx
 
 from swanwatch import plugins
-from swanwatch.alerts import Notice, reconcile
+from swanwatch.alerts import Notice, muter, reconcile
 from swanwatch.clock import Clock, parse_instant
 from swanwatch.config import Config, WatcherConfig, all_rules
-from swanwatch.correlate import Candidate, alert_fingerprint, assess_all, candidates
+from swanwatch.correlate import (
+    Candidate,
+    alert_fingerprint,
+    assess_all,
+    candidates,
+    inhibitions,
+)
 from swanwatch.delivery import OPS_ACCOUNT, DeliveryStats, DeliveryWorker, outbox_entries
 from swanwatch.errors import SourceError, SwanwatchError
 from swanwatch.interfaces import Source, StateMap, WatchContext, Watcher
@@ -286,12 +292,16 @@ class Engine:
         assessments = assess_all(accounts, signals, now, cfg.correlation, self.rules)
         existing = {a.fingerprint: a for a in self.store.alerts()}
         account_alerts = {fp: a for fp, a in existing.items() if a.account_id != OPS_ACCOUNT}
+        wanted = candidates(assessments, now)
+        silences = self.store.silences(active_at=now)
         result = reconcile(
             account_alerts,
-            candidates(assessments, now),
+            wanted,
             now,
             hold_down=cfg.correlation.resolve_hold_down,
             repeat_interval=cfg.notify.repeat_interval,
+            flap_window=cfg.correlation.flap_window,
+            muted=muter(silences, inhibitions(wanted), now),
             scope=[a.id for a in accounts],
         )
         ops_alerts = {fp: a for fp, a in existing.items() if a.account_id == OPS_ACCOUNT}
@@ -301,6 +311,7 @@ class Engine:
             now,
             hold_down=timedelta(0),
             repeat_interval=cfg.notify.repeat_interval,
+            muted=muter(silences, {}, now),
         )
         notices: list[Notice] = [*result.notices, *ops.notices]
         names = {a.id: a.label for a in accounts}

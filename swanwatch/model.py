@@ -156,11 +156,53 @@ class Alert(_Record):
     last_notified_severity: Severity | None = None
     notify_count: int = 0
     notified_signals: tuple[str, ...] = ()
+    #: Why notices are held back: "silence 3", "inhibited by <rule>"; None when not muted.
+    muted_by: str | None = None
+    #: Who acknowledged, snoozed or resolved it by hand.
+    acted_by: str | None = None
+    #: How often it came back soon after resolving (flapping).
+    flaps: int = 0
     id: int | None = None
 
     @property
     def open(self) -> bool:
         return self.state != AlertState.RESOLVED
+
+
+class Silence(_Record):
+    """Mutes the alerts its matchers select until ``ends_at``; matchers are field -> glob
+    over account, rule, kind, owner and segment."""
+
+    id: int | None = None
+    matchers: dict[str, str]
+    starts_at: UTCDateTime
+    ends_at: UTCDateTime
+    author: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    created_at: UTCDateTime
+
+    def active(self, now: datetime) -> bool:
+        return self.starts_at <= now < self.ends_at
+
+
+class Verdict(StrEnum):
+    """A CSM's feedback on an alert."""
+
+    USEFUL = "useful"
+    NOISE = "noise"
+    ACTED = "acted"
+
+
+class Feedback(_Record):
+    """One person's verdict on one episode of an alert."""
+
+    alert_fingerprint: str
+    rule: str
+    episode: int
+    verdict: Verdict
+    author: str
+    note: str = ""
+    created_at: UTCDateTime
 
 
 class NotificationStatus(StrEnum):

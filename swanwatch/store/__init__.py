@@ -28,10 +28,12 @@ from swanwatch.model import (
     Alert,
     AlertState,
     Contribution,
+    Feedback,
     Notification,
     NotificationStatus,
     Severity,
     Signal,
+    Silence,
     StoredSignal,
     Unknown,
     WatcherRun,
@@ -39,8 +41,10 @@ from swanwatch.model import (
 from swanwatch.store.tables import (
     AccountRow,
     AlertRow,
+    FeedbackRow,
     NotificationRow,
     SignalRow,
+    SilenceRow,
     UnknownRow,
     WatcherRunRow,
     WatcherStateRow,
@@ -476,6 +480,57 @@ class Store:
                 added += len(conn.execute(stmt).all())
         return added
 
+    # --- silences and feedback ----------------------------------------------------------
+
+    def add_silence(self, silence: Silence) -> Silence:
+        table = SilenceRow.__table__  # type: ignore[attr-defined]
+        values = silence.model_dump(exclude={"id"})
+        with self._tx() as conn:
+            new_id = conn.execute(table.insert().values(**values).returning(table.c.id)).scalar()
+        return silence.model_copy(update={"id": new_id})
+
+    def silences(self, *, active_at: datetime | None = None) -> list[Silence]:
+        """All silences, or those active at ``active_at``."""
+        table = SilenceRow.__table__  # type: ignore[attr-defined]
+        query = select(table).order_by(table.c.id)
+        if active_at is not None:
+            query = query.where(table.c.starts_at <= active_at, table.c.ends_at > active_at)
+        with self.engine.connect() as conn:
+            return [Silence.model_validate(r._asdict()) for r in conn.execute(query)]
+
+    def expire_silence(self, silence_id: int, now: datetime) -> bool:
+        """End a silence now; False when there is no such active silence."""
+        table = SilenceRow.__table__  # type: ignore[attr-defined]
+        with self._tx() as conn:
+            result = conn.execute(
+                update(table)
+                .where(table.c.id == silence_id, table.c.ends_at > now)
+                .values(ends_at=now)
+            )
+        return bool(result.rowcount)
+
+    def add_feedback(self, feedback: Feedback) -> bool:
+        """Record a verdict; False when the same person gave it on this episode already."""
+        table = FeedbackRow.__table__  # type: ignore[attr-defined]
+        with self._tx() as conn:
+            stmt = (
+                self._insert(table)
+                .values(**feedback.model_dump())
+                .on_conflict_do_nothing(
+                    index_elements=["alert_fingerprint", "episode", "author", "verdict"]
+                )
+                .returning(table.c.id)
+            )
+            return conn.execute(stmt).first() is not None
+
+    def feedback(self) -> list[Feedback]:
+        table = FeedbackRow.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            return [
+                Feedback.model_validate({k: v for k, v in r._asdict().items() if k != "id"})
+                for r in conn.execute(select(table).order_by(table.c.id))
+            ]
+
     def claim_notifications(
         self, now: datetime, owner: str, lease: timedelta, limit: int = 100
     ) -> list[Notification]:
@@ -646,6 +701,9 @@ def _alert(r: Any) -> Alert:
         else None,
         notify_count=r.notify_count,
         notified_signals=tuple(r.notified_signals or ()),
+        muted_by=r.muted_by,
+        acted_by=r.acted_by,
+        flaps=r.flaps,
         id=r.id,
     )
 

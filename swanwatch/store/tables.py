@@ -124,6 +124,9 @@ class AlertRow(SQLModel, table=True):
     last_notified_severity: str | None = None
     notify_count: int = 0
     notified_signals: Any = _json()
+    muted_by: str | None = None
+    acted_by: str | None = None
+    flaps: int = 0
 
 
 class NotificationRow(SQLModel, table=True):
@@ -147,3 +150,29 @@ class NotificationRow(SQLModel, table=True):
     sent_at: datetime | None = _utc(nullable=True)
     lease_owner: str | None = None
     lease_until: datetime | None = _utc(nullable=True)
+
+
+class SilenceRow(SQLModel, table=True):
+    __tablename__ = "silences"
+
+    id: int | None = Field(default=None, primary_key=True)
+    matchers: Any = _json()
+    starts_at: datetime = _utc()
+    ends_at: datetime = _utc(index=True)
+    author: str
+    reason: str
+    created_at: datetime = _utc()
+
+
+class FeedbackRow(SQLModel, table=True):
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("alert_fingerprint", "episode", "author", "verdict"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_fingerprint: str = Field(max_length=64, index=True)
+    rule: str = Field(max_length=200)
+    episode: int
+    verdict: str = Field(max_length=20)
+    author: str
+    note: str = ""
+    created_at: datetime = _utc()
