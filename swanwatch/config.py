@@ -472,16 +472,15 @@ def _check_references(doc: _Document, data: Mapping[str, Any]) -> list[ConfigPro
     sources = data.get("sources")
     source_names = set(sources) if isinstance(sources, dict) else set()
     accounts = data.get("accounts")
-    if isinstance(accounts, dict) and isinstance(accounts.get("source"), str):
-        if accounts["source"] not in source_names:
-            known = ", ".join(sorted(source_names)) or "none"
-            problems.append(
-                doc.problem(
-                    ("accounts", "source"),
-                    f"accounts.source {accounts['source']!r} is not under sources "
-                    f"(defined: {known})",
-                )
+    wanted = accounts.get("source") if isinstance(accounts, dict) else None
+    if isinstance(wanted, str) and wanted not in source_names:
+        known = ", ".join(sorted(source_names)) or "none"
+        problems.append(
+            doc.problem(
+                ("accounts", "source"),
+                f"accounts.source {wanted!r} is not under sources (defined: {known})",
             )
+        )
     watchers = data.get("watchers")
     seen: set[str] = set()
     for i, watcher in enumerate(watchers if isinstance(watchers, list) else []):
