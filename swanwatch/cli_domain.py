@@ -1,0 +1,67 @@
+"""`swanwatch domain lookup`: what the domain_expiry watcher sees for one domain, for ops."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import click
+
+
+@click.group()
+def domain() -> None:
+    """Domain registration lookups (the domain_expiry watcher's view)."""
+
+
+def _watcher_options(config_file: str | None) -> dict[str, Any]:
+    """The options of the first domain_expiry watcher in ``config_file`` ({} without one)."""
+    if not config_file:
+        return {}
+    from swanwatch.config import load_config
+
+    config: Any = load_config(config_file)
+    watchers = getattr(config, "watchers", None) or []
+    items = watchers.values() if isinstance(watchers, dict) else watchers
+    for entry in items:
+        if getattr(entry, "type", None) == "domain_expiry":
+            options = getattr(entry, "options", None) or {}
+            if hasattr(options, "model_dump"):
+                options = options.model_dump()
+            return dict(options)
+    return {}
+
+
+@domain.command()
+@click.argument("name", metavar="DOMAIN")
+@click.option("-c", "--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              help="Use the domain_expiry watcher's options from this config file.")
+@click.option("--source", type=click.Choice(["auto", "rdap", "whois"]), default=None,
+              help="Where to look (default: the watcher's setting, auto).")
+@click.option("--rdap-server", metavar="URL", help="Ask this RDAP server (base URL).")
+@click.option("--whois-server", metavar="HOST[:PORT]", help="Ask this WHOIS server.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def lookup(
+    name: str, config_file: str | None, source: str | None, rdap_server: str | None,
+    whois_server: str | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Look DOMAIN up now, uncached; exit 0 when an expiry date was found, 1 otherwise."""
+    from swanwatch import plugins
+
+    cls = plugins.watcher_class("domain_expiry")
+    options = _watcher_options(config_file)
+    if rdap_server:
+        options["rdap_servers"] = {"*": rdap_server}
+    if whois_server:
+        options["whois_servers"] = {"*": whois_server}
+        options["follow_referrals"] = False  # ask that server and no other
+    watcher: Any = cls("domain_expiry", cls.Options.model_validate(options))
+    record = asyncio.run(watcher.lookup(name, source=source))
+    out = record.as_json()
+    if as_json:
+        click.echo(json.dumps(out, ensure_ascii=False))
+    else:
+        for key, value in out.items():
+            shown = ", ".join(value) if isinstance(value, list) else value
+            click.echo(f"{key + ':':12} {'-' if shown in (None, '') else shown}")
+    raise SystemExit(0 if out["expires_at"] else 1)
