@@ -437,6 +437,410 @@ def alerts_show(config_path: Path, ref: str, as_json: bool) -> None:
     _print_alerts([alert], accounts)
 
 
+def _actor(by: str | None) -> str:
+    return by or os.environ.get("SWANWATCH_USER") or os.environ.get("USER") or "cli"
+
+
+def _change_alert(config_path: Path, ref: str, change: Callable[[Any, Any], Any]) -> Any:
+    """Load one alert, apply ``change(alert, now)``, save it; returns the new alert."""
+    from swanwatch.clock import SystemClock
+
+    config = _load(config_path)
+    with _errors():
+        store = _open_store(config)
+        try:
+            alert = store.alert(ref)
+            if alert is None:
+                raise Failure(f"no single alert matches {ref!r}; see `swanwatch alerts list`")
+            try:
+                updated = change(alert, SystemClock().now())
+            except ValueError as exc:
+                raise Failure(str(exc)) from exc
+            store.save_alerts([updated], [])
+            return updated
+        finally:
+            store.close()
+
+
+_BY = click.option("--by", default=None, help="Who acts (default $SWANWATCH_USER or $USER).")
+
+
+@alerts.command("ack")
+@_config_option
+@click.argument("ref")
+@_BY
+def alerts_ack(config_path: Path, ref: str, by: str | None) -> None:
+    """Acknowledge an alert: someone owns it; no more repeats."""
+    from swanwatch.alerts import acknowledge
+
+    alert = _change_alert(config_path, ref, lambda a, now: acknowledge(a, _actor(by), now))
+    click.echo(f"alert {alert.id} acknowledged by {_actor(by)}")
+
+
+@alerts.command("snooze")
+@_config_option
+@click.argument("ref")
+@click.option("--for", "duration", default="1d", show_default=True, help="e.g. 4h, 3d.")
+@_BY
+def alerts_snooze(config_path: Path, ref: str, duration: str, by: str | None) -> None:
+    """Snooze an alert; if still firing when the snooze ends, it reminds."""
+    from swanwatch.alerts import snooze
+    from swanwatch.config import parse_duration
+
+    try:
+        delta = parse_duration(duration)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--for") from exc
+    alert = _change_alert(config_path, ref, lambda a, now: snooze(a, now + delta, _actor(by), now))
+    click.echo(f"alert {alert.id} snoozed until {alert.snoozed_until:%Y-%m-%d %H:%M} UTC")
+
+
+@alerts.command("resolve")
+@_config_option
+@click.argument("ref")
+@_BY
+def alerts_resolve(config_path: Path, ref: str, by: str | None) -> None:
+    """Resolve an alert by hand; it comes back only on new evidence or higher severity."""
+    from swanwatch.alerts import resolve
+
+    alert = _change_alert(config_path, ref, lambda a, now: resolve(a, _actor(by), now))
+    click.echo(f"alert {alert.id} resolved by {_actor(by)}")
+
+
+@alerts.command("mark")
+@_config_option
+@click.argument("ref")
+@click.argument("verdict", type=click.Choice(["useful", "noise", "acted"]))
+@click.option("--note", default="", help="Why.")
+@_BY
+def alerts_mark(config_path: Path, ref: str, verdict: str, note: str, by: str | None) -> None:
+    """Tell Swanwatch whether an alert was useful, noise, or acted on."""
+    from swanwatch.clock import SystemClock
+    from swanwatch.model import Feedback, Verdict
+
+    config = _load(config_path)
+    with _errors():
+        store = _open_store(config)
+        try:
+            alert = store.alert(ref)
+            if alert is None:
+                raise Failure(f"no single alert matches {ref!r}; see `swanwatch alerts list`")
+            added = store.add_feedback(
+                Feedback(
+                    alert_fingerprint=alert.fingerprint,
+                    rule=alert.rule,
+                    episode=alert.episode,
+                    verdict=Verdict(verdict),
+                    author=_actor(by),
+                    note=note,
+                    created_at=SystemClock().now(),
+                )
+            )
+        finally:
+            store.close()
+    click.echo(
+        f"alert {alert.id} marked {verdict}" if added else f"alert {alert.id} already marked"
+    )
+
+
+@main.group()
+def silences() -> None:
+    """Mute alerts by account, rule, kind, owner or segment, for a while, with a reason."""
+
+
+def _matchers(values: Sequence[str]) -> dict[str, str]:
+    from swanwatch.alerts import SILENCE_FIELDS
+
+    out = {}
+    for item in values:
+        name, sep, pattern = item.partition("=")
+        if not sep or name not in SILENCE_FIELDS or not pattern:
+            raise click.BadParameter(
+                f"{item!r}: use FIELD=GLOB with FIELD one of {', '.join(SILENCE_FIELDS)}",
+                param_hint="--match",
+            )
+        out[name] = pattern
+    if not out:
+        raise click.BadParameter("give at least one --match", param_hint="--match")
+    return out
+
+
+@silences.command("add")
+@_config_option
+@click.option("--match", "match", multiple=True, help="FIELD=GLOB, e.g. account=acme, rule=*.")
+@click.option("--for", "duration", default="1d", show_default=True, help="How long: 4h, 7d.")
+@click.option("--reason", required=True, help="Why, for the next person.")
+@click.option("--author", default=None, help="Who (default $SWANWATCH_USER or $USER).")
+def silences_add(
+    config_path: Path, match: tuple[str, ...], duration: str, reason: str, author: str | None
+) -> None:
+    """Add a silence."""
+    from swanwatch.clock import SystemClock
+    from swanwatch.config import parse_duration
+    from swanwatch.model import Silence
+
+    matchers = _matchers(match)
+    try:
+        delta = parse_duration(duration)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--for") from exc
+    config = _load(config_path)
+    now = SystemClock().now()
+    with _errors():
+        store = _open_store(config)
+        try:
+            silence = store.add_silence(
+                Silence(
+                    matchers=matchers,
+                    starts_at=now,
+                    ends_at=now + delta,
+                    author=_actor(author),
+                    reason=reason,
+                    created_at=now,
+                )
+            )
+        finally:
+            store.close()
+    click.echo(f"silence {silence.id} until {silence.ends_at:%Y-%m-%d %H:%M} UTC")
+
+
+@silences.command("list")
+@_config_option
+@click.option("--all", "include_expired", is_flag=True, help="Include expired silences.")
+@_json_option
+def silences_list(config_path: Path, include_expired: bool, as_json: bool) -> None:
+    """Active silences (or all)."""
+    from swanwatch.clock import SystemClock
+
+    config = _load(config_path)
+    with _errors():
+        store = _open_store(config)
+        try:
+            found = store.silences(active_at=None if include_expired else SystemClock().now())
+        finally:
+            store.close()
+    if as_json or not _tty():
+        _emit_json([s.model_dump(mode="json") for s in found])
+        return
+    _table(
+        "Silences",
+        ["id", "matchers", "until", "author", "reason"],
+        [
+            (
+                s.id,
+                " ".join(f"{k}={v}" for k, v in s.matchers.items()),
+                _ts(s.ends_at),
+                s.author,
+                s.reason,
+            )
+            for s in found
+        ],
+    )
+
+
+@silences.command("expire")
+@_config_option
+@click.argument("silence_id", type=int)
+def silences_expire(config_path: Path, silence_id: int) -> None:
+    """End a silence now."""
+    from swanwatch.clock import SystemClock
+
+    config = _load(config_path)
+    with _errors():
+        store = _open_store(config)
+        try:
+            ok = store.expire_silence(silence_id, SystemClock().now())
+        finally:
+            store.close()
+    if not ok:
+        raise Failure(f"no active silence {silence_id}; see `swanwatch silences list`")
+    click.echo(f"silence {silence_id} expired")
+
+
+@main.group()
+def rules() -> None:
+    """Compound rules."""
+
+
+@rules.command("stats")
+@_config_option
+@_json_option
+def rules_stats(config_path: Path, as_json: bool) -> None:
+    """Per rule: alerts fired, acted on, marked noise, median lead time before renewal."""
+    from swanwatch.reports import rule_stats
+
+    config = _load(config_path)
+    with _errors():
+        store = _open_store(config)
+        try:
+            stats = rule_stats(
+                store.alerts(), store.feedback(), {a.id: a for a in store.accounts()}
+            )
+        finally:
+            store.close()
+    if as_json or not _tty():
+        _emit_json(
+            [
+                {
+                    "rule": r.rule,
+                    "fired": r.fired,
+                    "acted_on": r.acted_on,
+                    "useful": r.useful,
+                    "noise": r.noise,
+                    "median_lead_days": r.median_lead_days,
+                }
+                for r in stats
+            ]
+        )
+        return
+    _table(
+        "Rules",
+        ["rule", "fired", "acted on", "useful", "noise", "median lead (days)"],
+        [(r.rule, r.fired, r.acted_on, r.useful, r.noise, r.median_lead_days) for r in stats],
+    )
+
+
+@main.group()
+def risk() -> None:
+    """Revenue at risk."""
+
+
+@risk.command("report")
+@_config_option
+@click.option(
+    "--by",
+    "by",
+    type=click.Choice(["owner", "segment", "rule"]),
+    default=None,
+    help="Group and total by this.",
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV.")
+def risk_report(config_path: Path, by: str | None, as_json: bool, as_csv: bool) -> None:
+    """Open risks ranked by ARR at risk, with totals per group."""
+    import csv as csv_module
+
+    from swanwatch.reports import risk_lines, totals
+
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    config = _load(config_path)
+    with _errors():
+        store = _open_store(config)
+        try:
+            lines = risk_lines(
+                [a for a in store.alerts(open_only=True) if a.muted_by is None],
+                {a.id: a for a in store.accounts()},
+            )
+        finally:
+            store.close()
+    group = by or "all"
+    sums = totals(lines, group)
+    rows = [
+        {
+            "account": line.account.id,
+            "name": line.account.name,
+            "group": line.group(group),
+            "owner": line.account.owner,
+            "segment": line.account.segment,
+            "arr": line.account.arr,
+            "score": round(line.score, 4),
+            "revenue_at_risk": line.revenue_at_risk,
+            "severity": line.severity,
+            "renewal_date": line.account.renewal_date,
+            "rules": " ".join(line.rules),
+        }
+        for line in lines
+    ]
+    if as_json:
+        _emit_json(
+            {
+                "by": group,
+                "accounts": rows,
+                "totals": [
+                    {"group": g, "accounts": n, "arr": arr, "revenue_at_risk": risk}
+                    for g, n, arr, risk in sums
+                ],
+                "total_revenue_at_risk": round(sum(line.revenue_at_risk for line in lines), 2),
+            }
+        )
+        return
+    if as_csv or not _tty():
+        writer = csv_module.DictWriter(
+            sys.stdout, fieldnames=list(rows[0]) if rows else ["account"]
+        )
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    _table(
+        "Revenue at risk",
+        ["account", group, "ARR", "score", "at risk", "severity", "renewal", "rules"],
+        [
+            (
+                r["name"] or r["account"],
+                r["group"],
+                f"{r['arr']:,.0f}",
+                f"{r['score']:.2f}",
+                f"{r['revenue_at_risk']:,.0f}",
+                r["severity"],
+                r["renewal_date"],
+                r["rules"],
+            )
+            for r in rows
+        ],
+    )
+    _table(
+        f"Totals by {group}",
+        [group, "accounts", "ARR", "at risk"],
+        [(g, n, f"{arr:,.0f}", f"{risk:,.0f}") for g, n, arr, risk in sums],
+    )
+
+
+# --- backtest ------------------------------------------------------------------------------
+
+
+@main.command()
+@_config_option
+@click.option("--start", "start_text", required=True, help="First simulated day (ISO 8601).")
+@click.option("--end", "end_text", required=True, help="Last simulated day (ISO 8601).")
+@click.option("--step", "step_text", default="1d", show_default=True, help="e.g. 1d, 6h.")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="JSON Lines file (default: standard output).",
+)
+def backtest(
+    config_path: Path, start_text: str, end_text: str, step_text: str, output: Path | None
+) -> None:
+    """Replay history on a simulated clock; write the signals and alerts as JSON Lines."""
+    from swanwatch.backtest import replay
+    from swanwatch.config import parse_duration
+    from swanwatch.engine import parse_when
+
+    config = _load(config_path)
+    try:
+        step = parse_duration(step_text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--step") from exc
+    with _errors():
+        start, end = parse_when(start_text), parse_when(end_text)
+        out = output.open("w", encoding="utf-8") if output else sys.stdout
+        counts = {"signal": 0, "alert": 0}
+
+        async def go() -> None:
+            async for event in replay(config, start, end, step):
+                counts[event.type] += 1
+                out.write(json.dumps(event.as_json(), ensure_ascii=False) + "\n")
+
+        try:
+            asyncio.run(go())
+        finally:
+            if output:
+                out.close()
+    click.echo(f"{counts['signal']} signals, {counts['alert']} alerts", err=True)
+
+
 # --- store -------------------------------------------------------------------------------
 
 

@@ -134,12 +134,38 @@ class Rule(_Section):
         return self
 
 
+#: How much one full-strength signal of each kind says about churn on its own.
+DEFAULT_WEIGHTS = {
+    "domain_expiry": 0.9,
+    "tls_expiry": 0.8,
+    "champion_departure": 0.7,
+    "usage_drop": 0.7,
+    "renewal_lapse": 0.6,
+    "support_spike": 0.5,
+}
+#: How fast each kind's news goes stale (days to halve its weight).
+DEFAULT_HALF_LIVES = {
+    "domain_expiry": 365.0,
+    "tls_expiry": 365.0,
+    "champion_departure": 60.0,
+    "usage_drop": 30.0,
+    "renewal_lapse": 90.0,
+    "support_spike": 14.0,
+}
+
+
 class CorrelationConfig(_Section):
     """How signals combine into a risk score and compound alerts."""
 
-    weights: dict[str, float] = Field(default_factory=dict)
+    weights: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_WEIGHTS),
+        description="Weight 0..1 per signal kind; kinds not listed get default_weight.",
+    )
     default_weight: float = Field(0.5, ge=0, le=1)
-    half_life_days: dict[str, float] = Field(default_factory=dict)
+    half_life_days: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_HALF_LIVES),
+        description="Days for a signal's weight to halve, per kind.",
+    )
     default_half_life_days: float = Field(30.0, gt=0)
     min_strength: float = Field(0.05, ge=0, le=1, description="Weaker signals are ignored.")
     rules: list[Rule] = Field(default_factory=list)
@@ -152,10 +178,10 @@ class CorrelationConfig(_Section):
         timedelta(days=30), description="The catch-all rule counts signals this recent."
     )
     resolve_hold_down: Duration = Field(
-        timedelta(hours=6), description="Signals must stay clear this long to resolve."
+        timedelta(days=3), description="Signals must stay clear this long to resolve."
     )
     flap_window: Duration = Field(
-        timedelta(days=1),
+        timedelta(days=7),
         description="An alert back within this long of resolving is flapping: its "
         "hold-down doubles.",
     )

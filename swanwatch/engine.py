@@ -40,20 +40,20 @@ log = logging.getLogger("swanwatch.engine")
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """A watcher run as the engine saw it."""
+    """A watcher run as the engine saw it, with the signals it raised."""
 
     run: WatcherRun
-    raised: int = 0
+    raised: tuple[Signal, ...] = ()
     cleared: int = 0
 
 
 @dataclass(frozen=True)
 class CorrelationOutcome:
-    """What a correlation pass changed."""
+    """What a correlation pass changed, and what it decided to tell."""
 
     accounts: int
     open_alerts: int
-    notices: int
+    notices: tuple[Notice, ...]
     enqueued: int
 
 
@@ -219,12 +219,16 @@ class Engine:
             error = f"{type(exc).__name__}: {exc}"
             trace = traceback.format_exc()
             log.error("watcher %s failed: %s", spec.instance, error, exc_info=exc)
-        raised = cleared = 0
+        raised: tuple[Signal, ...] = ()
+        cleared = 0
         if error is None:
             now = self.clock.now()
-            raised, cleared = await asyncio.to_thread(
+            changes = await asyncio.to_thread(
                 self.store.record_signals, spec.instance, signals, now
             )
+            new = set(changes.raised)
+            raised = tuple(s for s in signals if s.fingerprint in new)
+            cleared = len(changes.cleared)
             await asyncio.to_thread(self.store.record_unknowns, spec.instance, ctx.unknowns, now)
             changed, deleted = state.changes()
             if changed or deleted:
@@ -245,7 +249,7 @@ class Engine:
             spec.instance,
             "ok" if run.ok else "FAILED",
             run.signals,
-            raised,
+            len(raised),
             cleared,
             run.unknowns,
             time.monotonic() - t0,
@@ -321,7 +325,7 @@ class Engine:
         return CorrelationOutcome(
             accounts=len(assessments),
             open_alerts=open_alerts,
-            notices=len(notices),
+            notices=tuple(notices),
             enqueued=enqueued,
         )
 

@@ -127,7 +127,7 @@ class WatchContext:
         """Record that ``account`` could not be judged, and why. Never a silent skip."""
         account_id = account if isinstance(account, str) else account.id
         self.unknowns.append((account_id, key, reason))
-        self.log.warning("%s: cannot judge account %s: %s", self.instance, account_id, reason)
+        self.log.debug("%s: cannot judge account %s: %s", self.instance, account_id, reason)
 
     async def run_blocking(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a blocking call in the bounded worker pool, off the event loop."""

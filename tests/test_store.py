@@ -40,17 +40,18 @@ def test_datetimes_come_back_aware_utc(store: Store) -> None:
 
 def test_signals_upsert_by_fingerprint_and_clear(store: Store) -> None:
     a, b = _signal(key="reports"), _signal(key="logins")
-    assert store.record_signals("w", [a, b], NOW) == (2, 0)
-    assert store.record_signals("w", [a, b.model_copy(update={"strength": 0.9})], NOW) == (0, 0)
+    assert store.record_signals("w", [a, b], NOW).counts() == (2, 0)
+    changes = store.record_signals("w", [a, b.model_copy(update={"strength": 0.9})], NOW)
+    assert changes.counts() == (0, 0)
     assert {s.key: s.strength for s in store.signals()} == {"reports": 0.5, "logins": 0.9}
     later = NOW + timedelta(hours=1)
-    assert store.record_signals("w", [a], later) == (0, 1)
+    assert store.record_signals("w", [a], later).cleared == (b.fingerprint,)
     assert [s.key for s in store.signals()] == ["reports"]
     cleared = [s for s in store.signals(active_only=False) if not s.active]
     assert [(s.key, s.cleared_at) for s in cleared] == [("logins", later)]
     # It comes back: active again, with a new first_seen, still one row.
     again = later + timedelta(hours=1)
-    assert store.record_signals("w", [a, b], again) == (1, 0)
+    assert store.record_signals("w", [a, b], again).raised == (b.fingerprint,)
     rows = store.signals(active_only=False)
     assert len(rows) == 2 and all(s.active for s in rows)
     assert {s.key: s.first_seen for s in rows}["logins"] == again

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,17 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 _BATCH = 500
 # A fixed key for PostgreSQL's advisory lock that serialises migrations across replicas.
 _MIGRATION_LOCK = 0x5357_414E
+
+
+@dataclass(frozen=True)
+class SignalChanges:
+    """What storing a run's signals changed: fingerprints raised (new or back) and cleared."""
+
+    raised: tuple[str, ...]
+    cleared: tuple[str, ...]
+
+    def counts(self) -> tuple[int, int]:
+        return len(self.raised), len(self.cleared)
 
 
 class WatcherStatus:
@@ -215,12 +227,13 @@ class Store:
         now: datetime,
         *,
         scope: Iterable[str] | None = None,
-    ) -> tuple[int, int]:
+    ) -> SignalChanges:
         """Store a run's signals by fingerprint and clear the watcher's signals it did not
         yield again (within ``scope``, the account ids the run looked at; all by default).
 
-        Returns (new or re-raised, cleared). Rerunning with the same signals changes nothing
-        but ``last_seen``: the fingerprint is unique, so a row is never duplicated.
+        Returns the fingerprints raised (new, or back after clearing) and cleared. Rerunning
+        with the same signals changes nothing but ``last_seen``: the fingerprint is unique,
+        so a row is never duplicated.
         """
         table = SignalRow.__table__  # type: ignore[attr-defined]
         by_fp = {s.fingerprint: s for s in signals}
@@ -278,8 +291,8 @@ class Store:
                 conn.execute(
                     update(table).where(table.c.fingerprint.in_(chunk_fp)).values(cleared_at=now)
                 )
-        raised = sum(1 for fp in by_fp if fp not in before or before[fp] is not None)
-        return raised, len(gone)
+        raised = tuple(fp for fp in by_fp if fp not in before or before[fp] is not None)
+        return SignalChanges(raised=raised, cleared=tuple(gone))
 
     def signals(
         self, *, account_id: str | None = None, active_only: bool = True
@@ -743,4 +756,4 @@ def _notification(r: Any) -> Notification:
     )
 
 
-__all__ = ["NewNotification", "Store", "WatcherStatus"]
+__all__ = ["NewNotification", "SignalChanges", "Store", "WatcherStatus"]
