@@ -14,8 +14,9 @@ from typing import Any, Literal
 import httpx
 
 from swanwatch import parse_instant
-from . import _rdap, _whois
-from ._registrable import public_suffix_of, tld_of
+
+from . import _rdap, _whois  # noqa: TID251 (a sibling private helper)
+from ._registrable import public_suffix_of, tld_of  # noqa: TID251
 
 Source = Literal["auto", "rdap", "whois"]
 
@@ -273,13 +274,15 @@ class DomainLookup:
                     body = await response.aread()
                     if response.status_code == 429:
                         wait = _retry_after(response.headers.get("retry-after"))
-                        server.block(wait if wait is not None else self.settings.rate_limit_backoff_s)
+                        backoff = self.settings.rate_limit_backoff_s
+                        server.block(wait if wait is not None else backoff)
             except _Blocked as exc:
                 record.error = f"rate_limited: {base} {exc}"
                 record.retry_after_s = exc.seconds
                 return record
             except httpx.TimeoutException:
-                record.error = f"timeout: no answer from {url} in {self.settings.rdap_timeout_s:g} s"
+                limit = self.settings.rdap_timeout_s
+                record.error = f"timeout: no answer from {url} in {limit:g} s"
                 return record
             except httpx.HTTPError as exc:
                 record.error = f"unreachable: {url}: {exc.__class__.__name__}: {exc}"[:300]
@@ -347,7 +350,7 @@ class DomainLookup:
             and record.referral
             and record.referral.lower() not in (server.lower(), _whois.IANA_WHOIS)
         ):
-            detail = await self._ask_whois(domain, record.referral)
+            detail = await self._ask_whois(domain, record.referral, registry=False)
             record = replace(
                 record,
                 registrar=record.registrar or detail.registrar,
@@ -356,11 +359,12 @@ class DomainLookup:
             )
         return record
 
-    async def _ask_whois(self, domain: str, server: str) -> _WhoisRecord:
+    async def _ask_whois(self, domain: str, server: str, *, registry: bool = True) -> _WhoisRecord:
         host, port = self._dial(server)
         label = host if port == 43 else f"{host}:{port}"
         record = _WhoisRecord(domain=domain, source="whois", server=label)
-        query = _whois.query_line(domain, tld_of(domain))
+        # the registry's own query syntax; a registrar's server takes the plain name
+        query = _whois.query_line(domain, tld_of(domain)) if registry else domain
         try:
             async with self._gate(label) as gate:
                 raw = await _whois.whois_query(

@@ -77,7 +77,7 @@ def rdap_status(value: str) -> str:
     if [w.lower() for w in words] == ["active"]:
         return "ok"
     head, *rest = (w.lower() for w in words)
-    return head + "".join(w.title() for w in rest)
+    return str(head + "".join(w.title() for w in rest))
 
 
 def _vcard_name(entity: dict[str, Any]) -> str | None:

@@ -107,7 +107,9 @@ async def whois_query(host: str, port: int, query: str, *, timeout_s: float) -> 
                 size += len(chunk)
             return b"".join(chunks)
     except TimeoutError:
-        raise WhoisFailure("timeout", f"no complete answer from {host}:{port} in {timeout_s:g} s")
+        raise WhoisFailure(
+            "timeout", f"no complete answer from {host}:{port} in {timeout_s:g} s"
+        ) from None
     except OSError as exc:
         raise WhoisFailure("unreachable", f"{host}:{port}: {exc.strerror or exc}") from None
     finally:
@@ -181,8 +183,8 @@ class ParsePool:
                 answer: dict[str, Any] = json.loads(line)
             except TimeoutError:
                 await self._discard(worker)
-                return {"outcome": "unparseable",
-                        "detail": f"parsing overran {self.timeout_s:g} s and was stopped"}  # fmt: skip
+                detail = f"parsing overran {self.timeout_s:g} s and was stopped"
+                return {"outcome": "unparseable", "detail": detail}
             except (EOFError, OSError, ValueError) as exc:
                 await self._discard(worker)
                 return {"outcome": "unparseable", "detail": f"parse worker failed: {exc}"}

@@ -70,8 +70,8 @@ _REFERRAL = re.compile(
     re.I | re.M,
 )
 
-_MONTHS = {m: i for i, m in enumerate(
-    "jan feb mar apr may jun jul aug sep oct nov dec".split(), start=1)}  # fmt: skip
+_MONTH_NAMES = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+_MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, start=1)}
 _ZONE = (
     r"(?:\s*\(?\s*(?P<zone>(?:UTC|GMT)\s*[+-]\d{1,2}(?::?\d{2})?|Z|UTC|GMT|[+-]\d{2}:?\d{2}"
     r"|[A-Z]{3,4}\b)\s*\)?)?"
@@ -85,8 +85,9 @@ _DATE_SHAPES = [
     re.compile(r"(?P<mon>[a-z]{3})[a-z]*\.?\s+(?P<d>\d{1,2}),?\s+" + r"(?:(?P<H>\d{1,2}):"
                r"(?P<M>\d{2}):(?P<S>\d{2})\s+(?:(?P<zone>[A-Z]{3,4})\s+)?)?(?P<y>\d{4})", re.I),
     re.compile(r"(?P<y>\d{4})\.\s*(?P<m>\d{1,2})\.\s*(?P<d>\d{1,2})\.?"),
-    re.compile(r"(?P<y>\d{4})[-./\s](?P<mon>[a-z]{3})[a-z]*\.?[-./\s](?P<d>\d{1,2})" + _TIME + _ZONE,
-               re.I),
+    re.compile(
+        r"(?P<y>\d{4})[-./\s](?P<mon>[a-z]{3})[a-z]*\.?[-./\s](?P<d>\d{1,2})" + _TIME + _ZONE, re.I
+    ),
     re.compile(r"\b(?P<y>(?:19|20)\d{2})(?P<m>[01]\d)(?P<d>[0-3]\d)\b"),
 ]  # fmt: skip
 _NAMED_ZONES = {"UTC": 0, "GMT": 0, "Z": 0, "CET": 1, "CEST": 2, "EST": -5, "EDT": -4,
@@ -121,7 +122,7 @@ def parse_date(value: str, *, month_first: bool = False) -> tuple[datetime, bool
             month = _MONTHS[g["mon"][:3].lower()] if g.get("mon") else int(g["m"])
             moment = datetime(
                 int(g["y"]), month, int(g["d"]),
-                int(g.get("H") or 0), int(g.get("M") or 0), int(g.get("S") or 0),
+                int(g.get("H") or 0), int(g.get("M") or 0), int(g.get("S") or 0), tzinfo=UTC,
             )  # fmt: skip
         except (KeyError, ValueError):
             return None  # a date-shaped text that is no date (31-02-2026): not another guess
@@ -129,7 +130,7 @@ def parse_date(value: str, *, month_first: bool = False) -> tuple[datetime, bool
         if re.fullmatch(r"[+-]\d{1,2}", zone):
             zone = f"{zone[0]}{int(zone[1:]):02d}00"
         if not zone:
-            return moment.replace(tzinfo=UTC), False
+            return moment, False
         if zone in _NAMED_ZONES:
             offset = timedelta(hours=_NAMED_ZONES[zone])
         elif re.fullmatch(r"[+-]\d{2}:?\d{2}", zone):
@@ -137,7 +138,7 @@ def parse_date(value: str, *, month_first: bool = False) -> tuple[datetime, bool
             digits = zone[1:].replace(":", "")
             offset = sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
         else:
-            return moment.replace(tzinfo=UTC), False
+            return moment, False
         return moment.replace(tzinfo=timezone(offset)).astimezone(UTC), True
     return None
 
@@ -154,14 +155,14 @@ def normalise_status(raw: str) -> str | None:
     first = re.split(r"\s+(?:https?://|\()", text, maxsplit=1)[0].strip()
     letters = _letters(first)
     if letters in _EPP_BY_LETTERS:
-        return _EPP_BY_LETTERS[letters]
+        return str(_EPP_BY_LETTERS[letters])
     for pattern, code in _CRITICAL_WORDS:
         if pattern.search(text):
             return code
     words = re.findall(r"[A-Za-z]+", first)
     if 1 <= len(words) <= 3 and len(first) <= 40:
         head, *rest = (w.lower() for w in words)
-        return head + "".join(w.title() for w in rest)
+        return str(head + "".join(w.title() for w in rest))
     return None
 
 
@@ -181,6 +182,11 @@ def _expiry_key(key: str) -> int:
     if "registrar" in k or "password" in k or "update" in k:
         return 1
     return 3 if "registry" in k or k.startswith(("expir", "domainexpir")) else 2
+
+
+_REGISTRAR_KEYS = frozenset(
+    {"registrar", "registrarname", "sponsoringregistrar", "registrarorganization"}
+)
 
 
 def own_fields(text: str) -> dict[str, Any]:
@@ -219,10 +225,8 @@ def own_fields(text: str) -> dict[str, Any]:
             if parsed and (best is None or score > best[0]):
                 best = (score, parsed[0], parsed[1])
         k = _letters(key)
-        if registrar is None and k in ("registrar", "registrarname", "sponsoringregistrar",
-                                       "registrarorganization", "name") and value:
-            if k != "name" or "registrar" in _letters(pending_key or key):
-                registrar = value
+        if registrar is None and value and k in _REGISTRAR_KEYS:
+            registrar = value
         if k in ("status", "domainstatus", "state", "registrationstatus", "eppstatus"):
             for part in re.split(r",\s*", value):
                 code = normalise_status(part)
