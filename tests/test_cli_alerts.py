@@ -1,0 +1,88 @@
+"""The alert commands a CSM and a team lead use: act, silence, give feedback, see the risk."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+CONFIG = """
+watchers:
+  - type: static
+    options:
+      signals:
+        - {account: acme, kind: champion_departure, strength: 0.9}
+        - {account: acme, kind: usage_drop, strength: 0.9}
+        - {account: globex, kind: usage_drop, strength: 0.9}
+        - {account: globex, kind: support_spike, strength: 0.9}
+correlation:
+  rules:
+    - {name: pair, title: Champion left and usage fell, severity: high,
+       all_of: [champion_departure, usage_drop], play: ["CSM: call the buyer."]}
+notify: {console: false}
+"""
+
+
+@pytest.fixture
+def sw(make_config, swanwatch_cmd, subprocess_env, tmp_path: Path):
+    config = make_config(CONFIG)
+
+    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [*swanwatch_cmd, *args[:2], "-c", str(config), *args[2:]],
+            capture_output=True, text=True, env={**subprocess_env, "SWANWATCH_USER": "ann"},
+            cwd=tmp_path,
+        )
+        if ok:
+            assert done.returncode == 0, done.stderr
+        return done
+
+    run("run", "--once")
+    return run
+
+
+def _alerts(sw) -> dict[str, dict[str, object]]:
+    return {a["account_id"]: a for a in json.loads(sw("alerts", "list", "--json").stdout)}
+
+
+@pytest.mark.slow
+def test_ack_mark_and_rule_stats(sw) -> None:
+    alerts = _alerts(sw)
+    assert set(alerts) == {"acme", "globex"}
+    assert alerts["globex"]["rule"] == "risk_score"  # no named rule: the catch-all speaks
+    acme = str(alerts["acme"]["id"])
+    assert "acknowledged by ann" in sw("alerts", "ack", acme).stdout
+    assert _alerts(sw)["acme"]["state"] == "acknowledged"
+    sw("alerts", "mark", acme, "useful")
+    assert "already marked" in sw("alerts", "mark", acme, "useful").stdout
+    stats = {r["rule"]: r for r in json.loads(sw("rules", "stats", "--json").stdout)}
+    assert stats["pair"] == {
+        "rule": "pair", "fired": 1, "acted_on": 1, "useful": 1, "noise": 0,
+        "median_lead_days": stats["pair"]["median_lead_days"],
+    }
+    assert isinstance(stats["pair"]["median_lead_days"], float | int)
+    shown = sw("alerts", "show", acme)
+    assert "Champion left and usage fell" in shown.stdout and "call the buyer" in shown.stdout
+    missing = sw("alerts", "ack", "999999", ok=False)
+    assert missing.returncode == 1 and "no single alert matches" in missing.stderr
+
+
+@pytest.mark.slow
+def test_silences_and_risk_report(sw) -> None:
+    added = sw("silences", "add", "--match", "account=glob*", "--for", "2d", "--reason", "migration")
+    assert added.stdout.startswith("silence 1 until")
+    (silence,) = json.loads(sw("silences", "list", "--json").stdout)
+    assert silence["matchers"] == {"account": "glob*"} and silence["author"] == "ann"
+    bad = sw("silences", "add", "--match", "colour=red", "--reason", "x", ok=False)
+    assert bad.returncode == 2 and "FIELD=GLOB" in bad.stderr
+    sw("run", "--once")  # the silence applies from the next pass
+    assert _alerts(sw)["globex"]["muted_by"].startswith("silence 1 by ann")
+    report = json.loads(sw("risk", "report", "--by", "owner", "--json").stdout)
+    assert [a["account"] for a in report["accounts"]] == ["acme"]  # muted risk left out
+    (total,) = report["totals"]
+    assert total["group"] == "ann@csm.example" and total["arr"] == 120000
+    assert report["total_revenue_at_risk"] == report["accounts"][0]["revenue_at_risk"] > 0
+    assert "expired" in sw("silences", "expire", "1").stdout
+    assert sw("silences", "expire", "1", ok=False).returncode == 1
