@@ -16,92 +16,20 @@ from typing import ClassVar, Literal, TextIO
 
 from pydantic import Field
 
-from swanwatch.clock import ensure_utc, parse_instant
+from swanwatch.clock import ensure_utc
 from swanwatch.errors import SourceError
 from swanwatch.interfaces import Row, Source, SourceOptions
+from swanwatch.sources._types import CONVERTERS, BadValue, TypeName, to_str
 
 log = logging.getLogger("swanwatch.sources.csv")
-
-TypeName = Literal["int", "float", "str", "date", "datetime", "bool"]
 
 #: Rows handed from the reading thread to the event loop at a time.
 _BATCH_ROWS = 5_000
 
-_TRUE = frozenset({"true", "t", "yes", "y", "1", "on"})
-_FALSE = frozenset({"false", "f", "no", "n", "0", "off"})
+_BadValue = BadValue
+_to_str = to_str
+_CONVERTERS = CONVERTERS
 
-
-class _BadValue(ValueError):
-    """A cell that does not convert to its declared type."""
-
-
-def _to_int(value: object) -> object:
-    if isinstance(value, bool):
-        raise _BadValue(f"{value!r} is not an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise _BadValue(f"{value!r} is not an integer") from None
-
-
-def _to_float(value: object) -> object:
-    if isinstance(value, bool):
-        raise _BadValue(f"{value!r} is not a number")
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise _BadValue(f"{value!r} is not a number") from None
-    if number != number or number in (float("inf"), float("-inf")):
-        raise _BadValue(f"{value!r} is not a finite number")
-    return number
-
-
-def _to_str(value: object) -> object:
-    return value if isinstance(value, str) else str(value)
-
-
-def _to_bool(value: object) -> object:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise _BadValue(f"{value!r} is not a boolean (true/false, yes/no, 1/0)")
-
-
-def _to_date(value: object) -> object:
-    text = str(value).strip()
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        pass
-    try:
-        return parse_instant(text).date()
-    except ValueError:
-        raise _BadValue(f"{value!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _to_datetime(value: object) -> object:
-    try:
-        return parse_instant(str(value))
-    except ValueError:
-        raise _BadValue(f"{value!r} is not an ISO 8601 date or datetime") from None
-
-
-_CONVERTERS: dict[str, Callable[[object], object]] = {
-    "int": _to_int,
-    "float": _to_float,
-    "str": _to_str,
-    "bool": _to_bool,
-    "date": _to_date,
-    "datetime": _to_datetime,
-}
 
 @dataclass(frozen=True)
 class _Plan:
