@@ -866,12 +866,8 @@ def db_upgrade(config_path: Path, revision: str) -> None:
             store.close()
 
 
-def _attach_optional_commands() -> None:
-    try:
-        from swanwatch.cli_domain import domain
-    except ImportError:  # the domain commands land separately
-        return
-    main.add_command(domain)
+# --- commands defined in their own modules -------------------------------------------------
 
+from swanwatch.cli_domain import domain  # noqa: E402  (they import this module's helpers)
 
-_attach_optional_commands()
+main.add_command(domain)
