@@ -868,6 +868,6 @@ def db_upgrade(config_path: Path, revision: str) -> None:
 
 # --- commands defined in their own modules -------------------------------------------------
 
-from swanwatch.cli_domain import domain  # noqa: E402  (they import this module's helpers)
+from swanwatch.cli_domain import domain  # noqa: E402  (kept last: a leaf module, loaded lazily)
 
 main.add_command(domain)
