@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import click
 
+from swanwatch.cli_domain import domain
 from swanwatch.errors import ConfigError, SwanwatchError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -867,7 +868,5 @@ def db_upgrade(config_path: Path, revision: str) -> None:
 
 
 # --- commands defined in their own modules -------------------------------------------------
-
-from swanwatch.cli_domain import domain  # noqa: E402  (kept last: a leaf module, loaded lazily)
 
 main.add_command(domain)
