@@ -170,18 +170,32 @@ def _run_once(config: Any, now_text: str | None, *, show_alerts: bool = False) -
 
     store = _open_store(config)
     clock = _clock(now_text)
+    specs = config.active_watchers()
 
-    async def go() -> Any:
-        async with Engine(config, store, clock) as engine:
+    async def go(progress: Any = None) -> Any:
+        async with Engine(config, store, clock, progress=progress) as engine:
             return await engine.cycle()
 
     try:
-        if _tty():
+        if _tty() or os.environ.get("SWANWATCH_PROGRESS") == "1":
             from rich.console import Console
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-            count = len(config.active_watchers())
-            with Console(stderr=True).status(f"Running {count} watchers once..."):
-                outcomes, correlation, delivered = asyncio.run(go())
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TextColumn("{task.fields[found]} signals"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            ) as bar:
+                tasks = {s.instance: bar.add_task(s.instance, total=1, found=0) for s in specs}
+
+                def progress(instance: str, phase: str, count: int) -> None:
+                    if instance in tasks:
+                        bar.update(tasks[instance], found=count, completed=phase == "done")
+
+                outcomes, correlation, delivered = asyncio.run(go(progress))
         else:
             outcomes, correlation, delivered = asyncio.run(go())
         failed = [o.run for o in outcomes if not o.run.ok]

@@ -105,8 +105,7 @@ class Daemon:
         await self._tracked(self._watch_then_correlate(spec))
 
     async def _watch_then_correlate(self, spec: WatcherConfig) -> None:
-        await self.engine.load_accounts()
-        await self.engine.run_watcher(spec)
+        await self.engine.run_watcher(spec, refresh_accounts=True)
         outcome = await self.engine.correlate()
         log.info(
             "correlation: %d accounts at risk, %d open alerts, %d notifications queued",

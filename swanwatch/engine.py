@@ -97,7 +97,7 @@ class Engine:
         clock: Clock,
         *,
         replay: bool = False,
-        progress: Callable[[str, int, int | None], None] | None = None,
+        progress: Callable[[str, str, int], None] | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -184,27 +184,37 @@ class Engine:
         cls = plugins.watcher_class(spec.type)
         return cls(spec.instance, cls.Options.model_validate(spec.options))
 
-    async def run_watcher(self, spec: WatcherConfig) -> RunOutcome:
-        """Run one watcher instance once, isolated, and store what it found."""
-        accounts = await self.accounts()
+    async def run_watcher(
+        self, spec: WatcherConfig, *, refresh_accounts: bool = False
+    ) -> RunOutcome:
+        """Run one watcher instance once, isolated, and store what it found.
+
+        Everything that can fail on the way (the accounts source, the plugin, the run, its
+        timeout) is this run's failure: stored with its traceback and counted towards the
+        ops alert, never an exception out of here.
+        """
         started = self.clock.now()
         t0 = time.monotonic()
-        state = StateMap(await asyncio.to_thread(self.store.load_state, spec.instance))
-        ctx = WatchContext(
-            instance=spec.instance,
-            clock=self.clock,
-            http=self.http,
-            log=logging.getLogger(f"swanwatch.watcher.{spec.instance}"),
-            accounts=accounts,
-            state=state,
-            sources=self.sources,
-            executor=self._executor,
-            replay=self.replay,
-        )
         error: str | None = None
         trace: str | None = None
         signals: list[Signal] = []
+        state = StateMap()
+        unknowns: list[tuple[str, str, str]] = []
         try:
+            accounts = await (self.load_accounts() if refresh_accounts else self.accounts())
+            state = StateMap(await asyncio.to_thread(self.store.load_state, spec.instance))
+            ctx = WatchContext(
+                instance=spec.instance,
+                clock=self.clock,
+                http=self.http,
+                log=logging.getLogger(f"swanwatch.watcher.{spec.instance}"),
+                accounts=accounts,
+                state=state,
+                sources=self.sources,
+                executor=self._executor,
+                replay=self.replay,
+                unknowns=unknowns,
+            )
             watcher = self.watcher(spec)
             signals = await asyncio.wait_for(
                 self._collect(watcher, ctx), spec.timeout.total_seconds()
@@ -229,7 +239,7 @@ class Engine:
             new = set(changes.raised)
             raised = tuple(s for s in signals if s.fingerprint in new)
             cleared = len(changes.cleared)
-            await asyncio.to_thread(self.store.record_unknowns, spec.instance, ctx.unknowns, now)
+            await asyncio.to_thread(self.store.record_unknowns, spec.instance, unknowns, now)
             changed, deleted = state.changes()
             if changed or deleted:
                 await asyncio.to_thread(self.store.save_state, spec.instance, changed, deleted, now)
@@ -239,7 +249,7 @@ class Engine:
             finished_at=max(self.clock.now(), started),
             ok=error is None,
             signals=len(signals),
-            unknowns=len(ctx.unknowns),
+            unknowns=len(unknowns),
             error=error,
             traceback=trace,
         )
@@ -254,6 +264,8 @@ class Engine:
             run.unknowns,
             time.monotonic() - t0,
         )
+        if self.progress is not None:
+            self.progress(spec.instance, "done", run.signals)
         return RunOutcome(run=run, raised=raised, cleared=cleared)
 
     async def _collect(self, watcher: Watcher, ctx: WatchContext) -> list[Signal]:
@@ -273,7 +285,7 @@ class Engine:
                 continue
             out.append(signal.model_copy(update={"watcher": ctx.instance}))
             if self.progress is not None and len(out) % 1000 == 0:
-                self.progress(ctx.instance, len(out), None)
+                self.progress(ctx.instance, "signals", len(out))
         return out
 
     async def run_watchers(self, specs: Sequence[WatcherConfig] | None = None) -> list[RunOutcome]:

@@ -148,3 +148,36 @@ watchers:
         assert len(store.runs("a")) == 2
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_a_broken_accounts_source_is_a_failed_run_not_a_crash(
+    store_url, make_config, tmp_path
+) -> None:
+    path = make_config(COMPOUND + "daemon:\n  failure_alert_after: 1\n", store_url=store_url)
+    config = load_config(path)
+    (tmp_path / "accounts.csv").unlink()
+    store = Store(store_url)
+    try:
+        async with Engine(config, store, FrozenClock("2026-11-20T12:00:00Z")) as engine:
+            outcome = await engine.run_watcher(config.watchers[0], refresh_accounts=True)
+            assert not outcome.run.ok
+            assert "accounts.csv" in (outcome.run.error or "")
+        assert store.watcher_statuses()["static"].consecutive_failures == 1
+    finally:
+        store.close()
+
+
+async def test_run_once_reports_a_missing_accounts_file(make_config, swanwatch_cmd, tmp_path):
+    import subprocess
+
+    path = make_config("watchers: []\n")
+    (tmp_path / "accounts.csv").unlink()
+    done = subprocess.run(
+        [*swanwatch_cmd, "run", "-c", str(path), "--once"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1
+    assert "accounts.csv" in done.stderr
