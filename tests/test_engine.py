@@ -168,7 +168,7 @@ async def test_a_broken_accounts_source_is_a_failed_run_not_a_crash(
         store.close()
 
 
-async def test_run_once_reports_a_missing_accounts_file(make_config, swanwatch_cmd, tmp_path):
+def test_run_once_reports_a_missing_accounts_file(make_config, swanwatch_cmd, tmp_path):
     import subprocess
 
     path = make_config("watchers: []\n")
