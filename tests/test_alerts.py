@@ -17,20 +17,34 @@ REPEAT = timedelta(days=7)
 
 def _contribution(fp: str, kind: str = "usage_drop") -> Contribution:
     return Contribution(
-        fingerprint=fp, kind=kind, summary=f"{kind} {fp}", strength=0.8, weight=0.7, decay=1.0,
-        age_days=0.0, observed_at=T0,
+        fingerprint=fp,
+        kind=kind,
+        summary=f"{kind} {fp}",
+        strength=0.8,
+        weight=0.7,
+        decay=1.0,
+        age_days=0.0,
+        observed_at=T0,
     )
 
 
 def _candidate(
-    severity: Severity = Severity.HIGH, signals: tuple[str, ...] = ("s1",), rule: str = "r",
+    severity: Severity = Severity.HIGH,
+    signals: tuple[str, ...] = ("s1",),
+    rule: str = "r",
     account: str = "acme",
 ) -> Candidate:
     return Candidate(
-        fingerprint=alert_fingerprint(account, rule), account_id=account, rule=rule,
-        title="Risk", severity=severity, score=0.7,
-        contributions=tuple(_contribution(fp) for fp in signals), why_now=("why",),
-        play=("call",), at_stake={"owner": "ann@csm.example", "segment": "smb"},
+        fingerprint=alert_fingerprint(account, rule),
+        account_id=account,
+        rule=rule,
+        title="Risk",
+        severity=severity,
+        score=0.7,
+        contributions=tuple(_contribution(fp) for fp in signals),
+        why_now=("why",),
+        play=("call",),
+        at_stake={"owner": "ann@csm.example", "segment": "smb"},
     )
 
 
@@ -43,7 +57,12 @@ class Book:
 
     def step(self, now: datetime, *cands: Candidate, **kw: object) -> list[str]:
         result = reconcile(
-            self.alerts, cands, now, hold_down=HOLD, repeat_interval=REPEAT, **kw  # type: ignore[arg-type]
+            self.alerts,
+            cands,
+            now,
+            hold_down=HOLD,
+            repeat_interval=REPEAT,
+            **kw,  # type: ignore[arg-type]
         )
         for a in result.changed:
             self.alerts[a.fingerprint] = a
@@ -128,8 +147,13 @@ def test_resolved_by_hand_comes_back_only_on_new_evidence() -> None:
 
 def test_silenced_alerts_are_recorded_but_never_told() -> None:
     silence = Silence(
-        id=7, matchers={"owner": "ann@*", "kind": "usage_*"}, starts_at=T0,
-        ends_at=T0 + timedelta(days=2), author="bob", reason="known outage", created_at=T0,
+        id=7,
+        matchers={"owner": "ann@*", "kind": "usage_*"},
+        starts_at=T0,
+        ends_at=T0 + timedelta(days=2),
+        author="bob",
+        reason="known outage",
+        created_at=T0,
     )
     book = Book()
     mute = muter([silence], {}, T0)
@@ -148,6 +172,7 @@ def test_inhibition_mutes_the_lesser_alerts_of_an_account() -> None:
     assert muted == {low.fingerprint: "domain"}
     book = Book()
     assert sorted(book.step(T0, high, low, other, muted=muter([], muted, T0))) == [
-        "firing", "firing",
+        "firing",
+        "firing",
     ]
     assert book.alerts[low.fingerprint].muted_by == "inhibited by domain"

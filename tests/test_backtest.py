@@ -16,7 +16,10 @@ def _backtest(cmd: list[str], tmp_path: Path, start: str, end: str) -> list[dict
     out = tmp_path / f"{start}-{end}.jsonl"
     done = subprocess.run(
         [*cmd, "backtest", "-c", str(DEMO), "--start", start, "--end", end, "--output", str(out)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in out.read_text().splitlines()]
@@ -40,9 +43,19 @@ def test_backtest_replays_the_sample_without_look_ahead(swanwatch_cmd, tmp_path:
 
 def test_backtest_rejects_an_inverted_range(swanwatch_cmd, tmp_path: Path) -> None:
     done = subprocess.run(
-        [*swanwatch_cmd, "backtest", "-c", str(DEMO), "--start", "2026-11-20", "--end",
-         "2026-11-01"],
-        capture_output=True, text=True, cwd=tmp_path,
+        [
+            *swanwatch_cmd,
+            "backtest",
+            "-c",
+            str(DEMO),
+            "--start",
+            "2026-11-20",
+            "--end",
+            "2026-11-01",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert done.returncode == 1
     assert "is before --start" in done.stderr

@@ -32,7 +32,9 @@ def sw(make_config, swanwatch_cmd, subprocess_env, tmp_path: Path):
     def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             [*swanwatch_cmd, *args[:2], "-c", str(config), *args[2:]],
-            capture_output=True, text=True, env={**subprocess_env, "SWANWATCH_USER": "ann"},
+            capture_output=True,
+            text=True,
+            env={**subprocess_env, "SWANWATCH_USER": "ann"},
             cwd=tmp_path,
         )
         if ok:
@@ -59,7 +61,11 @@ def test_ack_mark_and_rule_stats(sw) -> None:
     assert "already marked" in sw("alerts", "mark", acme, "useful").stdout
     stats = {r["rule"]: r for r in json.loads(sw("rules", "stats", "--json").stdout)}
     assert stats["pair"] == {
-        "rule": "pair", "fired": 1, "acted_on": 1, "useful": 1, "noise": 0,
+        "rule": "pair",
+        "fired": 1,
+        "acted_on": 1,
+        "useful": 1,
+        "noise": 0,
         "median_lead_days": stats["pair"]["median_lead_days"],
     }
     assert isinstance(stats["pair"]["median_lead_days"], float | int)
@@ -71,7 +77,9 @@ def test_ack_mark_and_rule_stats(sw) -> None:
 
 @pytest.mark.slow
 def test_silences_and_risk_report(sw) -> None:
-    added = sw("silences", "add", "--match", "account=glob*", "--for", "2d", "--reason", "migration")
+    added = sw(
+        "silences", "add", "--match", "account=glob*", "--for", "2d", "--reason", "migration"
+    )
     assert added.stdout.startswith("silence 1 until")
     (silence,) = json.loads(sw("silences", "list", "--json").stdout)
     assert silence["matchers"] == {"account": "glob*"} and silence["author"] == "ann"
