@@ -79,6 +79,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database URL: a SQLite file, or a new PostgreSQL database."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'swanwatch.db'}"
+    elif POSTGRES_URL is None:
+        pytest.skip("set SWANWATCH_TEST_POSTGRES_URL to run")
     else:
         yield from _fresh_postgres_url()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -138,3 +139,29 @@ def test_enqueueing_any_sequence_never_duplicates(store: Store, keys: list[str])
     after = [n.idempotency_key for n in store.notifications(limit=10_000)]
     assert len(after) == len(set(after))
     assert set(after) == before | set(keys)
+
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_the_store_survives_its_connections_being_dropped(store: Store, store_url: str) -> None:
+    """What a client sees when PostgreSQL restarts: every open connection is killed."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    store.record_signals("w", [_signal(key="before")], NOW)
+    assert store.engine.pool.checkedin() >= 1  # a pooled connection that is about to die
+    admin = create_engine(
+        make_url(store_url).set(database="postgres"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        killed = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = :db AND pid <> pg_backend_pid()"
+            ),
+            {"db": make_url(store_url).database},
+        ).scalar()
+    admin.dispose()
+    assert killed and killed >= 1
+    store.record_signals("w", [_signal(key="before"), _signal(key="after")], NOW)
+    assert {s.key for s in store.signals()} == {"before", "after"}
