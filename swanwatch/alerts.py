@@ -269,6 +269,18 @@ def resolve(alert: Alert, by: str, now: datetime) -> Alert:
     )
 
 
+def retire(alert: Alert, now: datetime) -> Alert:
+    """Resolved without a word: its account is no longer in the account list."""
+    return alert.model_copy(
+        update={
+            "state": AlertState.RESOLVED,
+            "resolved_at": now,
+            "acted_by": "retired:account removed",
+            "updated_at": now,
+        }
+    )
+
+
 def _require_open(alert: Alert) -> None:
     if not alert.open:
         raise ValueError(f"alert {alert.id} is already resolved")

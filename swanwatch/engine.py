@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 import httpx
 
 from swanwatch import plugins
-from swanwatch.alerts import Notice, muter, reconcile
+from swanwatch.alerts import Notice, muter, reconcile, retire
 from swanwatch.clock import Clock, parse_instant
 from swanwatch.config import Config, WatcherConfig, all_rules
 from swanwatch.correlate import (
@@ -304,10 +304,19 @@ class Engine:
 
     def _correlate_sync(self, accounts: list[Account], now: datetime) -> CorrelationOutcome:
         cfg = self.config
-        signals = self.store.signals(active_only=True)
+        # Signals of a watcher that is no longer configured no longer count.
+        configured = {w.instance for w in cfg.active_watchers()}
+        signals = [s for s in self.store.signals(active_only=True) if s.watcher in configured]
         assessments = assess_all(accounts, signals, now, cfg.correlation, self.rules)
         existing = {a.fingerprint: a for a in self.store.alerts()}
         account_alerts = {fp: a for fp, a in existing.items() if a.account_id != OPS_ACCOUNT}
+        current = {a.id for a in accounts}
+        # An account that left the account list takes its open alerts with it, quietly.
+        gone = [
+            retire(a, now)
+            for a in account_alerts.values()
+            if a.open and a.account_id not in current
+        ]
         wanted = candidates(assessments, now)
         silences = self.store.silences(active_at=now)
         result = reconcile(
@@ -332,7 +341,7 @@ class Engine:
         notices: list[Notice] = [*result.notices, *ops.notices]
         names = {a.id: a.label for a in accounts}
         entries = outbox_entries(notices, cfg.notify, now, names)
-        enqueued = self.store.save_alerts([*result.changed, *ops.changed], entries)
+        enqueued = self.store.save_alerts([*gone, *result.changed, *ops.changed], entries)
         open_alerts = sum(1 for a in self.store.alerts(open_only=True))
         return CorrelationOutcome(
             accounts=len(assessments),

@@ -181,3 +181,37 @@ def test_run_once_reports_a_missing_accounts_file(make_config, swanwatch_cmd, tm
     )
     assert done.returncode == 1
     assert "accounts.csv" in done.stderr
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_removed_watchers_and_accounts_take_their_alerts_with_them(
+    store_url, make_config, tmp_path
+) -> None:
+    path = make_config(COMPOUND, store_url=store_url)
+    await _cycle(store_url, path)
+    # The account leaves the account list: its alert is retired without a message.
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text(
+        "\n".join(
+            line for line in accounts.read_text().splitlines() if not line.startswith("acme,")
+        )
+        + "\n"
+    )
+    _, _, _, alerts, notes = await _cycle(store_url, path, "2026-11-21T12:00:00Z")
+    (alert,) = alerts
+    assert alert.state == "resolved" and alert.acted_by == "retired:account removed"
+    assert [n.event for n in notes] == ["firing"]
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_signals_of_an_unconfigured_watcher_stop_counting(store_url, make_config) -> None:
+    path = make_config(COMPOUND, store_url=store_url)
+    await _cycle(store_url, path)
+    unplugged = make_config(
+        COMPOUND.replace("type: static", "type: static\n    enabled: false"),
+        store_url=store_url,
+    )
+    await _cycle(store_url, unplugged, "2026-11-21T12:00:00Z")
+    _, _, _, alerts, notes = await _cycle(store_url, unplugged, "2026-11-21T13:00:00Z")
+    assert [a.state for a in alerts] == ["resolved"]
+    assert sorted(n.event for n in notes) == ["firing", "resolved"]
