@@ -232,6 +232,19 @@ def validate(config_path: Path) -> None:
     )
 
 
+@main.group("config")
+def config_group() -> None:
+    """The config file's shape."""
+
+
+@config_group.command("schema")
+def config_schema_command() -> None:
+    """Print the config's JSON Schema, installed plugins' options included."""
+    from swanwatch.schema import config_schema
+
+    _emit_json(config_schema())
+
+
 @main.command()
 @click.option(
     "--now",
