@@ -58,16 +58,20 @@ def reconcile(
     flap_window: timedelta = timedelta(days=1),
     muted: Muter = _never_muted,
     scope: Iterable[str] | None = None,
+    repeat_after: Callable[[Alert], timedelta] | None = None,
 ) -> Reconciliation:
     """Compare the alerts on record (by fingerprint) with the candidates now.
 
     ``scope`` limits which account ids the candidates speak for (all of ``existing`` when
-    None): an open alert outside it is left alone, not resolved.
+    None): an open alert outside it is left alone, not resolved. ``repeat_after``, when
+    given, says per alert how long a repeat waits (delivery's backoff for criticals)
+    instead of ``repeat_interval``.
     """
     out = Reconciliation()
     wanted = {c.fingerprint: c for c in candidates}
+    wait = repeat_after or (lambda _alert: repeat_interval)
     for fp, cand in wanted.items():
-        _apply_candidate(out, existing.get(fp), cand, now, repeat_interval, flap_window, muted)
+        _apply_candidate(out, existing.get(fp), cand, now, wait, flap_window, muted)
     in_scope = set(scope) if scope is not None else None
     for fp, alert in existing.items():
         if fp in wanted or not alert.open:
@@ -87,7 +91,7 @@ def _apply_candidate(
     alert: Alert | None,
     cand: Candidate,
     now: datetime,
-    repeat_interval: timedelta,
+    repeat_wait: Callable[[Alert], timedelta],
     flap_window: timedelta,
     muted: Muter,
 ) -> None:
@@ -154,7 +158,7 @@ def _apply_candidate(
     elif (
         state == AlertState.FIRING
         and alert.last_notified_at is not None
-        and now - alert.last_notified_at >= repeat_interval
+        and now - alert.last_notified_at >= repeat_wait(updated)
     ):
         event = "repeat"
     if event is not None:

@@ -9,12 +9,23 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from datetime import time as dt_time
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
 from swanwatch.errors import ConfigError, ConfigProblem, PluginError
 from swanwatch.model import Severity
@@ -197,6 +208,38 @@ class CorrelationConfig(_Section):
         return self
 
 
+def parse_clock_time(value: object) -> dt_time:
+    """``"08:30"`` (quote it: YAML 1.1 reads an unquoted ``8:30`` as the number 510, which
+    is taken back as 8:30) or a ``datetime.time``."""
+    if isinstance(value, dt_time):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        return dt_time(value // 60, value % 60)
+    if isinstance(value, str):
+        try:
+            return dt_time.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"{value!r} is not a time of day; write it as \"08:30\"")
+
+
+def _check_timezone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Paris)") from exc
+    return value
+
+
+ClockTime = Annotated[dt_time, BeforeValidator(parse_clock_time)]
+TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
+
+#: The formats a channel renders in.
+ChannelFormat = Literal["auto", "chat", "email", "text"]
+
+
 class ChannelConfig(_Section):
     """A named delivery channel: an Apprise URL, or another notifier by type."""
 
@@ -204,6 +247,12 @@ class ChannelConfig(_Section):
     type: str | None = Field(None, description="Notifier entry-point name; default apprise.")
     options: dict[str, Any] = Field(default_factory=dict)
     min_severity: Severity = Severity.INFO
+    format: ChannelFormat = Field(
+        "auto", description="chat (markdown), email (HTML + text) or text; auto: by URL."
+    )
+    timezone: TimeZoneName | None = Field(
+        None, description="The recipients' time zone, for digests and quiet hours."
+    )
 
     @model_validator(mode="after")
     def _has_target(self) -> ChannelConfig:
@@ -221,6 +270,125 @@ class ChannelConfig(_Section):
             return {"url": self.url, **self.options}
         return dict(self.options)
 
+    @property
+    def render_format(self) -> str:
+        """The format messages for this channel are rendered in."""
+        if self.format != "auto":
+            return self.format
+        return format_for_url(self.url)
+
+
+def format_for_url(url: str | None) -> str:
+    """email for mailto:// and mailtos:// URLs, chat for the rest."""
+    scheme = (url or "").split(":", 1)[0].lower()
+    return "email" if scheme in ("mailto", "mailtos", "email") else "chat"
+
+
+class QuietHours(_Section):
+    """Hours when only critical alerts are sent; the rest wait until the end."""
+
+    start: ClockTime = Field(description='Local time quiet hours begin, e.g. "20:00".')
+    end: ClockTime = Field(description='Local time they end, e.g. "08:00" (next day).')
+    weekends: bool = Field(False, description="Also quiet all Saturday and Sunday.")
+    timezone: TimeZoneName | None = Field(None, description="Default: the recipient's.")
+
+
+class DigestConfig(_Section):
+    """Low-severity alerts collected and sent once a day, at ``at`` local time."""
+
+    at: ClockTime = Field(dt_time(8, 30), description='Local time of the digest, "08:30".')
+    max_severity: Severity = Field(
+        Severity.WARNING, description="Alerts of this severity or lower go to the digest."
+    )
+    timezone: TimeZoneName | None = Field(None, description="Default: the recipient's.")
+
+    @model_validator(mode="after")
+    def _not_critical(self) -> DigestConfig:
+        if self.max_severity == Severity.CRITICAL:
+            raise ValueError("critical alerts always bypass digests; use max_severity: high")
+        return self
+
+
+#: What a route can match on.
+ROUTE_MATCH_FIELDS = ("severity", "rule", "kind", "segment", "owner", "tags", "account")
+
+
+class RouteConfig(_Section):
+    """One node of the routing tree, in the manner of Alertmanager.
+
+    A notice walks the tree from the root: each child route whose ``match`` holds takes it,
+    the first one only unless that child says ``continue: true``. A route no child took
+    sends it to its own channels (and the owner's channel with ``owner: true``). Unset pacing
+    keys are inherited from the parent.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    name: str | None = Field(None, description="Shown by `routes test`; default its path.")
+    match: dict[str, str | list[str]] = Field(
+        default_factory=dict,
+        description="Field -> glob or list of globs: severity, rule, kind, segment, owner, "
+        "tags, account. Every field given must match (kind and tags: any of them).",
+    )
+    min_severity: Severity | None = Field(None, description="Match only at or above this.")
+    channels: list[str] = Field(default_factory=list, description="Channels to send to.")
+    owner: bool = Field(False, description="Also send to the account owner's own channel.")
+    continue_: bool = Field(
+        False, alias="continue", description="Go on to the next sibling route after a match."
+    )
+    fallback: str | None = Field(
+        None, description="Channel used when a channel of this route keeps failing."
+    )
+    send_resolved: bool | None = Field(None, description="Send a short resolved follow-up.")
+    group_wait: Duration | None = Field(None, description="Wait this long to batch a burst.")
+    group_interval: Duration | None = Field(
+        None, description="At most one message per channel this often for the route."
+    )
+    digest: DigestConfig | None = None
+    quiet_hours: QuietHours | None = None
+    routes: list[RouteConfig] = Field(default_factory=list, description="Child routes.")
+
+    @model_validator(mode="after")
+    def _known_fields(self) -> RouteConfig:
+        unknown = sorted(set(self.match) - set(ROUTE_MATCH_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"cannot match on {', '.join(unknown)}; use {', '.join(ROUTE_MATCH_FIELDS)}"
+            )
+        return self
+
+
+class OwnersConfig(_Section):
+    """How an account owner's own channel is found from the account's ``owner`` field."""
+
+    channels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Owner -> a channel name under notify.channels, or an Apprise URL.",
+    )
+    url_template: str | None = Field(
+        None,
+        description="Apprise URL with {owner} (URL-quoted), e.g. "
+        "mailtos://user:pass@smtp.example.com?to={owner}; used when not in `channels`.",
+    )
+    timezones: dict[str, TimeZoneName] = Field(
+        default_factory=dict, description="Owner -> time zone, for digests and quiet hours."
+    )
+    default_timezone: TimeZoneName = Field("UTC", description="Everyone else's time zone.")
+
+
+class LeadersDigestConfig(_Section):
+    """A weekly digest for a team's leaders: ARR at risk, new, escalated and resolved
+    risks, the plays in flight, with a chart of the weeks before."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    channels: list[str] = Field(min_length=1)
+    segments: list[str] = Field(default_factory=list, description="Only these segments.")
+    owners: list[str] = Field(default_factory=list, description="Only these owners (a team).")
+    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    at: ClockTime = dt_time(8, 0)
+    timezone: TimeZoneName = "UTC"
+    weeks: int = Field(8, ge=2, le=52, description="Weeks shown in the chart.")
+
 
 class NotifyConfig(_Section):
     """Where alerts go, and how often."""
@@ -228,16 +396,85 @@ class NotifyConfig(_Section):
     console: bool = Field(True, description="Also print alerts on standard output.")
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     default_channels: list[str] | None = Field(
-        None, description="Channels for account alerts; default all."
+        None, description="Channels for account alerts; default all. Ignored with `route`."
     )
     ops_channels: list[str] | None = Field(
         None, description="Channels for Swanwatch's own alerts; default all."
     )
+    route: RouteConfig | None = Field(None, description="The routing tree's root.")
+    owners: OwnersConfig = OwnersConfig()
     repeat_interval: Duration = timedelta(days=7)
+    critical_repeat: Duration = Field(
+        timedelta(hours=1),
+        description="An unacknowledged critical alert repeats after this, doubling each "
+        "time up to repeat_interval.",
+    )
     send_resolved: bool = True
+    group_wait: Duration = Field(timedelta(0), description="Default group_wait of routes.")
+    group_interval: Duration = Field(timedelta(0), description="Default group_interval.")
     max_attempts: int = Field(8, ge=1)
     retry_backoff: Duration = timedelta(seconds=30)
     retry_backoff_max: Duration = timedelta(hours=1)
+    fallback_after: int = Field(
+        3, ge=1, description="Failed tries before a route's fallback channel takes over."
+    )
+    lease: Duration = Field(
+        timedelta(minutes=5),
+        description="How long a sender holds a notification; a crashed sender's are retried "
+        "after this.",
+    )
+    base_url: str | None = Field(
+        None, description="Public URL of this daemon's HTTP endpoint; enables action links."
+    )
+    link_secret: SecretStr | None = Field(
+        None, description="HMAC key of action links (or $SWANWATCH_LINK_SECRET)."
+    )
+    link_ttl: Duration = Field(timedelta(days=7), description="How long action links work.")
+    templates_dir: str | None = Field(
+        None, description="Folder of Jinja2 templates overriding the built-in ones."
+    )
+    leaders: list[LeadersDigestConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _links_need_a_secret(self) -> NotifyConfig:
+        if (
+            self.base_url is not None
+            and self.link_secret is None
+            and not os.environ.get("SWANWATCH_LINK_SECRET")
+        ):
+            raise ValueError(
+                    "base_url needs a link_secret (or $SWANWATCH_LINK_SECRET) to sign links"
+                )
+        return self
+
+    def secret(self) -> bytes | None:
+        """The action links' HMAC key, from the config or the environment."""
+        if self.link_secret is not None:
+            return self.link_secret.get_secret_value().encode("utf-8")
+        env = os.environ.get("SWANWATCH_LINK_SECRET")
+        return env.encode("utf-8") if env else None
+
+
+class ServerConfig(_Section):
+    """The daemon's HTTP endpoint: action links now; health, metrics and the board later."""
+
+    listen: str | None = Field(
+        None, description='host:port to serve on, e.g. "0.0.0.0:8080"; off when unset.'
+    )
+
+    @model_validator(mode="after")
+    def _host_port(self) -> ServerConfig:
+        if self.listen is not None:
+            host, _, port = self.listen.rpartition(":")
+            if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+                raise ValueError(f"listen {self.listen!r} is not host:port")
+        return self
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        assert self.listen is not None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
 
 
 class DaemonConfig(_Section):
@@ -251,6 +488,11 @@ class DaemonConfig(_Section):
     blocking_workers: int = Field(8, ge=1, description="Threads for blocking calls.")
     http_timeout: Duration = timedelta(seconds=20)
     deliver_every: Duration = timedelta(seconds=30)
+    leader_check: Duration = Field(
+        timedelta(seconds=5),
+        description="How often a replica campaigns for leadership (and the leader checks it "
+        "still leads).",
+    )
     startup_spread: Duration = Field(
         timedelta(seconds=10),
         description="Overdue watchers start spread over this long after a restart.",
@@ -268,6 +510,7 @@ class Config(_Section):
     correlation: CorrelationConfig = CorrelationConfig()
     notify: NotifyConfig = NotifyConfig()
     daemon: DaemonConfig = DaemonConfig()
+    server: ServerConfig = ServerConfig()
 
     #: The folder the config file is in; relative paths resolve against it.
     base_dir: str = Field(".", exclude=True)
@@ -521,18 +764,53 @@ def _check_references(doc: _Document, data: Mapping[str, Any]) -> list[ConfigPro
             seen.add(name)
     notify = data.get("notify")
     if isinstance(notify, dict):
-        channels = notify.get("channels")
-        channel_names = set(channels) if isinstance(channels, dict) else set()
-        for key in ("default_channels", "ops_channels"):
-            listed = notify.get(key)
-            for i, name in enumerate(listed if isinstance(listed, list) else []):
-                if name not in channel_names:
-                    problems.append(
-                        doc.problem(
-                            ("notify", key, i),
-                            f"channel {name!r} is not defined under notify.channels",
-                        )
-                    )
+        problems.extend(_check_notify_references(doc, notify))
+    return problems
+
+
+def _check_notify_references(doc: _Document, notify: Mapping[str, Any]) -> list[ConfigProblem]:
+    """Channel names in lists, the routing tree, owners and leaders' digests must exist."""
+    channels = notify.get("channels")
+    names = set(channels) if isinstance(channels, dict) else set()
+    problems: list[ConfigProblem] = []
+
+    def check(path: PathKey, name: object) -> None:
+        if isinstance(name, str) and name not in names:
+            known = ", ".join(sorted(names)) or "none"
+            problems.append(
+                doc.problem(
+                    path, f"channel {name!r} is not defined under notify.channels ({known})"
+                )
+            )
+
+    def check_list(path: PathKey, listed: object) -> None:
+        for i, name in enumerate(listed if isinstance(listed, list) else []):
+            check((*path, i), name)
+
+    for key in ("default_channels", "ops_channels"):
+        check_list(("notify", key), notify.get(key))
+
+    def walk(route: object, path: PathKey) -> None:
+        if not isinstance(route, dict):
+            return
+        check_list((*path, "channels"), route.get("channels"))
+        if route.get("fallback") is not None:
+            check((*path, "fallback"), route.get("fallback"))
+        children = route.get("routes")
+        for i, child in enumerate(children if isinstance(children, list) else []):
+            walk(child, (*path, "routes", i))
+
+    walk(notify.get("route"), ("notify", "route"))
+    owners = notify.get("owners")
+    owner_channels = owners.get("channels") if isinstance(owners, dict) else None
+    if isinstance(owner_channels, dict):
+        for owner, target in owner_channels.items():
+            if isinstance(target, str) and "://" not in target:
+                check(("notify", "owners", "channels", owner), target)
+    leaders = notify.get("leaders")
+    for i, digest in enumerate(leaders if isinstance(leaders, list) else []):
+        if isinstance(digest, dict):
+            check_list(("notify", "leaders", i, "channels"), digest.get("channels"))
     return problems
 
 

@@ -29,7 +29,13 @@ from swanwatch.correlate import (
     candidates,
     inhibitions,
 )
-from swanwatch.delivery import OPS_ACCOUNT, DeliveryStats, DeliveryWorker, outbox_entries
+from swanwatch.delivery import (
+    OPS_ACCOUNT,
+    DeliveryStats,
+    DeliveryWorker,
+    outbox_entries,
+    repeat_after,
+)
 from swanwatch.errors import SourceError, SwanwatchError
 from swanwatch.interfaces import Source, StateMap, WatchContext, Watcher
 from swanwatch.model import Account, Severity, Signal, WatcherRun
@@ -325,6 +331,7 @@ class Engine:
             now,
             hold_down=cfg.correlation.resolve_hold_down,
             repeat_interval=cfg.notify.repeat_interval,
+            repeat_after=repeat_after(cfg.notify),
             flap_window=cfg.correlation.flap_window,
             muted=muter(silences, inhibitions(wanted), now),
             scope=[a.id for a in accounts],
@@ -336,11 +343,11 @@ class Engine:
             now,
             hold_down=timedelta(0),
             repeat_interval=cfg.notify.repeat_interval,
+            repeat_after=repeat_after(cfg.notify),
             muted=muter(silences, {}, now),
         )
         notices: list[Notice] = [*result.notices, *ops.notices]
-        names = {a.id: a.label for a in accounts}
-        entries = outbox_entries(notices, cfg.notify, now, names)
+        entries = outbox_entries(notices, cfg, now, {a.id: a for a in accounts})
         enqueued = self.store.save_alerts([*gone, *result.changed, *ops.changed], entries)
         open_alerts = sum(1 for a in self.store.alerts(open_only=True))
         return CorrelationOutcome(

@@ -1,226 +1,166 @@
-"""Delivery: route notices to channels, render them, keep them in the outbox, send them.
+"""Delivery: route notices to channels, pace them, keep them in the outbox, send them.
 
-Every notification is written to the store before it is sent. The worker leases due
-notifications, sends each through its channel's notifier, and marks it sent, or schedules a
-retry with exponential backoff, or dead-letters it after ``max_attempts``. The idempotency
-key (alert, episode, event, severity, repeat, channel) makes enqueueing the same decision
-twice, from a restart or a second replica, a no-op.
+- ``routing``  the routing tree: which channels (and owners' own channels), and why
+- ``pacing``   group_wait, digests and quiet hours in the recipient's time zone
+- ``render``   Jinja2 templates: chat markdown, plain text, HTML e-mail
+- ``links``    signed, expiring ack/snooze/noise links for the daemon's HTTP endpoint
+- ``worker``   the outbox worker: lease, send, retry with backoff, fall back, dead-letter
+- ``leaders``  the leaders' weekly digest
+
+Every notification is written to the store, with the alert as it was decided, before it is
+sent. The idempotency key (alert, episode, event, severity, notice count, channel) makes
+enqueueing the same decision twice, from a restart or a second replica, a no-op; the key
+goes along to webhooks as an ``Idempotency-Key`` header so a receiver can drop the one
+duplicate a crash between sending and recording can cause.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
-import socket
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
-from swanwatch import plugins
 from swanwatch.alerts import Notice
-from swanwatch.clock import Clock
 from swanwatch.config import Config, NotifyConfig
-from swanwatch.errors import PluginError
-from swanwatch.interfaces import DeliveryResult, Notifier
-from swanwatch.model import Alert, Notification, Severity
+from swanwatch.delivery.pacing import Pacing, pace
+from swanwatch.delivery.render import Part, Renderer
+from swanwatch.delivery.routing import CONSOLE, OPS_ACCOUNT, Routing, Target, route
+from swanwatch.delivery.worker import DeliveryStats, DeliveryWorker, renderer_for
+from swanwatch.model import Account, Alert, Severity
 from swanwatch.store import NewNotification, Store
 
-log = logging.getLogger("swanwatch.delivery")
+__all__ = [
+    "CONSOLE",
+    "OPS_ACCOUNT",
+    "DeliveryStats",
+    "DeliveryWorker",
+    "Pacing",
+    "Routing",
+    "Target",
+    "channels_for",
+    "dead_letter_count",
+    "outbox_entries",
+    "outbox_gauges",
+    "render",
+    "repeat_after",
+    "route",
+]
 
-#: The account id of Swanwatch's own (ops) alerts.
-OPS_ACCOUNT = "@swanwatch"
-#: The built-in channel that prints to standard output when ``notify.console`` is on.
-CONSOLE = "console"
 
-
-def channels_for(alert: Alert, config: NotifyConfig) -> list[str]:
+def channels_for(alert: Alert, config: NotifyConfig, account: Account | None = None) -> list[str]:
     """The channels a notice about ``alert`` goes to."""
-    listed = config.ops_channels if alert.account_id == OPS_ACCOUNT else config.default_channels
-    names = list(config.channels) if listed is None else list(listed)
-    chosen = [n for n in names if alert.severity.rank >= config.channels[n].min_severity.rank]
-    if config.console:
-        chosen.insert(0, CONSOLE)
-    return chosen
-
-
-_EVENT_WORD = {
-    "firing": "",
-    "escalated": "escalated: ",
-    "repeat": "still open: ",
-    "resolved": "resolved: ",
-}
-_SEVERITY_MARK = {
-    Severity.INFO: "INFO",
-    Severity.WARNING: "WARNING",
-    Severity.HIGH: "HIGH",
-    Severity.CRITICAL: "CRITICAL",
-}
+    return [t.channel for t in route(alert, account, config).targets]
 
 
 def render(notice: Notice, account_name: str | None = None) -> tuple[str, str]:
-    """A notice as (title, markdown body): severity, account, stake, why now, the play."""
+    """A notice as (title, markdown body) with the built-in chat template."""
+    part = Part(notice.alert, notice.event, account_name or notice.alert.account_id,
+                notice.new_signals)
+    return _DEFAULT_RENDERER.message("chat", [part])
+
+
+_DEFAULT_RENDERER = Renderer()
+
+
+def idempotency_key(notice: Notice, channel: str) -> str:
     alert = notice.alert
-    who = account_name or alert.account_id
-    event = _EVENT_WORD.get(notice.event, "")
-    title = f"[{_SEVERITY_MARK[alert.severity]}] {event}{who}: {alert.title}"
-    if notice.event == "resolved":
-        return title, f"The signals behind **{alert.title}** for **{who}** have cleared."
-    stake = alert.at_stake
-    lines = [f"**{who}**: {alert.title} (risk {alert.score:.0%})"]
-    facts = []
-    if stake.get("arr"):
-        facts.append(f"ARR ${float(stake['arr']):,.0f}")
-    if stake.get("renewal_date"):
-        facts.append(f"renewal {stake['renewal_date']} ({stake.get('days_to_renewal')} days)")
-    if stake.get("owner"):
-        facts.append(f"owner {stake['owner']}")
-    if facts:
-        lines.append("At stake: " + ", ".join(facts))
-    lines.append("")
-    lines.append("Why now:")
-    new = set(notice.new_signals)
-    for contribution, why in zip(alert.contributions, alert.why_now, strict=False):
-        mark = " (new)" if contribution.fingerprint in new and notice.event != "firing" else ""
-        lines.append(f"- {why}{mark}")
-    lines.extend(f"- {why}" for why in alert.why_now[len(alert.contributions) :])
-    if alert.play:
-        lines.append("")
-        lines.append("The play:")
-        lines.extend(f"- {step}" for step in alert.play)
-    return title, "\n".join(lines)
+    return ":".join(
+        (
+            alert.fingerprint,
+            f"e{alert.episode}",
+            notice.event,
+            str(alert.severity),
+            f"n{alert.notify_count}",
+            channel,
+        )
+    )
+
+
+def _account_payload(account: Account | None) -> dict[str, object] | None:
+    return account.model_dump(mode="json") if account is not None else None
 
 
 def outbox_entries(
     notices: Iterable[Notice],
-    config: NotifyConfig,
+    config: Config | NotifyConfig,
     now: datetime,
-    account_names: Mapping[str, str] | None = None,
+    accounts: Mapping[str, Account] | Mapping[str, str] | None = None,
 ) -> list[NewNotification]:
-    """One outbox entry per notice and channel, keyed for idempotency."""
-    names = account_names or {}
+    """One outbox entry per notice and chosen channel, keyed for idempotency and paced.
+
+    ``accounts`` maps account ids to Accounts (for owner routing, segments and tags) or,
+    as before, to display names.
+    """
+    notify = config.notify if isinstance(config, Config) else config
+    renderer = renderer_for(config) if isinstance(config, Config) else _DEFAULT_RENDERER
+    known = accounts or {}
     out = []
     for notice in notices:
         alert = notice.alert
-        if notice.event == "resolved" and not config.send_resolved:
-            continue
-        title, body = render(notice, names.get(alert.account_id))
-        for channel in channels_for(alert, config):
-            key = ":".join(
-                (
-                    alert.fingerprint,
-                    f"e{alert.episode}",
-                    notice.event,
-                    str(alert.severity),
-                    f"n{alert.notify_count}",
-                    channel,
-                )
-            )
+        found = known.get(alert.account_id)
+        account = found if isinstance(found, Account) else None
+        label = account.label if account else (found if isinstance(found, str) else None)
+        label = label or alert.account_id
+        part = Part(alert, notice.event, label, notice.new_signals)
+        title, body = renderer.message("chat", [part])
+        payload = {
+            "kind": "alert",
+            "alert": alert.model_dump(mode="json"),
+            "event": notice.event,
+            "label": label,
+            "new_signals": list(notice.new_signals),
+            "account": _account_payload(account),
+        }
+        for target in route(alert, account, notify).targets:
+            if notice.event == "resolved" and not target.settings.send_resolved:
+                continue
+            pacing = pace(target, alert.severity, now)
             out.append(
                 NewNotification(
-                    idempotency_key=key,
+                    idempotency_key=idempotency_key(notice, target.channel),
                     alert_fingerprint=alert.fingerprint,
                     account_id=alert.account_id,
-                    channel=channel,
+                    channel=target.channel,
                     event=notice.event,
                     severity=alert.severity,
                     title=title,
                     body=body,
-                    due_at=now,
+                    due_at=pacing.due_at,
+                    route=target.route,
+                    group_key=pacing.group_key,
+                    fallback=target.settings.fallback,
+                    payload={**payload, "format": target.format, "who": _who(target, account)},
                 )
             )
     return out
 
 
-@dataclass
-class DeliveryStats:
-    """What one delivery pass did."""
-
-    sent: int = 0
-    retried: int = 0
-    dead: int = 0
+def _who(target: Target, account: Account | None) -> str:
+    """Who acts through this channel's links: the owner on their own channel."""
+    if target.channel.startswith("owner:"):
+        return target.channel.removeprefix("owner:")
+    return f"channel:{target.channel}"
 
 
-class DeliveryWorker:
-    """Sends due notifications from the outbox through their channels' notifiers."""
+def repeat_after(config: NotifyConfig) -> Callable[[Alert], timedelta]:
+    """How long a still-firing, unacknowledged alert waits before it is told again: a
+    critical one on a backoff (critical_repeat, doubling, up to repeat_interval), the rest
+    after repeat_interval."""
 
-    def __init__(self, config: Config, store: Store, clock: Clock) -> None:
-        self.config = config
-        self.store = store
-        self.clock = clock
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
-        self._notifiers: dict[str, Notifier] = {}
+    def wait(alert: Alert) -> timedelta:
+        if alert.severity != Severity.CRITICAL:
+            return config.repeat_interval
+        told = max(alert.notify_count, 1)
+        backoff: timedelta = config.critical_repeat * (2 ** min(told - 1, 16))
+        return min(backoff, config.repeat_interval)
 
-    def notifier(self, channel: str) -> Notifier:
-        if channel not in self._notifiers:
-            if channel == CONSOLE:
-                cls = plugins.notifier_class("console")
-                options = cls.Options.model_validate({})
-            else:
-                spec = self.config.notify.channels.get(channel)
-                if spec is None:
-                    raise PluginError(f"channel {channel!r} is no longer in notify.channels")
-                cls = plugins.notifier_class(spec.notifier_type)
-                options = cls.Options.model_validate(spec.notifier_options)
-            self._notifiers[channel] = cls(channel, options)
-        return self._notifiers[channel]
+    return wait
 
-    async def run_once(
-        self, limit: int = 200, lease: timedelta = timedelta(minutes=5)
-    ) -> DeliveryStats:
-        """Send what is due now; returns what happened."""
-        stats = DeliveryStats()
-        now = self.clock.now()
-        batch = await asyncio.to_thread(
-            self.store.claim_notifications, now, self.owner, lease, limit
-        )
-        for note in batch:
-            result = await self._send(note)
-            await self._record(note, result, stats)
-        return stats
 
-    async def _send(self, note: Notification) -> DeliveryResult:
-        try:
-            notifier = self.notifier(note.channel)
-            return await notifier.send(note.message())
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a notifier bug is this notification's failure, not the daemon's
-            log.exception("channel %s failed on notification %s", note.channel, note.id)
-            return DeliveryResult(ok=False, reason=f"{type(exc).__name__}: {exc}")
+def dead_letter_count(store: Store) -> int:
+    """How many notifications are dead-lettered (for /metrics)."""
+    return store.outbox_counts()["dead"]
 
-    async def _record(
-        self, note: Notification, result: DeliveryResult, stats: DeliveryStats
-    ) -> None:
-        now = self.clock.now()
-        notify = self.config.notify
-        if result.ok:
-            await asyncio.to_thread(self.store.mark_sent, note.id, now)
-            stats.sent += 1
-            return
-        attempts = note.attempts + 1
-        if attempts >= notify.max_attempts:
-            await asyncio.to_thread(self.store.mark_failed, note.id, result.reason, None)
-            stats.dead += 1
-            log.error(
-                "notification %s to %s dead-lettered after %d tries: %s",
-                note.id,
-                note.channel,
-                attempts,
-                result.reason,
-            )
-            return
-        backoff = min(notify.retry_backoff * (2 ** (attempts - 1)), notify.retry_backoff_max)
-        if result.retry_after_s is not None:
-            backoff = max(backoff, timedelta(seconds=result.retry_after_s))
-        await asyncio.to_thread(self.store.mark_failed, note.id, result.reason, now + backoff)
-        stats.retried += 1
-        log.warning(
-            "notification %s to %s failed (try %d of %d), retry in %s: %s",
-            note.id,
-            note.channel,
-            attempts,
-            notify.max_attempts,
-            backoff,
-            result.reason,
-        )
+
+def outbox_gauges(store: Store) -> dict[str, int]:
+    """The outbox by status: pending, sent, dead (for /metrics)."""
+    return store.outbox_counts()

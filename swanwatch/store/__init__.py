@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from swanwatch.clock import ensure_utc
 from swanwatch.errors import StoreError
 from swanwatch.model import (
     JSON,
@@ -39,6 +40,7 @@ from swanwatch.model import (
     Unknown,
     WatcherRun,
 )
+from swanwatch.store.leader import Leadership
 from swanwatch.store.tables import (
     AccountRow,
     AlertRow,
@@ -97,8 +99,16 @@ class NewNotification:
         title: str,
         body: str,
         due_at: datetime,
+        route: str = "",
+        group_key: str = "",
+        fallback: str | None = None,
+        payload: dict[str, JSON] | None = None,
     ) -> None:
         self.values: dict[str, Any] = {
+            "route": route,
+            "group_key": group_key,
+            "fallback": fallback,
+            "payload": payload,
             "idempotency_key": idempotency_key,
             "alert_fingerprint": alert_fingerprint,
             "account_id": account_id,
@@ -112,6 +122,17 @@ class NewNotification:
             "next_attempt_at": due_at,
             "created_at": due_at,
         }
+
+
+@dataclass(frozen=True)
+class QueuedNotification:
+    """A leased notification with what delivery needs besides the message itself."""
+
+    notification: Notification
+    route: str
+    group_key: str
+    fallback: str | None
+    payload: dict[str, JSON] | None
 
 
 class Store:
@@ -129,6 +150,10 @@ class Store:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    def leadership(self) -> Leadership:
+        """A handle to campaign for leadership among the replicas sharing this store."""
+        return Leadership(self.engine, self.url)
 
     # --- schema -----------------------------------------------------------------------
 
@@ -627,6 +652,140 @@ class Store:
             )
         return int(result.rowcount or 0)
 
+    def claim_outbox(
+        self, now: datetime, owner: str, lease: timedelta, limit: int = 100
+    ) -> list[QueuedNotification]:
+        """Lease the due notifications, and with them the fresh ones of the same groups.
+
+        A group (``group_key``) is sent together: when one of its notifications falls due,
+        its siblings not yet tried come along, so a burst of alerts becomes one message.
+        """
+        table = NotificationRow.__table__  # type: ignore[attr-defined]
+        free = (table.c.status == NotificationStatus.PENDING.value) & (
+            or_(table.c.lease_until.is_(None), table.c.lease_until < now)
+        )
+        due = free & (table.c.next_attempt_at <= now)
+        with self._tx() as conn:
+            query = (
+                select(table.c.id, table.c.group_key)
+                .where(due)
+                .order_by(table.c.next_attempt_at, table.c.id)
+                .limit(limit)
+            )
+            if self.dialect == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            picked = conn.execute(query).all()
+            ids = [r.id for r in picked]
+            groups = sorted({r.group_key for r in picked if r.group_key})
+            for chunk in _chunks(groups, _BATCH):
+                siblings = select(table.c.id).where(
+                    free, table.c.group_key.in_(chunk), table.c.attempts == 0
+                )
+                if self.dialect == "postgresql":
+                    siblings = siblings.with_for_update(skip_locked=True)
+                known = set(ids)
+                ids.extend(r.id for r in conn.execute(siblings) if r.id not in known)
+            if not ids:
+                return []
+            for chunk_ids in _chunks(ids, _BATCH):
+                conn.execute(
+                    update(table)
+                    .where(table.c.id.in_(chunk_ids), free)
+                    .values(lease_owner=owner, lease_until=now + lease)
+                )
+            rows: list[Any] = []
+            for chunk_ids in _chunks(ids, _BATCH):
+                rows.extend(
+                    conn.execute(
+                        select(table)
+                        .where(table.c.id.in_(chunk_ids), table.c.lease_owner == owner)
+                        .order_by(table.c.id)
+                    ).all()
+                )
+        return [
+            QueuedNotification(
+                notification=_notification(r),
+                route=r.route,
+                group_key=r.group_key,
+                fallback=r.fallback,
+                payload=r.payload,
+            )
+            for r in sorted(rows, key=lambda r: r.id)
+        ]
+
+    def defer_notifications(self, ids: Sequence[int], until: datetime) -> None:
+        """Release leased notifications untried, due again at ``until`` (group_interval)."""
+        table = NotificationRow.__table__  # type: ignore[attr-defined]
+        with self._tx() as conn:
+            for chunk in _chunks(list(ids), _BATCH):
+                conn.execute(
+                    update(table)
+                    .where(table.c.id.in_(chunk))
+                    .values(next_attempt_at=until, lease_owner=None, lease_until=None)
+                )
+
+    def group_last_sent(self, group_key: str) -> datetime | None:
+        """When a notification of this group was last sent, if ever."""
+        table = NotificationRow.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(func.max(table.c.sent_at)).where(
+                    table.c.group_key == group_key,
+                    table.c.status == NotificationStatus.SENT.value,
+                )
+            ).scalar()
+        return ensure_utc(value) if isinstance(value, datetime) else None
+
+    def fail_over(
+        self, notification_id: int, error: str, replacement: NewNotification
+    ) -> bool:
+        """Dead-letter a notification its channel keeps refusing and queue ``replacement``
+        (for the fallback channel) in the same transaction; False if it was queued before."""
+        table = NotificationRow.__table__  # type: ignore[attr-defined]
+        with self._tx() as conn:
+            conn.execute(
+                update(table)
+                .where(table.c.id == notification_id)
+                .values(
+                    status=NotificationStatus.DEAD.value,
+                    attempts=table.c.attempts + 1,
+                    last_error=error[:2000],
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+            stmt = (
+                self._insert(table)
+                .values(replacement.values)
+                .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                .returning(table.c.id)
+            )
+            return conn.execute(stmt).first() is not None
+
+    def outbox_counts(self) -> dict[str, int]:
+        """How many notifications are pending, sent and dead-lettered."""
+        table = NotificationRow.__table__  # type: ignore[attr-defined]
+        counts = {s.value: 0 for s in NotificationStatus}
+        with self.engine.connect() as conn:
+            for status, n in conn.execute(
+                select(table.c.status, func.count()).group_by(table.c.status)
+            ):
+                counts[str(status)] = int(n)
+        return counts
+
+    def notification_events(
+        self, since: datetime, until: datetime
+    ) -> list[tuple[str, str, datetime]]:
+        """(alert fingerprint, event, created_at) of the notifications created in a window."""
+        table = NotificationRow.__table__  # type: ignore[attr-defined]
+        query = (
+            select(table.c.alert_fingerprint, table.c.event, table.c.created_at)
+            .where(table.c.created_at >= since, table.c.created_at < until)
+            .distinct()
+        )
+        with self.engine.connect() as conn:
+            return [(r[0], r[1], ensure_utc(r[2])) for r in conn.execute(query)]
+
 
 # --- helpers ----------------------------------------------------------------------------
 
@@ -756,4 +915,4 @@ def _notification(r: Any) -> Notification:
     )
 
 
-__all__ = ["NewNotification", "SignalChanges", "Store", "WatcherStatus"]
+__all__ = ["NewNotification", "QueuedNotification", "SignalChanges", "Store", "WatcherStatus"]

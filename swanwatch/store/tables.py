@@ -150,6 +150,14 @@ class NotificationRow(SQLModel, table=True):
     sent_at: datetime | None = _utc(nullable=True)
     lease_owner: str | None = None
     lease_until: datetime | None = _utc(nullable=True)
+    #: The route that chose this channel (for pacing and the fallback).
+    route: str = Field("", max_length=200)
+    #: Notifications sharing a group key are sent together (group_wait, digests).
+    group_key: str = Field("", max_length=400, index=True)
+    #: The channel to hand this notification to when its own keeps failing.
+    fallback: str | None = None
+    #: What the renderer needs at send time: the alert, the account, the event.
+    payload: Any = _json()
 
 
 class SilenceRow(SQLModel, table=True):
