@@ -55,6 +55,17 @@ class _Drop:
     current: float  # actual usage over the same days
     weeks: int  # same-weekday values the baseline rests on (weeks of history)
     flatline: bool
+    slide_start: int = -1  # index of the day a gradual slide into the drop began, if any
+
+
+@dataclass(frozen=True)
+class _Step:
+    """A level metric (seats, licences) that stepped down and stayed down."""
+
+    start: int  # index of the first reduced day
+    before: float  # the level's median over the days before the step
+    after: float  # the level on the last day
+    lowest: float  # the lowest level since the step
 
 
 class UsageDropWatcher(Watcher):
@@ -68,6 +79,16 @@ class UsageDropWatcher(Watcher):
     ``min_low_days`` judged days are all low; low days are kept out of later baselines, so a
     long drop does not become the new normal. A missing day counts as zero usage, so an
     account that stops sending rows flatlines.
+
+    A deep drop is signalled sooner: ``deep_drop_min_days`` low days suffice when their summed
+    shortfall is as large as ``min_low_days`` days at ``min_drop_pct`` (two days at 45% weigh
+    as much as three at 30%), so an outage is not reported a day late. When a drop was
+    preceded by a gradual slide, the evidence says when the slide began.
+
+    ``level_metrics`` (seats, licences) are levels, not daily activity: a day with no row
+    keeps the previous level, and a reduction of at least ``level_drop_pct`` (and
+    ``level_min_reduction`` units) against the level's median over the previous
+    ``level_baseline_days`` is a signal of its own once it has held ``level_min_days`` days.
     """
 
     name: ClassVar[str] = "usage_drop"
@@ -117,6 +138,29 @@ class UsageDropWatcher(Watcher):
             default_factory=list,
             description="Days not judged and left out of baselines (public holidays).",
         )
+        deep_drop_min_days: int = Field(
+            2, ge=1,
+            description="Fewer low days than min_low_days, down to this many, are signalled when "
+            "their summed shortfall equals min_low_days days at min_drop_pct.",
+        )
+        level_metrics: list[str] = Field(
+            default_factory=lambda: ["seats", "licenses", "licences"],
+            description="Metrics that are levels (seat or licence counts): carried forward "
+            "over days without a row, judged on reductions rather than daily volume.",
+        )
+        level_drop_pct: float = Field(
+            10.0, gt=0, le=100,
+            description="A level this much below its recent median, %, is a reduction.",
+        )
+        level_min_reduction: float = Field(
+            2.0, ge=0, description="Units (seats) a reduction must remove at least."
+        )
+        level_baseline_days: int = Field(
+            28, ge=7, description="Days before a reduction whose median level is the baseline."
+        )
+        level_min_days: int = Field(
+            2, ge=1, description="Days a reduced level must hold before it is signalled."
+        )
 
         @model_validator(mode="after")
         def _weeks_in_order(self) -> UsageDropWatcher.Options:
@@ -138,6 +182,8 @@ class UsageDropWatcher(Watcher):
         days: dict[object, int] = {}  # date value -> ordinal; few distinct dates, many rows
         last_day = 0
         default_metric = opts.default_metric
+        level_metrics = frozenset(opts.level_metrics)
+        levels: dict[tuple[object, object], dict[int, float]] = {}
         source = ctx.source(opts.usage_source)
         # The hot loop (one pass over every usage row): kept lean on purpose.
         async for row in source.rows(until=now if ctx.replay else None):
@@ -163,6 +209,14 @@ class UsageDropWatcher(Watcher):
             if day > today:
                 continue  # the future is not usage yet
             key = (account_id, metric)
+            if metric in level_metrics:
+                points = levels.get(key)
+                if points is None:
+                    points = levels[key] = {}
+                points[day] = points.get(day, 0.0) + value
+                if day > last_day:
+                    last_day = day
+                continue
             found = series.get(key)
             if found is None:
                 series[key] = found = _Series(day, array("d", [0.0]))
@@ -173,15 +227,20 @@ class UsageDropWatcher(Watcher):
                 found.add(day, value)
             if day > last_day:
                 last_day = day
-        seen = {account_id for account_id, _ in series}
+        seen = {account_id for account_id, _ in series} | {account_id for account_id, _ in levels}
         for account in wanted.values():
             if account.id not in seen:
                 ctx.report_unknown(account, f"no usage rows in source {opts.usage_source!r}")
         ignored = {d.toordinal() for d in opts.ignore_dates}
-        for (account_key, metric_key), one in sorted(
-            series.items(), key=lambda item: (str(item[0][0]), str(item[0][1]))
-        ):
-            account_id, metric = str(account_key), str(metric_key)
+        judged: list[tuple[str, str, _Series | dict[int, float]]] = [
+            (str(a), str(m), one) for (a, m), one in series.items()
+        ] + [(str(a), str(m), points) for (a, m), points in levels.items()]
+        for account_id, metric, one in sorted(judged, key=lambda item: (item[0], item[1])):
+            if isinstance(one, dict):
+                step = self._judge_level(one, last_day)
+                if step is not None:
+                    yield self._level_signal(wanted[account_id], metric, min(one), step, last_day)
+                continue
             drop = self._judge(one, last_day, ignored)
             if drop is None:
                 continue
@@ -194,6 +253,15 @@ class UsageDropWatcher(Watcher):
                 )
                 continue
             yield self._signal(wanted[account_id], metric, one, drop, last_day)
+
+    def _baseline(self, values: array[float], keep: array[int], i: int) -> list[float]:
+        """The same-weekday values before day ``i`` that feed its baseline (newest last)."""
+        opts = self.options
+        span = 7 * opts.baseline_weeks_max
+        lo = max(i - 2 * span, i % 7)
+        history = [v for j, v in zip(range(lo, i, 7), values[lo:i:7], strict=True)
+                   if not keep[j]]
+        return history[-opts.baseline_weeks_max:]
 
     def _judge(self, one: _Series, last_day: int, ignored: set[int]) -> _Drop | None:
         """The drop running on ``last_day``, or None; ``low_days=-1`` when too short to judge."""
@@ -213,6 +281,7 @@ class UsageDropWatcher(Watcher):
         ratio = 1 - opts.min_drop_pct / 100
         span = 7 * opts.baseline_weeks_max
         run_start, run_low, run_base, run_cur, run_weeks, run_zero = -1, 0, 0.0, 0.0, 0, True
+        run_short = 0.0  # summed shortfall of the run's low days, in baseline days
         for i in range(begin, end + 1):
             if keep[i]:
                 continue
@@ -222,14 +291,12 @@ class UsageDropWatcher(Watcher):
             # not low (not even against the highest of them, so not against their median).
             if value > ratio * max(window) and min(window) >= opts.min_baseline_per_day:
                 run_start, run_low, run_base, run_cur, run_zero = -1, 0, 0.0, 0.0, True
+                run_short = 0.0
                 continue
             # Low days are kept out of baselines, so look further back for enough normal ones.
-            lo = max(i - 2 * span, i % 7)
-            history = [v for j, v in zip(range(lo, i, 7), values[lo:i:7], strict=True)
-                       if not keep[j]]
+            history = self._baseline(values, keep, i)
             if len(history) < opts.baseline_weeks_min:
                 continue
-            history = history[-opts.baseline_weeks_max:]
             med = median(history)
             if med < opts.min_baseline_per_day:
                 continue  # too small to judge: neither extends nor breaks a run
@@ -241,12 +308,122 @@ class UsageDropWatcher(Watcher):
                 run_low += 1
                 run_base += med
                 run_cur += value
+                run_short += (med - value) / med
                 run_zero = run_zero and value == 0
             else:
                 run_start, run_low, run_base, run_cur, run_zero = -1, 0, 0.0, 0.0, True
-        if run_start < 0 or run_low < opts.min_low_days:
+                run_short = 0.0
+        if run_start < 0:
             return None
-        return _Drop(run_start, run_low, run_base, run_cur, run_weeks, run_zero)
+        enough = opts.min_low_days * opts.min_drop_pct / 100
+        deep = run_low >= opts.deep_drop_min_days and run_short >= enough - 1e-9
+        if run_low < opts.min_low_days and not deep:
+            return None
+        slide = self._slide_start(values, keep, run_start, max(first_judged, end - 2 * span))
+        return _Drop(run_start, run_low, run_base, run_cur, run_weeks, run_zero, slide)
+
+    def _slide_start(self, values: array[float], keep: array[int], start: int, floor: int
+                     ) -> int:
+        """Where a gradual slide into the drop at ``start`` began, or -1 if it did not slide.
+
+        Walks back from the drop over judged days below their own baseline; two days in a row
+        back at the baseline end the walk. Only evidence: it never raises or holds a signal.
+        """
+        opts = self.options
+        began, normal, ratios = -1, 0, []
+        for j in range(start - 1, floor - 1, -1):
+            if keep[j]:
+                continue
+            history = self._baseline(values, keep, j)
+            if len(history) < opts.baseline_weeks_min:
+                break
+            med = median(history)
+            if med < opts.min_baseline_per_day:
+                break
+            ratio = values[j] / med
+            if ratio < 1 - opts.min_drop_pct / 300:  # a third of a low day's drop: 10%
+                began, normal = j, 0
+                ratios.append(ratio)
+            elif ratio < 1:
+                normal = 0  # under the baseline, if only just: the slide may go on
+            else:
+                normal += 1
+                if normal >= 2:
+                    break
+        # A slide is several days of clear shortfall, not one stray weak day.
+        if began < 0 or len(ratios) < 3 or start - began < 5:
+            return -1
+        return began
+
+    def _judge_level(self, points: dict[int, float], last_day: int) -> _Step | None:
+        """The reduction holding on ``last_day`` of a level metric (seats), or None."""
+        opts = self.options
+        first = min(points)
+        end = last_day - first
+        if end < 7:
+            return None
+        level = array("d", bytes(8 * (end + 1)))
+        current = 0.0
+        for i in range(end + 1):
+            current = points.get(first + i, current)  # no row: the level holds
+            level[i] = current
+        begin = max(7, end - opts.lookback_days + 1)
+        low = array("b", bytes(end + 1))
+        ratio = 1 - opts.level_drop_pct / 100
+        window = opts.level_baseline_days
+        run_start, run_before, run_lowest = -1, 0.0, 0.0
+        for i in range(begin, end + 1):
+            lo = max(0, i - 2 * window)
+            history = [level[j] for j in range(lo, i) if not low[j]][-window:]
+            if len(history) < 7:
+                continue
+            before = median(history)
+            value = level[i]
+            cut = before - value
+            if before > 0 and value <= ratio * before and cut >= opts.level_min_reduction:
+                low[i] = 1
+                if run_start < 0:
+                    run_start, run_before, run_lowest = i, before, value
+                run_lowest = min(run_lowest, value)
+            else:
+                run_start = -1
+        if run_start < 0 or end - run_start + 1 < opts.level_min_days:
+            return None
+        return _Step(run_start, run_before, level[end], run_lowest)
+
+    def _level_signal(
+        self, account: Account, metric: str, first: int, step: _Step, last_day: int
+    ) -> Signal:
+        opts = self.options
+        started = date.fromordinal(first + step.start)
+        lasted = last_day - (first + step.start) + 1
+        pct = 100.0 * (step.after - step.before) / step.before
+        depth = min(1.0, -pct / (3 * opts.level_drop_pct))  # full strength at a 30% cut
+        strength = 0.4 + 0.6 * depth
+        what = metric.replace("_", " ")
+        summary = (f"{what.capitalize()} fell from {step.before:,.0f} to {step.after:,.0f} "
+                   f"({pct:.0f}%) on {started.isoformat()}, and have stayed down for {lasted} "
+                   f"day{'s' if lasted != 1 else ''}.")
+        return Signal(
+            account_id=account.id,
+            kind=self.name,
+            key=metric,
+            strength=round(max(0.0, min(1.0, strength)), 3),
+            observed_at=datetime(started.year, started.month, started.day, tzinfo=UTC),
+            summary=summary,
+            evidence={
+                "metric": metric,
+                "level": True,
+                "baseline": round(step.before, 2),
+                "current": round(step.after, 2),
+                "lowest": round(step.lowest, 2),
+                "reduction": round(step.before - step.after, 2),
+                "pct_change": round(pct, 1),
+                "days_lasted": lasted,
+                "started": started.isoformat(),
+                "last_day": date.fromordinal(last_day).isoformat(),
+            },
+        )
 
     def _signal(
         self, account: Account, metric: str, one: _Series, drop: _Drop, last_day: int
@@ -268,6 +445,23 @@ class UsageDropWatcher(Watcher):
         else:
             summary = (f"{what} fell {-pct:.0f}% below its {drop.weeks}-week baseline "
                        f"for {lasted} {day_word}.")
+        evidence: dict[str, object] = {
+            "metric": metric,
+            "baseline_per_day": round(baseline, 2),
+            "current_per_day": round(current, 2),
+            "pct_change": round(pct, 1),
+            "days_lasted": lasted,
+            "low_days": days,
+            "started": started.isoformat(),
+            "last_day": date.fromordinal(last_day).isoformat(),
+            "baseline_weeks": drop.weeks,
+            "flatline": drop.flatline,
+        }
+        if drop.slide_start >= 0:
+            slid = date.fromordinal(one.first + drop.slide_start)
+            evidence["slide_began"] = slid.isoformat()
+            evidence["slide_days"] = drop.start - drop.slide_start
+            summary = summary[:-1] + f", after a slide that began {slid:%b} {slid.day}."
         return Signal(
             account_id=account.id,
             kind=self.name,
@@ -275,17 +469,5 @@ class UsageDropWatcher(Watcher):
             strength=round(max(0.0, min(1.0, strength)), 3),
             observed_at=datetime(started.year, started.month, started.day, tzinfo=UTC),
             summary=summary,
-            evidence={
-                "metric": metric,
-                "baseline_per_day": round(baseline, 2),
-                "current_per_day": round(current, 2),
-                "pct_change": round(pct, 1),
-                "days_lasted": lasted,
-                "low_days": days,
-                "started": started.isoformat(),
-                "last_day": date.fromordinal(last_day).isoformat(),
-                "baseline_weeks": drop.weeks,
-                "flatline": drop.flatline,
-            },
+            evidence=evidence,
         )
-

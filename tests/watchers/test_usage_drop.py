@@ -19,8 +19,14 @@ NOW = "2026-11-20T18:00:00Z"
 
 
 def history(
-    account: str = "acme", *, days: int = 84, level: float = 100.0, weekend: float = 0.3,
-    noise: float = 0.06, seed: int = 1, metric: str = "reports",
+    account: str = "acme",
+    *,
+    days: int = 84,
+    level: float = 100.0,
+    weekend: float = 0.3,
+    noise: float = 0.06,
+    seed: int = 1,
+    metric: str = "reports",
     change: Callable[[date, float], float | None] = lambda d, v: v,
 ) -> list[dict[str, object]]:
     """Daily usage with weekly seasonality and noise; ``change`` edits a day (None: no row)."""
@@ -31,28 +37,42 @@ def history(
         value = level * (weekend if day.weekday() >= 5 else 1.0) * rng.gauss(1.0, noise)
         changed = change(day, max(0.0, value))
         if changed is not None:
-            rows.append({"account_id": account, "date": day, "metric": metric,
-                         "value": round(changed)})
+            rows.append(
+                {"account_id": account, "date": day, "metric": metric, "value": round(changed)}
+            )
     return rows
 
 
-def drop_from(start: date, factor: float, until: date | None = None
-              ) -> Callable[[date, float], float | None]:
+def drop_from(
+    start: date, factor: float, until: date | None = None
+) -> Callable[[date, float], float | None]:
     return lambda d, v: v * factor if start <= d and (until is None or d <= until) else v
 
 
-async def run(rows: list[dict[str, object]], *, now: str = NOW, accounts: list[str] | None = None,
-              replay: bool = False, **options: object) -> list:  # type: ignore[type-arg]
+async def run(
+    rows: list[dict[str, object]],
+    *,
+    now: str = NOW,
+    accounts: list[str] | None = None,
+    replay: bool = False,
+    **options: object,
+) -> list:  # type: ignore[type-arg]
     ids = accounts or sorted({str(r["account_id"]) for r in rows})
     return await run_watcher(
-        "usage_drop", options=options, accounts=[make_account(i) for i in ids], now=now,
-        sources={"usage": rows_source(rows, date_field="date")}, replay=replay,
+        "usage_drop",
+        options=options,
+        accounts=[make_account(i) for i in ids],
+        now=now,
+        sources={"usage": rows_source(rows, date_field="date")},
+        replay=replay,
     )
 
 
 async def test_contract() -> None:
     await assert_watcher_contract(
-        "usage_drop", accounts=[make_account("acme")], now=NOW,
+        "usage_drop",
+        accounts=[make_account("acme")],
+        now=NOW,
         sources={"usage": rows_source(history(change=drop_from(date(2026, 11, 12), 0.5)))},
     )
 
@@ -73,14 +93,25 @@ async def test_fires_on_a_sustained_drop_from_its_first_day() -> None:
 
 
 async def test_needs_the_minimum_run_of_low_days() -> None:
-    assert await run(history(change=drop_from(date(2026, 11, 19), 0.4))) == []
-    fired = await run(history(change=drop_from(date(2026, 11, 18), 0.4)))
+    assert await run(history(change=drop_from(date(2026, 11, 19), 0.6))) == []
+    fired = await run(history(change=drop_from(date(2026, 11, 18), 0.6)))
     assert [s.evidence["low_days"] for s in fired] == [3]
 
 
+async def test_a_deep_drop_is_signalled_after_two_days() -> None:
+    assert await run(history(change=drop_from(date(2026, 11, 20), 0.3))) == []
+    fired = await run(history(change=drop_from(date(2026, 11, 19), 0.45)))
+    assert [s.evidence["low_days"] for s in fired] == [2]
+    assert await run(history(change=drop_from(date(2026, 11, 19), 0.45)),
+                     deep_drop_min_days=3) == []
+
+
 async def test_quiet_on_weekly_seasonality_and_noise() -> None:
-    rows = [r for seed in range(30) for r in history(f"a{seed}", seed=seed, noise=0.1,
-                                                      level=50 + 40 * seed)]
+    rows = [
+        r
+        for seed in range(30)
+        for r in history(f"a{seed}", seed=seed, noise=0.1, level=50 + 40 * seed)
+    ]
     assert await run(rows) == []
 
 
@@ -89,6 +120,7 @@ async def test_quiet_on_a_public_holiday_and_a_one_day_dip() -> None:
         if d in (date(2026, 11, 11), date(2026, 11, 19)):  # Veterans Day, and yesterday
             return v * 0.3
         return v * 0.4 if d == date(2026, 10, 14) else v
+
     assert await run(history(change=holiday_and_dip)) == []
 
 
@@ -129,8 +161,10 @@ async def test_a_long_drop_does_not_become_the_new_normal() -> None:
 
 async def test_gradual_decline_fires_once_deep_enough() -> None:
     start = date(2026, 10, 31)
+
     def slide(d: date, v: float) -> float:
         return v * (1 - 0.5 * min(1.0, max(0, (d - start).days) / 21))
+
     signals = await run(history(change=slide, noise=0.04))
     assert len(signals) == 1
     assert signals[0].observed_at.date() > start
@@ -149,3 +183,83 @@ async def test_unknown_for_missing_or_short_history() -> None:
     reasons = {a: r for a, _, r in last_unknowns()}
     assert "no usage rows" in reasons["nodata"]
     assert "days of usage" in reasons["acme"]
+
+
+async def test_gradual_decline_reports_when_the_slide_began() -> None:
+    start = date(2026, 10, 24)
+
+    def slide(d: date, v: float) -> float:
+        return v * (1 - 0.6 * min(1.0, max(0, (d - start).days) / 24))
+
+    signals = await run(history(change=slide, noise=0.03))
+    assert len(signals) == 1
+    evidence = signals[0].evidence
+    began = date.fromisoformat(evidence["slide_began"])
+    assert start <= began <= start + timedelta(days=7)
+    assert evidence["slide_days"] == (signals[0].observed_at.date() - began).days
+    assert f"after a slide that began {began:%b} {began.day}." in signals[0].summary
+
+
+async def test_no_slide_reported_for_a_sudden_drop() -> None:
+    for seed in range(5):
+        signals = await run(history(seed=seed, change=drop_from(date(2026, 11, 12), 0.5)))
+        assert "slide_began" not in signals[0].evidence, seed
+
+
+def seats(
+    levels: dict[date, float], *, start: date = END - timedelta(days=83), account: str = "acme",
+    metric: str = "seats", sparse: bool = False,
+) -> list[dict[str, object]]:
+    """A seat count per day from ``start`` to END: the level set on each date in ``levels``."""
+    rows, level, day = [], None, start
+    while day <= END:
+        changed = day in levels
+        level = levels.get(day, level)
+        if level is not None and (changed or not sparse):
+            rows.append({"account_id": account, "date": day, "metric": metric, "value": level})
+        day += timedelta(days=1)
+    return rows
+
+
+async def test_seat_reduction_is_a_signal_with_before_and_after() -> None:
+    start = END - timedelta(days=83)
+    for sparse in (False, True):
+        rows = seats({start: 120, date(2026, 11, 9): 96}, sparse=sparse)
+        rows += history("other")  # the source runs to END
+        signals = await run(rows)
+        assert len(signals) == 1, sparse
+        s = signals[0]
+        assert (s.kind, s.key, s.observed_at.date()) == ("usage_drop", "seats", date(2026, 11, 9))
+        ev = s.evidence
+        assert (ev["baseline"], ev["current"], ev["pct_change"], ev["days_lasted"]) == (
+            120, 96, -20.0, 12)
+        assert ev["level"] is True
+        assert s.summary == ("Seats fell from 120 to 96 (-20%) on 2026-11-09, and have stayed "
+                             "down for 12 days.")
+
+
+async def test_licences_quiet_on_noise_small_accounts_and_a_one_day_glitch() -> None:
+    start = END - timedelta(days=83)
+    wobble = {start + timedelta(days=i): 100 + (i * 7) % 5 - 2 for i in range(84)}
+    assert await run(seats(wobble, metric="licenses")) == []
+    assert await run(seats({start: 5, date(2026, 11, 10): 4}, metric="licenses")) == []
+    glitch = {start: 100, date(2026, 11, 19): 0, date(2026, 11, 20): 100}
+    assert await run(seats(glitch, metric="licenses")) == []
+    down_today = {start: 100, date(2026, 11, 20): 80}
+    assert await run(seats(down_today)) == []  # held one day: not yet
+    assert len(await run(seats({start: 100, date(2026, 11, 19): 80}))) == 1
+
+
+async def test_seat_reduction_clears_on_recovery_and_with_age() -> None:
+    start = END - timedelta(days=120)
+    back = seats({start: 50, date(2026, 11, 1): 40, date(2026, 11, 15): 50}, start=start)
+    assert await run(back, now="2026-11-10T12:00:00Z", replay=True) != []
+    assert await run(back) == []
+    old = seats({start: 50, date(2026, 9, 20): 40}, start=start)
+    assert await run(old, now="2026-10-20T12:00:00Z", replay=True) != []
+    assert await run(old) == []  # older than lookback_days: the new normal
+
+
+async def test_seats_do_not_flatline_when_rows_stop() -> None:
+    rows = seats({END - timedelta(days=83): 30}, sparse=True) + history("other")
+    assert await run(rows) == []
