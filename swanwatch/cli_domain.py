@@ -14,22 +14,38 @@ def domain() -> None:
     """Domain registration lookups (the domain_expiry watcher's view)."""
 
 
+class _BadConfig(click.ClickException):
+    """A config problem: exit code 2 (1 means "no date found")."""
+
+    exit_code = 2
+
+    def format_message(self) -> str:
+        return self.message
+
+
 def _watcher_options(config_file: str | None) -> dict[str, Any]:
-    """The options of the first domain_expiry watcher in ``config_file`` ({} without one)."""
+    """The options of the domain_expiry watcher configured in ``config_file`` ({} without a
+    file). Several: the first enabled one, with a note; none: a config error."""
     if not config_file:
         return {}
     from swanwatch.config import load_config
+    from swanwatch.errors import ConfigError
 
-    config: Any = load_config(config_file)
-    watchers = getattr(config, "watchers", None) or []
-    items = watchers.values() if isinstance(watchers, dict) else watchers
-    for entry in items:
-        if getattr(entry, "type", None) == "domain_expiry":
-            options = getattr(entry, "options", None) or {}
-            if hasattr(options, "model_dump"):
-                options = options.model_dump()
-            return dict(options)
-    return {}
+    try:
+        config = load_config(config_file)
+    except ConfigError as exc:
+        raise _BadConfig(str(exc)) from exc
+    entries = [w for w in config.watchers if w.type == "domain_expiry"]
+    if not entries:
+        raise _BadConfig(f"{config_file}: no watcher of type domain_expiry is configured")
+    chosen = next((w for w in entries if w.enabled), entries[0])
+    if len(entries) > 1:
+        click.echo(
+            f"note: {len(entries)} domain_expiry watchers in {config_file}; "
+            f"using {chosen.instance!r}",
+            err=True,
+        )
+    return dict(chosen.options)
 
 
 @domain.command()
