@@ -73,6 +73,8 @@ class Daemon:
         self.store = store
         self.clock = clock
         self.engine = Engine(config, store, clock)
+        self.leadership = store.leadership()
+        self.leading = False
         self._stop = asyncio.Event()
         self._running: set[asyncio.Task[Any]] = set()
         self.scheduler = AsyncIOScheduler(
@@ -118,7 +120,31 @@ class Daemon:
     async def _deliver_job(self) -> None:
         await self._tracked(self.engine.deliver())
 
-    def _schedule(self) -> None:
+    async def _campaign(self) -> None:
+        """Become the leader when nobody is; step down when the lock is lost.
+
+        Only the leader runs watchers and correlation; every replica delivers (the outbox
+        leases each notification to one sender), so nothing is doubled and a standby takes
+        over within ``daemon.leader_check`` of the leader's death.
+        """
+        held = await asyncio.to_thread(self.leadership.try_acquire)
+        if held and not self.leading:
+            self.leading = True
+            log.info("leading: this replica runs the watchers")
+            self._schedule_watchers()
+        elif not held and self.leading:
+            self.leading = False
+            log.warning("lost leadership: watchers stop here until it is won back")
+            for job in self.scheduler.get_jobs():
+                if job.id.startswith("watcher:"):
+                    job.remove()
+        elif not held:
+            log.debug("standby: another replica leads")
+
+    async def _campaign_job(self) -> None:
+        await self._tracked(self._campaign())
+
+    def _schedule_watchers(self) -> None:
         statuses = self.store.watcher_statuses()
         now = self.clock.now()
         rng = random.Random()
@@ -135,6 +161,15 @@ class Daemon:
                 next_run_time=start,
             )
             log.info("watcher %s: next run %s", spec.instance, start.isoformat(timespec="seconds"))
+
+    def _schedule(self) -> None:
+        self.scheduler.add_job(
+            self._campaign_job,
+            IntervalTrigger(seconds=self.config.daemon.leader_check.total_seconds(), timezone=UTC),
+            id="leadership",
+            name="leadership",
+            next_run_time=self.clock.now(),
+        )
         self.scheduler.add_job(
             self._deliver_job,
             IntervalTrigger(seconds=self.config.daemon.deliver_every.total_seconds(), timezone=UTC),
@@ -173,4 +208,5 @@ class Daemon:
             if pending:
                 await asyncio.wait(pending, timeout=2)
         self.scheduler.shutdown(wait=False)
+        await asyncio.to_thread(self.leadership.release)
         log.info("stopped")
