@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+import logging
+from urllib.parse import quote
+
 from pydantic import Field, SecretStr
 
 from swanwatch import DeliveryResult, Message, Notifier, NotifierOptions
 
+#: Apprise's generic webhooks take extra HTTP headers as ``+Name=value`` URL arguments.
+_WEBHOOK_SCHEMES = ("json", "jsons", "form", "forms", "xml", "xmls")
+
+
+def _with_idempotency_key(url: str, key: str) -> str:
+    scheme = url.split(":", 1)[0].lower()
+    if scheme not in _WEBHOOK_SCHEMES or not key:
+        return url
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}+Idempotency-Key={quote(key, safe='')}"
+
+
+def _reason(log_text: str) -> str:
+    lines = [line.split(" - ", 2)[-1].strip() for line in log_text.splitlines() if line.strip()]
+    return "; ".join(dict.fromkeys(lines))[:500]
+
 
 class AppriseNotifier(Notifier):
-    """One channel, one Apprise URL: each channel's outcome is recorded on its own."""
+    """One channel, one Apprise URL: each channel's outcome is recorded on its own.
+
+    Generic webhooks (json://, form://, xml://) get the notification's idempotency key in
+    an ``Idempotency-Key`` header, so a receiver can drop a redelivery after a crash.
+    """
 
     name = "apprise"
 
@@ -24,7 +47,8 @@ class AppriseNotifier(Notifier):
         import apprise  # imported here: it is slow to import and only the sender needs it
 
         sender = apprise.Apprise()
-        if not sender.add(self.options.url.get_secret_value()):
+        url = _with_idempotency_key(self.options.url.get_secret_value(), message.idempotency_key)
+        if not sender.add(url):
             return DeliveryResult(
                 ok=False, reason=f"channel {self.channel}: Apprise does not accept this URL"
             )
@@ -33,13 +57,14 @@ class AppriseNotifier(Notifier):
             "text": apprise.NotifyFormat.TEXT,
             "html": apprise.NotifyFormat.HTML,
         }
-        ok = await sender.async_notify(
-            body=message.body,
-            title=message.title,
-            body_format=formats[self.options.body_format],
-        )
+        with apprise.LogCapture(level=logging.WARNING) as logs:  # type: ignore[no-untyped-call]
+            ok = await sender.async_notify(
+                body=message.body,
+                title=message.title,
+                body_format=formats[self.options.body_format],
+            )
+            captured = logs.getvalue()
         if ok:
             return DeliveryResult(ok=True)
-        return DeliveryResult(
-            ok=False, reason=f"channel {self.channel}: the service did not accept the message"
-        )
+        why = _reason(captured) or "the service did not accept the message"
+        return DeliveryResult(ok=False, reason=f"channel {self.channel}: {why}")

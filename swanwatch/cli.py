@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import click
 
+from swanwatch.cli_delivery import notify, outbox, routes
 from swanwatch.cli_domain import domain
 from swanwatch.errors import ConfigError, SwanwatchError
 
@@ -897,3 +898,6 @@ def db_upgrade(config_path: Path, revision: str) -> None:
 # --- commands defined in their own modules -------------------------------------------------
 
 main.add_command(domain)
+main.add_command(outbox)
+main.add_command(routes)
+main.add_command(notify)

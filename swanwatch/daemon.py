@@ -176,12 +176,41 @@ class Daemon:
             id="delivery",
             name="delivery",
         )
+        if self.config.notify.leaders:
+            # Queued by (digest, week, channel): any replica may run it, each week goes once.
+            self.scheduler.add_job(
+                self._leaders_job,
+                IntervalTrigger(minutes=15, timezone=UTC),
+                id="leaders-digest",
+                name="leaders-digest",
+                next_run_time=self.clock.now(),
+            )
+
+    async def _leaders_job(self) -> None:
+        from swanwatch.delivery import enqueue_leaders
+
+        async def queue() -> None:
+            queued = await asyncio.to_thread(
+                enqueue_leaders, self.config, self.store, self.clock.now()
+            )
+            if queued:
+                log.info("leaders' digest: %d queued", queued)
+                await self.engine.deliver()
+
+        await self._tracked(queue())
 
     async def run(self) -> None:
         """Run until :meth:`stop` or SIGINT/SIGTERM."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop)
+        http = None
+        if self.config.server.listen is not None:
+            from swanwatch.server import HttpServer
+
+            host, port = self.config.server.host_port
+            http = HttpServer(self.config, self.store, self.clock, host, port)
+            await http.start()
         async with self.engine:
             self._schedule()
             self.scheduler.start()
@@ -192,6 +221,8 @@ class Daemon:
                 await self._stop.wait()
             finally:
                 await self._shutdown()
+                if http is not None:
+                    await http.stop()
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
 

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 from swanwatch.alerts import Notice
 from swanwatch.config import Config, NotifyConfig
+from swanwatch.delivery.leaders import last_slot, leaders_entries
 from swanwatch.delivery.pacing import Pacing, pace
 from swanwatch.delivery.render import Part, Renderer
 from swanwatch.delivery.routing import CONSOLE, OPS_ACCOUNT, Routing, Target, route
@@ -38,6 +39,7 @@ __all__ = [
     "Target",
     "channels_for",
     "dead_letter_count",
+    "enqueue_leaders",
     "outbox_entries",
     "outbox_gauges",
     "render",
@@ -154,6 +156,29 @@ def repeat_after(config: NotifyConfig) -> Callable[[Alert], timedelta]:
         return min(backoff, config.repeat_interval)
 
     return wait
+
+
+def enqueue_leaders(
+    config: Config, store: Store, now: datetime, *, only: str | None = None, force: bool = False
+) -> int:
+    """Queue the leaders' weekly digests due at ``now``; returns how many were new (a
+    digest already queued for its week is not queued again)."""
+    if not config.notify.leaders:
+        return 0
+    since = min(
+        last_slot(spec, now) - timedelta(days=7 * spec.weeks) for spec in config.notify.leaders
+    )
+    entries = leaders_entries(
+        config.notify,
+        renderer_for(config),
+        store.alerts(),
+        {a.id: a for a in store.accounts()},
+        store.notification_events(since, now),
+        now,
+        only=only,
+        force=force,
+    )
+    return store.save_alerts([], entries) if entries else 0
 
 
 def dead_letter_count(store: Store) -> int:

@@ -1,0 +1,213 @@
+"""The daemon's HTTP endpoint (Starlette on uvicorn, in the daemon's own event loop).
+
+Now: signed action links (``/a/{token}``: GET shows what the link will do, the page's POST
+does it, so a chat client previewing the link never acts) and ``/healthz``. Later routes
+(/readyz, /metrics, the risk board) are added to :func:`create_app`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
+from urllib.parse import parse_qs
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from swanwatch.alerts import acknowledge, snooze
+from swanwatch.clock import Clock
+from swanwatch.config import Config
+from swanwatch.delivery.links import LinkClaim, LinkError, read_token
+from swanwatch.model import Alert, Feedback, Verdict
+from swanwatch.store import Store
+
+log = logging.getLogger("swanwatch.server")
+
+_VERBS = {
+    "ack": "Acknowledge",
+    "snooze": "Snooze",
+    "noise": "Mark as noise",
+    "useful": "Mark as useful",
+}
+_SNOOZE_DAYS = (1, 3, 7, 14)
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    doc = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<meta name='robots' content='noindex'><title>{html.escape(title)}</title></head>"
+        "<body style='font-family:Helvetica,Arial,sans-serif;max-width:36em;margin:2em auto;"
+        f"padding:0 1em;color:#1f2328;'><h1 style='font-size:1.3em'>{html.escape(title)}</h1>"
+        f"{body}</body></html>"
+    )
+    return HTMLResponse(doc, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+class ActionLinks:
+    """Checks a link and carries out its action on the store."""
+
+    def __init__(self, config: Config, store: Store, clock: Clock) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+
+    def _claim(self, token: str) -> LinkClaim:
+        secret = self.config.notify.secret()
+        if secret is None:
+            raise LinkError("action links are not configured on this Swanwatch")
+        return read_token(secret, token, self.clock.now())
+
+    def _alert(self, claim: LinkClaim) -> Alert:
+        alert = self.store.alert(claim.fingerprint)
+        if alert is None or alert.fingerprint != claim.fingerprint:
+            raise LinkError("the alert of this link no longer exists")
+        if alert.episode != claim.episode:
+            raise LinkError("this link is for an earlier episode of the alert")
+        return alert
+
+    async def show(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        try:
+            claim = self._claim(token)
+            alert = await asyncio.to_thread(self._alert, claim)
+        except LinkError as exc:
+            return _page("Link not usable", f"<p>{html.escape(str(exc))}</p>", 410)
+        verb = _VERBS[claim.action]
+        choice = ""
+        if claim.action == "snooze":
+            default = max(1, round(claim.snooze / timedelta(days=1)))
+            options = "".join(
+                f"<option value='{d}'{' selected' if d == default else ''}>{d} days</option>"
+                for d in _SNOOZE_DAYS
+            )
+            choice = f"<p><label>For <select name='days'>{options}</select></label></p>"
+        state = html.escape(str(alert.state))
+        body = (
+            f"<p><strong>{html.escape(alert.title)}</strong> on account "
+            f"<strong>{html.escape(alert.account_id)}</strong> ({html.escape(str(alert.severity))}"
+            f", {state}).</p>"
+            f"<form method='post'>{choice}<button type='submit' style='font-size:1.1em;"
+            f"padding:.4em 1.2em'>{verb}</button></form>"
+            f"<p style='color:#667;font-size:.9em'>As {html.escape(claim.who)}.</p>"
+        )
+        return _page(f"{verb}?", body)
+
+    async def act(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        try:
+            claim = self._claim(token)
+            message = await asyncio.to_thread(self._apply, claim, form)
+        except LinkError as exc:
+            return _page("Link not usable", f"<p>{html.escape(str(exc))}</p>", 410)
+        except ValueError as exc:
+            return _page("Nothing done", f"<p>{html.escape(str(exc))}</p>", 409)
+        return _page("Done", f"<p>{html.escape(message)}</p>")
+
+    def _apply(self, claim: LinkClaim, form: dict[str, list[str]]) -> str:
+        alert = self._alert(claim)
+        now = self.clock.now()
+        by = f"link:{claim.who}"
+        if claim.action == "ack":
+            self.store.save_alerts([acknowledge(alert, by, now)], [])
+            log.info("alert %s acknowledged by %s", alert.fingerprint, by)
+            return f"{alert.title} on {alert.account_id} is acknowledged: no more repeats."
+        if claim.action == "snooze":
+            days = claim.snooze / timedelta(days=1)
+            if form.get("days"):
+                try:
+                    days = float(form["days"][0])
+                except ValueError:
+                    raise ValueError("the snooze length is not a number") from None
+                if not 0 < days <= 30:
+                    raise ValueError("a snooze lasts between 1 and 30 days")
+            until = now + timedelta(days=days)
+            self.store.save_alerts([snooze(alert, until, by, now)], [])
+            log.info("alert %s snoozed by %s until %s", alert.fingerprint, by, until)
+            return (
+                f"{alert.title} on {alert.account_id} is snoozed until "
+                f"{until:%Y-%m-%d %H:%M} UTC."
+            )
+        verdict = Verdict.NOISE if claim.action == "noise" else Verdict.USEFUL
+        added = self.store.add_feedback(
+            Feedback(
+                alert_fingerprint=alert.fingerprint,
+                rule=alert.rule,
+                episode=alert.episode,
+                verdict=verdict,
+                author=by,
+                created_at=now,
+            )
+        )
+        log.info("alert %s marked %s by %s", alert.fingerprint, verdict, by)
+        if not added:
+            return f"You had already marked this alert as {verdict}."
+        return f"Thank you: {alert.title} on {alert.account_id} is marked as {verdict}."
+
+
+def create_app(config: Config, store: Store, clock: Clock) -> Starlette:
+    """The HTTP application: action links and health."""
+    links = ActionLinks(config, store, clock)
+
+    async def healthz(_request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/a/{token}", links.show, methods=["GET"]),
+            Route("/a/{token}", links.act, methods=["POST"]),
+        ]
+    )
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the daemon owns SIGINT and SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class HttpServer:
+    """Serves :func:`create_app` on ``host:port`` inside the running event loop."""
+
+    def __init__(self, config: Config, store: Store, clock: Clock, host: str, port: int) -> None:
+        self.app = create_app(config, store, clock)
+        self._server = _EmbeddedServer(
+            uvicorn.Config(
+                self.app, host=host, port=port, log_level="warning", lifespan="off",
+                access_log=False,
+            )
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when started on port 0)."""
+        sockets = self._server.servers[0].sockets if self._server.servers else []
+        return int(sockets[0].getsockname()[1]) if sockets else self._server.config.port
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve(), name="http-server")
+        while not self._server.started:
+            if self._task.done():
+                await self._task  # raises the start-up error (port in use, ...)
+                raise RuntimeError("the HTTP server stopped during start-up")
+            await asyncio.sleep(0.01)
+        log.info("HTTP endpoint on port %d", self.port)
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        await asyncio.wait({self._task}, timeout=5)
+        self._task = None
