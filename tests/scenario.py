@@ -48,7 +48,7 @@ COMPOUND = {
     "renewal_usage": "renewal_at_risk",
     "three_weak": "three_weak_signals",
 }
-#: Story mix per ten accounts: two of the four compound kinds each per fifty accounts...
+#: The share of accounts that carry each story (at least one each).
 STORY_SHARE = {
     "champion_left_usage": 0.04,
     "silent_renewal_support": 0.04,
@@ -156,17 +156,21 @@ def _plan_stories(rng: random.Random, plans: list[Plan]) -> None:
             plan.loss_date = _day(rng.randint(80, 118))
 
 
-def _add_noise(rng: random.Random, plan: Plan) -> None:
-    """One clean account's ordinary life, now and then one weak thing on its own."""
+def _add_noise(rng: random.Random, plan: Plan, everyday: float) -> None:
+    """One clean account's ordinary life, now and then one weak thing on its own.
+
+    ``everyday`` scales how often the everyday things happen (a sponsor's new title, a burst
+    of routine tickets): they tell little about churn, which a fit of weights should learn.
+    """
     plan.renewal = _day(rng.randint(70, 119))
     plan.auto_renew = rng.random() < 0.4
     plan.stage = rng.choice(["opportunity", "quote", "po", "signed"])
     plan.expanded = rng.random() < 0.2
     if rng.random() < 0.15:
         plan.dips.append(_day(rng.randrange(28, DAYS)))
-    if rng.random() < 0.08:
+    if rng.random() < 0.08 * everyday:
         plan.sponsor_retitled = _day(rng.randint(30, 115))
-    if rng.random() < 0.08:
+    if rng.random() < 0.08 * everyday:
         plan.spike = (_day(rng.randint(60, 112)), False)
     if rng.random() < 0.05:
         plan.drop = (_day(rng.randint(40, 110)), 1, 0.45)  # a quiet spell: recovers below
@@ -289,8 +293,14 @@ notify:
 """
 
 
-def build(folder: Path, *, accounts: int = 50, seed: int = 20261120) -> Scenario:
-    """Write a scenario of ``accounts`` accounts into ``folder``; deterministic per seed."""
+def build(
+    folder: Path, *, accounts: int = 50, seed: int = 20261120, everyday_noise: float = 1.0
+) -> Scenario:
+    """Write a scenario of ``accounts`` accounts into ``folder``; deterministic per seed.
+
+    ``everyday_noise`` scales how often clean accounts see a sponsor retitled or a burst of
+    routine tickets (1.0: about one in twelve each over the 120 days).
+    """
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     plans = [
@@ -301,7 +311,7 @@ def build(folder: Path, *, accounts: int = 50, seed: int = 20261120) -> Scenario
     _plan_stories(rng, plans)
     for plan in plans:
         if plan.story is None:
-            _add_noise(rng, plan)
+            _add_noise(rng, plan, everyday_noise)
     with open(folder / "accounts.csv", "w", encoding="utf-8") as f:
         f.write("id,name,domains,owner,segment,arr,renewal_date,tags\n")
         for i, p in enumerate(plans):
