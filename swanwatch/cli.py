@@ -23,6 +23,7 @@ import click
 
 from swanwatch.cli_delivery import notify, outbox, routes
 from swanwatch.cli_domain import domain
+from swanwatch.cli_review import review
 from swanwatch.errors import ConfigError, SwanwatchError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -901,3 +902,4 @@ main.add_command(domain)
 main.add_command(outbox)
 main.add_command(routes)
 main.add_command(notify)
+main.add_command(review)

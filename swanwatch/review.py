@@ -608,7 +608,16 @@ async def review(
     c: float = 1.0,
     fit: bool = True,
 ) -> Review:
-    """Replay ``start``..``end`` as the backtest does and review it against ``outcomes``."""
+    """Replay ``start``..``end`` as the backtest does and review it against ``outcomes``.
+
+    The outcomes and the window are checked before the (long) replay starts.
+    """
+    if window <= timedelta(0):
+        raise ReviewError("the attribution window must be longer than zero")
+    if not select_cases(outcomes, start, end)[0]:
+        raise ReviewError(
+            f"no outcome falls within the replayed days {start.date()}..{end.date()}"
+        )
     events = [e async for e in replay(config, start, end, step)]
     return review_events(
         events, outcomes, config.correlation, start, end, window=window, c=c, fit=fit

@@ -1,0 +1,176 @@
+"""`swanwatch review`: hold a replay of history against what actually happened to accounts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from swanwatch.errors import ConfigError, SwanwatchError
+
+
+class _Failure(click.ClickException):
+    exit_code = 1
+
+
+class _BadUsage(click.ClickException):
+    exit_code = 2
+
+    def format_message(self) -> str:
+        return self.message
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _days(value: float | None) -> str:
+    return "-" if value is None else f"{value:g} d"
+
+
+@click.command("review")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="SWANWATCH_CONFIG",
+    required=True,
+    help="The config file (or $SWANWATCH_CONFIG).",
+)
+@click.option(
+    "--outcomes",
+    "outcomes_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="CSV: account_id, date, outcome (churned, downgraded, renewed or expanded).",
+)
+@click.option("--start", "start_text", required=True, help="First simulated day (ISO 8601).")
+@click.option("--end", "end_text", required=True, help="Last simulated day (ISO 8601).")
+@click.option("--step", "step_text", default="1d", show_default=True, help="e.g. 1d, 6h.")
+@click.option(
+    "--window",
+    "window_text",
+    default="90d",
+    show_default=True,
+    help="Attribution window: an event counts for an outcome if it came this long before it.",
+)
+@click.option(
+    "--write-weights",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the fitted weights as a config snippet (correlation: {weights: ...}).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
+def review(
+    config_path: Path,
+    outcomes_path: Path,
+    start_text: str,
+    end_text: str,
+    step_text: str,
+    window_text: str,
+    write_weights: Path | None,
+    as_json: bool,
+) -> None:
+    """Replay history and hold it against what happened: lead times, blind spots,
+    precision and recall per signal kind and rule, and weights fitted to the outcomes."""
+    from swanwatch.config import load_config, parse_duration
+    from swanwatch.engine import parse_when
+    from swanwatch.review import read_outcomes, review, weights_yaml
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        raise _BadUsage(str(exc)) from exc
+    durations = {}
+    for hint, text in (("--step", step_text), ("--window", window_text)):
+        try:
+            durations[hint] = parse_duration(text)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=hint) from exc
+    try:
+        start, end = parse_when(start_text), parse_when(end_text)
+        outcomes = read_outcomes(outcomes_path)
+    except SwanwatchError as exc:
+        raise _BadUsage(str(exc)) from exc
+    try:
+        found = asyncio.run(
+            review(
+                config, outcomes, start, end, step=durations["--step"],
+                window=durations["--window"],
+            )
+        )
+    except SwanwatchError as exc:
+        raise _Failure(str(exc)) from exc
+    if write_weights is not None:
+        if found.fit is None:
+            raise _Failure(f"no weights to write: {found.fit_problem}")
+        write_weights.write_text(weights_yaml(found.fit), encoding="utf-8")
+        click.echo(f"wrote the fitted weights to {write_weights}", err=True)
+    if as_json or not sys.stdout.isatty():
+        click.echo(json.dumps(found.as_json(), indent=2, ensure_ascii=False, default=str))
+    else:
+        _print(found)
+
+
+def _print(found: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from swanwatch.review import CURRENT, FITTED
+
+    console = Console()
+    window = found.window.total_seconds() / 86400
+    console.print(
+        f"{len(found.cases)} accounts with an outcome in {found.start.date()}..{found.end.date()}"
+        f", {len(found.losses)} losses; an event counts if it came within {window:g} days "
+        "before the outcome."
+    )
+    losses = Table(title="Losses and what came before them")
+    for col in ("account", "outcome", "date", "first alert", "first signal", "alerts", "signals"):
+        losses.add_column(col)
+    for r in found.losses:
+        losses.add_row(
+            r.case.account_id,
+            r.case.outcome.outcome,
+            r.case.outcome.date.isoformat(),
+            _days(r.alert_lead_days) + " before" if r.alerts else "[red]none: blind spot[/red]",
+            _days(r.signal_lead_days) + " before" if r.signals else "none",
+            ", ".join(sorted({s.event.name for s in r.alerts})),
+            ", ".join(sorted({s.event.name for s in r.signals})),
+        )
+    console.print(losses)
+    stats = Table(title="Per signal kind and rule, against the outcomes")
+    for col in ("type", "name", "flagged", "losses", "precision", "recall", "lift", "median lead"):
+        stats.add_column(col)
+    for p in found.predictors:
+        stats.add_row(
+            p.type, p.name, str(p.flagged), str(p.hits), _fmt(p.precision), _fmt(p.recall),
+            _fmt(p.lift), _days(p.median_lead_days),
+        )
+    console.print(stats)
+    if found.fit is None:
+        console.print(f"Weights not fitted: {found.fit_problem}")
+        return
+    fit = found.fit
+    weights = Table(title="Weights fitted to the outcomes")
+    for col in ("kind", "fitted", "coefficient"):
+        weights.add_column(col)
+    for kind in fit.kinds:
+        weights.add_row(kind, f"{fit.weights[kind]:.3f}", f"{fit.coefficients[kind]:+.3f}")
+    console.print(weights)
+    held = Table(title=f"Held out ({fit.folds}-fold cross-validation over accounts)")
+    for col in ("scoring", "ROC AUC", "log loss"):
+        held.add_column(col)
+    for s in fit.scores:
+        held.add_row(s.name, f"{s.auc:.3f}", f"{s.log_loss:.3f}")
+    console.print(held)
+    better = fit.score(FITTED).auc - fit.score(CURRENT).auc
+    console.print(
+        f"The fitted weights rank losses {'better' if better > 0 else 'no better'} than the "
+        f"current ones (ROC AUC {better:+.3f}); `--write-weights FILE` saves them."
+    )
