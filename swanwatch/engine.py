@@ -396,10 +396,8 @@ class Engine:
         total = DeliveryStats()
         while True:
             stats = await self.delivery.run_once()
-            total.sent += stats.sent
-            total.retried += stats.retried
-            total.dead += stats.dead
-            if stats.sent + stats.retried + stats.dead == 0:
+            total.add(stats)
+            if stats.tried == 0:
                 return total
 
     async def cycle(self) -> tuple[list[RunOutcome], CorrelationOutcome, DeliveryStats]:

@@ -51,6 +51,18 @@ class DeliveryStats:
     deferred: int = 0
     failed_over: int = 0
 
+    def add(self, other: DeliveryStats) -> None:
+        self.sent += other.sent
+        self.retried += other.retried
+        self.dead += other.dead
+        self.deferred += other.deferred
+        self.failed_over += other.failed_over
+
+    @property
+    def tried(self) -> int:
+        """Notifications a send was attempted for (deferred ones were not)."""
+        return self.sent + self.retried + self.dead + self.failed_over
+
 
 class DeliveryWorker:
     """Sends due notifications from the outbox through their channels' notifiers."""

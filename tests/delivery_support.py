@@ -1,0 +1,179 @@
+"""Real local servers for the delivery tests: a JSON webhook, an SMTP server, and an HTTPS
+proxy that captures what Apprise sends to Slack or Teams (hosts unreachable here)."""
+
+from __future__ import annotations
+
+import email
+import json
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import trustme
+from aiosmtpd.controller import Controller
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: dict[str, Any]
+    at: float
+
+
+class Hook:
+    """A JSON webhook on 127.0.0.1: records each POST; can fail or be slow."""
+
+    def __init__(self, port: int = 0, delay_s: float = 0.0) -> None:
+        self.received: list[Received] = []
+        self.fail_with: int | None = None
+        self.delay_s = delay_s
+        self.lock = threading.Lock()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if hook.delay_s:
+                    time.sleep(hook.delay_s)
+                if hook.fail_with is not None:
+                    self.send_response(hook.fail_with)
+                    self.end_headers()
+                    return
+                with hook.lock:
+                    hook.received.append(
+                        Received(dict(self.headers), json.loads(raw), time.monotonic())
+                    )
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def keys(self) -> list[str]:
+        return [r.headers.get("Idempotency-Key", "") for r in self.received]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Mailbox:
+    """An aiosmtpd SMTP server on 127.0.0.1 that keeps every message."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], EmailMessage]] = []
+        box = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                message = email.message_from_bytes(envelope.content, policy=policy.default)
+                box.messages.append((envelope.mail_from, list(envelope.rcpt_tos), message))
+                return "250 OK"
+
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def close(self) -> None:
+        self.controller.stop()
+
+
+@dataclass
+class Captured:
+    host: str
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class CapturingProxy:
+    """An HTTPS proxy on 127.0.0.1: answers CONNECT, ends the TLS itself with a certificate
+    of a test CA (given to requests through REQUESTS_CA_BUNDLE), records each request and
+    answers ``reply``. Apprise's real HTTP code runs unchanged up to the socket."""
+
+    reply: bytes = b"ok"
+    captured: list[Captured] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.ca = trustme.CA()
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.port = self._sock.getsockname()[1]
+        self._stop = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def write_ca(self, path: str) -> None:
+        self.ca.cert_pem.write_to_path(path)
+
+    def _serve(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _read_head(stream: Any) -> tuple[str, dict[str, str]]:
+        line = stream.readline().decode("latin-1").strip()
+        headers = {}
+        while True:
+            h = stream.readline().decode("latin-1")
+            if h in ("\r\n", "\n", ""):
+                break
+            name, _, value = h.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        return line, headers
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn:
+            raw = conn.makefile("rb")
+            line, _ = self._read_head(raw)
+            method, target, _ = line.split(" ", 2)
+            if method != "CONNECT":
+                conn.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+                return
+            host = target.rsplit(":", 1)[0]
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.ca.issue_cert(host).configure_cert(context)
+            with context.wrap_socket(conn, server_side=True) as tls:
+                stream = tls.makefile("rb")
+                request, headers = self._read_head(stream)
+                method, path, _ = request.split(" ", 2)
+                body = stream.read(int(headers.get("content-length", "0")))
+                self.captured.append(Captured(host, method, path, headers, body))
+                tls.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                    + f"Content-Length: {len(self.reply)}\r\n\r\n".encode()
+                    + self.reply
+                )
+
+    def close(self) -> None:
+        self._stop = True
+        self._sock.close()

@@ -1,0 +1,125 @@
+"""Slack and Teams payloads, as Apprise really sends them, checked against the services'
+documented message shapes. The hosts are unreachable here, so the requests go through a
+local HTTPS proxy (HTTPS_PROXY) that ends the TLS with a test CA's certificate
+(REQUESTS_CA_BUNDLE) and records them: no part of Apprise or Swanwatch is replaced."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from swanwatch.clock import FrozenClock
+from swanwatch.config import load_config
+from swanwatch.engine import Engine
+from swanwatch.store import Store
+
+
+def _support() -> ModuleType:
+    name = "swanwatch_tests_delivery_support"
+    if name not in sys.modules:
+        path = Path(__file__).parent.parent / "delivery_support.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+SLACK = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7"
+TEAMS = "workflows://prod-161.westeurope.logic.azure.com:443/4f7a9c1e2b3d4e5f/sig0123456789abcdef"
+
+
+@pytest.fixture
+def proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    p = _support().CapturingProxy(reply=b"ok")
+    ca = tmp_path / "ca.pem"
+    p.write_ca(str(ca))
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{p.port}")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca))
+    yield p
+    p.close()
+
+
+async def _send_alert(make_config, url: str) -> None:
+    path = make_config(
+        f"""
+watchers:
+  - type: static
+    options:
+      signals:
+        - {{account: acme, kind: champion_departure, strength: 0.9}}
+        - {{account: acme, kind: usage_drop, strength: 0.9}}
+correlation:
+  rules:
+    - {{name: pair, title: Champion left and usage fell, severity: high,
+       all_of: [champion_departure, usage_drop], play: ["CSM: call the buyer."]}}
+notify:
+  console: false
+  base_url: https://swanwatch.example.com
+  link_secret: s3cret
+  channels:
+    chat: {{url: "{url}"}}
+"""
+    )
+    config = load_config(path)
+    store = Store(config.store_url)
+    try:
+        async with Engine(config, store, FrozenClock("2026-11-20T12:00:00Z")) as engine:
+            await engine.cycle()
+        (note,) = store.notifications()
+        assert note.status == "sent", note.last_error
+    finally:
+        store.close()
+
+
+async def test_slack_gets_an_incoming_webhook_message(proxy, make_config) -> None:
+    await _send_alert(make_config, SLACK)
+    (request,) = proxy.captured
+    # https://api.slack.com/messaging/webhooks: POST JSON to hooks.slack.com/services/T/B/X
+    assert request.host == "hooks.slack.com"
+    assert request.method == "POST"
+    assert request.path == "/services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7"
+    assert request.headers["content-type"].startswith("application/json")
+    payload = request.json()
+    # A message has text, blocks or attachments; legacy attachments carry title, text, color.
+    assert payload.get("text") or payload.get("blocks") or payload.get("attachments")
+    (attachment,) = payload["attachments"]
+    assert attachment["title"] == "[HIGH] Acme Corp: Champion left and usage fell"
+    assert attachment["color"].startswith("#")
+    text = attachment["text"]
+    assert "ARR $120,000" in text and "CSM: call the buyer." in text
+    # Markdown links become Slack's mrkdwn links <url|label>.
+    assert "<https://swanwatch.example.com/a/" in text and "|Acknowledge>" in text
+    assert "](" not in text
+
+
+async def test_teams_gets_an_adaptive_card_through_a_workflow(proxy, make_config) -> None:
+    await _send_alert(make_config, TEAMS)
+    (request,) = proxy.captured
+    assert request.host == "prod-161.westeurope.logic.azure.com"
+    assert request.method == "POST"
+    assert request.path.startswith("/workflows/4f7a9c1e2b3d4e5f/triggers/manual/paths/invoke")
+    assert "sig=sig0123456789abcdef" in request.path
+    payload = request.json()
+    # https://learn.microsoft.com/microsoftteams/platform/webhooks-and-connectors/how-to/
+    # connectors-using: {"type": "message", "attachments": [{"contentType":
+    # "application/vnd.microsoft.card.adaptive", "content": {AdaptiveCard}}]}
+    assert payload["type"] == "message"
+    (attachment,) = payload["attachments"]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    card = attachment["content"]
+    assert card["type"] == "AdaptiveCard"
+    assert card["$schema"] == "http://adaptivecards.io/schemas/adaptive-card.json"
+    assert str(card["version"]).startswith("1.")
+    texts = [b.get("text", "") for b in card["body"] if b.get("type") == "TextBlock"]
+    joined = "\n".join(texts)
+    assert "Champion left and usage fell" in joined
+    assert "CSM: call the buyer." in joined
