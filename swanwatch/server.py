@@ -70,7 +70,7 @@ class ActionLinks:
         if alert is None or alert.fingerprint != claim.fingerprint:
             raise LinkError("the alert of this link no longer exists")
         if alert.episode != claim.episode:
-            raise LinkError("this link is for an earlier episode of the alert")
+            raise LinkError("this link is for another episode of the alert")
         return alert
 
     async def show(self, request: Request) -> Response:
