@@ -143,19 +143,34 @@ class _Worker:
                 await proc.stdout.read()
 
 
+class WorkerOverran(Exception):
+    """A worker call ran past the pool's time bound; the worker was killed."""
+
+
+class WorkerFailed(Exception):
+    """A worker died, would not start, or answered nonsense."""
+
+
 class ParsePool:
     """Parses WHOIS texts in worker processes, at most ``size`` at once.
 
-    A parse that overruns ``timeout_s`` has its worker killed (and replaced on next use),
-    so a pathological text never holds a worker for good; it comes back as ``unparseable``.
+    A call that overruns ``timeout_s`` has its worker killed (and replaced on next use), so
+    a pathological text never holds a worker for good; :meth:`parse` reports it as
+    ``unparseable``. The bound starts once the worker is up (``startup_timeout_s``), so a
+    slow interpreter start never passes for a slow parse.
     """
 
-    def __init__(self, size: int = 2, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, size: int = 2, *, timeout_s: float = 10.0, startup_timeout_s: float = 30.0
+    ) -> None:
         self.size = max(1, size)
         self.timeout_s = timeout_s
+        self.startup_timeout_s = startup_timeout_s
         self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()
         self._slots = asyncio.Semaphore(self.size)
+        #: Workers killed for overrunning, since the pool started.
+        self.killed = 0
 
     async def _spawn(self) -> _Worker:
         proc = await asyncio.create_subprocess_exec(
@@ -165,34 +180,67 @@ class ParsePool:
         )  # fmt: skip
         worker = _Worker(proc)
         self._all.add(worker)
+        try:
+            assert proc.stdout is not None
+            async with asyncio.timeout(self.startup_timeout_s):
+                ready = await proc.stdout.readline()
+            if not json.loads(ready or b"{}").get("ready"):
+                raise WorkerFailed("the parse worker did not start")
+        except (TimeoutError, ValueError, OSError, WorkerFailed) as exc:
+            await self._discard(worker)
+            raise WorkerFailed(f"the parse worker did not start: {exc!r}") from None
+        except BaseException:
+            await self._discard(worker)
+            raise
         return worker
 
-    async def parse(self, domain: str, text: str) -> dict[str, Any]:
-        """The parse of ``text`` (see ``_whois_parse.parse_whois``), bounded in time."""
+    async def call(self, function: str, *args: Any) -> Any:
+        """``function(*args)`` in a worker, within ``timeout_s``: a function of
+        ``_whois_parse`` by name, or any importable ``module:function``; args and result
+        are JSON. Raises WorkerOverran (the worker is killed) or WorkerFailed."""
         async with self._slots:
             worker = self._idle.pop() if self._idle else await self._spawn()
-            request = {"domain": domain, "text": text, "soft_timeout_s": self.timeout_s / 2}
+            request = json.dumps({"call": function, "args": list(args)}).encode() + b"\n"
             try:
                 assert worker.proc.stdin is not None and worker.proc.stdout is not None
-                worker.proc.stdin.write(json.dumps(request).encode() + b"\n")
+                worker.proc.stdin.write(request)
                 async with asyncio.timeout(self.timeout_s):
                     await worker.proc.stdin.drain()
                     line = await worker.proc.stdout.readline()
                 if not line:
-                    raise EOFError("the parse worker died")
-                answer: dict[str, Any] = json.loads(line)
+                    raise WorkerFailed("the parse worker died")
+                answer = json.loads(line)
             except TimeoutError:
+                self.killed += 1
                 await self._discard(worker)
-                detail = f"parsing overran {self.timeout_s:g} s and was stopped"
-                return {"outcome": "unparseable", "detail": detail}
-            except (EOFError, OSError, ValueError) as exc:
+                raise WorkerOverran(
+                    f"{function} overran {self.timeout_s:g} s and was stopped"
+                ) from None
+            except (OSError, ValueError) as exc:
                 await self._discard(worker)
-                return {"outcome": "unparseable", "detail": f"parse worker failed: {exc}"}
+                raise WorkerFailed(f"the parse worker failed: {exc!r}") from None
             except BaseException:
                 await self._discard(worker)
                 raise
             self._idle.append(worker)
-            return answer
+            if not isinstance(answer, dict) or "ok" not in answer:
+                detail = answer.get("error") if isinstance(answer, dict) else None
+                raise WorkerFailed(str(detail or f"unexpected answer {line[:80]!r}"))
+            return answer["ok"]
+
+    async def parse(self, domain: str, text: str) -> dict[str, Any]:
+        """The parse of ``text`` (see ``_whois_parse.parse_whois``), bounded in time: an
+        overrun or a failed worker comes back as outcome ``unparseable``."""
+        try:
+            answer = await self.call("parse_whois", domain, text, self.timeout_s / 2)
+        except WorkerOverran:
+            detail = f"parsing overran {self.timeout_s:g} s and was stopped"
+            return {"outcome": "unparseable", "detail": detail}
+        except WorkerFailed as exc:
+            return {"outcome": "unparseable", "detail": str(exc)}
+        if not isinstance(answer, dict):
+            return {"outcome": "unparseable", "detail": "the parser gave no record"}
+        return answer
 
     async def _discard(self, worker: _Worker) -> None:
         self._all.discard(worker)

@@ -392,17 +392,30 @@ def _line_of(pattern: re.Pattern[str], text: str) -> str:
     return line[:160]
 
 
+def _target(name: str) -> Any:
+    """The function a request names: one of this module's, or ``module:function``."""
+    if ":" not in name:
+        return globals()[name]
+    import importlib
+
+    module, _, attr = name.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 def serve() -> None:
-    """The worker loop: one JSON request per line in, one JSON answer per line out."""
+    """The worker loop: after a ready line, one JSON request per line in ({"call": function
+    name, "args": [...]}), one JSON answer per line out ({"ok": result} or {"error": why})."""
+    import whois.parser  # noqa: F401 (imported now, so the first parse's time bound is its own)
+
     out = sys.stdout
+    out.write(json.dumps({"ready": True}) + "\n")
+    out.flush()
     for raw in sys.stdin.buffer:
         request = json.loads(raw)
         try:
-            answer = parse_whois(
-                request["domain"], request["text"], float(request.get("soft_timeout_s", 0))
-            )
+            answer: dict[str, Any] = {"ok": _target(request["call"])(*request.get("args", []))}
         except Exception as exc:  # report, never die: the pool would only restart us
-            answer = {"outcome": "unparseable", "detail": f"parser failed: {exc!r}"[:200]}
+            answer = {"error": f"{request.get('call')} failed: {exc!r}"[:200]}
         out.write(json.dumps(answer) + "\n")
         out.flush()
 

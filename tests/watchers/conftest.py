@@ -117,7 +117,7 @@ def whois_server() -> Iterator[FakeWhois]:
     """A local WHOIS server; set ``answers`` (word -> text) in the test."""
     fake = FakeWhois()
     server = _serve_whois(fake)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield fake
     server.shutdown()
@@ -129,7 +129,7 @@ def whois_server2() -> Iterator[FakeWhois]:
     """A second WHOIS server (a registrar's, for referrals)."""
     fake = FakeWhois()
     server = _serve_whois(fake)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     yield fake
     server.shutdown()
     server.server_close()
@@ -140,7 +140,7 @@ def rdap_server() -> Iterator[FakeRdap]:
     """A local RDAP server; set ``answers`` (domain -> (status, body, headers)) in the test."""
     fake = FakeRdap()
     server = _serve_rdap(fake)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     yield fake
     server.shutdown()
     server.server_close()

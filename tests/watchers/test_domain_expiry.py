@@ -323,3 +323,30 @@ async def test_contract(whois_server: FakeWhois) -> None:
         accounts=[make_account("acme", domains=["acme.org"])],
         now=NOW,
     )
+
+
+async def test_hung_parse_is_killed_and_its_worker_replaced() -> None:
+    # a sleeping call goes through the same bounded, kill-on-overrun path as every parse
+    from swanwatch.watchers._whois import ParsePool, WorkerOverran
+
+    async with ParsePool(1, timeout_s=0.5) as pool:
+        assert (await pool.parse("acme.org", ORG))["outcome"] == "ok"
+        [worker] = pool._idle
+        started = time.monotonic()
+        with pytest.raises(WorkerOverran, match=r"overran 0\.5 s"):
+            await pool.call("time:sleep", 60)
+        assert time.monotonic() - started < 3
+        assert worker.proc.returncode is not None and pool.killed == 1
+        answer = await pool.parse("acme.org", ORG)  # a fresh worker takes over
+        assert answer["outcome"] == "ok" and answer["expires_at"].startswith("2026-02-11")
+
+
+async def test_slow_parse_is_reported_unparseable_in_bounded_time(whois_server: FakeWhois) -> None:
+    # a real record padded to ~190 kB takes python-whois about 0.2 s; the bound is 0.02 s
+    filler = "".join(f"Remark: a long remark with no date in it, line {i}\n" for i in range(3500))
+    whois_server.answers["acme.org"] = "Domain Name: acme.org\n" + filler
+    started = time.monotonic()
+    assert await run(["acme.org"], opts(whois_server, parse_timeout_s=0.02)) == []
+    assert time.monotonic() - started < 5
+    [(_, key, reason)] = last_unknowns()
+    assert key == "acme.org" and "unparseable:" in reason and "overran" in reason
