@@ -7,7 +7,7 @@ writers wait for the lock (up to ``busy_timeout``) instead of failing half-way.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -194,6 +194,29 @@ class Store:
             return sqlite.insert(table)
         raise StoreError(f"upserts are not supported on {self.dialect}; use SQLite or PostgreSQL")
 
+    def _upsert(
+        self,
+        conn: Connection,
+        table: Any,
+        rows: Sequence[dict[str, Any]],
+        keys: list[str],
+        updates: Callable[[Any], dict[str, Any]] | None = None,
+    ) -> None:
+        """Insert ``rows``, updating those whose ``keys`` exist: one statement, compiled
+        once and executed for all rows (executemany), not one statement per row or chunk.
+
+        ``updates(excluded)`` gives the SET clause; by default every non-key column.
+        """
+        if not rows:
+            return
+        stmt = self._insert(table)
+        set_ = (
+            updates(stmt.excluded)
+            if updates is not None
+            else {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+        )
+        conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=set_), list(rows))
+
     # --- accounts ---------------------------------------------------------------------
 
     def upsert_accounts(self, accounts: Sequence[Account], now: datetime) -> None:
@@ -214,13 +237,7 @@ class Store:
             for a in accounts
         ]
         with self._tx() as conn:
-            for chunk in _chunks(rows, _BATCH):
-                stmt = self._insert(table).values(chunk)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["id"],
-                    set_={c: stmt.excluded[c] for c in rows[0] if c != "id"},
-                )
-                conn.execute(stmt)
+            self._upsert(conn, table, rows, ["id"])
             conn.execute(delete(table).where(table.c.updated_at < now))
 
     def accounts(self, ids: Iterable[str] | None = None) -> list[Account]:
@@ -289,17 +306,20 @@ class Store:
                 }
                 for fp, s in by_fp.items()
             ]
-            for chunk in _chunks(rows, _BATCH):
-                stmt = self._insert(table).values(chunk)
-                keep = {"fingerprint", "first_seen", "watcher", "account_id", "kind", "key"}
-                updates = {c: stmt.excluded[c] for c in chunk[0] if c not in keep}
-                # A signal that comes back after clearing starts a new first_seen.
-                updates["first_seen"] = func.coalesce(
-                    _case_cleared(table, stmt.excluded.first_seen), table.c.first_seen
-                )
-                conn.execute(
-                    stmt.on_conflict_do_update(index_elements=["fingerprint"], set_=updates)
-                )
+            keep = {"fingerprint", "first_seen", "watcher", "account_id", "kind", "key"}
+            self._upsert(
+                conn,
+                table,
+                rows,
+                ["fingerprint"],
+                lambda excluded: {
+                    **{c: excluded[c] for c in rows[0] if c not in keep},
+                    # A signal that comes back after clearing starts a new first_seen.
+                    "first_seen": func.coalesce(
+                        _case_cleared(table, excluded.first_seen), table.c.first_seen
+                    ),
+                },
+            )
             gone = [fp for fp, cleared in before.items() if cleared is None and fp not in by_fp]
             if scope is not None and gone:
                 scoped = set(scope)
@@ -351,14 +371,13 @@ class Store:
                 }
                 for (a, k), reason in latest.items()
             ]
-            for chunk in _chunks(rows, _BATCH):
-                stmt = self._insert(table).values(chunk)
-                conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["watcher", "account_id", "key"],
-                        set_={"reason": stmt.excluded.reason, "last_seen": stmt.excluded.last_seen},
-                    )
-                )
+            self._upsert(
+                conn,
+                table,
+                rows,
+                ["watcher", "account_id", "key"],
+                lambda excluded: {"reason": excluded.reason, "last_seen": excluded.last_seen},
+            )
             conn.execute(delete(table).where(table.c.watcher == watcher, table.c.last_seen < now))
 
     def unknowns(self, account_id: str | None = None) -> list[Unknown]:
@@ -443,14 +462,7 @@ class Store:
             for k, v in changed.items()
         ]
         with self._tx() as conn:
-            for chunk in _chunks(rows, _BATCH):
-                stmt = self._insert(table).values(chunk)
-                conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["instance", "key"],
-                        set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
-                    )
-                )
+            self._upsert(conn, table, rows, ["instance", "key"])
             for chunk_keys in _chunks(sorted(deleted), _BATCH):
                 conn.execute(
                     delete(table).where(table.c.instance == instance, table.c.key.in_(chunk_keys))
@@ -499,14 +511,7 @@ class Store:
         notes = NotificationRow.__table__  # type: ignore[attr-defined]
         rows = [_alert_row(a) for a in alerts]
         with self._tx() as conn:
-            for chunk in _chunks(rows, _BATCH):
-                stmt = self._insert(table).values(chunk)
-                conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["fingerprint"],
-                        set_={c: stmt.excluded[c] for c in chunk[0] if c != "fingerprint"},
-                    )
-                )
+            self._upsert(conn, table, rows, ["fingerprint"])
             added = 0
             for chunk_n in _chunks([n.values for n in outbox], _BATCH):
                 stmt = (
