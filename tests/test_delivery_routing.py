@@ -1,0 +1,201 @@
+"""The routing tree and the delivery commands: `routes test`, `outbox list|retry`,
+`notify test`, and the leaders' weekly digest."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from click.testing import CliRunner
+
+from swanwatch.cli import main
+from swanwatch.clock import FrozenClock
+from swanwatch.config import load_config
+from swanwatch.delivery import channels_for, enqueue_leaders
+from swanwatch.delivery.leaders import last_slot
+from swanwatch.engine import Engine
+from swanwatch.model import Account, Alert, Contribution, Severity
+from swanwatch.store import Store
+
+TREE = """
+notify:
+  console: false
+  channels:
+    cs: {url: "json://127.0.0.1:9/cs"}
+    enterprise: {url: "json://127.0.0.1:9/ent"}
+    pager: {url: "json://127.0.0.1:9/pager", min_severity: critical}
+    leads: {url: "mailto://127.0.0.1:9?from=sw@example.com&to=leads@example.com"}
+  owners:
+    channels: {ann@csm.example: "json://127.0.0.1:9/ann"}
+  route:
+    name: root
+    channels: [cs]
+    routes:
+      - name: criticals
+        min_severity: critical
+        channels: [pager]
+        continue: true
+      - name: enterprise
+        match: {segment: enterprise}
+        channels: [enterprise]
+        owner: true
+      - name: champions
+        match: {kind: champion_*}
+        channels: [leads]
+  leaders:
+    - {name: ent-leads, channels: [leads], segments: [enterprise], weekday: mon,
+       at: "08:00", timezone: Europe/Paris}
+"""
+
+
+def _alert(severity: Severity, kinds: tuple[str, ...], account: str = "acme") -> Alert:
+    now = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    return Alert(
+        fingerprint=f"fp-{account}", account_id=account, rule="r", title="T", severity=severity,
+        score=0.8, started_at=now, updated_at=now,
+        contributions=tuple(
+            Contribution(fingerprint=k, kind=k, summary=k, strength=1, weight=1, decay=1,
+                         age_days=0, observed_at=now)
+            for k in kinds
+        ),
+    )
+
+
+ACME = Account(id="acme", owner="ann@csm.example", segment="enterprise", arr=120000)
+INITECH = Account(id="initech", owner="bob@csm.example", segment="smb", arr=9000)
+
+
+def test_the_tree_matches_continues_and_resolves_the_owner(make_config) -> None:
+    notify = load_config(make_config(TREE)).notify
+    # critical: the pager (continue) and then the enterprise route with the owner's channel
+    assert channels_for(_alert(Severity.CRITICAL, ("usage_drop",)), notify, ACME) == [
+        "pager", "enterprise", "owner:ann@csm.example",
+    ]
+    # first match wins without continue: enterprise, not champions
+    assert channels_for(_alert(Severity.HIGH, ("champion_departure",)), notify, ACME) == [
+        "enterprise", "owner:ann@csm.example",
+    ]
+    assert channels_for(
+        _alert(Severity.HIGH, ("champion_departure",), "initech"), notify, INITECH
+    ) == ["leads"]
+    # nothing matches: the root's own channel (the default route)
+    assert channels_for(_alert(Severity.WARNING, ("usage_drop",), "initech"), notify, INITECH) == [
+        "cs"
+    ]
+
+
+def test_routes_test_shows_where_and_why(make_config) -> None:
+    path = make_config(TREE)
+    result = CliRunner().invoke(
+        main, ["routes", "test", "-c", str(path), "--account", "acme", "--rule", "pair",
+               "--severity", "critical", "--kind", "usage_drop"],
+    )
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "criticals: matches: severity >= critical" in out
+    assert "enterprise: matches: segment enterprise" in out
+    assert "owner ann@csm.example has a URL in notify.owners.channels" in out
+    assert "pager [chat] via criticals: now" in out
+    assert "owner:ann@csm.example [chat] via enterprise: now" in out
+    as_json = CliRunner().invoke(
+        main, ["routes", "test", "-c", str(path), "--account", "initech", "--rule", "x",
+               "--kind", "usage_drop", "--severity", "warning", "--json"],
+    )
+    data = json.loads(as_json.output)
+    assert [t["channel"] for t in data["targets"]] == ["cs"]
+    missing = CliRunner().invoke(
+        main, ["routes", "test", "-c", str(path), "--account", "nope", "--rule", "x"]
+    )
+    assert missing.exit_code == 2
+
+
+async def test_outbox_list_and_retry(make_config) -> None:
+    path = make_config(
+        """
+watchers:
+  - type: static
+    options:
+      signals: [{account: acme, kind: usage_drop, strength: 0.9}]
+correlation:
+  rules: [{name: sag, title: Usage sagging, severity: high, any_of: [usage_drop]}]
+notify:
+  console: false
+  max_attempts: 1
+  channels:
+    down: {url: "json://127.0.0.1:9/nobody-listens"}
+"""
+    )
+    config = load_config(path)
+    store = Store(config.store_url)
+    async with Engine(config, store, FrozenClock("2026-11-20T12:00:00Z")) as engine:
+        await engine.cycle()
+    (dead,) = store.notifications()
+    assert dead.status == "dead"
+    runner = CliRunner()
+    listed = runner.invoke(main, ["outbox", "list", "-c", str(path), "--status", "dead", "--json"])
+    assert listed.exit_code == 0, listed.output
+    (row,) = json.loads(listed.output)
+    assert row["id"] == dead.id and row["status"] == "dead" and row["last_error"]
+    table = runner.invoke(main, ["outbox", "list", "-c", str(path)])
+    assert "1 dead" in table.output or "dead" in table.output
+    retried = runner.invoke(main, ["outbox", "retry", "-c", str(path), str(dead.id)])
+    assert retried.exit_code == 0 and "1 notifications are back" in retried.output
+    assert store.notifications()[0].status == "pending"
+    assert store.outbox_counts()["dead"] == 0
+    store.close()
+
+
+def test_notify_test_reports_each_channel(make_config) -> None:
+    path = make_config(
+        """
+notify:
+  channels:
+    down: {url: "json://127.0.0.1:9/nobody-listens"}
+"""
+    )
+    runner = CliRunner()
+    tested = runner.invoke(main, ["notify", "test", "-c", str(path), "--channel", "down"])
+    assert tested.exit_code == 1 and "down: FAILED" in tested.output
+    unknown = runner.invoke(main, ["notify", "test", "-c", str(path), "--channel", "nope"])
+    assert unknown.exit_code == 2
+
+
+async def test_leaders_digest_is_queued_once_a_week_with_a_chart(make_config) -> None:
+    config = load_config(
+        make_config(
+            """
+watchers:
+  - type: static
+    options:
+      signals: [{account: acme, kind: usage_drop, strength: 0.9}]
+correlation:
+  rules: [{name: sag, title: Usage sagging, severity: high, any_of: [usage_drop],
+           play: ["CSM: book the usage review."]}]
+notify:
+  console: false
+  channels:
+    leads: {url: "mailto://127.0.0.1:9?from=sw@example.com&to=leads@example.com"}
+    chat: {url: "json://127.0.0.1:9/chat"}
+  leaders:
+    - {name: ent, channels: [leads, chat], segments: [enterprise], weekday: mon,
+       at: "08:00", timezone: Europe/Paris}
+"""
+        )
+    )
+    store = Store(config.store_url)
+    clock = FrozenClock("2026-11-18T12:00:00Z")  # Wednesday: the alert starts
+    async with Engine(config, store, clock) as engine:
+        await engine.cycle()
+    now = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)  # Monday 08:30 in Paris
+    assert last_slot(config.notify.leaders[0], now) == datetime(2026, 11, 23, 7, tzinfo=UTC)
+    assert enqueue_leaders(config, store, now) == 2
+    assert enqueue_leaders(config, store, now) == 0  # the same week is never queued twice
+    notes = {n.channel: n for n in store.notifications() if n.event == "digest"}
+    html, chat = notes["leads"].body, notes["chat"].body
+    assert "ARR at risk: <strong>$120,000</strong> across 1 accounts" in html
+    assert 'class="chart"' in html and html.count("background:#d1495b") == 8
+    assert "Acme Corp: Usage sagging" in html
+    assert "ARR at risk: **$120,000**" in chat and "New: 1" in chat
+    # Not due again until next Monday.
+    assert enqueue_leaders(config, store, datetime(2026, 11, 25, tzinfo=UTC)) == 0
+    store.close()
