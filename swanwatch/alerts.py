@@ -133,7 +133,19 @@ def _apply_candidate(
             id=None if alert is None else alert.id,
             **facts,
         )
-        if mute is None:
+        if alert is not None and _resolved_unheard(alert, cand, now, repeat_wait(alert)):
+            # Its resolution was never told (it was muted then): for the people told it
+            # was firing, it never stopped. Carry the last notice over; tell nothing new.
+            fresh = fresh.model_copy(
+                update={
+                    "last_notified_at": alert.last_notified_at,
+                    "last_notified_severity": alert.last_notified_severity,
+                    "notify_count": alert.notify_count,
+                    "notified_signals": alert.notified_signals,
+                }
+            )
+            out.changed.append(fresh)
+        elif mute is None:
             _notify(out, fresh, "firing", now)
         else:
             out.changed.append(fresh)
@@ -165,6 +177,19 @@ def _apply_candidate(
         _notify(out, updated, event, now)
     elif updated != alert.model_copy(update={"updated_at": now}):
         out.changed.append(updated)
+
+
+def _resolved_unheard(alert: Alert, cand: Candidate, now: datetime, wait: timedelta) -> bool:
+    """Resolved while muted, after being told as firing, back within its repeat wait and
+    no more severe: the return is no news to those who heard it fire."""
+    last = alert.last_notified_severity
+    return (
+        alert.muted_by is not None
+        and alert.last_notified_at is not None
+        and last is not None
+        and now - alert.last_notified_at < wait
+        and cand.severity.rank <= last.rank
+    )
 
 
 def _clear(out: Reconciliation, alert: Alert, now: datetime, hold_down: timedelta) -> None:

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 
-import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -199,8 +198,8 @@ def test_no_alert_is_told_twice_for_one_severity_within_the_repeat_interval(
     history: History,
 ) -> None:
     # An episode ends when the alert resolves, told or not: a new episode is news. (A
-    # resolution held back by a silence is not told, so the CSM then hears "firing" twice
-    # without a "resolved" between: see the xfail test below.)
+    # resolution held back by a silence is not told; a return soon after is then no news:
+    # see the test below.)
     last: dict[str, tuple[datetime, str]] = {}  # fingerprint -> last told (when, severity)
     for p in run(history).passes:
         told = {n.alert.fingerprint: n for n in p.notices}
@@ -219,12 +218,6 @@ def test_no_alert_is_told_twice_for_one_severity_within_the_repeat_interval(
             last[fp] = (p.now, n.alert.severity)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported to the core owner: an alert told as firing, then resolved while "
-    "silenced (so the resolution is not told), is told as firing again on its return, "
-    "within repeat_interval and with no 'resolved' in between",
-)
 def test_a_return_after_a_silenced_resolution_is_not_told_again_within_repeat() -> None:
     # The minimal example hypothesis found, by hand: hourly passes, hold-down 0, repeat 5 h.
     pool = (
