@@ -456,7 +456,7 @@ class NotifyConfig(_Section):
 
 
 class ServerConfig(_Section):
-    """The daemon's HTTP endpoint: action links now; health, metrics and the board later."""
+    """The daemon's HTTP endpoint: action links, /healthz, /readyz and /metrics."""
 
     listen: str | None = Field(
         None, description='host:port to serve on, e.g. "0.0.0.0:8080"; off when unset.'

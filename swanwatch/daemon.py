@@ -23,6 +23,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from swanwatch.clock import Clock
 from swanwatch.config import Config, WatcherConfig
 from swanwatch.engine import Engine
+from swanwatch.metrics import DaemonState
 from swanwatch.store import Store, WatcherStatus
 
 log = logging.getLogger("swanwatch.daemon")
@@ -74,7 +75,7 @@ class Daemon:
         self.clock = clock
         self.engine = Engine(config, store, clock)
         self.leadership = store.leadership()
-        self.leading = False
+        self.state = DaemonState()
         self._stop = asyncio.Event()
         self._running: set[asyncio.Task[Any]] = set()
         self.scheduler = AsyncIOScheduler(
@@ -128,12 +129,12 @@ class Daemon:
         over within ``daemon.leader_check`` of the leader's death.
         """
         held = await asyncio.to_thread(self.leadership.try_acquire)
-        if held and not self.leading:
-            self.leading = True
+        if held and not self.state.leading:
+            self.state.leading = True
             log.info("leading: this replica runs the watchers")
             self._schedule_watchers()
-        elif not held and self.leading:
-            self.leading = False
+        elif not held and self.state.leading:
+            self.state.leading = False
             log.warning("lost leadership: watchers stop here until it is won back")
             for job in self.scheduler.get_jobs():
                 if job.id.startswith("watcher:"):
@@ -209,11 +210,12 @@ class Daemon:
             from swanwatch.server import HttpServer
 
             host, port = self.config.server.host_port
-            http = HttpServer(self.config, self.store, self.clock, host, port)
+            http = HttpServer(self.config, self.store, self.clock, host, port, self.state)
             await http.start()
         async with self.engine:
             self._schedule()
             self.scheduler.start()
+            self.state.started = True
             log.info(
                 "swanwatch daemon started with %d watchers", len(self.config.active_watchers())
             )
@@ -227,6 +229,7 @@ class Daemon:
                     loop.remove_signal_handler(sig)
 
     async def _shutdown(self) -> None:
+        self.state.stopping = True
         log.info("stopping: letting %d running jobs finish", len(self._running))
         self.scheduler.pause()
         running = list(self._running)

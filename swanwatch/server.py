@@ -1,8 +1,9 @@
 """The daemon's HTTP endpoint (Starlette on uvicorn, in the daemon's own event loop).
 
-Now: signed action links (``/a/{token}``: GET shows what the link will do, the page's POST
-does it, so a chat client previewing the link never acts) and ``/healthz``. Later routes
-(/readyz, /metrics, the risk board) are added to :func:`create_app`.
+Signed action links (``/a/{token}``: GET shows what the link will do, the page's POST does
+it, so a chat client previewing the link never acts), ``/healthz`` (the process answers),
+``/readyz`` (it can do its job: scheduler started, store answering) and ``/metrics``
+(Prometheus). The risk board will be added to :func:`create_app` too.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from swanwatch.alerts import acknowledge, snooze
 from swanwatch.clock import Clock
 from swanwatch.config import Config
 from swanwatch.delivery.links import LinkClaim, LinkError, read_token
+from swanwatch.metrics import DaemonState, metrics_text, readiness
 from swanwatch.model import Alert, Feedback, Verdict
 from swanwatch.store import Store
 
@@ -153,16 +155,31 @@ class ActionLinks:
         return f"Thank you: {alert.title} on {alert.account_id} is marked as {verdict}."
 
 
-def create_app(config: Config, store: Store, clock: Clock) -> Starlette:
-    """The HTTP application: action links and health."""
+def create_app(
+    config: Config, store: Store, clock: Clock, state: DaemonState | None = None
+) -> Starlette:
+    """The HTTP application: action links, health, readiness and metrics."""
     links = ActionLinks(config, store, clock)
+    daemon = state if state is not None else DaemonState(started=True)
 
     async def healthz(_request: Request) -> Response:
         return PlainTextResponse("ok\n")
 
+    async def readyz(_request: Request) -> Response:
+        problems = await asyncio.to_thread(readiness, store, daemon)
+        if problems:
+            return PlainTextResponse("not ready: " + "; ".join(problems) + "\n", status_code=503)
+        return PlainTextResponse("ready\n")
+
+    async def metrics(_request: Request) -> Response:
+        body = await asyncio.to_thread(metrics_text, store, daemon)
+        return PlainTextResponse(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             Route("/a/{token}", links.show, methods=["GET"]),
             Route("/a/{token}", links.act, methods=["POST"]),
         ]
@@ -180,8 +197,16 @@ class _EmbeddedServer(uvicorn.Server):
 class HttpServer:
     """Serves :func:`create_app` on ``host:port`` inside the running event loop."""
 
-    def __init__(self, config: Config, store: Store, clock: Clock, host: str, port: int) -> None:
-        self.app = create_app(config, store, clock)
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        clock: Clock,
+        host: str,
+        port: int,
+        state: DaemonState | None = None,
+    ) -> None:
+        self.app = create_app(config, store, clock, state)
         self._server = _EmbeddedServer(
             uvicorn.Config(
                 self.app, host=host, port=port, log_level="warning", lifespan="off",

@@ -767,6 +767,36 @@ class Store:
             )
             return conn.execute(stmt).first() is not None
 
+    def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return False
+        return True
+
+    def signal_counts(self) -> dict[str, int]:
+        """Active signals per kind."""
+        table = SignalRow.__table__  # type: ignore[attr-defined]
+        query = (
+            select(table.c.kind, func.count())
+            .where(table.c.cleared_at.is_(None))
+            .group_by(table.c.kind)
+        )
+        with self.engine.connect() as conn:
+            return {str(kind): int(n) for kind, n in conn.execute(query)}
+
+    def alert_counts(self) -> dict[tuple[str, str, bool], int]:
+        """Alerts per (state, severity, muted)."""
+        table = AlertRow.__table__  # type: ignore[attr-defined]
+        muted = table.c.muted_by.is_not(None)
+        query = select(table.c.state, table.c.severity, muted, func.count()).group_by(
+            table.c.state, table.c.severity, muted
+        )
+        with self.engine.connect() as conn:
+            return {(str(st), str(sev), bool(m)): int(n) for st, sev, m, n in conn.execute(query)}
+
     def outbox_counts(self) -> dict[str, int]:
         """How many notifications are pending, sent and dead-lettered."""
         table = NotificationRow.__table__  # type: ignore[attr-defined]
