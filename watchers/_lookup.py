@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -111,18 +112,28 @@ class LookupSettings:
     rate_limit_backoff_s: float = 60.0
 
 
+#: Requests are paced this much under a server's rate, so that network jitter between our
+#: start and the server's clock never shows it one request too many in a second.
+PACE_MARGIN = 1.05
+
+
 class _Server:
     """Per-server politeness: a concurrency bound, a start-rate pace and a back-off."""
 
     def __init__(self, concurrency: int, rate_per_s: float) -> None:
         self.slots = asyncio.Semaphore(max(1, concurrency))
-        self.interval = 1.0 / rate_per_s if rate_per_s > 0 else 0.0
-        self.next_start = 0.0
+        self.interval = PACE_MARGIN / rate_per_s if rate_per_s > 0 else 0.0
+        self.last_start = -float("inf")
         self.blocked_until = 0.0
         self.backoffs = 0
 
     def wait_s(self) -> float:
         return max(0.0, self.blocked_until - time.monotonic())
+
+    def start_in_s(self) -> float:
+        """How long until this server may be sent the next request."""
+        now = time.monotonic()
+        return max(0.0, self.last_start + self.interval - now, self.blocked_until - now)
 
     def block(self, seconds: float) -> None:
         self.blocked_until = max(self.blocked_until, time.monotonic() + seconds)
@@ -146,6 +157,7 @@ class DomainLookup:
         self._global = asyncio.Semaphore(max(1, settings.concurrency))
         self._servers: dict[str, _Server] = {}
         self._clients: dict[str, httpx.AsyncClient] = {}
+        self._tls: ssl.SSLContext | None = None
         self._iana: dict[str, str | None] = {}
         self._iana_lock = asyncio.Lock()
         self.pool = _whois.ParsePool(settings.parse_workers, timeout_s=settings.parse_timeout_s)
@@ -175,19 +187,32 @@ class DomainLookup:
 
     @contextlib.asynccontextmanager
     async def _gate(self, key: str) -> AsyncIterator[_Server]:
-        """Hold a global and a per-server slot, paced to the server's rate."""
+        """Hold a per-server and a global slot, paced to the server's rate.
+
+        The global slot is taken only once the server's pace allows a start, so lookups
+        waiting on a slow or rate-limited server never idle a global slot.
+        """
         server = self._server(key)
         blocked = server.wait_s()
         if blocked > self.settings.max_retry_wait_s:
             raise _Blocked(blocked)
-        async with self._global, server.slots:
-            now = time.monotonic()
-            start = max(now, server.next_start, server.blocked_until)
-            server.next_start = start + server.interval
-            if start > now:
-                await asyncio.sleep(start - now)
-            self.queries[key] = self.queries.get(key, 0) + 1
-            yield server
+        async with server.slots:
+            while True:
+                wait = server.start_in_s()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    continue
+                await self._global.acquire()
+                if server.start_in_s() > 0:  # another lookup started here while we queued
+                    self._global.release()
+                    continue
+                server.last_start = time.monotonic()
+                break
+            try:
+                self.queries[key] = self.queries.get(key, 0) + 1
+                yield server
+            finally:
+                self._global.release()
 
     # -- choosing servers -----------------------------------------------------------------
 
@@ -326,7 +351,11 @@ class DomainLookup:
     def _client(self, base: str) -> httpx.AsyncClient:
         if base not in self._clients:
             s = self.settings
+            if self._tls is None:
+                # one context for all the clients: loading the CA store costs ~30 ms a time
+                self._tls = httpx.create_ssl_context()
             self._clients[base] = httpx.AsyncClient(
+                verify=self._tls,
                 timeout=s.rdap_timeout_s,
                 limits=httpx.Limits(max_connections=s.per_server_concurrency),
                 headers={"Accept": _rdap.RDAP_TYPES, "User-Agent": "swanwatch-domain-expiry"},

@@ -35,6 +35,8 @@ def to_ascii(host: str) -> str:
 
 def to_unicode(host: str) -> str:
     """``host`` with its punycode labels decoded, for people to read."""
+    if "xn--" not in host.lower():
+        return host
     try:
         return idna.decode(host)
     except idna.IDNAError:

@@ -294,7 +294,9 @@ def _aware(value: Any) -> tuple[datetime, bool] | None:
     return value.astimezone(UTC), True
 
 
-def parse_whois(domain: str, text: str, soft_timeout_s: float = 0.0) -> dict[str, Any]:
+def parse_whois(
+    domain: str, text: str, soft_timeout_s: float = 0.0, *, python_whois: bool = True
+) -> dict[str, Any]:
     """Read ``text`` (the WHOIS answer for ``domain``) into a JSON-ready dict.
 
     Our own line rules read the expiry first; python-whois fills in what they miss. With
@@ -319,7 +321,7 @@ def parse_whois(domain: str, text: str, soft_timeout_s: float = 0.0) -> dict[str
     # python-whois reads what our rules miss; not run when they found the date, because its
     # expressions can run for minutes on some registries' texts (.jp).
     pw: dict[str, Any] = {}
-    if own["expires_at"] is None and len(text) < MAX_TEXT_CHARS:
+    if python_whois and own["expires_at"] is None and len(text) < MAX_TEXT_CHARS:
         pw = _python_whois(domain, text, soft_timeout_s) or {}
     expiry = (own["expires_at"], own["tz_known"]) if own["expires_at"] is not None else None
     if expiry is None and not pw.get("not_found"):

@@ -330,15 +330,16 @@ async def test_hung_parse_is_killed_and_its_worker_replaced() -> None:
     from swanwatch.watchers._whois import ParsePool, WorkerOverran
 
     async with ParsePool(1, timeout_s=0.5) as pool:
-        assert (await pool.parse("acme.org", ORG))["outcome"] == "ok"
+        assert (await pool.call("parse_whois", "acme.org", ORG))["outcome"] == "ok"
         [worker] = pool._idle
         started = time.monotonic()
         with pytest.raises(WorkerOverran, match=r"overran 0\.5 s"):
             await pool.call("time:sleep", 60)
         assert time.monotonic() - started < 3
         assert worker.proc.returncode is not None and pool.killed == 1
-        answer = await pool.parse("acme.org", ORG)  # a fresh worker takes over
+        answer = await pool.call("parse_whois", "acme.org", ORG)  # a fresh worker takes over
         assert answer["outcome"] == "ok" and answer["expires_at"].startswith("2026-02-11")
+        assert pool._idle and pool._idle[0] is not worker
 
 
 async def test_slow_parse_is_reported_unparseable_in_bounded_time(whois_server: FakeWhois) -> None:
