@@ -234,6 +234,33 @@ def validate(config_path: Path) -> None:
     )
 
 
+@main.group()
+def plugin() -> None:
+    """Write your own plugins."""
+
+
+@plugin.command("new")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "parent",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Where to create the package.",
+)
+def plugin_new(name: str, parent: Path) -> None:
+    """Create a watcher package NAME: code, entry point and tests that pass as they are."""
+    from swanwatch.scaffold import new_watcher
+
+    with _errors():
+        try:
+            root = new_watcher(name, parent)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="NAME") from exc
+    click.echo(f"created {root}: cd {root} && pip install -e '.[test]' && pytest")
+
+
 @main.group("config")
 def config_group() -> None:
     """The config file's shape."""

@@ -503,6 +503,10 @@ class Config(_Section):
     """The whole config file."""
 
     version: Literal[1] = 1
+    plugin_dirs: list[str] = Field(
+        default_factory=list,
+        description="Folders of drop-in plugin files (*.py), relative to the config file.",
+    )
     store: StoreConfig = StoreConfig()
     sources: dict[str, PluginConfig] = Field(default_factory=dict)
     accounts: AccountsConfig
@@ -669,6 +673,7 @@ def parse_config(
     except ValidationError as exc:
         problems.extend(_pydantic_problems(doc, exc))
     if check_plugins:
+        problems.extend(_load_dropins(doc, data, Path(base_dir)))
         problems.extend(_check_plugins(doc, data))
     problems.extend(_check_references(doc, data))
     problems.extend(_check_rule_files(doc, data, Path(base_dir)))
@@ -686,6 +691,22 @@ def _unique(problems: list[ConfigProblem]) -> list[ConfigProblem]:
             seen.add(problem)
             out.append(problem)
     return sorted(out, key=lambda p: (p.line or 0, p.path))
+
+
+def _load_dropins(doc: _Document, data: Mapping[str, Any], base: Path) -> list[ConfigProblem]:
+    """Register the drop-in plugins of ``plugin_dirs`` before the plugins are checked."""
+    from swanwatch import plugins
+
+    folders = data.get("plugin_dirs")
+    problems = []
+    for i, folder in enumerate(folders if isinstance(folders, list) else []):
+        if not isinstance(folder, str):
+            continue
+        try:
+            plugins.load_dropins([resolve(base, folder)])
+        except PluginError as exc:
+            problems.append(doc.problem(("plugin_dirs", i), str(exc)))
+    return problems
 
 
 def _check_plugins(doc: _Document, data: Mapping[str, Any]) -> list[ConfigProblem]:
