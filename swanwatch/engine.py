@@ -139,6 +139,11 @@ class Engine:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        for source in self.sources.values():
+            try:
+                await source.aclose()
+            except Exception:  # one source failing to close must not keep others open
+                log.exception("source %s failed to close", source.instance)
         if self._http is not None:
             await self._http.aclose()
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -95,6 +95,9 @@ class Source(ABC):
     def rows(self, *, until: datetime | None = None) -> AsyncIterator[Row]:
         """Yield the source's records, those dated after ``until`` left out."""
 
+    async def aclose(self) -> None:  # noqa: B027 (optional hook, empty by default)
+        """Release what the source holds (connections, clients); called at shutdown."""
+
 
 @dataclass
 class WatchContext:

@@ -158,6 +158,10 @@ class SqlSource(Source):
                 ) from exc
         return self._engine
 
+    async def aclose(self) -> None:
+        """Dispose of the engine (called by the engine at shutdown)."""
+        await asyncio.to_thread(self.close)
+
     def close(self) -> None:
         """Close the source's pooled connections (a later read opens new ones)."""
         if self._engine is not None:
