@@ -114,6 +114,8 @@ class Meter:
     requests: int = 0
     exceeded: int = 0
     peak_1s: int = 0
+    #: Seconds from each request's arrival to its answer written: latency plus our own lag.
+    served_s: float = 0.0
     window: collections.deque[float] = field(default_factory=collections.deque)
 
     def arrive(self) -> bool:
@@ -144,6 +146,7 @@ async def _registries(latency_s: float, limit: int, conn: Any) -> None:
                         break
                     while (await reader.readline()) not in (b"\r\n", b"\n", b""):
                         pass
+                    arrived = time.monotonic()
                     ok = meter.arrive()
                     await asyncio.sleep(latency_s)
                     name = line.split()[1].decode().rstrip("/").rsplit("/", 1)[-1]
@@ -156,6 +159,7 @@ async def _registries(latency_s: float, limit: int, conn: Any) -> None:
                         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
                     )
                     await writer.drain()
+                    meter.served_s += time.monotonic() - arrived
             except (ConnectionError, IndexError):
                 pass
             finally:
@@ -169,6 +173,7 @@ async def _registries(latency_s: float, limit: int, conn: Any) -> None:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
                 line = (await reader.readline()).decode().strip()
+                arrived = time.monotonic()
                 ok = meter.arrive()
                 await asyncio.sleep(latency_s)
                 name = line.split()[-1] if line else "?"
@@ -176,6 +181,7 @@ async def _registries(latency_s: float, limit: int, conn: Any) -> None:
                     whois_text(name) if ok else b"Query quota exceeded; try again later.\n"
                 )
                 await writer.drain()
+                meter.served_s += time.monotonic() - arrived
             except ConnectionError:
                 pass
             finally:
@@ -202,10 +208,13 @@ async def _registries(latency_s: float, limit: int, conn: Any) -> None:
         if message == "reset":
             for meter in meters.values():
                 meter.requests = meter.exceeded = meter.peak_1s = 0
+                meter.served_s = 0.0
                 meter.window.clear()
             conn.send("ok")
         elif message == "stats":
-            conn.send({k: (m.requests, m.exceeded, m.peak_1s) for k, m in meters.items()})
+            conn.send(
+                {k: (m.requests, m.exceeded, m.peak_1s, m.served_s) for k, m in meters.items()}
+            )
         else:
             break
     for server in servers:
@@ -256,13 +265,14 @@ def sequential(names: list[str], ports: dict[str, int]) -> float:
     import httpx
     from whois.parser import WhoisEntry
 
-    clients: dict[str, httpx.Client] = {}
+    # one keep-alive client per RDAP server, made before the clock starts
+    clients = {suffix: httpx.Client() for suffix in RDAP_SUFFIXES}
     started = time.perf_counter()
     for name in names:
         suffix = name.split(".", 1)[1]
         if suffix in RDAP_SUFFIXES:
             port = ports["rdap " + suffix]
-            client = clients.setdefault(suffix, httpx.Client())
+            client = clients[suffix]
             response = client.get(f"http://127.0.0.1:{port}/rdap/domain/{name}")
             json.loads(response.content)
         else:
@@ -345,6 +355,9 @@ def main() -> None:
         "server_requests": sum(v[0] for v in last.values()),
         "server_over_limit": sum(v[1] for s in server_stats for v in s.values()),
         "server_peak_1s": max(v[2] for s in server_stats for v in s.values()),
+        "server_answer_ms": 1000
+        * sum(v[3] for v in last.values())
+        / max(1, sum(v[0] for v in last.values())),
         "signals": details[-1]["signals"],
         "unknowns": details[-1]["unknowns"],
         "cpus": os.cpu_count(),
@@ -368,11 +381,12 @@ def main() -> None:
     )
     print(
         f"  sequential:  {seq_rate:8.1f} lookups/s (first {len(seq_names)} domains; "
-        f"10,000 would take ~{result['sequential_extrapolated_s'] or 0:.0f} s)"
+        f"{len(names):,} would take ~{result['sequential_extrapolated_s'] or 0:.0f} s)"
     )
     print(
         f"  servers:     {result['server_requests']} requests, peak {result['server_peak_1s']} "
-        f"in 1 s against a limit of {args.server_rate}, {result['server_over_limit']} over"
+        f"in 1 s against a limit of {args.server_rate}, {result['server_over_limit']} over; "
+        f"answered in {result['server_answer_ms']:.1f} ms on average"
     )
     print(f"  outcome:     {result['signals']} signals, unknowns {result['unknowns']}")
 
