@@ -12,104 +12,29 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from swanwatch.cli_common import (
+    Failure,
+    actor,
+    emit_json,
+    errors,
+    load,
+    store_for,
+    table,
+    tty,
+)
+from swanwatch.cli_common import config_option as _config_option
+from swanwatch.cli_common import json_option as _json_option
 from swanwatch.cli_delivery import notify, outbox, routes
 from swanwatch.cli_domain import domain
 from swanwatch.cli_review import review
-from swanwatch.errors import ConfigError, SwanwatchError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-DEFAULT_CONFIG_ENV = "SWANWATCH_CONFIG"
-
-
-class Failure(click.ClickException):
-    """A runtime failure: exit code 1."""
-
-    exit_code = 1
-
-
-class BadConfig(click.ClickException):
-    """A config or usage problem: exit code 2."""
-
-    exit_code = 2
-
-    def format_message(self) -> str:
-        return self.message
-
-
-def _config_option(f: F) -> F:
-    return click.option(
-        "-c",
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar=DEFAULT_CONFIG_ENV,
-        required=True,
-        help=f"The config file (or ${DEFAULT_CONFIG_ENV}).",
-    )(f)
-
-
-def _json_option(f: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")(f)
-
-
-def _load(config_path: Path) -> Any:
-    from swanwatch.config import load_config
-
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        raise BadConfig(str(exc)) from exc
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except ConfigError as exc:
-        raise BadConfig(str(exc)) from exc
-    except SwanwatchError as exc:
-        raise Failure(str(exc)) from exc
-
-
-def _open_store(config: Any) -> Any:
-    from swanwatch.store import Store
-
-    return Store(config.store_url)
-
-
-def _tty() -> bool:
-    return sys.stdout.isatty()
-
-
-def _emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
-
-
-def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    if _tty():
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=title)
-        for col in columns:
-            table.add_column(col)
-        for row in rows:
-            table.add_row(*("" if v is None else str(v) for v in row))
-        Console().print(table)
-        return
-    click.echo("\t".join(columns))
-    for row in rows:
-        click.echo("\t".join("" if v is None else str(v) for v in row))
 
 
 @click.group()
@@ -143,21 +68,17 @@ def main(ctx: click.Context, log_level: str | None) -> None:
 @click.option("--now", "now_text", default=None, help="Pretend it is this time (with --once).")
 def run(config_path: Path, once: bool, now_text: str | None) -> None:
     """Run the daemon (or one cycle with --once)."""
-    config = _load(config_path)
-    with _errors():
-        if once:
-            _run_once(config, now_text)
-            return
-        if now_text is not None:
-            raise click.UsageError("--now only goes with --once")
-        from swanwatch.clock import SystemClock
-        from swanwatch.daemon import Daemon
+    config = load(config_path)
+    if once:
+        _run_once(config, now_text)
+        return
+    if now_text is not None:
+        raise click.UsageError("--now only goes with --once")
+    from swanwatch.clock import SystemClock
+    from swanwatch.daemon import Daemon
 
-        store = _open_store(config)
-        try:
-            asyncio.run(Daemon(config, store, SystemClock()).run())
-        finally:
-            store.close()
+    with store_for(config) as store:
+        asyncio.run(Daemon(config, store, SystemClock()).run())
 
 
 def _clock(now_text: str | None) -> Any:
@@ -168,66 +89,67 @@ def _clock(now_text: str | None) -> Any:
 
 
 def _run_once(config: Any, now_text: str | None, *, show_alerts: bool = False) -> None:
+
+    with store_for(config) as store:
+        _cycle_once(config, store, _clock(now_text), show_alerts=show_alerts)
+
+
+def _cycle_once(config: Any, store: Any, clock: Any, *, show_alerts: bool) -> None:
     from swanwatch.engine import Engine
 
-    store = _open_store(config)
-    clock = _clock(now_text)
     specs = config.active_watchers()
 
     async def go(progress: Any = None) -> Any:
         async with Engine(config, store, clock, progress=progress) as engine:
             return await engine.cycle()
 
-    try:
-        if _tty() or os.environ.get("SWANWATCH_PROGRESS") == "1":
-            from rich.console import Console
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    if tty() or os.environ.get("SWANWATCH_PROGRESS") == "1":
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-            with Progress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                TextColumn("{task.fields[found]} signals"),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            ) as bar:
-                tasks = {s.instance: bar.add_task(s.instance, total=1, found=0) for s in specs}
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TextColumn("{task.fields[found]} signals"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        ) as bar:
+            tasks = {s.instance: bar.add_task(s.instance, total=1, found=0) for s in specs}
 
-                def progress(instance: str, phase: str, count: int) -> None:
-                    if instance in tasks:
-                        bar.update(tasks[instance], found=count, completed=phase == "done")
+            def progress(instance: str, phase: str, count: int) -> None:
+                if instance in tasks:
+                    bar.update(tasks[instance], found=count, completed=phase == "done")
 
-                outcomes, correlation, delivered = asyncio.run(go(progress))
-        else:
-            outcomes, correlation, delivered = asyncio.run(go())
-        failed = [o.run for o in outcomes if not o.run.ok]
-        for o in outcomes:
-            click.echo(
-                f"watcher {o.run.instance}: {'ok' if o.run.ok else 'FAILED: ' + str(o.run.error)}"
-                f", {o.run.signals} signals, {o.run.unknowns} unknown",
-                err=True,
-            )
+            outcomes, correlation, delivered = asyncio.run(go(progress))
+    else:
+        outcomes, correlation, delivered = asyncio.run(go())
+    failed = [o.run for o in outcomes if not o.run.ok]
+    for o in outcomes:
         click.echo(
-            f"{correlation.accounts} accounts with signals, {correlation.open_alerts} open alerts,"
-            f" {delivered.sent} notifications sent"
-            + (f", {delivered.retried} to retry" if delivered.retried else "")
-            + (f", {delivered.dead} dead-lettered" if delivered.dead else ""),
+            f"watcher {o.run.instance}: {'ok' if o.run.ok else 'FAILED: ' + str(o.run.error)}"
+            f", {o.run.signals} signals, {o.run.unknowns} unknown",
             err=True,
         )
-        if show_alerts:
-            shown = [a for a in store.alerts(open_only=True) if a.muted_by is None]
-            _print_alerts(shown, {a.id: a for a in store.accounts()})
-        if failed:
-            raise Failure(f"{len(failed)} of {len(outcomes)} watchers failed")
-    finally:
-        store.close()
+    click.echo(
+        f"{correlation.accounts} accounts with signals, {correlation.open_alerts} open alerts,"
+        f" {delivered.sent} notifications sent"
+        + (f", {delivered.retried} to retry" if delivered.retried else "")
+        + (f", {delivered.dead} dead-lettered" if delivered.dead else ""),
+        err=True,
+    )
+    if show_alerts:
+        shown = [a for a in store.alerts(open_only=True) if a.muted_by is None]
+        _print_alerts(shown, {a.id: a for a in store.accounts()})
+    if failed:
+        raise Failure(f"{len(failed)} of {len(outcomes)} watchers failed")
 
 
 @main.command()
 @_config_option
 def validate(config_path: Path) -> None:
     """Check a config file: every problem, with file, line and field."""
-    config = _load(config_path)
+    config = load(config_path)
     click.echo(
         f"{config_path}: ok ({len(config.sources)} sources, {len(config.watchers)} watchers, "
         f"{len(config.notify.channels)} channels)"
@@ -253,7 +175,7 @@ def plugin_new(name: str, parent: Path) -> None:
     """Create a watcher package NAME: code, entry point and tests that pass as they are."""
     from swanwatch.scaffold import new_watcher
 
-    with _errors():
+    with errors():
         try:
             root = new_watcher(name, parent)
         except ValueError as exc:
@@ -271,7 +193,7 @@ def config_schema_command() -> None:
     """Print the config's JSON Schema, installed plugins' options included."""
     from swanwatch.schema import config_schema
 
-    _emit_json(config_schema())
+    emit_json(config_schema())
 
 
 @main.command()
@@ -286,10 +208,10 @@ def demo(now_text: str) -> None:
     """One full cycle on the bundled sample data, in a temporary SQLite store."""
     from swanwatch.config import StoreConfig
 
-    with tempfile.TemporaryDirectory(prefix="swanwatch-demo-") as tmp, _errors():
+    with tempfile.TemporaryDirectory(prefix="swanwatch-demo-") as tmp, errors():
         demo_file = resources.files("swanwatch") / "data" / "demo.yaml"
         with resources.as_file(demo_file) as path:
-            config = _load(path)
+            config = load(path)
         config = config.model_copy(update={"store": StoreConfig(url=f"sqlite:///{tmp}/demo.db")})
         _run_once(config, now_text, show_alerts=True)
 
@@ -305,7 +227,7 @@ def _print_alerts(alerts: Sequence[Any], accounts: dict[str, Any]) -> None:
     for alert in alerts:
         account = accounts.get(alert.account_id)
         rendered.append(render(Notice(alert, "firing"), account.label if account else None))
-    if _tty():
+    if tty():
         from rich.console import Console
         from rich.markdown import Markdown
         from rich.panel import Panel
@@ -357,14 +279,14 @@ def watchers_list(as_json: bool) -> None:
                 "options": options,
             }
         )
-    if as_json or not _tty():
-        _emit_json(items)
+    if as_json or not tty():
+        emit_json(items)
         return
     rows = []
     for item in items:
         opts = ", ".join(item.get("options", {})) or item.get("error", "")
         rows.append((item["name"], item.get("distribution", ""), item.get("description", ""), opts))
-    _table("Watchers", ["name", "from", "what it signals", "options"], rows)
+    table("Watchers", ["name", "from", "what it signals", "options"], rows)
 
 
 @watchers.command("runs")
@@ -374,17 +296,13 @@ def watchers_list(as_json: bool) -> None:
 @_json_option
 def watchers_runs(config_path: Path, instance: str | None, limit: int, as_json: bool) -> None:
     """Recent watcher runs, with the error and traceback of failed ones."""
-    config = _load(config_path)
-    with _errors():
-        store = _open_store(config)
-        try:
-            runs = store.runs(instance, limit)
-        finally:
-            store.close()
-    if as_json or not _tty():
-        _emit_json([r.model_dump(mode="json") for r in runs])
+    config = load(config_path)
+    with store_for(config) as store:
+        runs = store.runs(instance, limit)
+    if as_json or not tty():
+        emit_json([r.model_dump(mode="json") for r in runs])
         return
-    _table(
+    table(
         "Watcher runs",
         ["instance", "started", "ok", "signals", "unknown", "error"],
         [(r.instance, _ts(r.started_at), r.ok, r.signals, r.unknowns, r.error) for r in runs],
@@ -412,17 +330,13 @@ def signals_list(
     config_path: Path, account_id: str | None, include_cleared: bool, as_json: bool
 ) -> None:
     """Active signals (or all with --all)."""
-    config = _load(config_path)
-    with _errors():
-        store = _open_store(config)
-        try:
-            found = store.signals(account_id=account_id, active_only=not include_cleared)
-        finally:
-            store.close()
-    if as_json or not _tty():
-        _emit_json([s.model_dump(mode="json") | {"fingerprint": s.fingerprint} for s in found])
+    config = load(config_path)
+    with store_for(config) as store:
+        found = store.signals(account_id=account_id, active_only=not include_cleared)
+    if as_json or not tty():
+        emit_json([s.model_dump(mode="json") | {"fingerprint": s.fingerprint} for s in found])
         return
-    _table(
+    table(
         "Signals",
         ["account", "kind", "key", "strength", "since", "summary"],
         [
@@ -443,17 +357,13 @@ def alerts() -> None:
 @_json_option
 def alerts_list(config_path: Path, include_resolved: bool, as_json: bool) -> None:
     """Open alerts, riskiest first."""
-    config = _load(config_path)
-    with _errors():
-        store = _open_store(config)
-        try:
-            found = store.alerts(open_only=not include_resolved)
-        finally:
-            store.close()
-    if as_json or not _tty():
-        _emit_json([a.model_dump(mode="json") for a in found])
+    config = load(config_path)
+    with store_for(config) as store:
+        found = store.alerts(open_only=not include_resolved)
+    if as_json or not tty():
+        emit_json([a.model_dump(mode="json") for a in found])
         return
-    _table(
+    table(
         "Alerts",
         ["id", "account", "rule", "severity", "score", "state", "since", "title"],
         [
@@ -478,45 +388,33 @@ def alerts_list(config_path: Path, include_resolved: bool, as_json: bool) -> Non
 @_json_option
 def alerts_show(config_path: Path, ref: str, as_json: bool) -> None:
     """One alert, explained: by id or fingerprint prefix."""
-    config = _load(config_path)
-    with _errors():
-        store = _open_store(config)
-        try:
-            alert = store.alert(ref)
-            accounts = {a.id: a for a in store.accounts([alert.account_id])} if alert else {}
-        finally:
-            store.close()
+    config = load(config_path)
+    with store_for(config) as store:
+        alert = store.alert(ref)
+        accounts = {a.id: a for a in store.accounts([alert.account_id])} if alert else {}
     if alert is None:
         raise Failure(f"no single alert matches {ref!r}; see `swanwatch alerts list`")
     if as_json:
-        _emit_json(alert.model_dump(mode="json"))
+        emit_json(alert.model_dump(mode="json"))
         return
     _print_alerts([alert], accounts)
-
-
-def _actor(by: str | None) -> str:
-    return by or os.environ.get("SWANWATCH_USER") or os.environ.get("USER") or "cli"
 
 
 def _change_alert(config_path: Path, ref: str, change: Callable[[Any, Any], Any]) -> Any:
     """Load one alert, apply ``change(alert, now)``, save it; returns the new alert."""
     from swanwatch.clock import SystemClock
 
-    config = _load(config_path)
-    with _errors():
-        store = _open_store(config)
+    config = load(config_path)
+    with store_for(config) as store:
+        alert = store.alert(ref)
+        if alert is None:
+            raise Failure(f"no single alert matches {ref!r}; see `swanwatch alerts list`")
         try:
-            alert = store.alert(ref)
-            if alert is None:
-                raise Failure(f"no single alert matches {ref!r}; see `swanwatch alerts list`")
-            try:
-                updated = change(alert, SystemClock().now())
-            except ValueError as exc:
-                raise Failure(str(exc)) from exc
-            store.save_alerts([updated], [])
-            return updated
-        finally:
-            store.close()
+            updated = change(alert, SystemClock().now())
+        except ValueError as exc:
+            raise Failure(str(exc)) from exc
+        store.save_alerts([updated], [])
+        return updated
 
 
 _BY = click.option("--by", default=None, help="Who acts (default $SWANWATCH_USER or $USER).")
@@ -530,8 +428,8 @@ def alerts_ack(config_path: Path, ref: str, by: str | None) -> None:
     """Acknowledge an alert: someone owns it; no more repeats."""
     from swanwatch.alerts import acknowledge
 
-    alert = _change_alert(config_path, ref, lambda a, now: acknowledge(a, _actor(by), now))
-    click.echo(f"alert {alert.id} acknowledged by {_actor(by)}")
+    alert = _change_alert(config_path, ref, lambda a, now: acknowledge(a, actor(by), now))
+    click.echo(f"alert {alert.id} acknowledged by {actor(by)}")
 
 
 @alerts.command("snooze")
@@ -548,7 +446,7 @@ def alerts_snooze(config_path: Path, ref: str, duration: str, by: str | None) ->
         delta = parse_duration(duration)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--for") from exc
-    alert = _change_alert(config_path, ref, lambda a, now: snooze(a, now + delta, _actor(by), now))
+    alert = _change_alert(config_path, ref, lambda a, now: snooze(a, now + delta, actor(by), now))
     click.echo(f"alert {alert.id} snoozed until {alert.snoozed_until:%Y-%m-%d %H:%M} UTC")
 
 
@@ -560,8 +458,8 @@ def alerts_resolve(config_path: Path, ref: str, by: str | None) -> None:
     """Resolve an alert by hand; it comes back only on new evidence or higher severity."""
     from swanwatch.alerts import resolve
 
-    alert = _change_alert(config_path, ref, lambda a, now: resolve(a, _actor(by), now))
-    click.echo(f"alert {alert.id} resolved by {_actor(by)}")
+    alert = _change_alert(config_path, ref, lambda a, now: resolve(a, actor(by), now))
+    click.echo(f"alert {alert.id} resolved by {actor(by)}")
 
 
 @alerts.command("mark")
@@ -575,26 +473,22 @@ def alerts_mark(config_path: Path, ref: str, verdict: str, note: str, by: str | 
     from swanwatch.clock import SystemClock
     from swanwatch.model import Feedback, Verdict
 
-    config = _load(config_path)
-    with _errors():
-        store = _open_store(config)
-        try:
-            alert = store.alert(ref)
-            if alert is None:
-                raise Failure(f"no single alert matches {ref!r}; see `swanwatch alerts list`")
-            added = store.add_feedback(
-                Feedback(
-                    alert_fingerprint=alert.fingerprint,
-                    rule=alert.rule,
-                    episode=alert.episode,
-                    verdict=Verdict(verdict),
-                    author=_actor(by),
-                    note=note,
-                    created_at=SystemClock().now(),
-                )
+    config = load(config_path)
+    with store_for(config) as store:
+        alert = store.alert(ref)
+        if alert is None:
+            raise Failure(f"no single alert matches {ref!r}; see `swanwatch alerts list`")
+        added = store.add_feedback(
+            Feedback(
+                alert_fingerprint=alert.fingerprint,
+                rule=alert.rule,
+                episode=alert.episode,
+                verdict=Verdict(verdict),
+                author=actor(by),
+                note=note,
+                created_at=SystemClock().now(),
             )
-        finally:
-            store.close()
+        )
     click.echo(
         f"alert {alert.id} marked {verdict}" if added else f"alert {alert.id} already marked"
     )
@@ -641,23 +535,19 @@ def silences_add(
         delta = parse_duration(duration)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--for") from exc
-    config = _load(config_path)
+    config = load(config_path)
     now = SystemClock().now()
-    with _errors():
-        store = _open_store(config)
-        try:
-            silence = store.add_silence(
-                Silence(
-                    matchers=matchers,
-                    starts_at=now,
-                    ends_at=now + delta,
-                    author=_actor(author),
-                    reason=reason,
-                    created_at=now,
-                )
+    with store_for(config) as store:
+        silence = store.add_silence(
+            Silence(
+                matchers=matchers,
+                starts_at=now,
+                ends_at=now + delta,
+                author=actor(author),
+                reason=reason,
+                created_at=now,
             )
-        finally:
-            store.close()
+        )
     click.echo(f"silence {silence.id} until {silence.ends_at:%Y-%m-%d %H:%M} UTC")
 
 
@@ -669,17 +559,13 @@ def silences_list(config_path: Path, include_expired: bool, as_json: bool) -> No
     """Active silences (or all)."""
     from swanwatch.clock import SystemClock
 
-    config = _load(config_path)
-    with _errors():
-        store = _open_store(config)
-        try:
-            found = store.silences(active_at=None if include_expired else SystemClock().now())
-        finally:
-            store.close()
-    if as_json or not _tty():
-        _emit_json([s.model_dump(mode="json") for s in found])
+    config = load(config_path)
+    with store_for(config) as store:
+        found = store.silences(active_at=None if include_expired else SystemClock().now())
+    if as_json or not tty():
+        emit_json([s.model_dump(mode="json") for s in found])
         return
-    _table(
+    table(
         "Silences",
         ["id", "matchers", "until", "author", "reason"],
         [
@@ -702,13 +588,9 @@ def silences_expire(config_path: Path, silence_id: int) -> None:
     """End a silence now."""
     from swanwatch.clock import SystemClock
 
-    config = _load(config_path)
-    with _errors():
-        store = _open_store(config)
-        try:
-            ok = store.expire_silence(silence_id, SystemClock().now())
-        finally:
-            store.close()
+    config = load(config_path)
+    with store_for(config) as store:
+        ok = store.expire_silence(silence_id, SystemClock().now())
     if not ok:
         raise Failure(f"no active silence {silence_id}; see `swanwatch silences list`")
     click.echo(f"silence {silence_id} expired")
@@ -726,17 +608,11 @@ def rules_stats(config_path: Path, as_json: bool) -> None:
     """Per rule: alerts fired, acted on, marked noise, median lead time before renewal."""
     from swanwatch.reports import rule_stats
 
-    config = _load(config_path)
-    with _errors():
-        store = _open_store(config)
-        try:
-            stats = rule_stats(
-                store.alerts(), store.feedback(), {a.id: a for a in store.accounts()}
-            )
-        finally:
-            store.close()
-    if as_json or not _tty():
-        _emit_json(
+    config = load(config_path)
+    with store_for(config) as store:
+        stats = rule_stats(store.alerts(), store.feedback(), {a.id: a for a in store.accounts()})
+    if as_json or not tty():
+        emit_json(
             [
                 {
                     "rule": r.rule,
@@ -750,7 +626,7 @@ def rules_stats(config_path: Path, as_json: bool) -> None:
             ]
         )
         return
-    _table(
+    table(
         "Rules",
         ["rule", "fired", "acted on", "useful", "noise", "median lead (days)"],
         [(r.rule, r.fired, r.acted_on, r.useful, r.noise, r.median_lead_days) for r in stats],
@@ -781,16 +657,12 @@ def risk_report(config_path: Path, by: str | None, as_json: bool, as_csv: bool) 
 
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
-    config = _load(config_path)
-    with _errors():
-        store = _open_store(config)
-        try:
-            lines = risk_lines(
-                [a for a in store.alerts(open_only=True) if a.muted_by is None],
-                {a.id: a for a in store.accounts()},
-            )
-        finally:
-            store.close()
+    config = load(config_path)
+    with store_for(config) as store:
+        lines = risk_lines(
+            [a for a in store.alerts(open_only=True) if a.muted_by is None],
+            {a.id: a for a in store.accounts()},
+        )
     group = by or "all"
     sums = totals(lines, group)
     rows = [
@@ -810,7 +682,7 @@ def risk_report(config_path: Path, by: str | None, as_json: bool, as_csv: bool) 
         for line in lines
     ]
     if as_json:
-        _emit_json(
+        emit_json(
             {
                 "by": group,
                 "accounts": rows,
@@ -822,14 +694,14 @@ def risk_report(config_path: Path, by: str | None, as_json: bool, as_csv: bool) 
             }
         )
         return
-    if as_csv or not _tty():
+    if as_csv or not tty():
         writer = csv_module.DictWriter(
             sys.stdout, fieldnames=list(rows[0]) if rows else ["account"]
         )
         writer.writeheader()
         writer.writerows(rows)
         return
-    _table(
+    table(
         "Revenue at risk",
         ["account", group, "ARR", "score", "at risk", "severity", "renewal", "rules"],
         [
@@ -846,7 +718,7 @@ def risk_report(config_path: Path, by: str | None, as_json: bool, as_csv: bool) 
             for r in rows
         ],
     )
-    _table(
+    table(
         f"Totals by {group}",
         [group, "accounts", "ARR", "at risk"],
         [(g, n, f"{arr:,.0f}", f"{risk:,.0f}") for g, n, arr, risk in sums],
@@ -875,12 +747,12 @@ def backtest(
     from swanwatch.config import parse_duration
     from swanwatch.engine import parse_when
 
-    config = _load(config_path)
+    config = load(config_path)
     try:
         step = parse_duration(step_text)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--step") from exc
-    with _errors():
+    with errors():
         start, end = parse_when(start_text), parse_when(end_text)
         out = output.open("w", encoding="utf-8") if output else sys.stdout
         counts = {"signal": 0, "alert": 0}
@@ -911,8 +783,8 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(config_path: Path, revision: str) -> None:
     """Apply the schema migrations."""
-    config = _load(config_path)
-    with _errors():
+    config = load(config_path)
+    with errors():
         from swanwatch.store import Store
 
         store = Store(config.store_url, migrate=False)

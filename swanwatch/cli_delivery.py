@@ -7,94 +7,27 @@ did not take the test message).
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from swanwatch.errors import ConfigError, SwanwatchError
+from swanwatch.cli_common import (
+    BadConfig,
+    Failure,
+    config_option,
+    emit_json,
+    json_option,
+    load,
+    store_for,
+    table,
+)
+from swanwatch.errors import SwanwatchError
 
 if TYPE_CHECKING:
     from swanwatch.config import Config
     from swanwatch.model import Account, Alert
-    from swanwatch.store import Store
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class _Failure(click.ClickException):
-    exit_code = 1
-
-
-class _BadConfig(click.ClickException):
-    exit_code = 2
-
-    def format_message(self) -> str:
-        return self.message
-
-
-def _config_option(f: F) -> F:
-    return click.option(
-        "-c",
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar="SWANWATCH_CONFIG",
-        required=True,
-        help="The config file (or $SWANWATCH_CONFIG).",
-    )(f)
-
-
-def _json_option(f: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")(f)
-
-
-def _load(path: Path) -> Config:
-    from swanwatch.config import load_config
-
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        raise _BadConfig(str(exc)) from exc
-
-
-@contextmanager
-def _store(config: Config) -> Iterator[Store]:
-    from swanwatch.store import Store
-
-    try:
-        store = Store(config.store_url)
-    except SwanwatchError as exc:
-        raise _Failure(str(exc)) from exc
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-def _emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
-
-
-def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    if sys.stdout.isatty():
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=title)
-        for col in columns:
-            table.add_column(col)
-        for row in rows:
-            table.add_row(*("" if v is None else str(v) for v in row))
-        Console().print(table)
-        return
-    click.echo("\t".join(columns))
-    for row in rows:
-        click.echo("\t".join("" if v is None else str(v) for v in row))
 
 
 def _now() -> Any:
@@ -112,7 +45,7 @@ def outbox() -> None:
 
 
 @outbox.command("list")
-@_config_option
+@config_option
 @click.option(
     "--status",
     type=click.Choice(["pending", "sent", "dead"]),
@@ -120,17 +53,17 @@ def outbox() -> None:
     help="Only notifications in this state.",
 )
 @click.option("--limit", default=50, show_default=True, help="Newest first, at most this many.")
-@_json_option
+@json_option
 def outbox_list(config_path: Path, status: str | None, limit: int, as_json: bool) -> None:
     """Notifications in the outbox, newest first; dead-lettered ones with their last error."""
     from swanwatch.model import NotificationStatus
 
-    config = _load(config_path)
-    with _store(config) as store:
+    config = load(config_path)
+    with store_for(config) as store:
         notes = store.notifications(NotificationStatus(status) if status else None, limit)
         counts = store.outbox_counts()
     if as_json:
-        _emit_json([n.model_dump(mode="json") for n in notes])
+        emit_json([n.model_dump(mode="json") for n in notes])
         return
     rows = [
         (
@@ -148,21 +81,31 @@ def outbox_list(config_path: Path, status: str | None, limit: int, as_json: bool
         for n in notes
     ]
     summary = ", ".join(f"{v} {k}" for k, v in counts.items())
-    _table(
+    table(
         f"Outbox ({summary})",
-        ["id", "status", "channel", "event", "severity", "tries", "next try", "sent", "title",
-         "last error"],
+        [
+            "id",
+            "status",
+            "channel",
+            "event",
+            "severity",
+            "tries",
+            "next try",
+            "sent",
+            "title",
+            "last error",
+        ],
         rows,
     )
 
 
 @outbox.command("retry")
-@_config_option
+@config_option
 @click.argument("ids", nargs=-1, type=int)
 def outbox_retry(config_path: Path, ids: tuple[int, ...]) -> None:
     """Put dead-lettered notifications back in the queue (all of them without IDS)."""
-    config = _load(config_path)
-    with _store(config) as store:
+    config = load(config_path)
+    with store_for(config) as store:
         count = store.retry_dead(_now().now(), list(ids) if ids else None)
     if ids and count < len(ids):
         click.echo(f"{len(ids) - count} of the given ids are not dead-lettered", err=True)
@@ -195,22 +138,26 @@ async def _read_accounts(config: Config) -> dict[str, Account]:
 
 
 def _find_account(config: Config, account_id: str) -> Account:
-    with _store(config) as store:
+    with store_for(config) as store:
         stored = store.accounts([account_id])
     if stored:
         return stored[0]
     try:
         accounts = asyncio.run(_read_accounts(config))
     except SwanwatchError as exc:
-        raise _Failure(str(exc)) from exc
+        raise Failure(str(exc)) from exc
     if account_id not in accounts:
-        raise _BadConfig(f"account {account_id!r} is in neither the store nor the accounts source")
+        raise BadConfig(f"account {account_id!r} is in neither the store nor the accounts source")
     return accounts[account_id]
 
 
 def sample_alert(
-    account: Account, rule: str, config: Config | None, severity: str | None,
-    kinds: Sequence[str], now: Any,
+    account: Account,
+    rule: str,
+    config: Config | None,
+    severity: str | None,
+    kinds: Sequence[str],
+    now: Any,
 ) -> Alert:
     """An alert as correlation would raise it for ``account`` under ``rule``."""
     from swanwatch.config import all_rules
@@ -223,8 +170,14 @@ def sample_alert(
     wanted = list(kinds) or list(known.all_of or known.any_of if known else ()) or ["sample"]
     contributions = tuple(
         Contribution(
-            fingerprint=f"sample-{k}", kind=k, summary=f"{k} on {account.label} (a sample).",
-            strength=0.8, weight=1.0, decay=1.0, age_days=0.0, observed_at=now,
+            fingerprint=f"sample-{k}",
+            kind=k,
+            summary=f"{k} on {account.label} (a sample).",
+            strength=0.8,
+            weight=1.0,
+            decay=1.0,
+            age_days=0.0,
+            observed_at=now,
         )
         for k in wanted
     )
@@ -253,26 +206,33 @@ def sample_alert(
 
 
 @routes.command("test")
-@_config_option
+@config_option
 @click.option("--account", "account_id", required=True, help="The account id.")
 @click.option("--rule", required=True, help="The rule name (its severity and kinds are used).")
 @click.option(
-    "--severity", type=click.Choice(["info", "warning", "high", "critical"]), default=None,
+    "--severity",
+    type=click.Choice(["info", "warning", "high", "critical"]),
+    default=None,
     help="Override the rule's severity.",
 )
 @click.option("--kind", "kinds", multiple=True, help="Signal kinds (default: the rule's).")
 @click.option("--at", "at_text", default=None, help="Pretend it is this time (ISO 8601).")
-@_json_option
+@json_option
 def routes_test(
-    config_path: Path, account_id: str, rule: str, severity: str | None,
-    kinds: tuple[str, ...], at_text: str | None, as_json: bool,
+    config_path: Path,
+    account_id: str,
+    rule: str,
+    severity: str | None,
+    kinds: tuple[str, ...],
+    at_text: str | None,
+    as_json: bool,
 ) -> None:
     """Where an alert on ACCOUNT under RULE would go, when, and why."""
     from swanwatch.delivery.pacing import pace
     from swanwatch.delivery.routing import Facts, route
     from swanwatch.engine import parse_when
 
-    config = _load(config_path)
+    config = load(config_path)
     now = parse_when(at_text) if at_text else _now().now()
     account = _find_account(config, account_id)
     alert = sample_alert(account, rule, config, severity, kinds, now)
@@ -295,11 +255,17 @@ def routes_test(
             }
         )
     if as_json:
-        _emit_json(
+        emit_json(
             {
-                "alert": {"account": account.id, "rule": rule, "severity": str(alert.severity),
-                          "kinds": list(facts.kinds), "owner": facts.owner,
-                          "segment": facts.segment, "tags": list(facts.tags)},
+                "alert": {
+                    "account": account.id,
+                    "rule": rule,
+                    "severity": str(alert.severity),
+                    "kinds": list(facts.kinds),
+                    "owner": facts.owner,
+                    "segment": facts.segment,
+                    "tags": list(facts.tags),
+                },
                 "targets": planned,
                 "trace": routing.trace,
             }
@@ -335,7 +301,7 @@ def notify() -> None:
 
 
 @notify.command("test")
-@_config_option
+@config_option
 @click.option("--channel", "channels", multiple=True, help="Only this channel (repeatable).")
 def notify_test(config_path: Path, channels: tuple[str, ...]) -> None:
     """Send a sample alert through each channel (or --channel NAME) now, bypassing the
@@ -344,21 +310,21 @@ def notify_test(config_path: Path, channels: tuple[str, ...]) -> None:
     from swanwatch.delivery.worker import DeliveryWorker, sample_account
     from swanwatch.model import Message
 
-    config = _load(config_path)
+    config = load(config_path)
     names = list(channels) or list(config.notify.channels)
     unknown = [n for n in names if n not in config.notify.channels]
     if unknown:
         known = ", ".join(sorted(config.notify.channels)) or "none"
-        raise _BadConfig(f"no channel named {', '.join(unknown)} (configured: {known})")
+        raise BadConfig(f"no channel named {', '.join(unknown)} (configured: {known})")
     if not names:
-        raise _BadConfig("notify.channels is empty: nothing to test")
+        raise BadConfig("notify.channels is empty: nothing to test")
     clock = _now()
     now = clock.now()
     account = sample_account()
     alert = sample_alert(account, "swanwatch_test", None, "high", ["usage_drop"], now)
 
     async def send_all() -> list[tuple[str, bool, str]]:
-        with _store(config) as store:
+        with store_for(config) as store:
             worker = DeliveryWorker(config, store, clock)
             out = []
             for name in names:
@@ -366,8 +332,11 @@ def notify_test(config_path: Path, channels: tuple[str, ...]) -> None:
                 part = Part(alert, "firing", account.label)
                 title, body = worker.renderer.message(fmt, [part])
                 message = Message(
-                    title=f"[test] {title}", body=body, severity=alert.severity,
-                    idempotency_key=f"test:{name}:{now.isoformat()}", account_id=account.id,
+                    title=f"[test] {title}",
+                    body=body,
+                    severity=alert.severity,
+                    idempotency_key=f"test:{name}:{now.isoformat()}",
+                    account_id=account.id,
                     alert_fingerprint=alert.fingerprint,
                 )
                 result = await worker._send(name, message)
@@ -379,11 +348,11 @@ def notify_test(config_path: Path, channels: tuple[str, ...]) -> None:
         click.echo(f"{name}: {'sent' if ok else 'FAILED: ' + reason}")
     failed = [r for r in results if not r[1]]
     if failed:
-        raise _Failure(f"{len(failed)} of {len(results)} channels failed")
+        raise Failure(f"{len(failed)} of {len(results)} channels failed")
 
 
 @notify.command("leaders")
-@_config_option
+@config_option
 @click.option("--name", default=None, help="Only this leaders' digest.")
 @click.option("--now", "send_now", is_flag=True, help="Queue this week's even if not due yet.")
 def notify_leaders(config_path: Path, name: str | None, send_now: bool) -> None:
@@ -391,13 +360,13 @@ def notify_leaders(config_path: Path, name: str | None, send_now: bool) -> None:
     from swanwatch.delivery import enqueue_leaders
     from swanwatch.engine import Engine
 
-    config = _load(config_path)
+    config = load(config_path)
     if name is not None and name not in {d.name for d in config.notify.leaders}:
-        raise _BadConfig(f"no leaders' digest named {name!r} under notify.leaders")
+        raise BadConfig(f"no leaders' digest named {name!r} under notify.leaders")
     clock = _now()
 
     async def go() -> tuple[int, int]:
-        with _store(config) as store:
+        with store_for(config) as store:
             queued = await asyncio.to_thread(
                 enqueue_leaders, config, store, clock.now(), only=name, force=send_now
             )
@@ -408,5 +377,5 @@ def notify_leaders(config_path: Path, name: str | None, send_now: bool) -> None:
     try:
         queued, sent = asyncio.run(go())
     except SwanwatchError as exc:
-        raise _Failure(str(exc)) from exc
+        raise Failure(str(exc)) from exc
     click.echo(f"{queued} digests queued, {sent} notifications sent")

@@ -1,0 +1,125 @@
+"""What every CLI module shares: exit codes, the -c and --json options, the store, output.
+
+Exit codes: 0 ok, 2 bad usage or config (BadConfig), 1 runtime failure (Failure). Kept light:
+nothing heavy is imported here, so quick commands start quickly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from swanwatch.errors import ConfigError, SwanwatchError
+
+if TYPE_CHECKING:
+    from swanwatch.config import Config
+    from swanwatch.store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CONFIG_ENV = "SWANWATCH_CONFIG"
+
+
+class Failure(click.ClickException):
+    """A runtime failure: exit code 1."""
+
+    exit_code = 1
+
+
+class BadConfig(click.ClickException):
+    """A config or usage problem: exit code 2; the message is printed as it is."""
+
+    exit_code = 2
+
+    def format_message(self) -> str:
+        return self.message
+
+
+def config_option(f: F) -> F:
+    """The ``-c/--config FILE`` option (or ``$SWANWATCH_CONFIG``)."""
+    return click.option(
+        "-c",
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar=CONFIG_ENV,
+        required=True,
+        help=f"The config file (or ${CONFIG_ENV}).",
+    )(f)
+
+
+def json_option(f: F) -> F:
+    """The ``--json`` flag."""
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")(f)
+
+
+def load(config_path: Path) -> Config:
+    """The config, or exit 2 with every problem in it."""
+    from swanwatch.config import load_config
+
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        raise BadConfig(str(exc)) from exc
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    """Turn Swanwatch's errors into the CLI's exit codes."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise BadConfig(str(exc)) from exc
+    except SwanwatchError as exc:
+        raise Failure(str(exc)) from exc
+
+
+@contextmanager
+def store_for(config: Config) -> Iterator[Store]:
+    """The config's store, open for the block, closed after it; errors exit 1."""
+    from swanwatch.store import Store
+
+    with errors():
+        store = Store(config.store_url)
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+def tty() -> bool:
+    return sys.stdout.isatty()
+
+
+def actor(by: str | None) -> str:
+    """Who is acting: ``--by``, else ``$SWANWATCH_USER``, else ``$USER``."""
+    return by or os.environ.get("SWANWATCH_USER") or os.environ.get("USER") or "cli"
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """A table on a terminal; tab-separated lines with a header otherwise."""
+    if tty():
+        from rich.console import Console
+        from rich.table import Table
+
+        shown = Table(title=title)
+        for col in columns:
+            shown.add_column(col)
+        for row in rows:
+            shown.add_row(*("" if v is None else str(v) for v in row))
+        Console().print(shown)
+        return
+    click.echo("\t".join(columns))
+    for row in rows:
+        click.echo("\t".join("" if v is None else str(v) for v in row))
