@@ -4,12 +4,9 @@ fallback channel taking over, and an owner's own mailbox from the account data."
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 
+import delivery_support
 import pytest
 
 from swanwatch.clock import FrozenClock
@@ -18,29 +15,16 @@ from swanwatch.engine import Engine
 from swanwatch.store import Store
 
 
-def _support() -> ModuleType:
-    name = "swanwatch_tests_delivery_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("delivery_support.py")
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture
 def mailbox() -> Iterator[object]:
-    box = _support().Mailbox()
+    box = delivery_support.Mailbox()
     yield box
     box.close()
 
 
 @pytest.fixture
 def hook() -> Iterator[object]:
-    h = _support().Hook()
+    h = delivery_support.Hook()
     yield h
     h.close()
 
@@ -171,7 +155,7 @@ notify:
 async def test_the_fallback_channel_takes_over_when_a_channel_keeps_failing(
     hook, make_config
 ) -> None:
-    backup = _support().Hook()
+    backup = delivery_support.Hook()
     try:
         config = load_config(
             make_config(

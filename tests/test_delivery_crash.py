@@ -4,31 +4,16 @@ carries the same Idempotency-Key, so the receiver can drop it."""
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
-from types import ModuleType
 
+import delivery_support
 import pytest
 
 from swanwatch.store import Store
-
-
-def _support() -> ModuleType:
-    name = "swanwatch_tests_delivery_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("delivery_support.py")
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def _wait(condition, timeout_s: float, what: str) -> None:
@@ -44,7 +29,7 @@ def _wait(condition, timeout_s: float, what: str) -> None:
 def test_kill_9_mid_delivery_then_restart_delivers_the_rest_once(
     make_config, subprocess_env, swanwatch_cmd, tmp_path: Path
 ) -> None:
-    hook = _support().Hook(delay_s=0.6)  # a slow webhook: each POST takes 0.6 s
+    hook = delivery_support.Hook(delay_s=0.6)  # a slow webhook: each POST takes 0.6 s
     config = make_config(
         f"""
 watchers:
@@ -79,9 +64,7 @@ daemon:
     store = Store(f"sqlite:///{tmp_path / 'sw.db'}")
     try:
         log = (tmp_path / "first.log").open("w")
-        first = subprocess.Popen(
-            cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=log
-        )
+        first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=log)
         try:
             _wait(lambda: len(hook.received) >= 2, 30, "two deliveries")
             first.send_signal(signal.SIGKILL)  # mid-delivery: the third POST is in flight

@@ -6,14 +6,11 @@ reaches it twice only when a sender died between sending it and recording it."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 import tempfile
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
-from types import ModuleType
 
+import delivery_support
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,21 +21,7 @@ from swanwatch.delivery import DeliveryWorker, outbox_entries
 from swanwatch.model import Alert, Severity
 from swanwatch.store import Store
 
-
-def _support() -> ModuleType:
-    name = "swanwatch_tests_delivery_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("delivery_support.py")
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-HOOK = _support().Hook()  # one receiver for every example; keys are unique per example
+HOOK = delivery_support.Hook()  # one receiver for every example; keys are unique per example
 
 OPS = st.lists(
     st.one_of(
@@ -54,8 +37,14 @@ OPS = st.lists(
 
 def _notice(example: int, i: int, clock: FrozenClock) -> Notice:
     alert = Alert(
-        fingerprint=f"x{example}-a{i}", account_id=f"acct{i}", rule="r", title=f"Alert {i}",
-        severity=Severity.HIGH, score=0.7, started_at=clock.now(), updated_at=clock.now(),
+        fingerprint=f"x{example}-a{i}",
+        account_id=f"acct{i}",
+        rule="r",
+        title=f"Alert {i}",
+        severity=Severity.HIGH,
+        score=0.7,
+        started_at=clock.now(),
+        updated_at=clock.now(),
         notify_count=1,
     )
     return Notice(alert=alert, event="firing")

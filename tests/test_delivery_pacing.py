@@ -4,14 +4,11 @@ group_wait batches a burst and group_interval spaces a group's messages."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, time
-from pathlib import Path
-from types import ModuleType
 from zoneinfo import ZoneInfo
 
+import delivery_support
 import pytest
 
 from swanwatch.clock import FrozenClock
@@ -23,22 +20,9 @@ from swanwatch.store import Store
 PARIS = ZoneInfo("Europe/Paris")
 
 
-def _support() -> ModuleType:
-    name = "swanwatch_tests_delivery_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("delivery_support.py")
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture
 def hook() -> Iterator[object]:
-    h = _support().Hook()
+    h = delivery_support.Hook()
     yield h
     h.close()
 
@@ -168,7 +152,6 @@ async def test_quiet_hours_hold_until_0800_local_across_fall_back_and_critical_b
         "[HIGH] Acme Corp: Champion left and usage fell": utc("2026-10-25T07:00"),
         "[WARNING] Initech: Usage sagging": utc("2026-10-25T07:30"),
     }
-
 
     def told() -> list[str]:  # the critical one repeats meanwhile (critical_repeat)
         return [r.body["title"] for r in hook.received if "CRITICAL" not in r.body["title"]]

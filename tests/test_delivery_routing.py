@@ -51,11 +51,25 @@ notify:
 def _alert(severity: Severity, kinds: tuple[str, ...], account: str = "acme") -> Alert:
     now = datetime(2026, 11, 20, 12, tzinfo=UTC)
     return Alert(
-        fingerprint=f"fp-{account}", account_id=account, rule="r", title="T", severity=severity,
-        score=0.8, started_at=now, updated_at=now,
+        fingerprint=f"fp-{account}",
+        account_id=account,
+        rule="r",
+        title="T",
+        severity=severity,
+        score=0.8,
+        started_at=now,
+        updated_at=now,
         contributions=tuple(
-            Contribution(fingerprint=k, kind=k, summary=k, strength=1, weight=1, decay=1,
-                         age_days=0, observed_at=now)
+            Contribution(
+                fingerprint=k,
+                kind=k,
+                summary=k,
+                strength=1,
+                weight=1,
+                decay=1,
+                age_days=0,
+                observed_at=now,
+            )
             for k in kinds
         ),
     )
@@ -69,11 +83,14 @@ def test_the_tree_matches_continues_and_resolves_the_owner(make_config) -> None:
     notify = load_config(make_config(TREE)).notify
     # critical: the pager (continue) and then the enterprise route with the owner's channel
     assert channels_for(_alert(Severity.CRITICAL, ("usage_drop",)), notify, ACME) == [
-        "pager", "enterprise", "owner:ann@csm.example",
+        "pager",
+        "enterprise",
+        "owner:ann@csm.example",
     ]
     # first match wins without continue: enterprise, not champions
     assert channels_for(_alert(Severity.HIGH, ("champion_departure",)), notify, ACME) == [
-        "enterprise", "owner:ann@csm.example",
+        "enterprise",
+        "owner:ann@csm.example",
     ]
     assert channels_for(
         _alert(Severity.HIGH, ("champion_departure",), "initech"), notify, INITECH
@@ -87,8 +104,21 @@ def test_the_tree_matches_continues_and_resolves_the_owner(make_config) -> None:
 def test_routes_test_shows_where_and_why(make_config) -> None:
     path = make_config(TREE)
     result = CliRunner().invoke(
-        main, ["routes", "test", "-c", str(path), "--account", "acme", "--rule", "pair",
-               "--severity", "critical", "--kind", "usage_drop"],
+        main,
+        [
+            "routes",
+            "test",
+            "-c",
+            str(path),
+            "--account",
+            "acme",
+            "--rule",
+            "pair",
+            "--severity",
+            "critical",
+            "--kind",
+            "usage_drop",
+        ],
     )
     assert result.exit_code == 0, result.output
     out = result.output
@@ -98,8 +128,22 @@ def test_routes_test_shows_where_and_why(make_config) -> None:
     assert "pager [chat] via criticals: now" in out
     assert "owner:ann@csm.example [chat] via enterprise: now" in out
     as_json = CliRunner().invoke(
-        main, ["routes", "test", "-c", str(path), "--account", "initech", "--rule", "x",
-               "--kind", "usage_drop", "--severity", "warning", "--json"],
+        main,
+        [
+            "routes",
+            "test",
+            "-c",
+            str(path),
+            "--account",
+            "initech",
+            "--rule",
+            "x",
+            "--kind",
+            "usage_drop",
+            "--severity",
+            "warning",
+            "--json",
+        ],
     )
     data = json.loads(as_json.output)
     assert [t["channel"] for t in data["targets"]] == ["cs"]

@@ -5,12 +5,10 @@ local HTTPS proxy (HTTPS_PROXY) that ends the TLS with a test CA's certificate
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
+import delivery_support
 import pytest
 
 from swanwatch.clock import FrozenClock
@@ -18,26 +16,13 @@ from swanwatch.config import load_config
 from swanwatch.engine import Engine
 from swanwatch.store import Store
 
-
-def _support() -> ModuleType:
-    name = "swanwatch_tests_delivery_support"
-    if name not in sys.modules:
-        path = Path(__file__).parent.parent / "delivery_support.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 SLACK = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7"
 TEAMS = "workflows://prod-161.westeurope.logic.azure.com:443/4f7a9c1e2b3d4e5f/sig0123456789abcdef"
 
 
 @pytest.fixture
 def proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    p = _support().CapturingProxy(reply=b"ok")
+    p = delivery_support.CapturingProxy(reply=b"ok")
     ca = tmp_path / "ca.pem"
     p.write_ca(str(ca))
     for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
