@@ -226,9 +226,7 @@ class DomainLookup:
 
     def rdap_base(self, domain: str) -> str | None:
         """The RDAP base URL for ``domain``: the option map first, then the bootstrap."""
-        return self._pick(self.settings.rdap_servers, domain) or self.bootstrap.get(
-            tld_of(domain)
-        )
+        return self._pick(self.settings.rdap_servers, domain) or self.bootstrap.get(tld_of(domain))
 
     def _dial(self, host: str) -> tuple[str, int]:
         mapped = self.settings.whois_hosts.get(host.lower())

@@ -31,7 +31,9 @@ def bootstrap_map(data: object) -> dict[str, str]:
             or not isinstance(service[1], list)
         ):
             raise ValueError(f"malformed bootstrap service entry: {str(service)[:80]}")
-        urls = [u for u in service[1] if isinstance(u, str) and u.startswith(("https://", "http://"))]
+        urls = [
+            u for u in service[1] if isinstance(u, str) and u.startswith(("https://", "http://"))
+        ]
         if not urls:
             raise ValueError(f"bootstrap service without an http(s) URL: {str(service)[:80]}")
         url = next((u for u in urls if u.startswith("https://")), urls[0])

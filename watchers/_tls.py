@@ -223,9 +223,7 @@ async def _peer_der(endpoint: Endpoint, ctx: ssl.SSLContext, timeout_s: float) -
                     await writer.wait_closed()
 
 
-async def probe(
-    endpoint: Endpoint, *, ca_bundle_path: str | None, timeout_s: float
-) -> CertInfo:
+async def probe(endpoint: Endpoint, *, ca_bundle_path: str | None, timeout_s: float) -> CertInfo:
     """The endpoint's leaf certificate with what is wrong with it; ProbeFailure when none
     could be read (no connection, no answer in ``timeout_s``, no TLS spoken)."""
     verify_error: ssl.SSLCertVerificationError | None = None

@@ -372,8 +372,10 @@ def _rate_limit_line(text: str) -> str | None:
     """A short line that says the server refused for too many queries (not a disclaimer)."""
     for line in text.splitlines()[:80]:
         stripped = line.strip().strip("%#>* ").strip()
-        if len(stripped) <= 120 and not stripped.lower().startswith("if ") and (
-            RATE_LIMITED.search(stripped)
+        if (
+            len(stripped) <= 120
+            and not stripped.lower().startswith("if ")
+            and (RATE_LIMITED.search(stripped))
         ):
             return stripped
     return None

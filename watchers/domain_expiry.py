@@ -263,9 +263,7 @@ class DomainExpiryWatcher(Watcher):
             ctx.report_unknown(account, f"{domain}: {record.error}", key=domain)
         registrar = f" (registrar {record.registrar})" if record.registrar else ""
         critical = sorted(CRITICAL_STATUSES.intersection(record.status))
-        stale = (
-            f" as of {str(evidence['stale_since'])[:10]}" if "stale_since" in evidence else ""
-        )
+        stale = f" as of {str(evidence['stale_since'])[:10]}" if "stale_since" in evidence else ""
         if critical:
             return self._signal(
                 account, domain, 1.0, now, evidence,

@@ -254,4 +254,3 @@ class TlsExpiryWatcher(Watcher):
             account_id=account.id, kind=self.name, key=key, strength=strength,
             observed_at=now, summary=summary, evidence=evidence,
         )  # fmt: skip
-
