@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+import scenario as scenario_module
 import yaml
 from click.testing import CliRunner
 
@@ -25,18 +23,6 @@ from swanwatch.review import (
     review,
     weights_yaml,
 )
-
-
-def load_scenario() -> ModuleType:
-    """tests/scenario.py as a module (tests run with --import-mode=importlib: no sys.path)."""
-    name = "swanwatch_tests_scenario"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("scenario.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while being built
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def test_bad_outcome_rows_are_named_by_file_and_line(tmp_path: Path) -> None:
@@ -80,7 +66,7 @@ async def test_review_of_the_scenario_finds_every_loss_and_fitted_weights_beat_u
     # +-0.05 with the seed). The everyday noise (a sponsor's new title, a burst of routine
     # tickets) is three times the scenario test's, so the signal kinds differ in how much
     # they tell: that difference is what fitted weights can learn and uniform ones cannot.
-    scenario = load_scenario().build(tmp_path / "history", accounts=200, everyday_noise=3.0)
+    scenario = scenario_module.build(tmp_path / "history", accounts=200, everyday_noise=3.0)
     config = load_config(scenario.config)
     outcomes = read_outcomes(scenario.outcomes_csv(tmp_path / "outcomes.csv"))
     found = await review(config, outcomes, scenario.start, scenario.end)
@@ -91,7 +77,7 @@ async def test_review_of_the_scenario_finds_every_loss_and_fitted_weights_beat_u
     for plan in scenario.losses:
         report = reported[plan.id]
         assert report.case.outcome.date == plan.loss_date
-        if plan.story in load_scenario().COMPOUND:
+        if plan.story in scenario_module.COMPOUND:
             assert report.foreseen, f"{plan.id} ({plan.story}) has no alert before its loss"
             first = min(s.event.at for s in report.alerts).date()
             assert report.alert_lead_days == (plan.loss_date - first).days >= 7
@@ -103,7 +89,7 @@ async def test_review_of_the_scenario_finds_every_loss_and_fitted_weights_beat_u
     assert blind == {p.id for p in scenario.losses if p.story in ("blind", "flatline")}
 
     rules = {p.name: p for p in found.predictors if p.type == "alert"}
-    for rule in load_scenario().COMPOUND.values():
+    for rule in scenario_module.COMPOUND.values():
         assert rules[rule].hits > 0 and rules[rule].median_lead_days is not None
     kinds = {p.name: p for p in found.predictors if p.type == "signal"}
     assert kinds["usage_drop"].lift is not None and kinds["usage_drop"].lift > 1
@@ -119,7 +105,7 @@ async def test_review_of_the_scenario_finds_every_loss_and_fitted_weights_beat_u
 
 
 def test_review_command_writes_usable_weights(tmp_path: Path) -> None:
-    scenario = load_scenario().build(tmp_path / "history", accounts=50)
+    scenario = scenario_module.build(tmp_path / "history", accounts=50)
     outcomes = scenario.outcomes_csv(tmp_path / "outcomes.csv")
     weights = tmp_path / "weights.yaml"
     args = ["review", "-c", str(scenario.config), "--outcomes", str(outcomes), "--start",

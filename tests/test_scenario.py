@@ -6,12 +6,11 @@ accounts, which carry only ordinary noise, must stay under a stated bound of fal
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
-from types import ModuleType
+
+import scenario as scenario_module
 
 from swanwatch.backtest import Event, replay
 from swanwatch.config import load_config
@@ -20,22 +19,10 @@ from swanwatch.config import load_config
 FALSE_ALERT_BOUND = 0.10
 
 
-def load_scenario() -> ModuleType:
-    """tests/scenario.py as a module (tests run with --import-mode=importlib: no sys.path)."""
-    name = "swanwatch_tests_scenario"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("scenario.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while being built
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 async def test_planted_black_swans_are_alerted_before_the_loss_and_clean_accounts_stay_quiet(
     tmp_path: Path,
 ) -> None:
-    scenario = load_scenario().build(tmp_path / "scenario", accounts=50)
+    scenario = scenario_module.build(tmp_path / "scenario", accounts=50)
     config = load_config(scenario.config)
     events: list[Event] = [
         e async for e in replay(config, scenario.start, scenario.end, timedelta(days=1))
@@ -47,7 +34,7 @@ async def test_planted_black_swans_are_alerted_before_the_loss_and_clean_account
     compound = scenario.compound
     assert len(compound) == 8 and len(scenario.clean) == 40
 
-    rules = load_scenario().COMPOUND
+    rules = scenario_module.COMPOUND
     for plan in compound:
         before = [
             (e.name, e.at.date()) for e in alerts[plan.id] if e.at.date() < plan.loss_date
