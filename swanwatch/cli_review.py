@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from swanwatch.errors import ConfigError, SwanwatchError
-
-
-class _Failure(click.ClickException):
-    exit_code = 1
-
-
-class _BadUsage(click.ClickException):
-    exit_code = 2
-
-    def format_message(self) -> str:
-        return self.message
+from swanwatch.cli_common import (
+    BadConfig,
+    Failure,
+    config_option,
+    emit_json,
+    json_option,
+    load,
+    tty,
+)
+from swanwatch.errors import SwanwatchError
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -33,15 +29,7 @@ def _days(value: float | None) -> str:
 
 
 @click.command("review")
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="SWANWATCH_CONFIG",
-    required=True,
-    help="The config file (or $SWANWATCH_CONFIG).",
-)
+@config_option
 @click.option(
     "--outcomes",
     "outcomes_path",
@@ -65,7 +53,7 @@ def _days(value: float | None) -> str:
     default=None,
     help="Write the fitted weights as a config snippet (correlation: {weights: ...}).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
+@json_option
 def review(
     config_path: Path,
     outcomes_path: Path,
@@ -78,14 +66,11 @@ def review(
 ) -> None:
     """Replay history and hold it against what happened: lead times, blind spots,
     precision and recall per signal kind and rule, and weights fitted to the outcomes."""
-    from swanwatch.config import load_config, parse_duration
+    from swanwatch.config import parse_duration
     from swanwatch.engine import parse_when
     from swanwatch.review import read_outcomes, review, weights_yaml
 
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        raise _BadUsage(str(exc)) from exc
+    config = load(config_path)
     durations = {}
     for hint, text in (("--step", step_text), ("--window", window_text)):
         try:
@@ -96,23 +81,27 @@ def review(
         start, end = parse_when(start_text), parse_when(end_text)
         outcomes = read_outcomes(outcomes_path)
     except SwanwatchError as exc:
-        raise _BadUsage(str(exc)) from exc
+        raise BadConfig(str(exc)) from exc
     try:
         found = asyncio.run(
             review(
-                config, outcomes, start, end, step=durations["--step"],
+                config,
+                outcomes,
+                start,
+                end,
+                step=durations["--step"],
                 window=durations["--window"],
             )
         )
     except SwanwatchError as exc:
-        raise _Failure(str(exc)) from exc
+        raise Failure(str(exc)) from exc
     if write_weights is not None:
         if found.fit is None:
-            raise _Failure(f"no weights to write: {found.fit_problem}")
+            raise Failure(f"no weights to write: {found.fit_problem}")
         write_weights.write_text(weights_yaml(found.fit), encoding="utf-8")
         click.echo(f"wrote the fitted weights to {write_weights}", err=True)
-    if as_json or not sys.stdout.isatty():
-        click.echo(json.dumps(found.as_json(), indent=2, ensure_ascii=False, default=str))
+    if as_json or not tty():
+        emit_json(found.as_json())
     else:
         _print(found)
 
@@ -149,8 +138,14 @@ def _print(found: Any) -> None:
         stats.add_column(col)
     for p in found.predictors:
         stats.add_row(
-            p.type, p.name, str(p.flagged), str(p.hits), _fmt(p.precision), _fmt(p.recall),
-            _fmt(p.lift), _days(p.median_lead_days),
+            p.type,
+            p.name,
+            str(p.flagged),
+            str(p.hits),
+            _fmt(p.precision),
+            _fmt(p.recall),
+            _fmt(p.lift),
+            _days(p.median_lead_days),
         )
     console.print(stats)
     if found.fit is None:
