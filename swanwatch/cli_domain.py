@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -14,30 +15,18 @@ def domain() -> None:
     """Domain registration lookups (the domain_expiry watcher's view)."""
 
 
-class _BadConfig(click.ClickException):
-    """A config problem: exit code 2 (1 means "no date found")."""
-
-    exit_code = 2
-
-    def format_message(self) -> str:
-        return self.message
-
-
 def _watcher_options(config_file: str | None) -> dict[str, Any]:
     """The options of the domain_expiry watcher configured in ``config_file`` ({} without a
-    file). Several: the first enabled one, with a note; none: a config error."""
+    file), read with ``swanwatch.config.load_config``. Several: the first enabled one, with a
+    note; none: a config error (exit 2)."""
     if not config_file:
         return {}
-    from swanwatch.config import load_config
-    from swanwatch.errors import ConfigError
+    from swanwatch.cli_common import BadConfig, load
 
-    try:
-        config = load_config(config_file)
-    except ConfigError as exc:
-        raise _BadConfig(str(exc)) from exc
+    config = load(Path(config_file))
     entries = [w for w in config.watchers if w.type == "domain_expiry"]
     if not entries:
-        raise _BadConfig(f"{config_file}: no watcher of type domain_expiry is configured")
+        raise BadConfig(f"{config_file}: no watcher of type domain_expiry is configured")
     chosen = next((w for w in entries if w.enabled), entries[0])
     if len(entries) > 1:
         click.echo(
