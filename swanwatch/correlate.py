@@ -13,6 +13,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
+from typing import Protocol
 
 from swanwatch.config import CorrelationConfig, Rule
 from swanwatch.model import JSON, Account, Contribution, Severity, Signal, fingerprint
@@ -52,16 +54,49 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Assessment:
-    """One account's risk now: its score, every contribution, and the rules that hold."""
+    """One account's risk now: its score, every signal's weight, and the rules that hold."""
 
     account: Account
     score: float
-    contributions: tuple[Contribution, ...]
+    weighed: tuple[Weighed, ...]
     matches: tuple[RuleMatch, ...]
+
+    @cached_property
+    def contributions(self) -> tuple[Contribution, ...]:
+        """Every signal's contribution, heaviest first (built on demand)."""
+        return tuple(w.contribution() for w in self.weighed)
 
     @property
     def revenue_at_risk(self) -> float:
         return self.account.arr * self.score
+
+
+@dataclass(frozen=True, slots=True)
+class Weighed:
+    """A signal with its weight and decay now: the light form correlation works on.
+
+    A full :class:`Contribution` record is built only for the signals an alert rests on.
+    """
+
+    signal: Signal
+    weight: float
+    decay: float
+    age_days: float
+    effective: float
+
+    def contribution(self) -> Contribution:
+        s = self.signal
+        return Contribution(
+            fingerprint=s.fingerprint,
+            kind=s.kind,
+            key=s.key,
+            summary=s.summary,
+            strength=s.strength,
+            weight=self.weight,
+            decay=self.decay,
+            age_days=round(self.age_days, 3),
+            observed_at=s.observed_at,
+        )
 
 
 def alert_fingerprint(account_id: str, rule: str) -> str:
@@ -69,27 +104,28 @@ def alert_fingerprint(account_id: str, rule: str) -> str:
     return fingerprint("alert", account_id, rule)
 
 
-def contribution(signal: Signal, now: datetime, config: CorrelationConfig) -> Contribution:
-    """How much one signal weighs now."""
+def weigh(signal: Signal, now: datetime, config: CorrelationConfig) -> Weighed:
+    """How much one signal weighs now: its kind's weight, and decay by its age."""
     weight = config.weights.get(signal.kind, config.default_weight)
     half_life = signal.half_life_days or config.half_life_days.get(
         signal.kind, config.default_half_life_days
     )
     age_days = max(0.0, (now - signal.observed_at).total_seconds() / 86400)
-    return Contribution(
-        fingerprint=signal.fingerprint,
-        kind=signal.kind,
-        key=signal.key,
-        summary=signal.summary,
-        strength=signal.strength,
-        weight=weight,
-        decay=math.pow(0.5, age_days / half_life),
-        age_days=round(age_days, 3),
-        observed_at=signal.observed_at,
-    )
+    decay = math.pow(0.5, age_days / half_life)
+    return Weighed(signal, weight, decay, age_days, weight * signal.strength * decay)
 
 
-def noisy_or(contributions: Iterable[Contribution]) -> float:
+def contribution(signal: Signal, now: datetime, config: CorrelationConfig) -> Contribution:
+    """How much one signal weighs now, as the record an alert keeps."""
+    return weigh(signal, now, config).contribution()
+
+
+class _HasEffective(Protocol):
+    @property
+    def effective(self) -> float: ...
+
+
+def noisy_or(contributions: Iterable[_HasEffective]) -> float:
     """1 - prod(1 - weight x strength x decay): one strong signal or several weak ones."""
     remaining = 1.0
     for c in contributions:
@@ -110,18 +146,26 @@ def _account_fits(rule: Rule, account: Account, now: datetime) -> bool:
 
 
 def match_rule(
-    rule: Rule, account: Account, contributions: Sequence[Contribution], now: datetime
+    rule: Rule,
+    account: Account,
+    weighed: Sequence[Weighed],
+    now: datetime,
+    built: dict[int, Contribution] | None = None,
 ) -> RuleMatch | None:
-    """The rule's match on this account now, or None."""
+    """The rule's match on this account now, or None.
+
+    ``built`` caches the Contribution records across an account's rules, by the identity
+    of the Weighed entry (they live as long as the assessment).
+    """
     if not _account_fits(rule, account, now):
         return None
     window_start = now - rule.within
     in_window = [
-        c
-        for c in contributions
-        if c.observed_at >= window_start and c.strength >= rule.min_strength
+        w
+        for w in weighed
+        if w.signal.observed_at >= window_start and w.signal.strength >= rule.min_strength
     ]
-    kinds = {c.kind for c in in_window}
+    kinds = {w.signal.kind for w in in_window}
     if rule.all_of and not set(rule.all_of) <= kinds:
         return None
     if rule.any_of and not set(rule.any_of) & kinds:
@@ -132,14 +176,21 @@ def match_rule(
         if len(pool) < rule.at_least:
             return None
     if rule.at_least is not None and counted is None:
-        used = tuple(in_window)
+        used = in_window
     else:
         named = set(rule.all_of) | set(rule.any_of) | (counted or set())
-        used = tuple(c for c in in_window if c.kind in named)
+        used = [w for w in in_window if w.signal.kind in named]
     score = noisy_or(used)
     if score < rule.min_score:
         return None
-    return RuleMatch(rule=rule, contributions=used, score=score)
+    cache = built if built is not None else {}
+    records = []
+    for w in used:
+        record = cache.get(id(w))
+        if record is None:
+            record = cache[id(w)] = w.contribution()
+        records.append(record)
+    return RuleMatch(rule=rule, contributions=tuple(records), score=score)
 
 
 def score_rule(config: CorrelationConfig) -> Rule:
@@ -166,21 +217,18 @@ def assess(
     rules: Sequence[Rule],
 ) -> Assessment:
     """Score one account and find the rules that hold for it."""
-    contributions = sorted(
-        (
-            c
-            for c in (contribution(s, now, config) for s in signals)
-            if c.strength >= config.min_strength
-        ),
-        key=lambda c: (-c.effective, c.kind, c.key),
+    weighed = sorted(
+        (weigh(s, now, config) for s in signals if s.strength >= config.min_strength),
+        key=lambda w: (-w.effective, w.signal.kind, w.signal.key),
     )
+    built: dict[int, Contribution] = {}
     matches = tuple(
-        m for m in (match_rule(r, account, contributions, now) for r in rules) if m is not None
+        m for m in (match_rule(r, account, weighed, now, built) for r in rules) if m is not None
     )
     return Assessment(
         account=account,
-        score=noisy_or(contributions),
-        contributions=tuple(contributions),
+        score=noisy_or(weighed),
+        weighed=tuple(weighed),
         matches=matches,
     )
 
