@@ -38,7 +38,7 @@ from swanwatch.delivery import (
 )
 from swanwatch.errors import SourceError, SwanwatchError
 from swanwatch.interfaces import Source, StateMap, WatchContext, Watcher
-from swanwatch.model import Account, Severity, Signal, WatcherRun
+from swanwatch.model import Account, AlertState, Severity, Signal, WatcherRun
 from swanwatch.store import Store
 
 log = logging.getLogger("swanwatch.engine")
@@ -354,7 +354,11 @@ class Engine:
         notices: list[Notice] = [*result.notices, *ops.notices]
         entries = outbox_entries(notices, cfg, now, {a.id: a for a in accounts})
         enqueued = self.store.save_alerts([*gone, *result.changed, *ops.changed], entries)
-        open_alerts = sum(1 for a in self.store.alerts(open_only=True))
+        open_alerts = sum(
+            n
+            for (state, _severity, _muted), n in self.store.alert_counts().items()
+            if state != AlertState.RESOLVED
+        )
         return CorrelationOutcome(
             accounts=len(assessments),
             open_alerts=open_alerts,
