@@ -131,15 +131,20 @@ def _cycle_once(config: Any, store: Any, clock: Any, *, show_alerts: bool) -> No
             f", {o.run.signals} signals, {o.run.unknowns} unknown",
             err=True,
         )
+    open_alerts = store.alerts(open_only=True)
+    muted = sum(1 for a in open_alerts if a.muted_by is not None)
+    unknown = sum(o.run.unknowns for o in outcomes)
     click.echo(
-        f"{correlation.accounts} accounts with signals, {correlation.open_alerts} open alerts,"
-        f" {delivered.sent} notifications sent"
+        f"{correlation.accounts} accounts with signals, {correlation.open_alerts} open alerts"
+        + (f" ({muted} muted: silenced or inhibited)" if muted else "")
+        + f", {delivered.sent} notifications sent"
         + (f", {delivered.retried} to retry" if delivered.retried else "")
-        + (f", {delivered.dead} dead-lettered" if delivered.dead else ""),
+        + (f", {delivered.dead} dead-lettered" if delivered.dead else "")
+        + (f"; {unknown} could not be judged (swanwatch unknowns list)" if unknown else ""),
         err=True,
     )
     if show_alerts:
-        shown = [a for a in store.alerts(open_only=True) if a.muted_by is None]
+        shown = [a for a in open_alerts if a.muted_by is None]
         _print_alerts(shown, {a.id: a for a in store.accounts()})
     if failed:
         raise Failure(f"{len(failed)} of {len(outcomes)} watchers failed")
@@ -343,6 +348,30 @@ def signals_list(
             (s.account_id, s.kind, s.key, f"{s.strength:.2f}", _ts(s.observed_at), s.summary)
             for s in found
         ],
+    )
+
+
+@main.group()
+def unknowns() -> None:
+    """Accounts a watcher could not judge: never taken for healthy."""
+
+
+@unknowns.command("list")
+@_config_option
+@click.option("--account", "account_id", default=None, help="Only this account.")
+@_json_option
+def unknowns_list(config_path: Path, account_id: str | None, as_json: bool) -> None:
+    """What each watcher could not judge on its last run, and why, and since when."""
+    config = load(config_path)
+    with store_for(config) as store:
+        found = store.unknowns(account_id)
+    if as_json or not tty():
+        emit_json([u.model_dump(mode="json") for u in found])
+        return
+    table(
+        "Unknowns",
+        ["account", "watcher", "key", "since", "reason"],
+        [(u.account_id, u.watcher, u.key, _ts(u.first_seen), u.reason) for u in found],
     )
 
 

@@ -94,3 +94,32 @@ def test_silences_and_risk_report(sw) -> None:
     assert report["total_revenue_at_risk"] == report["accounts"][0]["revenue_at_risk"] > 0
     assert "expired" in sw("silences", "expire", "1").stdout
     assert sw("silences", "expire", "1", ok=False).returncode == 1
+
+
+def test_unknowns_are_listed_never_healthy(make_config, swanwatch_cmd, subprocess_env, tmp_path):
+    config = make_config(
+        "watchers:\n  - type: static\n    options: {unknown: [globex]}\nnotify: {console: false}\n"
+    )
+    done = subprocess.run(
+        [*swanwatch_cmd, "run", "-c", str(config), "--once"],
+        capture_output=True,
+        text=True,
+        env=subprocess_env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 could not be judged (swanwatch unknowns list)" in done.stderr
+    listed = subprocess.run(
+        [*swanwatch_cmd, "unknowns", "list", "-c", str(config), "--json"],
+        capture_output=True,
+        text=True,
+        env=subprocess_env,
+        cwd=tmp_path,
+        check=True,
+    )
+    (unknown,) = json.loads(listed.stdout)
+    assert (unknown["account_id"], unknown["watcher"], unknown["reason"]) == (
+        "globex",
+        "static",
+        "the registry did not answer",
+    )

@@ -28,6 +28,9 @@ class StaticWatcher(Watcher):
 
     class Options(WatcherOptions):
         signals: list[SignalSpec] = Field(default_factory=list, description="What to yield.")
+        unknown: list[str] = Field(
+            default_factory=list, description="Accounts to report as not judged."
+        )
 
     options: Options
 
@@ -35,6 +38,8 @@ class StaticWatcher(Watcher):
         from datetime import timedelta
 
         known = {a.id for a in ctx.accounts}
+        for account in self.options.unknown:
+            ctx.report_unknown(account, "the registry did not answer", key="lookup")
         for spec in self.options.signals:
             if spec.account in known:
                 yield Signal(
