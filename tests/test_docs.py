@@ -29,7 +29,7 @@ async def test_the_plugin_guide_examples_run(tmp_path: Path) -> None:
     (folder / "nps_drop.py").write_text(HEADER + watcher_code)
     plugins.load_dropins([folder])
     namespace: dict[str, object] = {}
-    exec(compile(HEADER + test_code, str(DOC), "exec"), namespace)  # noqa: S102
+    exec(compile(HEADER + test_code, str(DOC), "exec"), namespace)
     tests = [v for k, v in namespace.items() if k.startswith("test_") and callable(v)]
     assert len(tests) == 2
     await namespace["test_detractors_are_signalled"](make_account, run_watcher)  # type: ignore[operator]
