@@ -456,11 +456,29 @@ class NotifyConfig(_Section):
 
 
 class ServerConfig(_Section):
-    """The daemon's HTTP endpoint: action links, /healthz, /readyz and /metrics."""
+    """The daemon's HTTP endpoint: action links, the risk board, /healthz, /readyz and
+    /metrics."""
 
     listen: str | None = Field(
         None, description='host:port to serve on, e.g. "0.0.0.0:8080"; off when unset.'
     )
+    board_token: SecretStr | None = Field(
+        None,
+        description="The risk board's access token (at least 16 characters; put it in from "
+        "${ENV}), presented once as /board?token=...; the board is off when unset or empty.",
+    )
+    board_session: Duration = Field(
+        timedelta(days=7),
+        description="How long the board's sign-in cookie lasts after the token was presented.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, data: object) -> object:
+        # `${SWANWATCH_BOARD_TOKEN:-}` with the variable unset: the board stays off.
+        if isinstance(data, dict) and data.get("board_token") == "":
+            return {**data, "board_token": None}
+        return data
 
     @model_validator(mode="after")
     def _host_port(self) -> ServerConfig:
@@ -468,6 +486,10 @@ class ServerConfig(_Section):
             host, _, port = self.listen.rpartition(":")
             if not host or not port.isdigit() or not 0 <= int(port) < 65536:
                 raise ValueError(f"listen {self.listen!r} is not host:port")
+        if self.board_token is not None and len(self.board_token.get_secret_value()) < 16:
+            raise ValueError("board_token is too short: use at least 16 random characters")
+        if self.board_session <= timedelta(0):
+            raise ValueError("board_session must be positive")
         return self
 
     @property
@@ -477,8 +499,58 @@ class ServerConfig(_Section):
         return host.strip("[]"), int(port)
 
 
+class QueueConfig(_Section):
+    """The task queue that carries watcher shards to workers (procrastinate, on the store's
+    PostgreSQL); used only when ``daemon.shards`` is above 1."""
+
+    name: str = Field(
+        "swanwatch", min_length=1, description="The procrastinate queue the shards go on."
+    )
+    max_attempts: int = Field(
+        3, ge=1, le=20, description="Attempts per shard (the first run and its retries)."
+    )
+    retry_wait: Duration = Field(
+        timedelta(seconds=5), description="How long a failed shard waits before its retry."
+    )
+    heartbeat: Duration = Field(
+        timedelta(seconds=10), description="How often a worker tells the queue it is alive."
+    )
+    stalled_after: Duration = Field(
+        timedelta(seconds=30),
+        description="A shard whose worker sent no heartbeat for this long is given to another "
+        "worker (a killed or frozen machine).",
+    )
+    poll: Duration = Field(
+        timedelta(seconds=1), description="How often the leader checks a cycle's shards."
+    )
+    cycle_timeout: Duration = Field(
+        timedelta(hours=1),
+        description="A shard not finished this long after its cycle began counts as failed "
+        "(e.g. no worker is running).",
+    )
+
+    @model_validator(mode="after")
+    def _positive(self) -> QueueConfig:
+        for key in ("heartbeat", "stalled_after", "poll", "cycle_timeout"):
+            if getattr(self, key) <= timedelta(0):
+                raise ValueError(f"{key} must be positive")
+        if self.stalled_after <= self.heartbeat:
+            raise ValueError("stalled_after must be longer than heartbeat")
+        return self
+
+
 class DaemonConfig(_Section):
     """How the daemon runs."""
+
+    shards: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="Split each watcher run over this many shards of the accounts, run by "
+        "`swanwatch worker` processes through the queue (PostgreSQL store only); 1 runs "
+        "watchers in the daemon itself.",
+    )
+    queue: QueueConfig = QueueConfig()
 
     failure_alert_after: int = Field(
         3, ge=1, description="Consecutive failed runs before a watcher raises an ops alert."
@@ -676,6 +748,7 @@ def parse_config(
         problems.extend(_load_dropins(doc, data, Path(base_dir)))
         problems.extend(_check_plugins(doc, data))
     problems.extend(_check_references(doc, data))
+    problems.extend(_check_shards(doc, data))
     problems.extend(_check_rule_files(doc, data, Path(base_dir)))
     if problems:
         raise ConfigError(_unique(problems))
@@ -833,6 +906,26 @@ def _check_notify_references(doc: _Document, notify: Mapping[str, Any]) -> list[
         if isinstance(digest, dict):
             check_list(("notify", "leaders", i, "channels"), digest.get("channels"))
     return problems
+
+
+def _check_shards(doc: _Document, data: Mapping[str, Any]) -> list[ConfigProblem]:
+    """Shards travel through a PostgreSQL queue: a SQLite store cannot shard."""
+    daemon = data.get("daemon")
+    shards = daemon.get("shards") if isinstance(daemon, dict) else None
+    if not isinstance(shards, int) or isinstance(shards, bool) or shards <= 1:
+        return []
+    store = data.get("store")
+    url = store.get("url") if isinstance(store, dict) else None
+    url = url if isinstance(url, str) else StoreConfig().url
+    if url.startswith("postgresql"):
+        return []
+    return [
+        doc.problem(
+            ("daemon", "shards"),
+            f"daemon.shards is {shards}, but sharding needs a PostgreSQL store (store.url is "
+            f"{url.split(':', 1)[0]}:...); set shards to 1 or move the store to PostgreSQL",
+        )
+    ]
 
 
 def _check_rule_files(doc: _Document, data: Mapping[str, Any], base: Path) -> list[ConfigProblem]:

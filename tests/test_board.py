@@ -153,10 +153,12 @@ async def test_sign_out_ends_the_session(board) -> None:
     assert (await client.get("/board")).status_code == 403
 
 
-def test_a_short_board_token_is_refused(make_config) -> None:
+def test_a_short_board_token_is_refused_and_an_empty_one_is_off(make_config) -> None:
     path = make_config('server:\n  board_token: "short"\n')
     with pytest.raises(SwanwatchError, match="board_token is too short"):
         load_config(path)
+    # `${SWANWATCH_BOARD_TOKEN:-}` with the variable unset
+    assert load_config(make_config('server:\n  board_token: ""\n')).server.board_token is None
 
 
 # --- the page ---------------------------------------------------------------------------
