@@ -14,7 +14,7 @@ import logging
 import random
 import signal
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -25,6 +25,9 @@ from swanwatch.config import Config, WatcherConfig
 from swanwatch.engine import Engine
 from swanwatch.metrics import DaemonState
 from swanwatch.store import Store, WatcherStatus
+
+if TYPE_CHECKING:
+    from swanwatch.shards import ShardCoordinator
 
 log = logging.getLogger("swanwatch.daemon")
 
@@ -76,6 +79,12 @@ class Daemon:
         self.engine = Engine(config, store, clock)
         self.leadership = store.leadership()
         self.state = DaemonState()
+        # With shards, the leader's watcher jobs hand each run to workers through the queue.
+        self.shards: ShardCoordinator | None = None
+        if config.daemon.shards > 1:
+            from swanwatch.shards import ShardCoordinator
+
+            self.shards = ShardCoordinator(config, store, clock)
         self._stop = asyncio.Event()
         self._running: set[asyncio.Task[Any]] = set()
         self.scheduler = AsyncIOScheduler(
@@ -108,7 +117,12 @@ class Daemon:
         await self._tracked(self._watch_then_correlate(spec))
 
     async def _watch_then_correlate(self, spec: WatcherConfig) -> None:
-        await self.engine.run_watcher(spec, refresh_accounts=True)
+        if self.shards is None:
+            await self.engine.run_watcher(spec, refresh_accounts=True)
+        else:
+            # Waits for every shard of the cycle (max_instances=1 skips ticks meanwhile).
+            await self.shards.run_cycle(spec)
+            await self.engine.load_accounts()
         outcome = await self.engine.correlate()
         log.info(
             "correlation: %d accounts at risk, %d open alerts, %d notifications queued",
@@ -213,6 +227,8 @@ class Daemon:
             http = HttpServer(self.config, self.store, self.clock, host, port, self.state)
             await http.start()
         async with self.engine:
+            if self.shards is not None:
+                await self.shards.open()
             self._schedule()
             self.scheduler.start()
             self.state.started = True
@@ -223,6 +239,8 @@ class Daemon:
                 await self._stop.wait()
             finally:
                 await self._shutdown()
+                if self.shards is not None:
+                    await self.shards.close()
                 if http is not None:
                     await http.stop()
                 for sig in (signal.SIGINT, signal.SIGTERM):

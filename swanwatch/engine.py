@@ -196,13 +196,20 @@ class Engine:
         return cls(spec.instance, cls.Options.model_validate(spec.options))
 
     async def run_watcher(
-        self, spec: WatcherConfig, *, refresh_accounts: bool = False
+        self,
+        spec: WatcherConfig,
+        *,
+        refresh_accounts: bool = False,
+        accounts: Sequence[Account] | None = None,
     ) -> RunOutcome:
         """Run one watcher instance once, isolated, and store what it found.
 
         Everything that can fail on the way (the accounts source, the plugin, the run, its
         timeout) is this run's failure: stored with its traceback and counted towards the
         ops alert, never an exception out of here.
+
+        ``accounts`` runs the watcher over these accounts only (a shard): it then clears
+        only their signals and unknowns, and the instance's others stay as they are.
         """
         started = self.clock.now()
         t0 = time.monotonic()
@@ -212,14 +219,17 @@ class Engine:
         state = StateMap()
         unknowns: list[tuple[str, str, str]] = []
         try:
-            accounts = await (self.load_accounts() if refresh_accounts else self.accounts())
+            if accounts is None:
+                looked_at = await (self.load_accounts() if refresh_accounts else self.accounts())
+            else:
+                looked_at = list(accounts)
             state = StateMap(await asyncio.to_thread(self.store.load_state, spec.instance))
             ctx = WatchContext(
                 instance=spec.instance,
                 clock=self.clock,
                 http=self.http,
                 log=logging.getLogger(f"swanwatch.watcher.{spec.instance}"),
-                accounts=accounts,
+                accounts=looked_at,
                 state=state,
                 sources=self.sources,
                 executor=self._executor,
@@ -244,13 +254,19 @@ class Engine:
         cleared = 0
         if error is None:
             now = self.clock.now()
+            scope = None if accounts is None else [a.id for a in accounts]
             changes = await asyncio.to_thread(
-                self.store.record_signals, spec.instance, signals, now
+                self.store.record_signals, spec.instance, signals, now, scope=scope
             )
             new = set(changes.raised)
             raised = tuple(s for s in signals if s.fingerprint in new)
             cleared = len(changes.cleared)
-            await asyncio.to_thread(self.store.record_unknowns, spec.instance, unknowns, now)
+            if scope is None:
+                await asyncio.to_thread(self.store.record_unknowns, spec.instance, unknowns, now)
+            else:
+                await asyncio.to_thread(
+                    self.store.record_unknowns_within, spec.instance, unknowns, now, scope
+                )
             changed, deleted = state.changes()
             if changed or deleted:
                 await asyncio.to_thread(self.store.save_state, spec.instance, changed, deleted, now)

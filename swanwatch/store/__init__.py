@@ -16,7 +16,24 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, delete, event, func, or_, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -53,6 +70,7 @@ from swanwatch.store.tables import (
     WatcherStateRow,
     WatcherStatusRow,
 )
+from swanwatch.store.types import UTCDateTime
 
 log = logging.getLogger("swanwatch.store")
 
@@ -821,6 +839,200 @@ class Store:
         with self.engine.connect() as conn:
             return [(r[0], r[1], ensure_utc(r[2])) for r in conn.execute(query)]
 
+    # --- shards: cycles of a sharded watcher run (swanwatch/shards.py) ------------------
+
+    def apply_queue_schema(self, schema: str) -> bool:
+        """Install the task queue's schema (procrastinate's) unless it is there; True when
+        this call installed it. PostgreSQL only; replicas racing here take turns."""
+        if self.dialect != "postgresql":
+            raise StoreError("the task queue needs a PostgreSQL store")
+        try:
+            with self.engine.begin() as conn:
+                return apply_queue_schema(conn, schema)
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"cannot install the queue's schema at {self.safe_url}: {exc}"
+            ) from exc
+
+    def open_shard_cycle(
+        self, instance: str, cycle_id: str, shards: int, now: datetime
+    ) -> tuple[ShardCycle, bool]:
+        """The instance's open cycle, or a new one (``cycle_id``, its shards queued): the
+        cycle and whether this call created it. One open cycle per instance, by a unique
+        index, so a new leader adopts a cycle rather than doubling it."""
+        cycles, runs = _SHARD_CYCLES, _SHARD_RUNS
+        with self._tx() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:k, hashtext(:i))"),
+                    {"k": _SHARD_LOCK, "i": instance},
+                )
+            row = conn.execute(
+                select(cycles).where(cycles.c.instance == instance, cycles.c.finished_at.is_(None))
+            ).first()
+            if row is not None:
+                return _shard_cycle(row), False
+            conn.execute(
+                cycles.insert().values(
+                    instance=instance, cycle_id=cycle_id, shards=shards, started_at=now
+                )
+            )
+            conn.execute(
+                runs.insert(),
+                [
+                    {"instance": instance, "cycle_id": cycle_id, "shard": n, "state": "queued"}
+                    for n in range(shards)
+                ],
+            )
+        return ShardCycle(instance, cycle_id, shards, ensure_utc(now), None), True
+
+    def set_shard_job(self, instance: str, cycle_id: str, shard: int, job_id: int) -> None:
+        """Remember the queue's job that carries a shard."""
+        runs = _SHARD_RUNS
+        with self._tx() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.instance == instance, runs.c.cycle_id == cycle_id)
+                .where(runs.c.shard == shard, runs.c.job_id.is_(None))
+                .values(job_id=job_id)
+            )
+
+    def shard_runs(self, instance: str, cycle_id: str) -> list[ShardRun]:
+        """The shards of one cycle, by shard number."""
+        runs = _SHARD_RUNS
+        query = (
+            select(runs)
+            .where(runs.c.instance == instance, runs.c.cycle_id == cycle_id)
+            .order_by(runs.c.shard)
+        )
+        with self.engine.connect() as conn:
+            return [_shard_run(r) for r in conn.execute(query)]
+
+    def shard_cycles(self, instance: str | None = None, limit: int = 50) -> list[ShardCycle]:
+        """Recent cycles, newest first."""
+        cycles = _SHARD_CYCLES
+        query = select(cycles).order_by(cycles.c.started_at.desc()).limit(limit)
+        if instance is not None:
+            query = query.where(cycles.c.instance == instance)
+        with self.engine.connect() as conn:
+            return [_shard_cycle(r) for r in conn.execute(query)]
+
+    def claim_shard(
+        self, instance: str, cycle_id: str, shard: int, job_id: int, now: datetime
+    ) -> int | None:
+        """Start an attempt at a shard for the queue's job ``job_id``: the attempt number,
+        or None when the shard must not run (finished already, its cycle closed, or it
+        belongs to another job). A retry of the same job, after a failure or a dead
+        worker, may claim it again."""
+        runs = _SHARD_RUNS
+        with self._tx() as conn:
+            row = conn.execute(
+                update(runs)
+                .where(runs.c.instance == instance, runs.c.cycle_id == cycle_id)
+                .where(runs.c.shard == shard, runs.c.state.in_(("queued", "running", "retrying")))
+                .where(or_(runs.c.job_id.is_(None), runs.c.job_id == job_id))
+                .values(
+                    state="running", attempts=runs.c.attempts + 1, started_at=now, job_id=job_id
+                )
+                .returning(runs.c.attempts)
+            ).first()
+        return int(row[0]) if row is not None else None
+
+    def finish_shard(
+        self,
+        instance: str,
+        cycle_id: str,
+        shard: int,
+        now: datetime,
+        *,
+        state: str,
+        signals: int = 0,
+        error: str | None = None,
+    ) -> bool:
+        """Record an attempt's end: ``done``, ``failed`` (no more attempts) or ``retrying``.
+        False when the shard was already finished (a late duplicate): nothing changes."""
+        if state not in ("done", "failed", "retrying"):
+            raise ValueError(f"unknown shard state {state!r}")
+        runs = _SHARD_RUNS
+        finished = state != "retrying"
+        values: dict[str, Any] = {"state": state, "signals": signals, "error": error}
+        if finished:
+            values["finished_at"] = now
+            values["completions"] = runs.c.completions + 1
+        with self._tx() as conn:
+            result = conn.execute(
+                update(runs)
+                .where(runs.c.instance == instance, runs.c.cycle_id == cycle_id)
+                .where(runs.c.shard == shard, runs.c.state.in_(("queued", "running", "retrying")))
+                .values(**values)
+            )
+        return bool(result.rowcount)
+
+    def close_shard_cycle(
+        self, instance: str, cycle_id: str, now: datetime, *, unfinished_error: str
+    ) -> list[int]:
+        """Close a cycle; shards still unfinished become failed with ``unfinished_error``.
+        Returns those shards' numbers."""
+        cycles, runs = _SHARD_CYCLES, _SHARD_RUNS
+        with self._tx() as conn:
+            failed = [
+                int(r[0])
+                for r in conn.execute(
+                    update(runs)
+                    .where(runs.c.instance == instance, runs.c.cycle_id == cycle_id)
+                    .where(runs.c.state.in_(("queued", "running", "retrying")))
+                    .values(state="failed", error=unfinished_error, finished_at=now)
+                    .returning(runs.c.shard)
+                )
+            ]
+            conn.execute(
+                update(cycles)
+                .where(cycles.c.instance == instance, cycles.c.cycle_id == cycle_id)
+                .where(cycles.c.finished_at.is_(None))
+                .values(finished_at=now)
+            )
+        return sorted(failed)
+
+    def record_unknowns_within(
+        self,
+        watcher: str,
+        unknowns: Sequence[tuple[str, str, str]],
+        now: datetime,
+        scope: Iterable[str],
+    ) -> None:
+        """:meth:`record_unknowns` for a run over some accounts only: the watcher's
+        unknowns of other accounts (other shards') stay as they are."""
+        table = UnknownRow.__table__  # type: ignore[attr-defined]
+        scoped = sorted(set(scope))
+        latest = {(a, k): reason for a, k, reason in unknowns if a in set(scoped)}
+        with self._tx() as conn:
+            rows = [
+                {
+                    "watcher": watcher,
+                    "account_id": a,
+                    "key": k,
+                    "reason": reason,
+                    "first_seen": now,
+                    "last_seen": now,
+                }
+                for (a, k), reason in latest.items()
+            ]
+            self._upsert(
+                conn,
+                table,
+                rows,
+                ["watcher", "account_id", "key"],
+                lambda excluded: {"reason": excluded.reason, "last_seen": excluded.last_seen},
+            )
+            for chunk_ids in _chunks(scoped, _BATCH):
+                conn.execute(
+                    delete(table).where(
+                        table.c.watcher == watcher,
+                        table.c.account_id.in_(chunk_ids),
+                        table.c.last_seen < now,
+                    )
+                )
+
 
 # --- helpers ----------------------------------------------------------------------------
 
@@ -951,3 +1163,104 @@ def _notification(r: Any) -> Notification:
 
 
 __all__ = ["NewNotification", "QueuedNotification", "SignalChanges", "Store", "WatcherStatus"]
+
+
+# --- shards: tables and helpers ----------------------------------------------------------
+
+_SHARD_LOCK = 0x5357_5348  # with hashtext(instance): serialises opening an instance's cycle
+_SHARD_METADATA = MetaData()
+_SHARD_CYCLES = Table(
+    "shard_cycles",
+    _SHARD_METADATA,
+    Column("instance", String(200), primary_key=True),
+    Column("cycle_id", String(64), primary_key=True),
+    Column("shards", Integer, nullable=False),
+    Column("started_at", UTCDateTime(timezone=True), nullable=False),
+    Column("finished_at", UTCDateTime(timezone=True), nullable=True),
+)
+_SHARD_RUNS = Table(
+    "shard_runs",
+    _SHARD_METADATA,
+    Column("instance", String(200), primary_key=True),
+    Column("cycle_id", String(64), primary_key=True),
+    Column("shard", Integer, primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("completions", Integer, nullable=False, server_default="0"),
+    Column("job_id", BigInteger, nullable=True),
+    Column("signals", Integer, nullable=False, server_default="0"),
+    Column("error", Text, nullable=True),
+    Column("started_at", UTCDateTime(timezone=True), nullable=True),
+    Column("finished_at", UTCDateTime(timezone=True), nullable=True),
+)
+
+
+@dataclass(frozen=True)
+class ShardCycle:
+    """One sharded run of a watcher instance: open until every shard is finished."""
+
+    instance: str
+    cycle_id: str
+    shards: int
+    started_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ShardRun:
+    """One shard of a cycle: ``queued``, ``running``, ``retrying``, ``done`` or ``failed``;
+    ``completions`` counts how often it was finished (1 once finished, by construction)."""
+
+    shard: int
+    state: str
+    attempts: int
+    completions: int
+    job_id: int | None
+    signals: int
+    error: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "failed")
+
+
+def _shard_cycle(r: Any) -> ShardCycle:
+    return ShardCycle(
+        instance=r.instance,
+        cycle_id=r.cycle_id,
+        shards=int(r.shards),
+        started_at=ensure_utc(r.started_at),
+        finished_at=ensure_utc(r.finished_at) if r.finished_at is not None else None,
+    )
+
+
+def _shard_run(r: Any) -> ShardRun:
+    return ShardRun(
+        shard=int(r.shard),
+        state=str(r.state),
+        attempts=int(r.attempts),
+        completions=int(r.completions),
+        job_id=int(r.job_id) if r.job_id is not None else None,
+        signals=int(r.signals),
+        error=r.error,
+        started_at=ensure_utc(r.started_at) if r.started_at is not None else None,
+        finished_at=ensure_utc(r.finished_at) if r.finished_at is not None else None,
+    )
+
+
+def apply_queue_schema(conn: Connection, schema: str) -> bool:
+    """Run the queue's schema script on ``conn`` unless its jobs table exists (PostgreSQL;
+    under the migration lock, so concurrent replicas apply it once). True when applied."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+    if conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar() is not None:
+        return False
+    # Straight to the driver, without parameters: the script's `%` are not placeholders.
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(schema)
+    finally:
+        cursor.close()
+    log.info("installed the task queue's schema (procrastinate)")
+    return True
