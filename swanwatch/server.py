@@ -3,7 +3,7 @@
 Signed action links (``/a/{token}``: GET shows what the link will do, the page's POST does
 it, so a chat client previewing the link never acts), ``/healthz`` (the process answers),
 ``/readyz`` (it can do its job: scheduler started, store answering) and ``/metrics``
-(Prometheus). The risk board will be added to :func:`create_app` too.
+(Prometheus), and the risk board (``/board``, :mod:`swanwatch.board`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from swanwatch.alerts import acknowledge, snooze
+from swanwatch.board import Board
 from swanwatch.clock import Clock
 from swanwatch.config import Config
 from swanwatch.delivery.links import LinkClaim, LinkError, read_token
@@ -158,8 +159,9 @@ class ActionLinks:
 def create_app(
     config: Config, store: Store, clock: Clock, state: DaemonState | None = None
 ) -> Starlette:
-    """The HTTP application: action links, health, readiness and metrics."""
+    """The HTTP application: action links, the risk board, health, readiness and metrics."""
     links = ActionLinks(config, store, clock)
+    board = Board(config, store, clock)
     daemon = state if state is not None else DaemonState(started=True)
 
     async def healthz(_request: Request) -> Response:
@@ -182,6 +184,7 @@ def create_app(
             Route("/metrics", metrics, methods=["GET"]),
             Route("/a/{token}", links.show, methods=["GET"]),
             Route("/a/{token}", links.act, methods=["POST"]),
+            *board.routes(),
         ]
     )
 

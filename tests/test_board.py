@@ -161,6 +161,28 @@ def test_a_short_board_token_is_refused_and_an_empty_one_is_off(make_config) -> 
     assert load_config(make_config('server:\n  board_token: ""\n')).server.board_token is None
 
 
+def test_store_feedback_for_some_alerts(store: Store) -> None:
+    from datetime import UTC, datetime
+
+    from swanwatch.model import Feedback
+
+    at = datetime(2026, 11, 20, tzinfo=UTC)
+    for fp, verdict in (("a" * 32, Verdict.USEFUL), ("b" * 32, Verdict.NOISE)):
+        store.add_feedback(
+            Feedback(
+                alert_fingerprint=fp,
+                rule="r",
+                episode=1,
+                verdict=verdict,
+                author="board",
+                created_at=at,
+            )
+        )
+    assert [f.verdict for f in store.feedback_for(["a" * 32, "c" * 32])] == [Verdict.USEFUL]
+    assert len(store.feedback_for(["a" * 32, "b" * 32, "a" * 32])) == 2
+    assert store.feedback_for([]) == []
+
+
 # --- the page ---------------------------------------------------------------------------
 
 

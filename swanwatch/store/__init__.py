@@ -1033,6 +1033,26 @@ class Store:
                     )
                 )
 
+    # --- the risk board (swanwatch/board.py) --------------------------------------------
+
+    def feedback_for(self, fingerprints: Iterable[str]) -> list[Feedback]:
+        """The verdicts given on the alerts with these fingerprints, oldest first."""
+        wanted = list(dict.fromkeys(fingerprints))
+        table = FeedbackRow.__table__  # type: ignore[attr-defined]
+        out: list[Feedback] = []
+        with self.engine.connect() as conn:
+            for chunk in _chunks(wanted, _BATCH):
+                query = (
+                    select(table)
+                    .where(table.c.alert_fingerprint.in_(list(chunk)))
+                    .order_by(table.c.id)
+                )
+                out.extend(
+                    Feedback.model_validate({k: v for k, v in r._asdict().items() if k != "id"})
+                    for r in conn.execute(query)
+                )
+        return out
+
 
 # --- helpers ----------------------------------------------------------------------------
 
