@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import click
@@ -23,6 +24,10 @@ from swanwatch.cli_common import config_option, errors, load, store_for
 def worker(config_path: Path, concurrency: int, name: str | None) -> None:
     """Run watcher shards from the queue until SIGINT or SIGTERM (start any number, on
     any machine that reaches the store's PostgreSQL; the daemon's leader defers them)."""
+    parent = click.get_current_context().parent
+    if parent is not None and parent.params.get("log_level") is None:
+        # Like `run`, a long-running process: INFO unless --log-level says otherwise.
+        logging.getLogger().setLevel(logging.INFO)
     config = load(config_path)
     if config.daemon.shards <= 1:
         raise click.UsageError(

@@ -152,9 +152,17 @@ class ShardRunner:
             error = f"{type(exc).__name__}: {exc}"
             await self._failed(instance, cycle_id, shard, attempt, error, traceback.format_exc())
             raise ShardFailedError(f"{label}: {error}") from exc
-        outcome = await self.engine.run_watcher(
-            spec, accounts=shard_accounts(accounts, shard, shards)
-        )
+        try:
+            outcome = await self.engine.run_watcher(
+                spec, accounts=shard_accounts(accounts, shard, shards)
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # storing the run failed (the store is down?): retry it
+            await self._finish_failed(
+                instance, cycle_id, shard, attempt, f"{type(exc).__name__}: {exc}"
+            )
+            raise
         if outcome.run.ok:
             finished = await asyncio.to_thread(
                 self.store.finish_shard,

@@ -877,6 +877,14 @@ class Store:
                     instance=instance, cycle_id=cycle_id, shards=shards, started_at=now
                 )
             )
+            # record_run creates the status row on a first run: create it here, once, so
+            # that the first shards, finishing together on several machines, only update it.
+            status = WatcherStatusRow.__table__  # type: ignore[attr-defined]
+            conn.execute(
+                self._insert(status)
+                .values(instance=instance, consecutive_failures=0)
+                .on_conflict_do_nothing(index_elements=["instance"])
+            )
             conn.execute(
                 runs.insert(),
                 [

@@ -1,0 +1,302 @@
+"""Sharded watcher runs: partitioning, the engine over a subset, the config check, and a
+leader with `swanwatch worker` processes on a real PostgreSQL (one killed mid-run)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import textwrap
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from swanwatch.clock import FrozenClock
+from swanwatch.config import WatcherConfig, parse_config
+from swanwatch.engine import Engine
+from swanwatch.errors import ConfigError
+from swanwatch.model import Account
+from swanwatch.store import Store
+
+POSTGRES_URL = os.environ.get("SWANWATCH_TEST_POSTGRES_URL")
+needs_postgres = pytest.mark.skipif(
+    POSTGRES_URL is None, reason="set SWANWATCH_TEST_POSTGRES_URL to run"
+)
+
+ACCOUNTS = 40
+SHARDS = 4
+
+PROBE = '''
+"""A test watcher: one signal per account it is given, after an optional nap; it counts in
+its state, per account, how often it judged each one."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from pydantic import Field
+
+from swanwatch import Signal, WatchContext, Watcher, WatcherOptions
+
+
+class ShardProbeWatcher(Watcher):
+    """One signal per account; state keyed per account, as sharded watchers must."""
+
+    name = "shardprobe"
+
+    class Options(WatcherOptions):
+        sleep_s: float = Field(0.0, description="How long each run naps first.")
+
+    options: Options
+
+    async def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:
+        await asyncio.sleep(self.options.sleep_s)
+        for account in ctx.accounts:
+            key = f"seen:{account.id}"
+            ctx.state.set(key, int(ctx.state.get(key, 0)) + 1)
+            yield Signal(
+                account_id=account.id,
+                kind="probe",
+                strength=0.5,
+                observed_at=ctx.clock.now(),
+                summary=f"probe on {account.id}.",
+            )
+'''
+
+
+# --- partitioning, the engine over a subset, the config check (fast) ---------------------
+
+
+def test_shard_of_is_stable_and_partitions() -> None:
+    from swanwatch.shards import shard_accounts, shard_of
+
+    ids = [f"acct-{i:03d}" for i in range(400)]
+    # Stable across processes and versions: blake2b, not the salted hash().
+    assert [shard_of(i, 4) for i in ids[:6]] == [shard_of(i, 4) for i in ids[:6]]
+    assert shard_of("acme", 7) == shard_of("acme", 7)
+    accounts = [Account(id=i, name=i) for i in ids]
+    parts = [shard_accounts(accounts, n, 4) for n in range(4)]
+    assert sorted(a.id for part in parts for a in part) == sorted(ids)
+    assert all(len(part) > 60 for part in parts)  # roughly even
+
+
+def test_sharding_needs_postgres() -> None:
+    body = """
+    store: {url: "sqlite:///sw.db"}
+    sources: {accounts: {type: csv, options: {path: a.csv}}}
+    accounts: {source: accounts}
+    daemon:
+      shards: 4
+    """
+    with pytest.raises(ConfigError) as caught:
+        parse_config(textwrap.dedent(body), "sw.yaml", check_plugins=False)
+    assert "daemon.shards" in str(caught.value)
+    assert "PostgreSQL" in str(caught.value)
+    ok = body.replace("sqlite:///sw.db", "postgresql+psycopg://h/db")
+    assert parse_config(textwrap.dedent(ok), "sw.yaml", check_plugins=False).daemon.shards == 4
+    default = body.replace("      shards: 4\n", "      shards: 1\n")
+    assert parse_config(textwrap.dedent(default), "sw.yaml", check_plugins=False)
+
+
+async def test_run_watcher_over_a_subset_clears_only_that_subset(
+    store: Store, make_config: Callable[..., Path]
+) -> None:
+    config_path = make_config(
+        """
+        watchers:
+          - type: static
+            options:
+              signals:
+                - {account: acme, kind: a}
+                - {account: globex, kind: a}
+                - {account: initech, kind: a}
+        """
+    )
+    from swanwatch.config import load_config
+
+    config = load_config(config_path)
+    clock = FrozenClock(datetime(2026, 3, 1, tzinfo=UTC))
+    quiet = WatcherConfig.model_validate({"type": "static", "options": {"signals": []}})
+    async with Engine(config, store, clock) as engine:
+        accounts = await engine.load_accounts()
+        await engine.run_watcher(config.watchers[0])
+        assert len(store.signals()) == 3
+        # A shard of one account that yields nothing clears that account's signal only.
+        acme = [a for a in accounts if a.id == "acme"]
+        outcome = await engine.run_watcher(quiet, accounts=acme)
+    assert outcome.run.ok and outcome.cleared == 1
+    assert sorted(s.account_id for s in store.signals()) == ["globex", "initech"]
+
+
+# --- end to end: a leader and workers on PostgreSQL ---------------------------------------
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    if POSTGRES_URL is None:
+        pytest.skip("set SWANWATCH_TEST_POSTGRES_URL to run")
+    name = f"swanwatch_shards_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+class Cluster:
+    """A leader daemon and `swanwatch worker` processes on one config."""
+
+    def __init__(self, tmp_path: Path, url: str, cmd: list[str], env: dict[str, str]) -> None:
+        self.tmp_path, self.cmd, self.env = tmp_path, cmd, {**env, "SWANWATCH_LOG_LEVEL": "INFO"}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.store = Store(url)
+        self.config = tmp_path / "swanwatch.yaml"
+
+    def write(self, url: str, *, sleep_s: float) -> None:
+        plugins = self.tmp_path / "plugins"
+        plugins.mkdir(exist_ok=True)
+        (plugins / "shardprobe.py").write_text(PROBE)
+        rows = "".join(f"acct-{i:02d},Account {i},,,,1000,,\n" for i in range(ACCOUNTS))
+        (self.tmp_path / "accounts.csv").write_text(
+            "id,name,domains,owner,segment,arr,renewal_date,tags\n" + rows
+        )
+        self.config.write_text(
+            textwrap.dedent(
+                f"""
+                plugin_dirs: [plugins]
+                store: {{url: "{url}"}}
+                sources: {{accounts: {{type: csv, options: {{path: accounts.csv}}}}}}
+                accounts: {{source: accounts}}
+                watchers:
+                  - type: shardprobe
+                    schedule: {{every: 1h}}
+                    options: {{sleep_s: {sleep_s}}}
+                daemon:
+                  shards: {SHARDS}
+                  startup_spread: 0s
+                  leader_check: 0.5s
+                  queue:
+                    max_attempts: 3
+                    retry_wait: 1s
+                    heartbeat: 0.5s
+                    stalled_after: 2s
+                    poll: 0.3s
+                notify: {{console: false}}
+                """
+            )
+        )
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        with (self.tmp_path / f"{name}.log").open("wb") as err:
+            proc = subprocess.Popen(
+                [*self.cmd, *args, "-c", str(self.config)],
+                env=self.env,
+                cwd=self.tmp_path,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        self.procs[name] = proc
+        return proc
+
+    def log(self, name: str) -> str:
+        return (self.tmp_path / f"{name}.log").read_text()
+
+    def cycles(self) -> list[object]:
+        return list(self.store.shard_cycles("shardprobe"))
+
+    def wait(self, predicate: Callable[[], bool], timeout: float = 25.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.1)
+        logs = "\n".join(f"--- {n}\n{self.log(n)[-3000:]}" for n in self.procs)
+        raise AssertionError(f"timed out waiting\n{logs}")
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.store.close()
+
+    def assert_one_clean_cycle(self) -> None:
+        """Every account judged once, every shard finished once, correlation ran."""
+        cycles = self.store.shard_cycles("shardprobe")
+        assert len(cycles) == 1 and cycles[0].finished_at is not None
+        runs = self.store.shard_runs("shardprobe", cycles[0].cycle_id)
+        assert [r.shard for r in runs] == list(range(SHARDS))
+        assert all(r.state == "done" and r.completions == 1 for r in runs), runs
+        assert sum(r.signals for r in runs) == ACCOUNTS
+        signals = self.store.signals()
+        assert sorted(s.account_id for s in signals) == [f"acct-{i:02d}" for i in range(ACCOUNTS)]
+        state = self.store.load_state("shardprobe")
+        assert state == {f"seen:acct-{i:02d}": 1 for i in range(ACCOUNTS)}
+        watcher_runs = self.store.runs("shardprobe")
+        assert len(watcher_runs) == SHARDS and all(r.ok for r in watcher_runs)
+
+
+@pytest.fixture
+def cluster(
+    pg_url: str, tmp_path: Path, swanwatch_cmd: list[str], subprocess_env: dict[str, str]
+) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, pg_url, swanwatch_cmd, subprocess_env)
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@needs_postgres
+def test_leader_and_two_workers_run_each_shard_once(cluster: Cluster, pg_url: str) -> None:
+    cluster.write(pg_url, sleep_s=0.2)
+    cluster.start("w1", "worker", "--concurrency", "2")
+    cluster.start("w2", "worker", "--concurrency", "2")
+    cluster.start("leader", "run")
+    cluster.wait(lambda: "correlation:" in cluster.log("leader"))
+    cluster.assert_one_clean_cycle()
+    assert "cycle" in cluster.log("leader"), cluster.log("leader")
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@needs_postgres
+def test_a_worker_killed_mid_shard_is_replaced(cluster: Cluster, pg_url: str) -> None:
+    cluster.write(pg_url, sleep_s=3.0)
+    victim = cluster.start("victim", "worker", "--concurrency", str(SHARDS))
+    cluster.start("leader", "run")
+
+    def all_running() -> bool:
+        cycles = cluster.store.shard_cycles("shardprobe")
+        return bool(cycles) and all(
+            r.state == "running" for r in cluster.store.shard_runs("shardprobe", cycles[0].cycle_id)
+        )
+
+    cluster.wait(all_running)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    cluster.start("rescuer", "worker", "--concurrency", str(SHARDS))
+    cluster.wait(lambda: "correlation:" in cluster.log("leader"), timeout=30)
+    cluster.assert_one_clean_cycle()
+    cycle = cluster.store.shard_cycles("shardprobe")[0]
+    # Each shard was attempted twice (the killed attempt and the rescue), finished once.
+    assert [r.attempts for r in cluster.store.shard_runs("shardprobe", cycle.cycle_id)] == [2] * 4
+    assert "went silent" in cluster.log("leader")
