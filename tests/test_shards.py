@@ -135,6 +135,35 @@ async def test_run_watcher_over_a_subset_clears_only_that_subset(
     assert sorted(s.account_id for s in store.signals()) == ["globex", "initech"]
 
 
+async def test_a_failing_shard_is_a_failed_run_retried_up_to_the_bound(
+    store: Store, make_config: Callable[..., Path]
+) -> None:
+    from swanwatch.config import load_config
+    from swanwatch.shards import ShardFailedError, ShardRunner
+
+    config = load_config(
+        make_config("watchers:\n  - type: boom\ndaemon:\n  queue: {max_attempts: 2}\n")
+    )
+    clock = FrozenClock(datetime(2026, 3, 1, tzinfo=UTC))
+    _cycle, created = store.open_shard_cycle("boom", "c1", 2, clock.now())
+    assert created
+    async with Engine(config, store, clock) as engine:
+        runner = ShardRunner(config, store, clock, engine)
+        with pytest.raises(ShardFailedError, match="the registry is on fire"):
+            await runner.run("boom", 0, 2, "c1", job_id=7)
+        assert store.shard_runs("boom", "c1")[0].state == "retrying"
+        await runner.run("boom", 0, 2, "c1", job_id=8)  # another job: not its shard
+        with pytest.raises(ShardFailedError):
+            await runner.run("boom", 0, 2, "c1", job_id=7)  # the retry: the last attempt
+        await runner.run("boom", 0, 2, "c1", job_id=7)  # failed for good: left alone
+    first = store.shard_runs("boom", "c1")[0]
+    assert (first.state, first.attempts, first.completions) == ("failed", 2, 1)
+    runs = store.runs("boom")
+    assert len(runs) == 2 and not any(r.ok for r in runs)
+    assert all(r.traceback and "the registry is on fire" in r.traceback for r in runs)
+    assert store.watcher_statuses()["boom"].consecutive_failures == 2
+
+
 # --- end to end: a leader and workers on PostgreSQL ---------------------------------------
 
 
@@ -163,7 +192,7 @@ class Cluster:
         self.store = Store(url)
         self.config = tmp_path / "swanwatch.yaml"
 
-    def write(self, url: str, *, sleep_s: float) -> None:
+    def write(self, url: str, *, sleep_s: float, cycle_timeout: str = "1h") -> None:
         plugins = self.tmp_path / "plugins"
         plugins.mkdir(exist_ok=True)
         (plugins / "shardprobe.py").write_text(PROBE)
@@ -192,6 +221,7 @@ class Cluster:
                     heartbeat: 0.5s
                     stalled_after: 2s
                     poll: 0.3s
+                    cycle_timeout: {cycle_timeout}
                 notify: {{console: false}}
                 """
             )
@@ -300,3 +330,58 @@ def test_a_worker_killed_mid_shard_is_replaced(cluster: Cluster, pg_url: str) ->
     # Each shard was attempted twice (the killed attempt and the rescue), finished once.
     assert [r.attempts for r in cluster.store.shard_runs("shardprobe", cycle.cycle_id)] == [2] * 4
     assert "went silent" in cluster.log("leader")
+
+
+@pytest.mark.postgres
+@needs_postgres
+async def test_shards_no_worker_takes_fail_at_the_cycle_timeout(
+    pg_url: str, tmp_path: Path
+) -> None:
+    from swanwatch.clock import SystemClock
+    from swanwatch.config import load_config
+    from swanwatch.shards import ShardCoordinator
+
+    cluster = Cluster(tmp_path, pg_url, [], {})
+    cluster.write(pg_url, sleep_s=0, cycle_timeout="0.5s")
+    config = load_config(cluster.config)
+    coordinator = ShardCoordinator(config, cluster.store, SystemClock())
+    await coordinator.open()
+    try:
+        runs = await coordinator.run_cycle(config.watchers[0])
+        assert [r.state for r in runs] == ["failed"] * SHARDS
+        assert all("cycle_timeout" in (r.error or "") for r in runs)
+        jobs = await coordinator.app.job_manager.list_jobs_async()
+        assert sorted(str(j.status) for j in jobs) == ["cancelled"] * SHARDS
+        failed = cluster.store.runs("shardprobe")
+        assert len(failed) == SHARDS and not any(r.ok for r in failed)
+        assert all(r.error and "is a worker up?" in r.error for r in failed)
+        assert cluster.store.shard_cycles("shardprobe")[0].finished_at is not None
+    finally:
+        await coordinator.close()
+        cluster.stop()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@needs_postgres
+def test_a_new_leader_adopts_the_open_cycle(cluster: Cluster, pg_url: str) -> None:
+    cluster.write(pg_url, sleep_s=3.0)
+    cluster.start("worker", "worker", "--concurrency", str(SHARDS))
+    old = cluster.start("old", "run")
+    cluster.wait(lambda: "leading" in cluster.log("old"))
+    cluster.start("new", "run")
+
+    def running() -> bool:
+        cycles = cluster.store.shard_cycles("shardprobe")
+        return bool(cycles) and any(
+            r.state == "running" for r in cluster.store.shard_runs("shardprobe", cycles[0].cycle_id)
+        )
+
+    cluster.wait(running)
+    old.send_signal(signal.SIGKILL)
+    old.wait(timeout=10)
+    cluster.wait(lambda: "correlation:" in cluster.log("new"), timeout=30)
+    assert "adopting the open cycle" in cluster.log("new")
+    cluster.assert_one_clean_cycle()
+    cycle = cluster.store.shard_cycles("shardprobe")[0]
+    assert [r.attempts for r in cluster.store.shard_runs("shardprobe", cycle.cycle_id)] == [1] * 4
