@@ -165,3 +165,27 @@ def test_the_store_survives_its_connections_being_dropped(store: Store, store_ur
     assert killed and killed >= 1
     store.record_signals("w", [_signal(key="before"), _signal(key="after")], NOW)
     assert {s.key for s in store.signals()} == {"before", "after"}
+
+
+def test_runs_finishing_together_count_every_failure(store: Store) -> None:
+    from swanwatch.model import WatcherRun
+
+    errors: list[BaseException] = []
+
+    def fail() -> None:
+        try:
+            store.record_run(
+                WatcherRun(instance="w", started_at=NOW, finished_at=NOW, ok=False, error="x")
+            )
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fail) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.watcher_statuses()["w"].consecutive_failures == 6
+    ok = store.record_run(WatcherRun(instance="w", started_at=NOW, finished_at=NOW, ok=True))
+    assert ok.consecutive_failures == 0 and ok.last_success_at == NOW and ok.last_error is None

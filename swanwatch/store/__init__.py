@@ -422,23 +422,33 @@ class Store:
         """Store a run's outcome and update the instance's status; return the new status."""
         runs = WatcherRunRow.__table__  # type: ignore[attr-defined]
         status = WatcherStatusRow.__table__  # type: ignore[attr-defined]
+        values: dict[str, Any] = {
+            "instance": run.instance,
+            "last_run_at": run.finished_at,
+            "consecutive_failures": 0 if run.ok else 1,
+            "last_error": None if run.ok else run.error,
+            "last_success_at": run.finished_at if run.ok else None,
+        }
         with self._tx() as conn:
             conn.execute(runs.insert().values(**run.model_dump()))
-            current = conn.execute(select(status).where(status.c.instance == run.instance)).first()
-            failures = 0 if run.ok else (current.consecutive_failures if current else 0) + 1
-            values = {
-                "last_run_at": run.finished_at,
-                "consecutive_failures": failures,
-                "last_error": None if run.ok else run.error,
-            }
-            if run.ok:
-                values["last_success_at"] = run.finished_at
-            if current is None:
-                conn.execute(status.insert().values(instance=run.instance, **values))
-            else:
-                conn.execute(
-                    update(status).where(status.c.instance == run.instance).values(**values)
+            # One statement, so that runs finishing together (shards, replicas) never race
+            # on the status row's first insert: the database counts the failures.
+            stmt = self._insert(status).values(**values)
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["instance"],
+                    set_={
+                        "last_run_at": stmt.excluded.last_run_at,
+                        "last_error": stmt.excluded.last_error,
+                        "consecutive_failures": (
+                            0 if run.ok else status.c.consecutive_failures + 1
+                        ),
+                        "last_success_at": (
+                            stmt.excluded.last_success_at if run.ok else status.c.last_success_at
+                        ),
+                    },
                 )
+            )
             row = conn.execute(select(status).where(status.c.instance == run.instance)).one()
         return WatcherStatus(WatcherStatusRow.model_validate(row._asdict()))
 
