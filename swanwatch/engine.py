@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 
 import httpx
 
@@ -261,12 +262,9 @@ class Engine:
             new = set(changes.raised)
             raised = tuple(s for s in signals if s.fingerprint in new)
             cleared = len(changes.cleared)
-            if scope is None:
-                await asyncio.to_thread(self.store.record_unknowns, spec.instance, unknowns, now)
-            else:
-                await asyncio.to_thread(
-                    self.store.record_unknowns_within, spec.instance, unknowns, now, scope
-                )
+            await asyncio.to_thread(
+                partial(self.store.record_unknowns, scope=scope), spec.instance, unknowns, now
+            )
             changed, deleted = state.changes()
             if changed or deleted:
                 await asyncio.to_thread(self.store.save_state, spec.instance, changed, deleted, now)

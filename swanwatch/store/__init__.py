@@ -372,11 +372,24 @@ class Store:
     # --- unknowns ---------------------------------------------------------------------
 
     def record_unknowns(
-        self, watcher: str, unknowns: Sequence[tuple[str, str, str]], now: datetime
+        self,
+        watcher: str,
+        unknowns: Sequence[tuple[str, str, str]],
+        now: datetime,
+        *,
+        scope: Iterable[str] | None = None,
     ) -> None:
-        """Replace the watcher's unknowns with this run's, keeping when each was first seen."""
+        """Replace the watcher's unknowns with this run's, keeping when each was first seen.
+
+        With ``scope`` (a run over some accounts only, such as one shard), the watcher's
+        unknowns of other accounts stay as they are.
+        """
         table = UnknownRow.__table__  # type: ignore[attr-defined]
-        latest = {(a, k): reason for a, k, reason in unknowns}
+        scoped = None if scope is None else sorted(set(scope))
+        allowed = None if scoped is None else set(scoped)
+        latest = {
+            (a, k): reason for a, k, reason in unknowns if allowed is None or a in allowed
+        }
         with self._tx() as conn:
             rows = [
                 {
@@ -396,7 +409,11 @@ class Store:
                 ["watcher", "account_id", "key"],
                 lambda excluded: {"reason": excluded.reason, "last_seen": excluded.last_seen},
             )
-            conn.execute(delete(table).where(table.c.watcher == watcher, table.c.last_seen < now))
+            stale = (table.c.watcher == watcher) & (table.c.last_seen < now)
+            if scoped is None:
+                conn.execute(delete(table).where(stale))
+            for chunk_ids in _chunks(scoped or [], _BATCH):
+                conn.execute(delete(table).where(stale, table.c.account_id.in_(chunk_ids)))
 
     def unknowns(self, account_id: str | None = None) -> list[Unknown]:
         table = UnknownRow.__table__  # type: ignore[attr-defined]
@@ -1010,46 +1027,6 @@ class Store:
                 .values(finished_at=now)
             )
         return sorted(failed)
-
-    def record_unknowns_within(
-        self,
-        watcher: str,
-        unknowns: Sequence[tuple[str, str, str]],
-        now: datetime,
-        scope: Iterable[str],
-    ) -> None:
-        """:meth:`record_unknowns` for a run over some accounts only: the watcher's
-        unknowns of other accounts (other shards') stay as they are."""
-        table = UnknownRow.__table__  # type: ignore[attr-defined]
-        scoped = sorted(set(scope))
-        latest = {(a, k): reason for a, k, reason in unknowns if a in set(scoped)}
-        with self._tx() as conn:
-            rows = [
-                {
-                    "watcher": watcher,
-                    "account_id": a,
-                    "key": k,
-                    "reason": reason,
-                    "first_seen": now,
-                    "last_seen": now,
-                }
-                for (a, k), reason in latest.items()
-            ]
-            self._upsert(
-                conn,
-                table,
-                rows,
-                ["watcher", "account_id", "key"],
-                lambda excluded: {"reason": excluded.reason, "last_seen": excluded.last_seen},
-            )
-            for chunk_ids in _chunks(scoped, _BATCH):
-                conn.execute(
-                    delete(table).where(
-                        table.c.watcher == watcher,
-                        table.c.account_id.in_(chunk_ids),
-                        table.c.last_seen < now,
-                    )
-                )
 
     # --- the risk board (swanwatch/board.py) --------------------------------------------
 
