@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,8 @@ from typing import Any
 import click
 
 from swanwatch.cli_common import (
+    DURATION,
+    INSTANT,
     Failure,
     actor,
     emit_json,
@@ -465,17 +467,12 @@ def alerts_ack(config_path: Path, ref: str, by: str | None) -> None:
 @alerts.command("snooze")
 @_config_option
 @click.argument("ref")
-@click.option("--for", "duration", default="1d", show_default=True, help="e.g. 4h, 3d.")
+@click.option("--for", "delta", type=DURATION, default="1d", show_default=True, help="e.g. 4h, 3d.")
 @_BY
-def alerts_snooze(config_path: Path, ref: str, duration: str, by: str | None) -> None:
+def alerts_snooze(config_path: Path, ref: str, delta: timedelta, by: str | None) -> None:
     """Snooze an alert; if still firing when the snooze ends, it reminds."""
     from swanwatch.alerts import snooze
-    from swanwatch.config import parse_duration
 
-    try:
-        delta = parse_duration(duration)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--for") from exc
     alert = _change_alert(config_path, ref, lambda a, now: snooze(a, now + delta, actor(by), now))
     click.echo(f"alert {alert.id} snoozed until {alert.snoozed_until:%Y-%m-%d %H:%M} UTC")
 
@@ -549,22 +546,19 @@ def _matchers(values: Sequence[str]) -> dict[str, str]:
 @silences.command("add")
 @_config_option
 @click.option("--match", "match", multiple=True, help="FIELD=GLOB, e.g. account=acme, rule=*.")
-@click.option("--for", "duration", default="1d", show_default=True, help="How long: 4h, 7d.")
+@click.option(
+    "--for", "delta", type=DURATION, default="1d", show_default=True, help="How long: 4h, 7d."
+)
 @click.option("--reason", required=True, help="Why, for the next person.")
 @click.option("--author", default=None, help="Who (default $SWANWATCH_USER or $USER).")
 def silences_add(
-    config_path: Path, match: tuple[str, ...], duration: str, reason: str, author: str | None
+    config_path: Path, match: tuple[str, ...], delta: timedelta, reason: str, author: str | None
 ) -> None:
     """Add a silence."""
     from swanwatch.clock import SystemClock
-    from swanwatch.config import parse_duration
     from swanwatch.model import Silence
 
     matchers = _matchers(match)
-    try:
-        delta = parse_duration(duration)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--for") from exc
     config = load(config_path)
     now = SystemClock().now()
     with store_for(config) as store:
@@ -760,9 +754,9 @@ def risk_report(config_path: Path, by: str | None, as_json: bool, as_csv: bool) 
 
 @main.command()
 @_config_option
-@click.option("--start", "start_text", required=True, help="First simulated day (ISO 8601).")
-@click.option("--end", "end_text", required=True, help="Last simulated day (ISO 8601).")
-@click.option("--step", "step_text", default="1d", show_default=True, help="e.g. 1d, 6h.")
+@click.option("--start", type=INSTANT, required=True, help="First simulated day (ISO 8601).")
+@click.option("--end", type=INSTANT, required=True, help="Last simulated day (ISO 8601).")
+@click.option("--step", type=DURATION, default="1d", show_default=True, help="e.g. 1d, 6h.")
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -770,20 +764,13 @@ def risk_report(config_path: Path, by: str | None, as_json: bool, as_csv: bool) 
     help="JSON Lines file (default: standard output).",
 )
 def backtest(
-    config_path: Path, start_text: str, end_text: str, step_text: str, output: Path | None
+    config_path: Path, start: datetime, end: datetime, step: timedelta, output: Path | None
 ) -> None:
     """Replay history on a simulated clock; write the signals and alerts as JSON Lines."""
     from swanwatch.backtest import replay
-    from swanwatch.config import parse_duration
-    from swanwatch.engine import parse_when
 
     config = load(config_path)
-    try:
-        step = parse_duration(step_text)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--step") from exc
     with errors():
-        start, end = parse_when(start_text), parse_when(end_text)
         out = output.open("w", encoding="utf-8") if output else sys.stdout
         counts = {"signal": 0, "alert": 0}
 

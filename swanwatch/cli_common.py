@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -123,3 +124,40 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) 
     click.echo("\t".join(columns))
     for row in rows:
         click.echo("\t".join("" if v is None else str(v) for v in row))
+
+
+# click.ParamType is generic only in newer click releases: not subscripted, for older ones.
+class DurationType(click.ParamType):  # type: ignore[type-arg]
+    """A duration option: 30s, 5m, 4h, 7d, 1w."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, timedelta):
+            return value
+        from swanwatch.config import parse_duration
+
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class InstantType(click.ParamType):  # type: ignore[type-arg]
+    """A point in time: an ISO 8601 date or datetime, read as UTC when it has no offset."""
+
+    name = "date"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        from swanwatch.clock import parse_instant
+
+        try:
+            return parse_instant(value)
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 date or datetime", param, ctx)
+
+
+DURATION = DurationType()
+INSTANT = InstantType()

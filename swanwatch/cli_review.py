@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
 from swanwatch.cli_common import (
+    DURATION,
+    INSTANT,
     BadConfig,
     Failure,
     config_option,
@@ -37,12 +40,12 @@ def _days(value: float | None) -> str:
     required=True,
     help="CSV: account_id, date, outcome (churned, downgraded, renewed or expanded).",
 )
-@click.option("--start", "start_text", required=True, help="First simulated day (ISO 8601).")
-@click.option("--end", "end_text", required=True, help="Last simulated day (ISO 8601).")
-@click.option("--step", "step_text", default="1d", show_default=True, help="e.g. 1d, 6h.")
+@click.option("--start", type=INSTANT, required=True, help="First simulated day (ISO 8601).")
+@click.option("--end", type=INSTANT, required=True, help="Last simulated day (ISO 8601).")
+@click.option("--step", type=DURATION, default="1d", show_default=True, help="e.g. 1d, 6h.")
 @click.option(
     "--window",
-    "window_text",
+    type=DURATION,
     default="90d",
     show_default=True,
     help="Attribution window: an event counts for an outcome if it came this long before it.",
@@ -57,28 +60,19 @@ def _days(value: float | None) -> str:
 def review(
     config_path: Path,
     outcomes_path: Path,
-    start_text: str,
-    end_text: str,
-    step_text: str,
-    window_text: str,
+    start: datetime,
+    end: datetime,
+    step: timedelta,
+    window: timedelta,
     write_weights: Path | None,
     as_json: bool,
 ) -> None:
     """Replay history and hold it against what happened: lead times, blind spots,
     precision and recall per signal kind and rule, and weights fitted to the outcomes."""
-    from swanwatch.config import parse_duration
-    from swanwatch.engine import parse_when
     from swanwatch.review import read_outcomes, review, weights_yaml
 
     config = load(config_path)
-    durations = {}
-    for hint, text in (("--step", step_text), ("--window", window_text)):
-        try:
-            durations[hint] = parse_duration(text)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint=hint) from exc
     try:
-        start, end = parse_when(start_text), parse_when(end_text)
         outcomes = read_outcomes(outcomes_path)
     except SwanwatchError as exc:
         raise BadConfig(str(exc)) from exc
@@ -89,8 +83,8 @@ def review(
                 outcomes,
                 start,
                 end,
-                step=durations["--step"],
-                window=durations["--window"],
+                step=step,
+                window=window,
             )
         )
     except SwanwatchError as exc:
