@@ -68,14 +68,14 @@ def main(ctx: click.Context, log_level: str | None) -> None:
 @main.command()
 @_config_option
 @click.option("--once", is_flag=True, help="Run every watcher once, correlate, deliver, exit.")
-@click.option("--now", "now_text", default=None, help="Pretend it is this time (with --once).")
-def run(config_path: Path, once: bool, now_text: str | None) -> None:
+@click.option("--now", type=INSTANT, default=None, help="Pretend it is this time (with --once).")
+def run(config_path: Path, once: bool, now: datetime | None) -> None:
     """Run the daemon (or one cycle with --once)."""
     config = load(config_path)
     if once:
-        _run_once(config, now_text)
+        _run_once(config, now)
         return
-    if now_text is not None:
+    if now is not None:
         raise click.UsageError("--now only goes with --once")
     from swanwatch.clock import SystemClock
     from swanwatch.daemon import Daemon
@@ -84,17 +84,16 @@ def run(config_path: Path, once: bool, now_text: str | None) -> None:
         asyncio.run(Daemon(config, store, SystemClock()).run())
 
 
-def _clock(now_text: str | None) -> Any:
+def _clock(now: datetime | None) -> Any:
     from swanwatch.clock import FrozenClock, SystemClock
-    from swanwatch.engine import parse_when
 
-    return FrozenClock(parse_when(now_text)) if now_text else SystemClock()
+    return FrozenClock(now) if now is not None else SystemClock()
 
 
-def _run_once(config: Any, now_text: str | None, *, show_alerts: bool = False) -> None:
+def _run_once(config: Any, now: datetime | None, *, show_alerts: bool = False) -> None:
 
     with store_for(config) as store:
-        _cycle_once(config, store, _clock(now_text), show_alerts=show_alerts)
+        _cycle_once(config, store, _clock(now), show_alerts=show_alerts)
 
 
 def _cycle_once(config: Any, store: Any, clock: Any, *, show_alerts: bool) -> None:
@@ -207,12 +206,12 @@ def config_schema_command() -> None:
 @main.command()
 @click.option(
     "--now",
-    "now_text",
+    type=INSTANT,
     default="2026-11-20T12:00:00Z",
     show_default=True,
     help="The demo's clock: the bundled sample data ends on this day.",
 )
-def demo(now_text: str) -> None:
+def demo(now: datetime) -> None:
     """One full cycle on the bundled sample data, in a temporary SQLite store."""
     from swanwatch.config import StoreConfig
 
@@ -221,7 +220,7 @@ def demo(now_text: str) -> None:
         with resources.as_file(demo_file) as path:
             config = load(path)
         config = config.model_copy(update={"store": StoreConfig(url=f"sqlite:///{tmp}/demo.db")})
-        _run_once(config, now_text, show_alerts=True)
+        _run_once(config, now, show_alerts=True)
 
 
 def _print_alerts(alerts: Sequence[Any], accounts: dict[str, Any]) -> None:

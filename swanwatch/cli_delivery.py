@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from swanwatch.cli_common import (
+    INSTANT,
     BadConfig,
     Failure,
     config_option,
@@ -216,7 +218,7 @@ def sample_alert(
     help="Override the rule's severity.",
 )
 @click.option("--kind", "kinds", multiple=True, help="Signal kinds (default: the rule's).")
-@click.option("--at", "at_text", default=None, help="Pretend it is this time (ISO 8601).")
+@click.option("--at", "at", type=INSTANT, default=None, help="Pretend it is this time (ISO 8601).")
 @json_option
 def routes_test(
     config_path: Path,
@@ -224,16 +226,15 @@ def routes_test(
     rule: str,
     severity: str | None,
     kinds: tuple[str, ...],
-    at_text: str | None,
+    at: datetime | None,
     as_json: bool,
 ) -> None:
     """Where an alert on ACCOUNT under RULE would go, when, and why."""
     from swanwatch.delivery.pacing import pace
     from swanwatch.delivery.routing import Facts, route
-    from swanwatch.engine import parse_when
 
     config = load(config_path)
-    now = parse_when(at_text) if at_text else _now().now()
+    now = at if at is not None else _now().now()
     account = _find_account(config, account_id)
     alert = sample_alert(account, rule, config, severity, kinds, now)
     routing = route(alert, account, config.notify)

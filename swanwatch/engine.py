@@ -21,7 +21,7 @@ import httpx
 
 from swanwatch import plugins
 from swanwatch.alerts import Notice, muter, reconcile, retire
-from swanwatch.clock import Clock, parse_instant
+from swanwatch.clock import Clock
 from swanwatch.config import Config, WatcherConfig, all_rules
 from swanwatch.correlate import (
     Candidate,
@@ -37,7 +37,7 @@ from swanwatch.delivery import (
     outbox_entries,
     repeat_after,
 )
-from swanwatch.errors import SourceError, SwanwatchError
+from swanwatch.errors import SourceError
 from swanwatch.interfaces import Source, StateMap, WatchContext, Watcher
 from swanwatch.model import Account, AlertState, Severity, Signal, WatcherRun
 from swanwatch.store import Store
@@ -430,11 +430,3 @@ class Engine:
         correlation = await self.correlate()
         delivered = await self.deliver()
         return outcomes, correlation, delivered
-
-
-def parse_when(value: str) -> datetime:
-    """A CLI date or datetime as aware UTC."""
-    try:
-        return parse_instant(value)
-    except ValueError as exc:
-        raise SwanwatchError(f"{value!r} is not an ISO 8601 date or datetime") from exc
