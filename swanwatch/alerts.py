@@ -162,7 +162,8 @@ def _apply_candidate(
     if mute is not None or state == AlertState.SNOOZED:
         event = None
     elif last is None:
-        event = "firing"
+        # Never told yet (it was muted until now): tell it, unless someone already owns it.
+        event = "firing" if state == AlertState.FIRING else None
     elif cand.severity.rank > last.rank:
         event = "escalated"
     elif woke:

@@ -176,3 +176,21 @@ def test_inhibition_mutes_the_lesser_alerts_of_an_account() -> None:
         "firing",
     ]
     assert book.alerts[low.fingerprint].muted_by == "inhibited by domain"
+
+
+def test_an_alert_acknowledged_while_muted_is_not_told_when_the_mute_ends() -> None:
+    silence = Silence(
+        id=1,
+        matchers={"account": "acme"},
+        starts_at=T0,
+        ends_at=T0 + timedelta(days=1),
+        author="bob",
+        reason="migration",
+        created_at=T0,
+    )
+    book = Book()
+    assert book.step(T0, _candidate(), muted=muter([silence], {}, T0)) == []
+    book.alerts[book.only.fingerprint] = acknowledge(book.only, "ann", T0 + timedelta(hours=1))
+    later = T0 + timedelta(days=2)  # the silence has ended
+    assert book.step(later, _candidate(), muted=muter([silence], {}, later)) == []
+    assert book.only.state == "acknowledged" and book.only.last_notified_at is None
