@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,6 +37,36 @@ SWANWATCH = _swanwatch_command()
 def swanwatch_cmd() -> list[str]:
     """The `swanwatch` command of the environment under test."""
     return list(SWANWATCH)
+
+
+@pytest.fixture
+def install_package(tmp_path: Path) -> Callable[[Path], dict[str, str]]:
+    """Install a plugin package into a folder of its own (no network, no build isolation);
+    returns the environment for a swanwatch subprocess that sees it."""
+
+    def install(package: Path) -> dict[str, str]:
+        import subprocess
+
+        site = tmp_path / f"site-{package.name}"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--no-build-isolation",
+                "--target",
+                str(site),
+                str(package),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        return {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
+
+    return install
 
 
 @pytest.fixture

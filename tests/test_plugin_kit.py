@@ -35,7 +35,7 @@ class VipWatcher(Watcher):
 
 @pytest.mark.slow
 def test_a_scaffolded_watcher_installs_registers_and_passes_its_tests(
-    swanwatch_cmd, tmp_path: Path
+    swanwatch_cmd, tmp_path: Path, install_package
 ) -> None:
     made = subprocess.run(
         [*swanwatch_cmd, "plugin", "new", "nps_drop", "--dir", str(tmp_path)],
@@ -45,24 +45,7 @@ def test_a_scaffolded_watcher_installs_registers_and_passes_its_tests(
     )
     root = tmp_path / "swanwatch-nps-drop"
     assert str(root) in made.stdout
-    site = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(root),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
+    env = install_package(root)
     listed = subprocess.run(
         [*swanwatch_cmd, "watchers", "list", "--json"],
         env=env,

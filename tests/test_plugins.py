@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -50,26 +49,9 @@ def test_built_in_plugins_import_only_the_public_api(folder: str) -> None:
 
 @pytest.mark.slow
 def test_third_party_package_is_discovered_and_runs(
-    tmp_path: Path, make_config, swanwatch_cmd
+    tmp_path: Path, make_config, swanwatch_cmd, install_package
 ) -> None:
-    target = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(EXAMPLE),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
+    env = install_package(EXAMPLE)
     listed = subprocess.run(
         [*swanwatch_cmd, "watchers", "list", "--json"],
         env=env,

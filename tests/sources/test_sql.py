@@ -6,14 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from swanwatch import SourceError
 from swanwatch.testing import make_account, make_source, run_watcher
@@ -32,29 +30,11 @@ ORDER BY account_id, day, metric
 """
 
 
-def _fresh_postgres() -> Iterator[str]:
-    assert POSTGRES_URL is not None
-    name = f"swanwatch_src_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=needs_postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh database with a raw event table: several events per account and day."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'crm.db'}"
-        yield from _filled(url)
-    else:
-        for url in _fresh_postgres():
-            yield from _filled(url)
+@pytest.fixture
+def db_url(store_url: str) -> Iterator[str]:
+    """A fresh database (SQLite, and PostgreSQL when configured) with a raw event table:
+    several events per account and day."""
+    yield from _filled(store_url)
 
 
 def _filled(url: str) -> Iterator[str]:
