@@ -2,49 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from delivery_support import Hook
 
 from swanwatch.clock import FrozenClock
 from swanwatch.config import load_config
 from swanwatch.engine import Engine
 from swanwatch.store import Store
-
-
-class Hook:
-    """A JSON webhook receiver on 127.0.0.1 that can be told to fail."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, object]] = []
-        self.fail_with: int | None = None
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if hook.fail_with is not None:
-                    self.send_response(hook.fail_with)
-                    self.end_headers()
-                    return
-                hook.received.append(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -94,7 +60,8 @@ async def test_alert_is_posted_once_as_json(hook: Hook, make_config) -> None:
     clock.set("2026-11-20T13:00:00Z")
     await _cycle(config, clock)  # nothing new: nothing sent again
     assert len(hook.received) == 1
-    (message,) = hook.received
+    (received,) = hook.received
+    message = received.body
     assert message["title"] == "[HIGH] Acme Corp: Champion left and usage fell"
     assert "CSM: call the buyer." in str(message["message"])
     assert "ARR $120,000" in str(message["message"])
