@@ -35,8 +35,14 @@ from swanwatch.correlate import assess_all, candidates, inhibitions
 from swanwatch.model import Account, Signal
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
-KINDS = ("usage_drop", "champion_departure", "renewal_lapse", "support_spike", "domain_expiry",
-         "tls_expiry")
+KINDS = (
+    "usage_drop",
+    "champion_departure",
+    "renewal_lapse",
+    "support_spike",
+    "domain_expiry",
+    "tls_expiry",
+)
 
 
 def make(accounts: int, signals: int, seed: int) -> tuple[list[Account], list[Signal]]:
@@ -44,7 +50,9 @@ def make(accounts: int, signals: int, seed: int) -> tuple[list[Account], list[Si
     rng = random.Random(seed)
     made = [
         Account(
-            id=f"acc-{i:07d}", name=f"Account {i}", owner=f"csm{i % 40}@example.com",
+            id=f"acc-{i:07d}",
+            name=f"Account {i}",
+            owner=f"csm{i % 40}@example.com",
             segment=rng.choice(["smb", "mid-market", "enterprise"]),
             arr=float(rng.randrange(5_000, 500_000, 100)),
             renewal_date=date(2026, 11, 20) + timedelta(days=rng.randint(-20, 400)),
@@ -53,16 +61,27 @@ def make(accounts: int, signals: int, seed: int) -> tuple[list[Account], list[Si
     ]
     out = []
     for n in range(signals):
-        account = made[min(accounts - 1, int(rng.paretovariate(1.2)) - 1)] if n % 10 == 0 \
+        account = (
+            made[min(accounts - 1, int(rng.paretovariate(1.2)) - 1)]
+            if n % 10 == 0
             else made[rng.randrange(accounts)]
+        )
         kind = rng.choice(KINDS)
         # model_construct: the store hands correlation validated rows; validating a million
         # records here would time pydantic, not correlation.
-        out.append(Signal.model_construct(
-            account_id=account.id, kind=kind, key=f"k{n}", strength=rng.random(),
-            observed_at=NOW - timedelta(hours=rng.randint(0, 24 * 90)),
-            summary=f"{kind} signal {n}", evidence={}, half_life_days=None, watcher=kind,
-        ))
+        out.append(
+            Signal.model_construct(
+                account_id=account.id,
+                kind=kind,
+                key=f"k{n}",
+                strength=rng.random(),
+                observed_at=NOW - timedelta(hours=rng.randint(0, 24 * 90)),
+                summary=f"{kind} signal {n}",
+                evidence={},
+                half_life_days=None,
+                watcher=kind,
+            )
+        )
     return made, out
 
 
@@ -84,18 +103,27 @@ def one_pass(accounts: list[Account], signals: list[Signal]) -> dict[str, float 
     muted = inhibitions(wanted)
     t3 = time.perf_counter()
     result = reconcile(
-        {}, wanted, NOW, hold_down=config.resolve_hold_down,
-        repeat_interval=timedelta(days=7), muted=muter([], muted, NOW),
+        {},
+        wanted,
+        NOW,
+        hold_down=config.resolve_hold_down,
+        repeat_interval=timedelta(days=7),
+        muted=muter([], muted, NOW),
         scope=[a.id for a in accounts],
     )
     t4 = time.perf_counter()
     c4 = time.process_time()
     return {
-        "assessed": len(assessments), "candidates": len(wanted), "inhibited": len(muted),
+        "assessed": len(assessments),
+        "candidates": len(wanted),
+        "inhibited": len(muted),
         "notices": len(result.notices),
-        "assess_all_s": round(t1 - t0, 3), "candidates_s": round(t2 - t1, 3),
-        "inhibitions_s": round(t3 - t2, 3), "reconcile_s": round(t4 - t3, 3),
-        "pass_s": round(t4 - t0, 3), "pass_cpu_s": round(c4 - c0, 3),
+        "assess_all_s": round(t1 - t0, 3),
+        "candidates_s": round(t2 - t1, 3),
+        "inhibitions_s": round(t3 - t2, 3),
+        "reconcile_s": round(t4 - t3, 3),
+        "pass_s": round(t4 - t0, 3),
+        "pass_cpu_s": round(c4 - c0, 3),
     }
 
 
@@ -110,9 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--signals", type=int, default=None, help="default: 10 per account")
     ap.add_argument("--seed", type=int, default=20261120)
     ap.add_argument("--profile", action="store_true", help="print a cProfile of the pass")
-    ap.add_argument("--gc-freeze", action="store_true",
-                    help="gc.freeze() the made records before the pass (as a daemon could after "
-                    "loading signals): the collector then skips them")
+    ap.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() the made records before the pass (as a daemon could after "
+        "loading signals): the collector then skips them",
+    )
     args = ap.parse_args(argv)
     signals = args.signals if args.signals is not None else 10 * args.accounts
     t = time.perf_counter()
@@ -128,10 +159,19 @@ def main(argv: list[str] | None = None) -> int:
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(25)
     else:
         figures = one_pass(accounts, made)
-    print(json.dumps({
-        "accounts": args.accounts, "signals": signals, "build_s": built_s, **figures,
-        "gc_freeze": args.gc_freeze, "maxrss_before_mib": before, "maxrss_mib": _maxrss_mib(),
-    }))
+    print(
+        json.dumps(
+            {
+                "accounts": args.accounts,
+                "signals": signals,
+                "build_s": built_s,
+                **figures,
+                "gc_freeze": args.gc_freeze,
+                "maxrss_before_mib": before,
+                "maxrss_mib": _maxrss_mib(),
+            }
+        )
+    )
     return 0
 
 

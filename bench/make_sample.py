@@ -37,20 +37,98 @@ STORIES = {
     "a backtest sees it in October)",
 }
 
-FIRST = ["Ada", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jon", "Kemi",
-         "Lars", "Maya", "Nico", "Omar", "Priya", "Quinn", "Rosa", "Sam", "Tara", "Uma", "Vik"]
-LAST = ["Okafor", "Lindqvist", "Moreau", "Tanaka", "Silva", "Novak", "Haddad", "Kowalski",
-        "Reyes", "Brennan", "Iyer", "Fischer", "Adeyemi", "Costa", "Park", "Larsen"]
-NAME_A = ["North", "Blue", "Quarry", "Lark", "Tide", "Cedar", "Iron", "Silver", "Maple", "Harbor",
-          "Summit", "Prairie", "Copper", "Aspen", "Beacon", "Falcon", "Granite", "Juniper"]
+FIRST = [
+    "Ada",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "Jon",
+    "Kemi",
+    "Lars",
+    "Maya",
+    "Nico",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sam",
+    "Tara",
+    "Uma",
+    "Vik",
+]
+LAST = [
+    "Okafor",
+    "Lindqvist",
+    "Moreau",
+    "Tanaka",
+    "Silva",
+    "Novak",
+    "Haddad",
+    "Kowalski",
+    "Reyes",
+    "Brennan",
+    "Iyer",
+    "Fischer",
+    "Adeyemi",
+    "Costa",
+    "Park",
+    "Larsen",
+]
+NAME_A = [
+    "North",
+    "Blue",
+    "Quarry",
+    "Lark",
+    "Tide",
+    "Cedar",
+    "Iron",
+    "Silver",
+    "Maple",
+    "Harbor",
+    "Summit",
+    "Prairie",
+    "Copper",
+    "Aspen",
+    "Beacon",
+    "Falcon",
+    "Granite",
+    "Juniper",
+]
 NAME_B = ["wind", "fin", "stone", "spur", "water", "field", "gate", "line", "works", "bridge"]
-NAME_C = ["Logistics", "Analytics", "Health", "Retail", "Bank", "Labs", "Foods", "Energy",
-          "Media", "Systems", "Travel", "Insurance"]
+NAME_C = [
+    "Logistics",
+    "Analytics",
+    "Health",
+    "Retail",
+    "Bank",
+    "Labs",
+    "Foods",
+    "Energy",
+    "Media",
+    "Systems",
+    "Travel",
+    "Insurance",
+]
 METRICS = ["reports", "api_calls", "active_users"]
 CSMS = ["dana@swan.example", "eli@swan.example", "fay@swan.example"]
 SEGMENTS = ["smb", "mid-market", "enterprise"]
-TITLES = ["VP Operations", "Head of Analytics", "Director of IT", "Ops Manager", "CFO",
-          "Data Lead", "Product Manager", "Engineer", "Analyst", "Support Lead"]
+TITLES = [
+    "VP Operations",
+    "Head of Analytics",
+    "Director of IT",
+    "Ops Manager",
+    "CFO",
+    "Data Lead",
+    "Product Manager",
+    "Engineer",
+    "Analyst",
+    "Support Lead",
+]
 
 
 @dataclass
@@ -88,9 +166,13 @@ def make_plans(rng: random.Random, count: int, days: int) -> list[Plan]:
         if (renewal - END).days <= 120 and stage == "none" and not auto:
             stage = rng.choice(["opportunity", "quote"])  # healthy: a near renewal is worked
         plan = Plan(
-            id=f"acc-{i:0{width}d}", name=company_name(rng, i),
-            level=segment_level * rng.uniform(0.6, 1.6), metric=rng.choice(METRICS),
-            renewal=renewal, stage=stage, auto_renew=auto,
+            id=f"acc-{i:0{width}d}",
+            name=company_name(rng, i),
+            level=segment_level * rng.uniform(0.6, 1.6),
+            metric=rng.choice(METRICS),
+            renewal=renewal,
+            stage=stage,
+            auto_renew=auto,
         )
         if rng.random() < 0.1:
             plan.small, plan.level = True, rng.uniform(1.5, 6.0)
@@ -173,16 +255,22 @@ def write(out: Path, plans: list[Plan], days: int, rng: random.Random) -> None:
             segment = "smb" if p.small else SEGMENTS[1 if p.level < 1000 else 2]
             arr = round(p.level * 120, -2) if not p.small else 6000
             tags = "strategic" if arr > 150_000 else ("self-serve" if p.small else "")
-            f.write(f"{p.id},{p.name},{slug}.example www.{slug}.example,{CSMS[i % 3]},"
-                    f"{segment},{arr:.0f},{p.renewal.isoformat()},{tags}\n")
+            f.write(
+                f"{p.id},{p.name},{slug}.example www.{slug}.example,{CSMS[i % 3]},"
+                f"{segment},{arr:.0f},{p.renewal.isoformat()},{tags}\n"
+            )
     with open(out / "contracts.csv", "w", encoding="utf-8", newline="") as f:
-        f.write("account_id,contract_id,end_date,auto_renew,renewal_stage,"
-                "invoice_overdue_days,payment_failed\n")
+        f.write(
+            "account_id,contract_id,end_date,auto_renew,renewal_stage,"
+            "invoice_overdue_days,payment_failed\n"
+        )
         for i, p in enumerate(plans):
             overdue = 40 if p.id == "acc-021" and len(plans) <= 99 else rng.choice([0] * 12 + [5])
             failed = "true" if p.id == "acc-021" and len(plans) <= 99 else "false"
-            f.write(f"{p.id},C-{i + 1:05d},{p.renewal.isoformat()},"
-                    f"{'true' if p.auto_renew else 'false'},{p.stage},{overdue},{failed}\n")
+            f.write(
+                f"{p.id},C-{i + 1:05d},{p.renewal.isoformat()},"
+                f"{'true' if p.auto_renew else 'false'},{p.stage},{overdue},{failed}\n"
+            )
     with open(out / "contacts.csv", "w", encoding="utf-8", newline="") as f:
         f.write("account_id,email,name,title,role,status,last_login,changed_at\n")
         for p in plans:
@@ -190,8 +278,10 @@ def write(out: Path, plans: list[Plan], days: int, rng: random.Random) -> None:
     with open(out / "usage.csv", "w", encoding="utf-8", newline="") as f:
         f.write("account_id,date,metric,value\n")
         for p in plans:
-            lines = [f"{p.id},{day.isoformat()},{p.metric},"
-                     f"{usage_value(rng, p, day, i, days)}\n" for i, day in enumerate(all_days)]
+            lines = [
+                f"{p.id},{day.isoformat()},{p.metric},{usage_value(rng, p, day, i, days)}\n"
+                for i, day in enumerate(all_days)
+            ]
             f.writelines(lines)
     with open(out / "tickets.csv", "w", encoding="utf-8", newline="") as f:
         f.write("account_id,ticket_id,opened_at,priority,escalated,status,first_response_at\n")
@@ -247,12 +337,18 @@ def tickets_for(p: Plan, all_days: list[date], rng: random.Random, *, bundled: b
     rate = 0.02 if p.small else 0.06
     for day in all_days:
         if day.weekday() < 5 and rng.random() < rate:
-            rows.append(ticket(rng, day, rng.choice(["p3", "p3", "p4", "p2"]), False,
-                               answered=True))
+            rows.append(
+                ticket(rng, day, rng.choice(["p3", "p3", "p4", "p2"]), False, answered=True)
+            )
     if bundled and p.id == "acc-013":
-        spike = [(date(2026, 11, 14), "p2", False), (date(2026, 11, 16), "p3", False),
-                 (date(2026, 11, 16), "p2", True), (date(2026, 11, 17), "p1", True),
-                 (date(2026, 11, 18), "p3", False), (date(2026, 11, 19), "p2", False)]
+        spike = [
+            (date(2026, 11, 14), "p2", False),
+            (date(2026, 11, 16), "p3", False),
+            (date(2026, 11, 16), "p2", True),
+            (date(2026, 11, 17), "p1", True),
+            (date(2026, 11, 18), "p3", False),
+            (date(2026, 11, 19), "p2", False),
+        ]
         rows += [ticket(rng, d, prio, esc, answered=True) for d, prio, esc in spike]
         rows.append(ticket(rng, date(2026, 11, 17), "p2", False, answered=False))
     return rows

@@ -60,8 +60,19 @@ def bench_url(base: str) -> str:
 def prepare(folder: Path, accounts: int, days: int, postgres: str, events_per_day: int) -> None:
     started = time.monotonic()
     if not (folder / "usage.csv").exists():
-        subprocess.run([sys.executable, str(HERE / "make_sample.py"), "--accounts",
-                        str(accounts), "--days", str(days), "--out", str(folder)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(HERE / "make_sample.py"),
+                "--accounts",
+                str(accounts),
+                "--days",
+                str(days),
+                "--out",
+                str(folder),
+            ],
+            check=True,
+        )
     print(f"sample data in {folder} ({time.monotonic() - started:.0f} s)", flush=True)
     admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -71,23 +82,29 @@ def prepare(folder: Path, accounts: int, days: int, postgres: str, events_per_da
     engine = create_engine(bench_url(postgres))
     raw = 0
     with engine.begin() as conn:
-        conn.execute(text(
-            "CREATE TABLE usage_events (account_id TEXT NOT NULL, day DATE NOT NULL, "
-            "metric TEXT NOT NULL, amount BIGINT NOT NULL)"
-        ))
+        conn.execute(
+            text(
+                "CREATE TABLE usage_events (account_id TEXT NOT NULL, day DATE NOT NULL, "
+                "metric TEXT NOT NULL, amount BIGINT NOT NULL)"
+            )
+        )
         dbapi = conn.connection.dbapi_connection
         assert dbapi is not None
-        with dbapi.cursor() as cur, cur.copy(  # type: ignore[attr-defined]
-            "COPY usage_events (account_id, day, metric, amount) FROM STDIN"
-        ) as copy:
+        with (
+            dbapi.cursor() as cur,
+            cur.copy(  # type: ignore[attr-defined]
+                "COPY usage_events (account_id, day, metric, amount) FROM STDIN"
+            ) as copy,
+        ):
             for line in _events(folder / "usage.csv", events_per_day):
                 copy.write(line)
                 raw += line.count("\n")
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         # The index an events table has anyway: it lets the GROUP BY stream (a group
         # aggregate over the index) instead of hashing 27M rows and spilling to disk.
-        conn.execute(text(
-            "CREATE INDEX usage_events_account_day ON usage_events (account_id, day, metric)"))
+        conn.execute(
+            text("CREATE INDEX usage_events_account_day ON usage_events (account_id, day, metric)")
+        )
         conn.execute(text("VACUUM ANALYZE usage_events"))
     engine.dispose()
     print(f"{raw:,} raw usage events in PostgreSQL ({time.monotonic() - started:.0f} s)")
@@ -121,11 +138,18 @@ def make_usage_source(kind: str, folder: Path, postgres: str) -> Source:
     if kind == "csv":
         cls = plugins.source_class("csv")
         options: dict[str, object] = {
-            "path": str(folder / "usage.csv"), "types": {"value": "float"}, "date_field": "date"}
+            "path": str(folder / "usage.csv"),
+            "types": {"value": "float"},
+            "date_field": "date",
+        }
     else:
         cls = plugins.source_class("sql")
-        options = {"url": bench_url(postgres), "query": DAILY_SUMS, "date_field": "date",
-                   "batch_rows": 10_000}
+        options = {
+            "url": bench_url(postgres),
+            "query": DAILY_SUMS,
+            "date_field": "date",
+            "batch_rows": 10_000,
+        }
     return cls("usage", cls.Options.model_validate(options))
 
 
@@ -144,9 +168,14 @@ async def run(kind: str, folder: Path, postgres: str, read_only: bool) -> dict[s
         async with httpx.AsyncClient() as client:
             with ThreadPoolExecutor(max_workers=2) as pool:
                 ctx = WatchContext(
-                    instance="usage_drop", clock=FrozenClock(NOW), http=client,
-                    log=logging.getLogger("bench"), accounts=accounts, state=StateMap(),
-                    sources={"usage": source}, executor=pool,
+                    instance="usage_drop",
+                    clock=FrozenClock(NOW),
+                    http=client,
+                    log=logging.getLogger("bench"),
+                    accounts=accounts,
+                    state=StateMap(),
+                    sources={"usage": source},
+                    executor=pool,
                 )
                 signals = len([s async for s in watcher.watch(ctx)])
                 unknowns = len(ctx.unknowns)
@@ -161,9 +190,15 @@ async def run(kind: str, folder: Path, postgres: str, read_only: bool) -> dict[s
             raw = int(conn.execute(text("SELECT count(*) FROM usage_events")).scalar_one())
         engine.dispose()
     return {
-        "from": kind, "read_only": read_only, "accounts": len(accounts),
-        "rows_fetched": fetched, "raw_rows": raw, "signals": signals, "unknowns": unknowns,
-        "seconds": round(elapsed, 2), "peak_rss_mb": round(peak_kb / 1024, 1),
+        "from": kind,
+        "read_only": read_only,
+        "accounts": len(accounts),
+        "rows_fetched": fetched,
+        "raw_rows": raw,
+        "signals": signals,
+        "unknowns": unknowns,
+        "seconds": round(elapsed, 2),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
     }
 
 
@@ -173,16 +208,26 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("prepare", help="write the sample data and load PostgreSQL")
     p.add_argument("--accounts", type=int, default=100_000)
     p.add_argument("--days", type=int, default=90)
-    p.add_argument("--events-per-day", type=int, default=3,
-                   help="raw event rows per account and day in PostgreSQL (default 3)")
+    p.add_argument(
+        "--events-per-day",
+        type=int,
+        default=3,
+        help="raw event rows per account and day in PostgreSQL (default 3)",
+    )
     r = sub.add_parser("run", help="one timed run of the watcher")
     r.add_argument("--from", dest="kind", choices=("csv", "postgres"), required=True)
-    r.add_argument("--read-only", action="store_true",
-                   help="only read the source's rows (how much of the time is reading)")
+    r.add_argument(
+        "--read-only",
+        action="store_true",
+        help="only read the source's rows (how much of the time is reading)",
+    )
     for parser in (p, r):
         parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="data folder")
-        parser.add_argument("--postgres", default=os.environ.get(
-            "SWANWATCH_BENCH_POSTGRES_URL", DEFAULT_PG), help="PostgreSQL URL (admin)")
+        parser.add_argument(
+            "--postgres",
+            default=os.environ.get("SWANWATCH_BENCH_POSTGRES_URL", DEFAULT_PG),
+            help="PostgreSQL URL (admin)",
+        )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     if args.command == "prepare":

@@ -56,15 +56,29 @@ def detect(dates: Sequence[date], values: Sequence[float]) -> list[date]:
         (folder / "accounts.csv").write_text("id,name\nseries,Series\n")
         with open(folder / "usage.csv", "w", encoding="utf-8") as f:
             f.write("account_id,date,metric,value\n")
-            f.writelines(f"series,{d.isoformat()},usage,{v!r}\n"
-                         for d, v in zip(dates, values, strict=True))
+            f.writelines(
+                f"series,{d.isoformat()},usage,{v!r}\n" for d, v in zip(dates, values, strict=True)
+            )
         (folder / "swanwatch.yaml").write_text(config_text(options))
         out = folder / "events.jsonl"
         subprocess.run(
-            [*_swanwatch(), "backtest", "-c", str(folder / "swanwatch.yaml"),
-             "--start", dates[0].isoformat(), "--end", dates[-1].isoformat(),
-             "--step", "1d", "--output", str(out)],
-            check=True, stdout=subprocess.DEVNULL, cwd=folder,
+            [
+                *_swanwatch(),
+                "backtest",
+                "-c",
+                str(folder / "swanwatch.yaml"),
+                "--start",
+                dates[0].isoformat(),
+                "--end",
+                dates[-1].isoformat(),
+                "--step",
+                "1d",
+                "--output",
+                str(out),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            cwd=folder,
         )
         days = []
         for line in out.read_text().splitlines():

@@ -244,9 +244,7 @@ def silence_matches(silence: Silence, candidate: Candidate) -> bool:
     return True
 
 
-def muter(
-    silences: Sequence[Silence], inhibited: Mapping[str, str], now: datetime
-) -> Muter:
+def muter(silences: Sequence[Silence], inhibited: Mapping[str, str], now: datetime) -> Muter:
     """A Muter from the active silences and the inhibited fingerprints (fp -> by rule)."""
     active = [s for s in silences if s.active(now)]
 

@@ -39,10 +39,19 @@ def _watcher_options(config_file: str | None) -> dict[str, Any]:
 
 @domain.command()
 @click.argument("name", metavar="DOMAIN")
-@click.option("-c", "--config", "config_file", type=click.Path(exists=True, dir_okay=False),
-              help="Use the domain_expiry watcher's options from this config file.")
-@click.option("--source", type=click.Choice(["auto", "rdap", "whois"]), default=None,
-              help="Where to look (default: the watcher's setting, auto).")
+@click.option(
+    "-c",
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Use the domain_expiry watcher's options from this config file.",
+)
+@click.option(
+    "--source",
+    type=click.Choice(["auto", "rdap", "whois"]),
+    default=None,
+    help="Where to look (default: the watcher's setting, auto).",
+)
 @click.option("--rdap-server", metavar="URL", help="Ask this RDAP server (base URL).")
 @click.option("--whois-server", metavar="HOST[:PORT]", help="Ask this WHOIS server.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")

@@ -220,7 +220,7 @@ def parse_clock_time(value: object) -> dt_time:
             return dt_time.fromisoformat(value.strip())
         except ValueError:
             pass
-    raise ValueError(f"{value!r} is not a time of day; write it as \"08:30\"")
+    raise ValueError(f'{value!r} is not a time of day; write it as "08:30"')
 
 
 def _check_timezone(value: str | None) -> str | None:
@@ -443,8 +443,8 @@ class NotifyConfig(_Section):
             and not os.environ.get("SWANWATCH_LINK_SECRET")
         ):
             raise ValueError(
-                    "base_url needs a link_secret (or $SWANWATCH_LINK_SECRET) to sign links"
-                )
+                "base_url needs a link_secret (or $SWANWATCH_LINK_SECRET) to sign links"
+            )
         return self
 
     def secret(self) -> bytes | None:

@@ -49,7 +49,9 @@ def available(group: str) -> dict[str, EntryPoint]:
         if name in found:
             log.warning(
                 "drop-in %s %r (%s) is skipped: an installed plugin has that name",
-                _ROLES[group], name, _dropin_files.get(ep.value.partition(":")[0]),
+                _ROLES[group],
+                name,
+                _dropin_files.get(ep.value.partition(":")[0]),
             )
             continue
         found[name] = ep

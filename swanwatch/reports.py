@@ -133,4 +133,3 @@ def totals(lines: Sequence[RiskLine], by: str) -> list[tuple[str, int, float, fl
         ((g, int(v[0]), round(v[1], 2), round(v[2], 2)) for g, v in out.items()),
         key=lambda t: (-t[3], t[0]),
     )
-

@@ -293,8 +293,11 @@ class ModelScore:
     log_loss: float
 
     def as_json(self) -> dict[str, Any]:
-        return {"model": self.name, "roc_auc": round(self.auc, 4),
-                "log_loss": round(self.log_loss, 4)}
+        return {
+            "model": self.name,
+            "roc_auc": round(self.auc, 4),
+            "log_loss": round(self.log_loss, 4),
+        }
 
 
 @dataclass(frozen=True)
@@ -348,9 +351,7 @@ def features(
         for e in by_account.get(case.account_id, ()):
             if not case.cutoff - window <= e.at < case.cutoff:
                 continue
-            half_life = correlation.half_life_days.get(
-                e.name, correlation.default_half_life_days
-            )
+            half_life = correlation.half_life_days.get(e.name, correlation.default_half_life_days)
             age = (case.cutoff - e.at).total_seconds() / 86400
             value = e.score * math.pow(0.5, age / half_life)
             best[e.name] = max(best.get(e.name, 0.0), value)
@@ -407,8 +408,7 @@ def fit_weights(
         from sklearn.model_selection import StratifiedKFold
     except ImportError as exc:
         raise MissingExtraError(
-            "fitting weights needs scikit-learn: pip install 'swanwatch[review]' "
-            f"({exc})"
+            f"fitting weights needs scikit-learn: pip install 'swanwatch[review]' ({exc})"
         ) from exc
     positives = sum(y)
     negatives = len(y) - positives
@@ -510,8 +510,13 @@ class Review:
             "fit": self.fit.as_json() if self.fit is not None else None,
             "fit_problem": self.fit_problem,
             "left_out": [
-                {"account": o.account_id, "date": o.date.isoformat(), "outcome": o.outcome,
-                 "line": o.line, "why": why}
+                {
+                    "account": o.account_id,
+                    "date": o.date.isoformat(),
+                    "outcome": o.outcome,
+                    "line": o.line,
+                    "why": why,
+                }
                 for o, why in self.left_out
             ],
             "events": self.events,
@@ -534,9 +539,7 @@ def review_events(
         raise ReviewError("the attribution window must be longer than zero")
     cases, left_out = select_cases(outcomes, start, end)
     if not cases:
-        raise ReviewError(
-            f"no outcome falls within the replayed days {start.date()}..{end.date()}"
-        )
+        raise ReviewError(f"no outcome falls within the replayed days {start.date()}..{end.date()}")
     by_account: dict[str, list[Event]] = defaultdict(list)
     for e in events:
         by_account[e.account].append(e)
@@ -615,11 +618,8 @@ async def review(
     if window <= timedelta(0):
         raise ReviewError("the attribution window must be longer than zero")
     if not select_cases(outcomes, start, end)[0]:
-        raise ReviewError(
-            f"no outcome falls within the replayed days {start.date()}..{end.date()}"
-        )
+        raise ReviewError(f"no outcome falls within the replayed days {start.date()}..{end.date()}")
     events = [e async for e in replay(config, start, end, step)]
     return review_events(
         events, outcomes, config.correlation, start, end, window=window, c=c, fit=fit
     )
-

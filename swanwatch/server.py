@@ -136,8 +136,7 @@ class ActionLinks:
             self.store.save_alerts([snooze(alert, until, by, now)], [])
             log.info("alert %s snoozed by %s until %s", alert.fingerprint, by, until)
             return (
-                f"{alert.title} on {alert.account_id} is snoozed until "
-                f"{until:%Y-%m-%d %H:%M} UTC."
+                f"{alert.title} on {alert.account_id} is snoozed until {until:%Y-%m-%d %H:%M} UTC."
             )
         verdict = Verdict.NOISE if claim.action == "noise" else Verdict.USEFUL
         added = self.store.add_feedback(
@@ -212,7 +211,11 @@ class HttpServer:
         self.app = create_app(config, store, clock, state)
         self._server = _EmbeddedServer(
             uvicorn.Config(
-                self.app, host=host, port=port, log_level="warning", lifespan="off",
+                self.app,
+                host=host,
+                port=port,
+                log_level="warning",
+                lifespan="off",
                 access_log=False,
             )
         )

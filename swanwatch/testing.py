@@ -137,7 +137,10 @@ class RowsSource(Source):
     name = "rows"
 
     def __init__(
-        self, rows: Sequence[Mapping[str, Any]], *, date_field: str | None = None,
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        date_field: str | None = None,
         instance: str = "rows",
     ) -> None:
         super().__init__(instance, SourceOptions())
@@ -152,15 +155,16 @@ class RowsSource(Source):
                     stamp = parse_instant(stamp) if "T" in stamp else date.fromisoformat(stamp)
                 if isinstance(stamp, datetime) and ensure_utc(stamp) > ensure_utc(until):
                     continue
-                if (isinstance(stamp, date) and not isinstance(stamp, datetime)
-                        and stamp > ensure_utc(until).date()):
+                if (
+                    isinstance(stamp, date)
+                    and not isinstance(stamp, datetime)
+                    and stamp > ensure_utc(until).date()
+                ):
                     continue
             yield row
 
 
-def rows_source(
-    rows: Sequence[Mapping[str, Any]], *, date_field: str | None = None
-) -> RowsSource:
+def rows_source(rows: Sequence[Mapping[str, Any]], *, date_field: str | None = None) -> RowsSource:
     """A source that yields ``rows`` (dicts), for feeding a watcher hand-built histories."""
     return RowsSource(rows, date_field=date_field)
 

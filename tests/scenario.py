@@ -109,8 +109,9 @@ class Scenario:
             if p.loss is not None and p.loss_date is not None:
                 lines.append(f"{p.id},{p.loss_date.isoformat()},{p.loss}")
             else:
-                lines.append(f"{p.id},{p.renewal.isoformat()},"
-                             f"{'expanded' if p.expanded else 'renewed'}")
+                lines.append(
+                    f"{p.id},{p.renewal.isoformat()},{'expanded' if p.expanded else 'renewed'}"
+                )
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return path
 
@@ -139,8 +140,11 @@ def _plan_stories(rng: random.Random, plans: list[Plan]) -> None:
             plan.loss_date = plan.renewal
         elif story == "renewal_usage":
             plan.renewal, plan.stage = _day(rng.randint(100, 118)), "none"
-            plan.drop = (plan.renewal - timedelta(days=rng.randint(40, 60)), 10,
-                         rng.uniform(0.45, 0.6))
+            plan.drop = (
+                plan.renewal - timedelta(days=rng.randint(40, 60)),
+                10,
+                rng.uniform(0.45, 0.6),
+            )
             plan.loss_date = plan.renewal
         elif story == "three_weak":
             retitled = _day(rng.randint(60, 78))
@@ -204,8 +208,10 @@ def _ticket(rng: random.Random, day: date, prio: str, escalated: bool) -> str:
     answered = opened + timedelta(hours=rng.randint(1, 6), minutes=rng.randint(0, 59))
     status = "closed" if (END - day).days > 5 else "open"
     stamp = "%Y-%m-%dT%H:%M:00Z"
-    return (f"{opened.strftime(stamp)},{prio},{'true' if escalated else 'false'},{status},"
-            f"{answered.strftime(stamp)}")
+    return (
+        f"{opened.strftime(stamp)},{prio},{'true' if escalated else 'false'},{status},"
+        f"{answered.strftime(stamp)}"
+    )
 
 
 def _tickets(rng: random.Random, plan: Plan) -> list[str]:
@@ -304,8 +310,11 @@ def build(
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     plans = [
-        Plan(id=f"acc-{i:04d}", level=rng.choice([80.0, 300.0, 1500.0]) * rng.uniform(0.6, 1.6),
-             renewal=END)
+        Plan(
+            id=f"acc-{i:04d}",
+            level=rng.choice([80.0, 300.0, 1500.0]) * rng.uniform(0.6, 1.6),
+            renewal=END,
+        )
         for i in range(1, accounts + 1)
     ]
     _plan_stories(rng, plans)
@@ -316,14 +325,20 @@ def build(
         f.write("id,name,domains,owner,segment,arr,renewal_date,tags\n")
         for i, p in enumerate(plans):
             segment = "enterprise" if p.level > 1000 else "mid-market"
-            f.write(f"{p.id},Account {p.id[4:]},{p.id}.example,csm{i % 3}@swan.example,"
-                    f"{segment},{round(p.level * 120, -2):.0f},{p.renewal.isoformat()},\n")
+            f.write(
+                f"{p.id},Account {p.id[4:]},{p.id}.example,csm{i % 3}@swan.example,"
+                f"{segment},{round(p.level * 120, -2):.0f},{p.renewal.isoformat()},\n"
+            )
     with open(folder / "contracts.csv", "w", encoding="utf-8") as f:
-        f.write("account_id,contract_id,end_date,auto_renew,renewal_stage,"
-                "invoice_overdue_days,payment_failed\n")
+        f.write(
+            "account_id,contract_id,end_date,auto_renew,renewal_stage,"
+            "invoice_overdue_days,payment_failed\n"
+        )
         for i, p in enumerate(plans):
-            f.write(f"{p.id},C-{i + 1:05d},{p.renewal.isoformat()},"
-                    f"{'true' if p.auto_renew else 'false'},{p.stage},0,false\n")
+            f.write(
+                f"{p.id},C-{i + 1:05d},{p.renewal.isoformat()},"
+                f"{'true' if p.auto_renew else 'false'},{p.stage},0,false\n"
+            )
     with open(folder / "contacts.csv", "w", encoding="utf-8") as f:
         f.write("account_id,email,name,title,role,status,last_login,changed_at\n")
         for p in plans:
@@ -331,8 +346,10 @@ def build(
     with open(folder / "usage.csv", "w", encoding="utf-8") as f:
         f.write("account_id,date,metric,value\n")
         for p in plans:
-            f.writelines(f"{p.id},{_day(i).isoformat()},reports,{_usage(rng, p, _day(i), i)}\n"
-                         for i in range(DAYS))
+            f.writelines(
+                f"{p.id},{_day(i).isoformat()},reports,{_usage(rng, p, _day(i), i)}\n"
+                for i in range(DAYS)
+            )
     with open(folder / "tickets.csv", "w", encoding="utf-8") as f:
         f.write("account_id,ticket_id,opened_at,priority,escalated,status,first_response_at\n")
         counter = 0
@@ -342,8 +359,9 @@ def build(
                 f.write(f"{p.id},T-{counter:06d},{row}\n")
     rules = resources.files("swanwatch") / "data" / "rules" / "default.yaml"
     config = folder / "swanwatch.yaml"
-    config.write_text(CONFIG.format(holiday=HOLIDAY.isoformat(), rules=str(rules)),
-                      encoding="utf-8")
+    config.write_text(
+        CONFIG.format(holiday=HOLIDAY.isoformat(), rules=str(rules)), encoding="utf-8"
+    )
     return Scenario(
         config=config,
         folder=folder,

@@ -151,9 +151,15 @@ def run(history: History) -> Trace:
         silences = list(history.silences)
         if step.silenced:
             silences.append(
-                Silence(id=2, matchers={"account": "*"}, starts_at=now,
-                        ends_at=now + timedelta(minutes=1), author="t", reason="this pass",
-                        created_at=now)
+                Silence(
+                    id=2,
+                    matchers={"account": "*"},
+                    starts_at=now,
+                    ends_at=now + timedelta(minutes=1),
+                    author="t",
+                    reason="this pass",
+                    created_at=now,
+                )
             )
         why = muter(silences, inhibitions(wanted), now)
         result = reconcile(
@@ -218,10 +224,24 @@ def test_no_alert_is_told_twice_for_one_severity_within_the_repeat_interval(
 def test_a_return_after_a_silenced_resolution_is_not_told_again_within_repeat() -> None:
     # The minimal example hypothesis found, by hand: hourly passes, hold-down 0, repeat 5 h.
     pool = (
-        Signal(account_id="a0", kind="champion_departure", key="k1", strength=1.0,
-               observed_at=T0, summary="Champion left.", watcher="c"),
-        Signal(account_id="a0", kind="usage_drop", key="k1", strength=1.0,
-               observed_at=T0, summary="Usage fell.", watcher="u"),
+        Signal(
+            account_id="a0",
+            kind="champion_departure",
+            key="k1",
+            strength=1.0,
+            observed_at=T0,
+            summary="Champion left.",
+            watcher="c",
+        ),
+        Signal(
+            account_id="a0",
+            kind="usage_drop",
+            key="k1",
+            strength=1.0,
+            observed_at=T0,
+            summary="Usage fell.",
+            watcher="u",
+        ),
     )
     hour = timedelta(hours=1)
     history = History(

@@ -108,8 +108,17 @@ def test_review_command_writes_usable_weights(tmp_path: Path) -> None:
     scenario = scenario_module.build(tmp_path / "history", accounts=50)
     outcomes = scenario.outcomes_csv(tmp_path / "outcomes.csv")
     weights = tmp_path / "weights.yaml"
-    args = ["review", "-c", str(scenario.config), "--outcomes", str(outcomes), "--start",
-            scenario.start.date().isoformat(), "--end", scenario.end.date().isoformat()]
+    args = [
+        "review",
+        "-c",
+        str(scenario.config),
+        "--outcomes",
+        str(outcomes),
+        "--start",
+        scenario.start.date().isoformat(),
+        "--end",
+        scenario.end.date().isoformat(),
+    ]
     done = CliRunner().invoke(main, [*args, "--write-weights", str(weights), "--json"])
     assert done.exit_code == 0, done.output
     report = json.loads(done.stdout)

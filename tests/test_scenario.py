@@ -37,9 +37,7 @@ async def test_planted_black_swans_are_alerted_before_the_loss_and_clean_account
     rules = scenario_module.COMPOUND
     for plan in compound:
         assert plan.story is not None and plan.loss_date is not None
-        before = [
-            (e.name, e.at.date()) for e in alerts[plan.id] if e.at.date() < plan.loss_date
-        ]
+        before = [(e.name, e.at.date()) for e in alerts[plan.id] if e.at.date() < plan.loss_date]
         assert rules[plan.story] in {name for name, _ in before}, (
             f"{plan.id} ({plan.story}, lost {plan.loss_date}) was not alerted by "
             f"{rules[plan.story]} in time; alerts before the loss: {before}"

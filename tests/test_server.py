@@ -52,8 +52,13 @@ server:
     (alert,) = store.alerts()
     base = f"http://127.0.0.1:{server.port}"
     links = action_links(
-        base, SECRET.encode(), fingerprint=alert.fingerprint, episode=alert.episode,
-        who="ann@csm.example", now=clock.now(), ttl=timedelta(days=7),
+        base,
+        SECRET.encode(),
+        fingerprint=alert.fingerprint,
+        episode=alert.episode,
+        who="ann@csm.example",
+        now=clock.now(),
+        ttl=timedelta(days=7),
     )
     async with httpx.AsyncClient() as client:
         yield client, links, store, clock, alert, base

@@ -141,7 +141,6 @@ def test_enqueueing_any_sequence_never_duplicates(store: Store, keys: list[str])
     assert set(after) == before | set(keys)
 
 
-
 @pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_the_store_survives_its_connections_being_dropped(store: Store, store_url: str) -> None:
     """What a client sees when PostgreSQL restarts: every open connection is killed."""

@@ -84,7 +84,8 @@ class ChampionDepartureWatcher(Watcher):
             description="Statuses meaning the contact's e-mail bounces.",
         )
         inactive_days: int = Field(
-            30, ge=1,
+            30,
+            ge=1,
             description="Days without a login, while a colleague logged in, that count as silent.",
         )
         recent_days: int = Field(
@@ -163,11 +164,19 @@ class ChampionDepartureWatcher(Watcher):
                 continue
             others_active = any(
                 (seen := login(other)) is not None and seen > silent_before and present(other)
-                for e, other in people.items() if e != email
+                for e, other in people.items()
+                if e != email
             )
             finding = self._finding(
-                contact, key_role, now_role, status(contact), login(contact), gone, bounced,
-                others_active, silent_before,
+                contact,
+                key_role,
+                now_role,
+                status(contact),
+                login(contact),
+                gone,
+                bounced,
+                others_active,
+                silent_before,
             )
             if finding is None or finding.observed < recent_after:
                 continue
@@ -175,9 +184,14 @@ class ChampionDepartureWatcher(Watcher):
             successor = None
             if key_role == champion_role and finding.reason != "silent":
                 successor = next(
-                    (other for e, other in sorted(people.items()) if e != email
-                     and role(other.latest) == champion_role and present(other)
-                     and other.changed >= contact.changed),
+                    (
+                        other
+                        for e, other in sorted(people.items())
+                        if e != email
+                        and role(other.latest) == champion_role
+                        and present(other)
+                        and other.changed >= contact.changed
+                    ),
                     None,
                 )
             summary = finding.summary
@@ -187,42 +201,68 @@ class ChampionDepartureWatcher(Watcher):
                     f"; {_text(successor.latest, 'name') or 'someone'} has taken over as "
                     f"{champion_role}."
                 )
-            signals.append(Signal(
-                account_id=account.id, kind=self.name, key=email,
-                strength=round(min(1.0, strength), 3), observed_at=_midnight(finding.observed),
-                summary=summary,
-                evidence={
-                    "contact": email, "name": _text(contact.latest, "name"),
-                    "role": key_role, "reason": finding.reason,
-                    "status": status(contact), "title": _text(contact.latest, "title"),
-                    "previous_title": _text(contact.previous, "title") or None,
-                    "last_login": (seen.isoformat() if (seen := login(contact)) else None),
-                    "since": finding.observed.isoformat(),
-                    "replaced_by": (_text(successor.latest, "email") if successor else None),
-                },
-            ))
+            signals.append(
+                Signal(
+                    account_id=account.id,
+                    kind=self.name,
+                    key=email,
+                    strength=round(min(1.0, strength), 3),
+                    observed_at=_midnight(finding.observed),
+                    summary=summary,
+                    evidence={
+                        "contact": email,
+                        "name": _text(contact.latest, "name"),
+                        "role": key_role,
+                        "reason": finding.reason,
+                        "status": status(contact),
+                        "title": _text(contact.latest, "title"),
+                        "previous_title": _text(contact.previous, "title") or None,
+                        "last_login": (seen.isoformat() if (seen := login(contact)) else None),
+                        "since": finding.observed.isoformat(),
+                        "replaced_by": (_text(successor.latest, "email") if successor else None),
+                    },
+                )
+            )
         if opts.signal_no_champion:
             champions = [c for c in people.values() if role(c.latest) == champion_role]
             if not any(present(c) for c in champions):
-                left = [c.changed for c in people.values()
-                        if champion_role in (role(c.latest), role(c.previous))]
+                left = [
+                    c.changed
+                    for c in people.values()
+                    if champion_role in (role(c.latest), role(c.previous))
+                ]
                 since = max(left) if left else min(c.changed for c in people.values())
                 if since == _EPOCH:
                     since = today
-                signals.append(Signal(
-                    account_id=account.id, kind=self.name, key="no_champion",
-                    strength=0.5, observed_at=_midnight(since),
-                    summary=f"{account.label} has no active {champion_role} among its "
-                    f"{len(people)} contacts.",
-                    evidence={"contacts": len(people), "since": since.isoformat(),
-                              "former_champions": sorted(
-                                  _text(c.latest, "email") for c in champions)},
-                ))
+                signals.append(
+                    Signal(
+                        account_id=account.id,
+                        kind=self.name,
+                        key="no_champion",
+                        strength=0.5,
+                        observed_at=_midnight(since),
+                        summary=f"{account.label} has no active {champion_role} among its "
+                        f"{len(people)} contacts.",
+                        evidence={
+                            "contacts": len(people),
+                            "since": since.isoformat(),
+                            "former_champions": sorted(_text(c.latest, "email") for c in champions),
+                        },
+                    )
+                )
         return signals
 
     def _finding(
-        self, contact: _Contact, key_role: str, now_role: str, status: str, seen: date | None,
-        gone: set[str], bounced: set[str], others_active: bool, silent_before: date,
+        self,
+        contact: _Contact,
+        key_role: str,
+        now_role: str,
+        status: str,
+        seen: date | None,
+        gone: set[str],
+        bounced: set[str],
+        others_active: bool,
+        silent_before: date,
     ) -> _Finding | None:
         """The most telling thing about one key contact, if anything is wrong."""
         champion = key_role == (self.options.key_roles[0] if self.options.key_roles else "")
@@ -232,32 +272,54 @@ class ChampionDepartureWatcher(Watcher):
         label = f"{key_role.capitalize()} {who}" + (f" ({title})" if title else "")
         on = contact.changed
         if status in gone:
-            return _Finding(0.8 if champion else 0.6, on,
-                            f"{label} was marked {status} on {on.isoformat()}.", "gone")
+            return _Finding(
+                0.8 if champion else 0.6,
+                on,
+                f"{label} was marked {status} on {on.isoformat()}.",
+                "gone",
+            )
         if status in bounced:
-            return _Finding(0.7 if champion else 0.5, on,
-                            f"E-mail to {key_role} {who}" + (f" ({title})" if title else "")
-                            + f" has bounced since {on.isoformat()}.", "bounced")
+            return _Finding(
+                0.7 if champion else 0.5,
+                on,
+                f"E-mail to {key_role} {who}"
+                + (f" ({title})" if title else "")
+                + f" has bounced since {on.isoformat()}.",
+                "bounced",
+            )
         previous = contact.previous
         if previous is not None:
             old_company = _text(previous, "company")
             new_company = _text(contact.latest, "company")
             if old_company and new_company and old_company != new_company:
-                return _Finding(0.7 if champion else 0.5, on,
-                                f"{label} moved from {old_company} to {new_company} "
-                                f"on {on.isoformat()}.", "company_changed")
+                return _Finding(
+                    0.7 if champion else 0.5,
+                    on,
+                    f"{label} moved from {old_company} to {new_company} on {on.isoformat()}.",
+                    "company_changed",
+                )
             if now_role != key_role:
-                return _Finding(0.6 if champion else 0.4, on,
-                                f"{who} is no longer the {key_role} since {on.isoformat()}.",
-                                "role_changed")
+                return _Finding(
+                    0.6 if champion else 0.4,
+                    on,
+                    f"{who} is no longer the {key_role} since {on.isoformat()}.",
+                    "role_changed",
+                )
             if old_title and title and old_title != title:
-                return _Finding(0.4 if champion else 0.3, on,
-                                f"{key_role.capitalize()} {who} changed title from {old_title} "
-                                f"to {title} on {on.isoformat()}.", "title_changed")
+                return _Finding(
+                    0.4 if champion else 0.3,
+                    on,
+                    f"{key_role.capitalize()} {who} changed title from {old_title} "
+                    f"to {title} on {on.isoformat()}.",
+                    "title_changed",
+                )
         if seen is not None and seen <= silent_before and others_active:
             days = (silent_before - seen).days + self.options.inactive_days
             became = seen + timedelta(days=self.options.inactive_days)
-            return _Finding(0.5 if champion else 0.4, became,
-                            f"{label} has not logged in for {days} days while colleagues "
-                            "have.", "silent")
+            return _Finding(
+                0.5 if champion else 0.4,
+                became,
+                f"{label} has not logged in for {days} days while colleagues have.",
+                "silent",
+            )
         return None

@@ -133,8 +133,13 @@ class RenewalLapseWatcher(Watcher):
         return crossed / len(tiers), min(t for t in tiers if days <= t)
 
     def _renewal_signal(
-        self, account: Account, key: str, end: date, today: date, what: str, evidence: dict[
-            str, object]
+        self,
+        account: Account,
+        key: str,
+        end: date,
+        today: date,
+        what: str,
+        evidence: dict[str, object],
     ) -> Signal | None:
         days = (end - today).days
         if days < -self.options.ended_grace_days:
@@ -145,29 +150,46 @@ class RenewalLapseWatcher(Watcher):
         strength, tier_days = tier
         began = end - timedelta(days=tier_days)
         if days < 0:
-            summary = (f"{what} ended {-days} days ago ({end.isoformat()}) "
-                       "with no renewal in motion.")
+            summary = (
+                f"{what} ended {-days} days ago ({end.isoformat()}) with no renewal in motion."
+            )
         else:
             when = "today" if days == 0 else f"in {days} day{'s' if days != 1 else ''}"
             summary = f"{what} ends {when} ({end.isoformat()}) with no renewal in motion."
         return Signal(
-            account_id=account.id, kind=self.name, key=key, strength=round(strength, 3),
-            observed_at=_midnight(min(began, today)), summary=summary,
-            evidence={**evidence, "end_date": end.isoformat(), "days_left": days,
-                      "tier_days": tier_days, "arr": account.arr},
+            account_id=account.id,
+            kind=self.name,
+            key=key,
+            strength=round(strength, 3),
+            observed_at=_midnight(min(began, today)),
+            summary=summary,
+            evidence={
+                **evidence,
+                "end_date": end.isoformat(),
+                "days_left": days,
+                "tier_days": tier_days,
+                "arr": account.arr,
+            },
         )
 
     def _no_contract(self, account: Account, today: date) -> Signal | None:
         if not self.options.signal_no_contract or account.renewal_date is None:
             return None
         return self._renewal_signal(
-            account, "renewal", account.renewal_date, today,
+            account,
+            "renewal",
+            account.renewal_date,
+            today,
             f"{account.label}'s renewal (no contract on record)",
             {"contract_id": None, "renewal_stage": None, "auto_renew": None},
         )
 
     def _judge(
-        self, account: Account, row: Mapping[str, object], today: date, state: StateMap,
+        self,
+        account: Account,
+        row: Mapping[str, object],
+        today: date,
+        state: StateMap,
         seen_keys: set[str],
     ) -> list[Signal]:
         opts = self.options
@@ -178,22 +200,33 @@ class RenewalLapseWatcher(Watcher):
         signals = []
         if end is not None and stage in opts.idle_stages and not auto:
             signal = self._renewal_signal(
-                account, contract, end, today, f"Contract {contract}",
+                account,
+                contract,
+                end,
+                today,
+                f"Contract {contract}",
                 {"contract_id": contract, "renewal_stage": stage or "none", "auto_renew": auto},
             )
             if signal is not None:
                 signals.append(signal)
         overdue = _int(row.get("invoice_overdue_days"))
         if overdue >= opts.overdue_min_days:
-            strength = 0.3 + 0.7 * min(1.0, (overdue - opts.overdue_min_days)
-                                       / max(1, opts.overdue_full_days - opts.overdue_min_days))
-            signals.append(Signal(
-                account_id=account.id, kind=self.name, key=f"{contract}:overdue",
-                strength=round(strength, 3),
-                observed_at=_midnight(today - timedelta(days=overdue)),
-                summary=f"An invoice on contract {contract} is {overdue} days overdue.",
-                evidence={"contract_id": contract, "invoice_overdue_days": overdue},
-            ))
+            strength = 0.3 + 0.7 * min(
+                1.0,
+                (overdue - opts.overdue_min_days)
+                / max(1, opts.overdue_full_days - opts.overdue_min_days),
+            )
+            signals.append(
+                Signal(
+                    account_id=account.id,
+                    kind=self.name,
+                    key=f"{contract}:overdue",
+                    strength=round(strength, 3),
+                    observed_at=_midnight(today - timedelta(days=overdue)),
+                    summary=f"An invoice on contract {contract} is {overdue} days overdue.",
+                    evidence={"contract_id": contract, "invoice_overdue_days": overdue},
+                )
+            )
         failed_raw = row.get("payment_failed")
         failed_on = None
         if isinstance(failed_raw, (date, datetime)) or (
@@ -209,10 +242,15 @@ class RenewalLapseWatcher(Watcher):
                 failed_on = today
                 state.set(state_key, today.isoformat())
         if failed_on is not None and failed_on <= today:
-            signals.append(Signal(
-                account_id=account.id, kind=self.name, key=f"{contract}:payment_failed",
-                strength=0.6, observed_at=_midnight(failed_on),
-                summary=f"A payment on contract {contract} failed (seen {failed_on.isoformat()}).",
-                evidence={"contract_id": contract, "payment_failed_on": failed_on.isoformat()},
-            ))
+            signals.append(
+                Signal(
+                    account_id=account.id,
+                    kind=self.name,
+                    key=f"{contract}:payment_failed",
+                    strength=0.6,
+                    observed_at=_midnight(failed_on),
+                    summary=f"A payment on contract {contract} failed (seen {failed_on.isoformat()}).",
+                    evidence={"contract_id": contract, "payment_failed_on": failed_on.isoformat()},
+                )
+            )
         return signals

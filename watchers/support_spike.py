@@ -158,23 +158,36 @@ class SupportSpikeWatcher(Watcher):
         strength = min(1.0, 0.3 + 0.7 * (ratio - opts.min_ratio) / (2 * opts.min_ratio))
         started = count.first_recent or now
         return Signal(
-            account_id=account.id, kind=self.name, key=key, strength=round(strength, 3),
+            account_id=account.id,
+            kind=self.name,
+            key=key,
+            strength=round(strength, 3),
             observed_at=started,
             summary=f"{count.recent} {what}{'' if count.recent == 1 else 's'} in the last "
             f"{opts.window_days} days, against "
             f"about {per_window:.1f} in a usual {opts.window_days} days.",
-            evidence={"recent": count.recent, "baseline_per_window": round(per_window, 2),
-                      "baseline_count": count.baseline, "ratio": round(ratio, 2),
-                      "window_days": opts.window_days, "baseline_days": opts.baseline_days},
+            evidence={
+                "recent": count.recent,
+                "baseline_per_window": round(per_window, 2),
+                "baseline_count": count.baseline,
+                "ratio": round(ratio, 2),
+                "window_days": opts.window_days,
+                "baseline_days": opts.baseline_days,
+            },
         )
 
     def _judge(self, account: Account, tally: _Tally, now: datetime) -> list[Signal]:
         opts = self.options
         found = [
-            self._spike(account, "volume", tally.volume, opts.min_tickets, "support ticket",
-                        now),
-            self._spike(account, "escalations", tally.escalations, opts.min_escalations,
-                        "escalated ticket", now),
+            self._spike(account, "volume", tally.volume, opts.min_tickets, "support ticket", now),
+            self._spike(
+                account,
+                "escalations",
+                tally.escalations,
+                opts.min_escalations,
+                "escalated ticket",
+                now,
+            ),
             self._spike(account, "p1", tally.p1, opts.min_p1, "P1 ticket", now),
         ]
         signals = [s for s in found if s is not None]
@@ -185,15 +198,23 @@ class SupportSpikeWatcher(Watcher):
             age_h = (now - oldest).total_seconds() / 3600
             strength = min(1.0, 0.3 + 0.1 * (count - 1) + 0.4 * min(1.0, age_h / (24 * 7)))
             noun = "ticket has" if count == 1 else "tickets have"
-            signals.append(Signal(
-                account_id=account.id, kind=self.name, key="unanswered",
-                strength=round(strength, 3),
-                observed_at=oldest + timedelta(hours=opts.unanswered_after_h),
-                summary=f"{count} {noun} had no first response for over "
-                f"{opts.unanswered_after_h:.0f} hours; the oldest, {oldest_id}, is "
-                f"{age_h / 24:.1f} days old.",
-                evidence={"count": count, "oldest_ticket": oldest_id,
-                          "oldest_opened_at": oldest.isoformat(), "oldest_age_h": round(age_h, 1),
-                          "tickets": [t for _, t in tally.unanswered[:20]]},
-            ))
+            signals.append(
+                Signal(
+                    account_id=account.id,
+                    kind=self.name,
+                    key="unanswered",
+                    strength=round(strength, 3),
+                    observed_at=oldest + timedelta(hours=opts.unanswered_after_h),
+                    summary=f"{count} {noun} had no first response for over "
+                    f"{opts.unanswered_after_h:.0f} hours; the oldest, {oldest_id}, is "
+                    f"{age_h / 24:.1f} days old.",
+                    evidence={
+                        "count": count,
+                        "oldest_ticket": oldest_id,
+                        "oldest_opened_at": oldest.isoformat(),
+                        "oldest_age_h": round(age_h, 1),
+                        "tickets": [t for _, t in tally.unanswered[:20]],
+                    },
+                )
+            )
         return signals

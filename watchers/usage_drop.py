@@ -121,11 +121,13 @@ class UsageDropWatcher(Watcher):
             3, ge=1, description="Consecutive judged low days before the drop is signalled."
         )
         min_baseline_per_day: float = Field(
-            10.0, ge=0,
+            10.0,
+            ge=0,
             description="A day whose baseline median is below this volume is not judged.",
         )
         lookback_days: int = Field(
-            42, ge=7,
+            42,
+            ge=7,
             description="How far back a drop may have begun; older days feed baselines only.",
         )
         full_strength_drop_pct: float = Field(
@@ -139,7 +141,8 @@ class UsageDropWatcher(Watcher):
             description="Days not judged and left out of baselines (public holidays).",
         )
         deep_drop_min_days: int = Field(
-            2, ge=1,
+            2,
+            ge=1,
             description="Fewer low days than min_low_days, down to this many, are signalled when "
             "their summed shortfall equals min_low_days days at min_drop_pct.",
         )
@@ -149,7 +152,9 @@ class UsageDropWatcher(Watcher):
             "over days without a row, judged on reductions rather than daily volume.",
         )
         level_drop_pct: float = Field(
-            10.0, gt=0, le=100,
+            10.0,
+            gt=0,
+            le=100,
             description="A level this much below its recent median, %, is a reduction.",
         )
         level_min_reduction: float = Field(
@@ -199,8 +204,11 @@ class UsageDropWatcher(Watcher):
                 day = days.get(stamp)
                 if day is None:
                     day = days[stamp] = _ordinal(stamp)
-                value = raw if type(raw) is float else (
-                    float(raw) if raw is not None and raw != "" else 0.0)  # type: ignore[arg-type]
+                value = (
+                    raw
+                    if type(raw) is float
+                    else (float(raw) if raw is not None and raw != "" else 0.0)
+                )  # type: ignore[arg-type]
             except (TypeError, ValueError) as exc:
                 raise SourceError(
                     f"source {opts.usage_source!r} gave a row the usage watcher cannot read "
@@ -259,9 +267,8 @@ class UsageDropWatcher(Watcher):
         opts = self.options
         span = 7 * opts.baseline_weeks_max
         lo = max(i - 2 * span, i % 7)
-        history = [v for j, v in zip(range(lo, i, 7), values[lo:i:7], strict=True)
-                   if not keep[j]]
-        return history[-opts.baseline_weeks_max:]
+        history = [v for j, v in zip(range(lo, i, 7), values[lo:i:7], strict=True) if not keep[j]]
+        return history[-opts.baseline_weeks_max :]
 
     def _judge(self, one: _Series, last_day: int, ignored: set[int]) -> _Drop | None:
         """The drop running on ``last_day``, or None; ``low_days=-1`` when too short to judge."""
@@ -286,7 +293,7 @@ class UsageDropWatcher(Watcher):
             if keep[i]:
                 continue
             value = values[i]
-            window = values[max(i - span, i % 7):i:7]
+            window = values[max(i - span, i % 7) : i : 7]
             # The common case, cheaply: judged (every recent same weekday is big enough) and
             # not low (not even against the highest of them, so not against their median).
             if value > ratio * max(window) and min(window) >= opts.min_baseline_per_day:
@@ -322,8 +329,7 @@ class UsageDropWatcher(Watcher):
         slide = self._slide_start(values, keep, run_start, max(first_judged, end - 2 * span))
         return _Drop(run_start, run_low, run_base, run_cur, run_weeks, run_zero, slide)
 
-    def _slide_start(self, values: array[float], keep: array[int], start: int, floor: int
-                     ) -> int:
+    def _slide_start(self, values: array[float], keep: array[int], start: int, floor: int) -> int:
         """Where a gradual slide into the drop at ``start`` began, or -1 if it did not slide.
 
         Walks back from the drop over judged days below their own baseline; two days in a row
@@ -401,9 +407,11 @@ class UsageDropWatcher(Watcher):
         depth = min(1.0, -pct / (3 * opts.level_drop_pct))  # full strength at a 30% cut
         strength = 0.4 + 0.6 * depth
         what = metric.replace("_", " ")
-        summary = (f"{what.capitalize()} fell from {step.before:,.0f} to {step.after:,.0f} "
-                   f"({pct:.0f}%) on {started.isoformat()}, and have stayed down for {lasted} "
-                   f"day{'s' if lasted != 1 else ''}.")
+        summary = (
+            f"{what.capitalize()} fell from {step.before:,.0f} to {step.after:,.0f} "
+            f"({pct:.0f}%) on {started.isoformat()}, and have stayed down for {lasted} "
+            f"day{'s' if lasted != 1 else ''}."
+        )
         return Signal(
             account_id=account.id,
             kind=self.name,
@@ -440,11 +448,15 @@ class UsageDropWatcher(Watcher):
         what = "Usage" if metric == opts.default_metric else f"Usage of {metric}"
         day_word = "day" if lasted == 1 else "days"
         if drop.flatline:
-            summary = (f"{what} has been zero for {lasted} {day_word}, against its "
-                       f"{drop.weeks}-week baseline of about {baseline:,.0f} a day.")
+            summary = (
+                f"{what} has been zero for {lasted} {day_word}, against its "
+                f"{drop.weeks}-week baseline of about {baseline:,.0f} a day."
+            )
         else:
-            summary = (f"{what} fell {-pct:.0f}% below its {drop.weeks}-week baseline "
-                       f"for {lasted} {day_word}.")
+            summary = (
+                f"{what} fell {-pct:.0f}% below its {drop.weeks}-week baseline "
+                f"for {lasted} {day_word}."
+            )
         evidence: dict[str, object] = {
             "metric": metric,
             "baseline_per_day": round(baseline, 2),

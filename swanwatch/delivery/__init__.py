@@ -55,8 +55,9 @@ def channels_for(alert: Alert, config: NotifyConfig, account: Account | None = N
 
 def render(notice: Notice, account_name: str | None = None) -> tuple[str, str]:
     """A notice as (title, markdown body) with the built-in chat template."""
-    part = Part(notice.alert, notice.event, account_name or notice.alert.account_id,
-                notice.new_signals)
+    part = Part(
+        notice.alert, notice.event, account_name or notice.alert.account_id, notice.new_signals
+    )
     return _DEFAULT_RENDERER.message("chat", [part])
 
 

@@ -81,9 +81,7 @@ def context(part: Part) -> dict[str, Any]:
     for i, text in enumerate(alert.why_now):
         contribution = alert.contributions[i] if i < len(alert.contributions) else None
         fresh = (
-            contribution is not None
-            and contribution.fingerprint in new
-            and part.event != "firing"
+            contribution is not None and contribution.fingerprint in new and part.event != "firing"
         )
         why.append({"text": text, "new": fresh})
     return {

@@ -145,9 +145,7 @@ def matches(route: RouteConfig, facts: Facts) -> tuple[bool, str]:
     for name, wanted in route.match.items():
         patterns = [wanted] if isinstance(wanted, str) else list(wanted)
         values = facts.values(name)
-        hit = next(
-            (v for v in values for p in patterns if fnmatch.fnmatchcase(v, p)), None
-        )
+        hit = next((v for v in values for p in patterns if fnmatch.fnmatchcase(v, p)), None)
         if hit is None:
             shown = ", ".join(values) or "nothing"
             return False, f"{name} {shown} is not {' or '.join(patterns)}"
@@ -196,9 +194,7 @@ def route_settings(config: NotifyConfig) -> dict[str, Settings]:
     return out
 
 
-def route(
-    alert: Alert, account: Account | None, config: NotifyConfig
-) -> Routing:
+def route(alert: Alert, account: Account | None, config: NotifyConfig) -> Routing:
     """The channels a notice about ``alert`` goes to, each with its route's pacing."""
     out = Routing()
     facts = Facts.of(alert, account)
@@ -208,7 +204,9 @@ def route(
     _walk(root, name, None, facts, config, out, 1)
     if config.console:
         settings = Settings(
-            route="console", send_resolved=True, group_wait=timedelta(0),
+            route="console",
+            send_resolved=True,
+            group_wait=timedelta(0),
             group_interval=timedelta(0),
         )
         out.targets.insert(0, Target(CONSOLE, settings, "UTC", "chat"))
@@ -279,9 +277,7 @@ def _add(
             out.trace.append(f"{pad}-> {channel}: not defined under notify.channels, skipped")
             return
         if facts.severity.rank < spec.min_severity.rank:
-            out.trace.append(
-                f"{pad}-> {channel}: skipped, its min_severity is {spec.min_severity}"
-            )
+            out.trace.append(f"{pad}-> {channel}: skipped, its min_severity is {spec.min_severity}")
             return
         zone = spec.timezone or owners.timezones.get(facts.owner, owners.default_timezone)
         fmt = spec.render_format

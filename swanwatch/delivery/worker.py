@@ -251,7 +251,10 @@ class DeliveryWorker:
                 stats.dead += 1
                 log.error(
                     "notification %s to %s dead-lettered after %d tries: %s",
-                    note.id, note.channel, attempts, result.reason,
+                    note.id,
+                    note.channel,
+                    attempts,
+                    result.reason,
                 )
                 continue
             backoff = min(notify.retry_backoff * (2 ** (attempts - 1)), notify.retry_backoff_max)
@@ -261,7 +264,12 @@ class DeliveryWorker:
             stats.retried += 1
             log.warning(
                 "notification %s to %s failed (try %d of %d), retry in %s: %s",
-                note.id, note.channel, attempts, notify.max_attempts, backoff, result.reason,
+                note.id,
+                note.channel,
+                attempts,
+                notify.max_attempts,
+                backoff,
+                result.reason,
             )
 
     def _replacement(self, item: QueuedNotification, now: datetime) -> NewNotification:
@@ -288,6 +296,10 @@ class DeliveryWorker:
 def sample_account() -> Account:
     """The account of `swanwatch notify test`."""
     return Account(
-        id="sample", name="Sample Customer Inc.", owner="csm@example.com", segment="enterprise",
-        arr=120000.0, tags=("sample",),
+        id="sample",
+        name="Sample Customer Inc.",
+        owner="csm@example.com",
+        segment="enterprise",
+        arr=120000.0,
+        tags=("sample",),
     )

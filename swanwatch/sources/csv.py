@@ -128,7 +128,9 @@ class CsvSource(Source):
         if self.problem_count > len(self.problems):
             log.warning(
                 "source %r: %d malformed rows skipped in all (first %d listed)",
-                self.instance, self.problem_count, len(self.problems),
+                self.instance,
+                self.problem_count,
+                len(self.problems),
             )
 
     def _batches(

@@ -81,9 +81,7 @@ class HttpSource(Source):
     name: ClassVar[str] = "http"
 
     class Options(SourceOptions):
-        url: str = Field(
-            pattern=r"^https?://", description="The first page's URL (http or https)."
-        )
+        url: str = Field(pattern=r"^https?://", description="The first page's URL (http or https).")
         params: dict[str, str | int | float | bool] = Field(
             default_factory=dict, description="Query parameters sent with every request."
         )
@@ -142,7 +140,9 @@ class HttpSource(Source):
         page_param: str = Field("page", description="Query parameter of the page number.")
         first_page: int = Field(1, ge=0, description="Number of the first page.")
         page_size: int | None = Field(
-            None, ge=1, description="Records per page, sent as `page_size_param` if set; a "
+            None,
+            ge=1,
+            description="Records per page, sent as `page_size_param` if set; a "
             "shorter page is the last.",
         )
         page_size_param: str = Field("per_page", description="Query parameter of the page size.")
@@ -159,7 +159,8 @@ class HttpSource(Source):
         )
         max_backoff_s: float = Field(60.0, ge=0, description="Longest wait between retries.")
         max_retry_after_s: float = Field(
-            300.0, ge=0,
+            300.0,
+            ge=0,
             description="A 429 asking to wait longer than this fails the read instead.",
         )
 
@@ -189,8 +190,7 @@ class HttpSource(Source):
         value = os.environ.get(name or "")
         if not value:
             raise SourceError(
-                f"source {self.instance!r} (http): environment variable {name} ({what}) is "
-                "not set"
+                f"source {self.instance!r} (http): environment variable {name} ({what}) is not set"
             )
         return value
 
@@ -245,16 +245,22 @@ class HttpSource(Source):
                     row = self._row(record, number)
                     if row is None:
                         continue
-                    if cut is not None and opts.date_field is not None and is_after(
-                        row.get(opts.date_field), cut
+                    if (
+                        cut is not None
+                        and opts.date_field is not None
+                        and is_after(row.get(opts.date_field), cut)
                     ):
                         continue
                     yield row
                 url, params = self._next(response, body, url, params, len(records))
 
     def _next(
-        self, response: httpx.Response, body: object, url: str,
-        params: dict[str, str | int | float | bool], count: int,
+        self,
+        response: httpx.Response,
+        body: object,
+        url: str,
+        params: dict[str, str | int | float | bool],
+        count: int,
     ) -> tuple[str | None, dict[str, str | int | float | bool]]:
         """The next page's URL and parameters, or (None, ...) after the last page."""
         opts = self.options
@@ -299,8 +305,7 @@ class HttpSource(Source):
             except httpx.TransportError as exc:
                 if attempt == opts.max_retries:
                     raise SourceError(
-                        f"{where} failed after {attempt + 1} attempts: "
-                        f"{type(exc).__name__}: {exc}"
+                        f"{where} failed after {attempt + 1} attempts: {type(exc).__name__}: {exc}"
                     ) from exc
                 log.warning("%s: %s; retrying in %.1f s", where, exc, backoff)
                 await asyncio.sleep(backoff)
@@ -312,8 +317,11 @@ class HttpSource(Source):
                 raise SourceError(
                     f"{where} failed{tries}: HTTP {response.status_code} "
                     f"{response.reason_phrase}: {response.text[:200]!r}"
-                    + ("; check the credentials in the environment"
-                       if response.status_code in (401, 403) else "")
+                    + (
+                        "; check the credentials in the environment"
+                        if response.status_code in (401, 403)
+                        else ""
+                    )
                 )
             wait = backoff
             if response.status_code == 429:

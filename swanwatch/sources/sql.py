@@ -123,8 +123,12 @@ class SqlSource(Source):
                 f"source {self.instance!r} (sql): `url` is not an SQLAlchemy URL: {exc}"
             ) from None
         database = url.database or ""
-        if (url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
-                and not os.path.isabs(database) and not database.startswith("file:")):
+        if (
+            url.get_backend_name() == "sqlite"
+            and database not in ("", ":memory:")
+            and not os.path.isabs(database)
+            and not database.startswith("file:")
+        ):
             url = url.set(database=os.path.join(self.base_dir, database))
         return url
 
@@ -147,10 +151,17 @@ class SqlSource(Source):
             elif backend == "sqlite":
                 connect_args["timeout"] = timeout
             try:
-                self._engine = create_engine(
-                    url, connect_args=connect_args, pool_pre_ping=True, pool_size=2,
-                    max_overflow=2,
-                ) if backend != "sqlite" else create_engine(url, connect_args=connect_args)
+                self._engine = (
+                    create_engine(
+                        url,
+                        connect_args=connect_args,
+                        pool_pre_ping=True,
+                        pool_size=2,
+                        max_overflow=2,
+                    )
+                    if backend != "sqlite"
+                    else create_engine(url, connect_args=connect_args)
+                )
             except (ArgumentError, NoSuchModuleError, ImportError) as exc:
                 raise SourceError(
                     f"source {self.instance!r} (sql): cannot use {self.describe_url()}: {exc}; "
@@ -180,13 +191,18 @@ class SqlSource(Source):
             cut = until.date() if opts.date_type == "date" else until
         binds = []
         if _UNTIL.search(sql):
-            params["until"] = cut if cut is not None else (
-                _NO_CUT_DATE if opts.date_type == "date" else _NO_CUT_DATETIME)
+            params["until"] = (
+                cut
+                if cut is not None
+                else (_NO_CUT_DATE if opts.date_type == "date" else _NO_CUT_DATETIME)
+            )
             binds.append(bindparam("until", type_=kind))
         if cut is not None and opts.date_field:
             column = self.engine().dialect.identifier_preparer.quote(opts.date_field)
-            sql = (f"SELECT * FROM (\n{sql}\n) AS swanwatch_q "
-                   f"WHERE swanwatch_q.{column} <= :swanwatch_cut")
+            sql = (
+                f"SELECT * FROM (\n{sql}\n) AS swanwatch_q "
+                f"WHERE swanwatch_q.{column} <= :swanwatch_cut"
+            )
             params["swanwatch_cut"] = cut
             binds.append(bindparam("swanwatch_cut", type_=kind))
         return text(sql).bindparams(*binds), params
@@ -227,8 +243,12 @@ class SqlSource(Source):
         return self._stream(conn, statement, params, until, where)
 
     def _stream(
-        self, conn: Connection, statement: TextClause, params: Mapping[str, object],
-        until: datetime | None, where: str,
+        self,
+        conn: Connection,
+        statement: TextClause,
+        params: Mapping[str, object],
+        until: datetime | None,
+        where: str,
     ) -> Generator[list[Row], None, None]:
         opts = self.options
         with conn:
@@ -262,8 +282,11 @@ class SqlSource(Source):
                         row = convert(tuple(record), number)
                         if row is None:
                             continue
-                        if (until is not None and date_field is not None
-                                and is_after(row.get(date_field), until)):
+                        if (
+                            until is not None
+                            and date_field is not None
+                            and is_after(row.get(date_field), until)
+                        ):
                             continue  # the database should have left it out already
                         out.append(row)
                     yield out
@@ -275,8 +298,11 @@ class SqlSource(Source):
         missing = [c for c in opts.columns.values() if c not in keys]
         renamed = {col: field for field, col in opts.columns.items()}
         fields = [renamed.get(k, k) for k in keys]
-        absent = [f for f in [*opts.types, *([opts.date_field] if opts.date_field else [])]
-                  if f not in fields]
+        absent = [
+            f
+            for f in [*opts.types, *([opts.date_field] if opts.date_field else [])]
+            if f not in fields
+        ]
         if missing or absent:
             raise SourceError(
                 f"{where}: column(s) {', '.join(map(repr, missing + absent))} named in "

@@ -387,9 +387,7 @@ class Store:
         table = UnknownRow.__table__  # type: ignore[attr-defined]
         scoped = None if scope is None else sorted(set(scope))
         allowed = None if scoped is None else set(scoped)
-        latest = {
-            (a, k): reason for a, k, reason in unknowns if allowed is None or a in allowed
-        }
+        latest = {(a, k): reason for a, k, reason in unknowns if allowed is None or a in allowed}
         with self._tx() as conn:
             rows = [
                 {
@@ -786,9 +784,7 @@ class Store:
             ).scalar()
         return ensure_utc(value) if isinstance(value, datetime) else None
 
-    def fail_over(
-        self, notification_id: int, error: str, replacement: NewNotification
-    ) -> bool:
+    def fail_over(self, notification_id: int, error: str, replacement: NewNotification) -> bool:
         """Dead-letter a notification its channel keeps refusing and queue ``replacement``
         (for the fallback channel) in the same transaction; False if it was queued before."""
         table = NotificationRow.__table__  # type: ignore[attr-defined]

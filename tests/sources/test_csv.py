@@ -60,22 +60,33 @@ async def test_columns_are_mapped_and_types_checked(tmp_path: Path) -> None:
     (tmp_path / "t.csv").write_text(
         "Account;When;Escalated;Count;Opened\nx;2026-01-02;yes;3;2026-01-02T10:00:00Z\n"
     )
-    source = make_source("csv", {
-        "path": "t.csv", "delimiter": ";",
-        "columns": {"account_id": "Account", "day": "When"},
-        "types": {"day": "date", "Escalated": "bool", "Count": "int", "Opened": "datetime"},
-    }, base_dir=str(tmp_path))
-    assert await read(source) == [{
-        "account_id": "x", "day": date(2026, 1, 2), "Escalated": True, "Count": 3,
-        "Opened": datetime(2026, 1, 2, 10, tzinfo=UTC),
-    }]
+    source = make_source(
+        "csv",
+        {
+            "path": "t.csv",
+            "delimiter": ";",
+            "columns": {"account_id": "Account", "day": "When"},
+            "types": {"day": "date", "Escalated": "bool", "Count": "int", "Opened": "datetime"},
+        },
+        base_dir=str(tmp_path),
+    )
+    assert await read(source) == [
+        {
+            "account_id": "x",
+            "day": date(2026, 1, 2),
+            "Escalated": True,
+            "Count": 3,
+            "Opened": datetime(2026, 1, 2, 10, tzinfo=UTC),
+        }
+    ]
 
 
 async def test_glob_reads_every_file_in_order(tmp_path: Path) -> None:
     (tmp_path / "u-2.csv").write_text("account_id,value\nb,2\n")
     (tmp_path / "u-1.csv").write_text("account_id,value\na,1\n")
-    source = make_source("csv", {"path": "u-*.csv", "types": {"value": "int"}},
-                         base_dir=str(tmp_path))
+    source = make_source(
+        "csv", {"path": "u-*.csv", "types": {"value": "int"}}, base_dir=str(tmp_path)
+    )
     assert [r["value"] for r in await read(source)] == [1, 2]
 
 
@@ -87,8 +98,11 @@ async def test_jsonl_with_bad_lines(tmp_path: Path) -> None:
         '{"account_id": "b", "date": "2026-11-02", "value": "x"}\n'
         '{"account_id": "c", "date": "2026-11-03"}\n'
     )
-    source = make_source("csv", {"path": "u.jsonl", "types": {"value": "float"},
-                                 "date_field": "date"}, base_dir=str(tmp_path))
+    source = make_source(
+        "csv",
+        {"path": "u.jsonl", "types": {"value": "float"}, "date_field": "date"},
+        base_dir=str(tmp_path),
+    )
     rows = await read(source)
     assert [(r["account_id"], r["value"]) for r in rows] == [("a", 3.0), ("c", None)]
     problems = source.problems  # type: ignore[attr-defined]
@@ -107,8 +121,9 @@ async def test_missing_file_names_the_path(tmp_path: Path) -> None:
 
 async def test_unknown_mapped_column_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "u.csv").write_text("a,b\n1,2\n")
-    source = make_source("csv", {"path": "u.csv", "columns": {"account_id": "acct"}},
-                         base_dir=str(tmp_path))
+    source = make_source(
+        "csv", {"path": "u.csv", "columns": {"account_id": "acct"}}, base_dir=str(tmp_path)
+    )
     with pytest.raises(SourceError, match="'acct'"):
         await read(source)
 
@@ -116,8 +131,9 @@ async def test_unknown_mapped_column_is_an_error(tmp_path: Path) -> None:
 async def test_streams_a_large_file_in_batches(tmp_path: Path) -> None:
     lines = ["account_id,date,value"] + [f"a{i % 7},2026-11-01,{i}" for i in range(30_000)]
     (tmp_path / "big.csv").write_text("\n".join(lines) + "\n")
-    source = make_source("csv", {"path": "big.csv", "types": {"value": "int"}},
-                         base_dir=str(tmp_path))
+    source = make_source(
+        "csv", {"path": "big.csv", "types": {"value": "int"}}, base_dir=str(tmp_path)
+    )
     total = 0
     async for row in source.rows():
         total += row["value"]  # type: ignore[operator]
@@ -126,8 +142,11 @@ async def test_streams_a_large_file_in_batches(tmp_path: Path) -> None:
 
 async def test_bundled_sample_reads_cleanly() -> None:
     base = Path(__file__).parents[2] / "swanwatch" / "data" / "sample"
-    source = make_source("csv", {"path": "usage.csv", "types": {"value": "float"},
-                                 "date_field": "date"}, base_dir=str(base))
+    source = make_source(
+        "csv",
+        {"path": "usage.csv", "types": {"value": "float"}, "date_field": "date"},
+        base_dir=str(base),
+    )
     rows = await read(source)
     assert len(rows) == 6000
     assert source.problems == []  # type: ignore[attr-defined]

@@ -21,8 +21,12 @@ from swanwatch.sources.http import HttpSource
 from swanwatch.testing import make_source
 
 RECORDS = [
-    {"id": i, "account": {"id": f"acc-{i % 3}", "name": f"A{i}"}, "day": f"2026-11-{i:02d}",
-     "value": str(i * 10)}
+    {
+        "id": i,
+        "account": {"id": f"acc-{i % 3}", "name": f"A{i}"},
+        "day": f"2026-11-{i:02d}",
+        "value": str(i * 10),
+    }
     for i in range(1, 8)
 ]
 
@@ -48,20 +52,21 @@ class Api:
             return
         page = int(query.get("page", ["1"])[0])
         if parts.path == "/link":
-            chunk = RECORDS[(page - 1) * 3: page * 3]
+            chunk = RECORDS[(page - 1) * 3 : page * 3]
             headers = {}
             if page * 3 < len(RECORDS):
-                headers["Link"] = (f'</link?page={page + 1}&kind=x>; rel="next", '
-                                   '</link>; rel="first"')
+                headers["Link"] = (
+                    f'</link?page={page + 1}&kind=x>; rel="next", </link>; rel="first"'
+                )
             self.send(handler, 200, chunk, headers)
         elif parts.path == "/cursor":
             at = int(query.get("after", ["0"])[0])
-            chunk = RECORDS[at: at + 2]
+            chunk = RECORDS[at : at + 2]
             nxt = str(at + 2) if at + 2 < len(RECORDS) else None
             self.send(handler, 200, {"data": {"items": chunk}, "meta": {"next": nxt}})
         elif parts.path == "/page":
             size = int(query.get("size", ["3"])[0])
-            self.send(handler, 200, {"results": RECORDS[(page - 1) * size: page * size]})
+            self.send(handler, 200, {"results": RECORDS[(page - 1) * size : page * size]})
         elif parts.path == "/secure":
             auth = handler.headers.get("Authorization", "")
             key = handler.headers.get("X-API-Key", "")
@@ -79,8 +84,12 @@ class Api:
             self.send(handler, 404, {"error": "no such thing"})
 
     @staticmethod
-    def send(handler: BaseHTTPRequestHandler, status: int, body: Any,
-             headers: dict[str, str] | None = None) -> None:
+    def send(
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        body: Any,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         data = json.dumps(body).encode()
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json")
@@ -117,8 +126,11 @@ async def read(source: Any, until: datetime | None = None) -> list[dict[str, obj
     return [dict(r) async for r in source.rows(until=until)]
 
 
-MAPPING = {"fields": {"account_id": "account.id", "date": "day"},
-           "types": {"value": "float"}, "only_mapped": False}
+MAPPING = {
+    "fields": {"account_id": "account.id", "date": "day"},
+    "types": {"value": "float"},
+    "only_mapped": False,
+}
 
 
 async def test_link_header_pagination_with_field_mapping(api: tuple[Api, str]) -> None:
@@ -133,11 +145,19 @@ async def test_link_header_pagination_with_field_mapping(api: tuple[Api, str]) -
 
 async def test_cursor_pagination_and_records_path(api: tuple[Api, str]) -> None:
     state, base = api
-    source = make_source("http", {
-        "url": f"{base}/cursor", "pagination": "cursor", "records_path": "data.items",
-        "cursor_path": "meta.next", "cursor_param": "after", "params": {"fields": "all"},
-        "fields": {"account": "account.name"}, "only_mapped": True,
-    })
+    source = make_source(
+        "http",
+        {
+            "url": f"{base}/cursor",
+            "pagination": "cursor",
+            "records_path": "data.items",
+            "cursor_path": "meta.next",
+            "cursor_param": "after",
+            "params": {"fields": "all"},
+            "fields": {"account": "account.name"},
+            "only_mapped": True,
+        },
+    )
     rows = await read(source)
     assert rows == [{"account": f"A{i}"} for i in range(1, 8)]
     assert [q.get("after") for _, q, _ in state.requests] == [None, ["2"], ["4"], ["6"]]
@@ -146,18 +166,25 @@ async def test_cursor_pagination_and_records_path(api: tuple[Api, str]) -> None:
 
 async def test_page_number_pagination_stops_on_a_short_page(api: tuple[Api, str]) -> None:
     state, base = api
-    source = make_source("http", {
-        "url": f"{base}/page", "pagination": "page", "records_path": "results",
-        "page_size": 3, "page_size_param": "size",
-    })
+    source = make_source(
+        "http",
+        {
+            "url": f"{base}/page",
+            "pagination": "page",
+            "records_path": "results",
+            "page_size": 3,
+            "page_size_param": "size",
+        },
+    )
     assert len(await read(source)) == 7
     assert [q["page"] for _, q, _ in state.requests] == [["1"], ["2"], ["3"]]
 
 
 async def test_until_leaves_out_later_records_and_is_sent(api: tuple[Api, str]) -> None:
     state, base = api
-    source = make_source("http", {"url": f"{base}/link", **MAPPING, "date_field": "date",
-                                  "until_param": "until"})
+    source = make_source(
+        "http", {"url": f"{base}/link", **MAPPING, "date_field": "date", "until_param": "until"}
+    )
     rows = await read(source, until=datetime(2026, 11, 3, 23, tzinfo=UTC))
     assert [r["id"] for r in rows] == [1, 2, 3]
     assert state.requests[0][1]["until"] == ["2026-11-03T23:00:00Z"]
@@ -171,14 +198,21 @@ async def test_bad_records_are_listed_and_skipped(api: tuple[Api, str]) -> None:
     assert source.problems[0] == "page 1, record 1: day: '2026-11-01' is not an integer"
 
 
-@pytest.mark.parametrize("options, env", [
-    ({"auth": "bearer", "token_env": "T_TOKEN"}, {"T_TOKEN": "tok-123"}),
-    ({"auth": "basic", "username_env": "T_USER", "password_env": "T_PASS"},
-     {"T_USER": "ann", "T_PASS": "s3cret"}),
-    ({"auth": "header", "token_env": "T_KEY"}, {"T_KEY": "key-9"}),
-])
+@pytest.mark.parametrize(
+    "options, env",
+    [
+        ({"auth": "bearer", "token_env": "T_TOKEN"}, {"T_TOKEN": "tok-123"}),
+        (
+            {"auth": "basic", "username_env": "T_USER", "password_env": "T_PASS"},
+            {"T_USER": "ann", "T_PASS": "s3cret"},
+        ),
+        ({"auth": "header", "token_env": "T_KEY"}, {"T_KEY": "key-9"}),
+    ],
+)
 async def test_auth_from_the_environment(
-    api: tuple[Api, str], monkeypatch: pytest.MonkeyPatch, options: dict[str, str],
+    api: tuple[Api, str],
+    monkeypatch: pytest.MonkeyPatch,
+    options: dict[str, str],
     env: dict[str, str],
 ) -> None:
     _, base = api
@@ -198,7 +232,8 @@ async def test_429_waits_for_retry_after_and_5xx_backs_off(api: tuple[Api, str])
     state, base = api
     now = datetime.now(UTC)
     state.failures["/link"] = [
-        (503, {}), (502, {}),
+        (503, {}),
+        (502, {}),
         (429, {"Retry-After": "1"}),
         # An HTTP date, read against the response's own Date header: 0 s here.
         (429, {"Retry-After": format_datetime(now, usegmt=True)}),
@@ -247,8 +282,9 @@ async def test_not_json_and_no_list_are_named(api: tuple[Api, str]) -> None:
 
 
 async def test_network_errors_are_retried_then_reported() -> None:
-    source = make_source("http", {"url": "http://127.0.0.1:1/x", "backoff_s": 0.01,
-                                  "max_retries": 1})
+    source = make_source(
+        "http", {"url": "http://127.0.0.1:1/x", "backoff_s": 0.01, "max_retries": 1}
+    )
     with pytest.raises(SourceError, match="failed after 2 attempts: ConnectError"):
         await read(source)
 

@@ -40,10 +40,12 @@ def db_url(store_url: str) -> Iterator[str]:
 def _filled(url: str) -> Iterator[str]:
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text(
-            "CREATE TABLE usage_events (account_id VARCHAR(20), day DATE, metric VARCHAR(20), "
-            "amount NUMERIC(12, 2))"
-        ))
+        conn.execute(
+            text(
+                "CREATE TABLE usage_events (account_id VARCHAR(20), day DATE, metric VARCHAR(20), "
+                "amount NUMERIC(12, 2))"
+            )
+        )
         rows = [
             {"a": account, "d": date(2026, 11, 1) + timedelta(days=d), "m": metric, "v": 1.5}
             for account in ("acme", "globex")
@@ -72,8 +74,12 @@ async def test_rows_are_aggregated_in_the_database_and_typed(db_url: str) -> Non
     rows = await read(source)
     assert len(rows) == 2 * 10 * 2
     assert source.rows_fetched == 40  # type: ignore[attr-defined]  # not the 160 raw events
-    assert rows[0] == {"account_id": "acme", "date": date(2026, 11, 1), "metric": "api_calls",
-                       "value": 6.0}
+    assert rows[0] == {
+        "account_id": "acme",
+        "date": date(2026, 11, 1),
+        "metric": "api_calls",
+        "value": 6.0,
+    }
     assert isinstance(rows[0]["value"], float)  # NUMERIC arrives as float
 
 
@@ -87,11 +93,20 @@ async def test_until_cuts_in_the_database(db_url: str) -> None:
 
 
 async def test_query_may_place_until_itself(db_url: str) -> None:
-    query = ("SELECT account_id, day, SUM(amount) AS value FROM usage_events "
-             "WHERE day <= :until AND metric = :metric GROUP BY account_id, day")
-    source = make_source("sql", {"url": db_url, "query": query, "params": {"metric": "reports"},
-                                 "columns": {"date": "day"},
-                                 "types": {"value": "int", "date": "date"}})
+    query = (
+        "SELECT account_id, day, SUM(amount) AS value FROM usage_events "
+        "WHERE day <= :until AND metric = :metric GROUP BY account_id, day"
+    )
+    source = make_source(
+        "sql",
+        {
+            "url": db_url,
+            "query": query,
+            "params": {"metric": "reports"},
+            "columns": {"date": "day"},
+            "types": {"value": "int", "date": "date"},
+        },
+    )
     everything = await read(source)
     assert len(everything) == 20 and {type(r["value"]) for r in everything} == {int}
     cut = await read(source, until=datetime(2026, 11, 2, tzinfo=UTC))
@@ -122,17 +137,22 @@ async def test_the_failing_query_is_named(db_url: str) -> None:
 
 
 async def test_a_missing_date_field_lists_the_columns(db_url: str) -> None:
-    source = make_source("sql", {"url": db_url, "query": "SELECT account_id FROM usage_events",
-                                 "date_field": "day"})
+    source = make_source(
+        "sql", {"url": db_url, "query": "SELECT account_id FROM usage_events", "date_field": "day"}
+    )
     with pytest.raises(SourceError, match=r"'day' named in .* it has: account_id"):
         await read(source)
 
 
 async def test_a_failed_connection_is_named_and_hides_the_password() -> None:
-    source = make_source("sql", {
-        "url": "postgresql+psycopg://scott:tiger@127.0.0.1:1/db", "query": "SELECT 1",
-        "connect_timeout_s": 2,
-    })
+    source = make_source(
+        "sql",
+        {
+            "url": "postgresql+psycopg://scott:tiger@127.0.0.1:1/db",
+            "query": "SELECT 1",
+            "connect_timeout_s": 2,
+        },
+    )
     with pytest.raises(SourceError, match="cannot connect") as caught:
         await read(source)
     assert "tiger" not in str(caught.value) and "***" in str(caught.value)
@@ -141,8 +161,9 @@ async def test_a_failed_connection_is_named_and_hides_the_password() -> None:
 
 async def test_a_relative_sqlite_path_is_relative_to_the_config(tmp_path: Path) -> None:
     for _ in _filled(f"sqlite:///{tmp_path / 'crm.db'}"):
-        source = make_source("sql", {"url": "sqlite:///crm.db", "query": DAILY},
-                             base_dir=str(tmp_path))
+        source = make_source(
+            "sql", {"url": "sqlite:///crm.db", "query": DAILY}, base_dir=str(tmp_path)
+        )
         assert len(await read(source)) == 40
 
 
@@ -171,8 +192,10 @@ async def test_the_event_loop_keeps_running_during_a_slow_query() -> None:
 @needs_postgres
 async def test_postgres_streams_through_a_server_side_cursor() -> None:
     assert POSTGRES_URL is not None
-    query = ("SELECT g AS n, (SELECT count(*) FROM pg_cursors) AS open_cursors "
-             "FROM generate_series(1, 50) AS g")
+    query = (
+        "SELECT g AS n, (SELECT count(*) FROM pg_cursors) AS open_cursors "
+        "FROM generate_series(1, 50) AS g"
+    )
     source = make_source("sql", {"url": POSTGRES_URL, "query": query, "batch_rows": 10})
     rows = await read(source)
     assert len(rows) == 50 and {r["open_cursors"] for r in rows} == {1}
@@ -192,12 +215,17 @@ async def test_usage_drop_reads_daily_sums_from_sql(tmp_path: Path) -> None:
         conn.execute(text("INSERT INTO events VALUES (:a, :d, :v)"), rows)
     engine.dispose()
     query = "SELECT account_id, day AS date, SUM(amount) AS value FROM events GROUP BY 1, 2"
-    source = make_source("sql", {"url": url, "query": query, "date_field": "date",
-                                 "types": {"date": "date"}})
+    source = make_source(
+        "sql", {"url": url, "query": query, "date_field": "date", "types": {"date": "date"}}
+    )
     try:
-        signals = await run_watcher("usage_drop", accounts=[make_account("acme")],
-                                    now="2026-11-20T18:00:00Z", sources={"usage": source},
-                                    replay=True)
+        signals = await run_watcher(
+            "usage_drop",
+            accounts=[make_account("acme")],
+            now="2026-11-20T18:00:00Z",
+            sources={"usage": source},
+            replay=True,
+        )
     finally:
         source.close()  # type: ignore[attr-defined]
     assert [(s.account_id, s.evidence["days_lasted"]) for s in signals] == [("acme", 7)]

@@ -31,9 +31,7 @@ async def _sample():
 
 
 def test_every_built_in_watcher_is_listed() -> None:
-    assert {"usage_drop", "champion_departure", "renewal_lapse", "support_spike"} <= set(
-        BUILT_IN
-    )
+    assert {"usage_drop", "champion_departure", "renewal_lapse", "support_spike"} <= set(BUILT_IN)
     assert {"domain_expiry", "tls_expiry"} <= set(BUILT_IN)
 
 

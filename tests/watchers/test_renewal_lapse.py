@@ -10,25 +10,51 @@ from swanwatch.testing import assert_watcher_contract, make_account, rows_source
 NOW = "2026-11-20T12:00:00Z"
 
 
-def contract(end: str = "2027-01-04", *, stage: str = "none", auto: bool = False,
-             overdue: int = 0, failed: object = False, account: str = "acme"
-             ) -> dict[str, object]:
-    return {"account_id": account, "contract_id": "C-1", "end_date": date.fromisoformat(end),
-            "auto_renew": auto, "renewal_stage": stage, "invoice_overdue_days": overdue,
-            "payment_failed": failed}
+def contract(
+    end: str = "2027-01-04",
+    *,
+    stage: str = "none",
+    auto: bool = False,
+    overdue: int = 0,
+    failed: object = False,
+    account: str = "acme",
+) -> dict[str, object]:
+    return {
+        "account_id": account,
+        "contract_id": "C-1",
+        "end_date": date.fromisoformat(end),
+        "auto_renew": auto,
+        "renewal_stage": stage,
+        "invoice_overdue_days": overdue,
+        "payment_failed": failed,
+    }
 
 
-async def run(rows: list[dict[str, object]], now: str = NOW, *, state: StateMap | None = None,
-              accounts: list | None = None, **options: object) -> list:  # type: ignore[type-arg]
+async def run(
+    rows: list[dict[str, object]],
+    now: str = NOW,
+    *,
+    state: StateMap | None = None,
+    accounts: list | None = None,
+    **options: object,
+) -> list:  # type: ignore[type-arg]
     return await run_watcher(
-        "renewal_lapse", options=options, accounts=accounts or [make_account("acme")], now=now,
-        sources={"contracts": rows_source(rows)}, state=state,
+        "renewal_lapse",
+        options=options,
+        accounts=accounts or [make_account("acme")],
+        now=now,
+        sources={"contracts": rows_source(rows)},
+        state=state,
     )
 
 
 async def test_contract() -> None:
-    await assert_watcher_contract("renewal_lapse", accounts=[make_account("acme")], now=NOW,
-                                  sources={"contracts": rows_source([contract(overdue=30)])})
+    await assert_watcher_contract(
+        "renewal_lapse",
+        accounts=[make_account("acme")],
+        now=NOW,
+        sources={"contracts": rows_source([contract(overdue=30)])},
+    )
 
 
 async def test_strength_grows_as_the_date_nears() -> None:
@@ -36,8 +62,13 @@ async def test_strength_grows_as_the_date_nears() -> None:
     for end in ("2027-03-01", "2027-02-08", "2027-01-04", "2026-12-10", "2026-11-10"):
         signals = await run([contract(end)])
         by_days[end] = signals[0].strength if signals else None
-    assert by_days == {"2027-03-01": None, "2027-02-08": 0.333, "2027-01-04": 0.667,
-                       "2026-12-10": 1.0, "2026-11-10": 1.0}
+    assert by_days == {
+        "2027-03-01": None,
+        "2027-02-08": 0.333,
+        "2027-01-04": 0.667,
+        "2026-12-10": 1.0,
+        "2026-11-10": 1.0,
+    }
 
 
 async def test_summary_and_when_it_began() -> None:

@@ -11,17 +11,31 @@ NOW = "2026-11-20T12:00:00Z"
 END = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 
-def ticket(opened: datetime, *, prio: str = "p3", escalated: bool = False,
-           answered: bool = True, status: str = "closed", account: str = "acme",
-           n: list[int] = [0]) -> dict[str, object]:  # noqa: B006 (a running ticket number)
+def ticket(
+    opened: datetime,
+    *,
+    prio: str = "p3",
+    escalated: bool = False,
+    answered: bool = True,
+    status: str = "closed",
+    account: str = "acme",
+    n: list[int] = [0],
+) -> dict[str, object]:  # noqa: B006 (a running ticket number)
     n[0] += 1
-    return {"account_id": account, "ticket_id": f"T-{n[0]}", "opened_at": opened,
-            "priority": prio, "escalated": escalated, "status": status,
-            "first_response_at": opened + timedelta(hours=3) if answered else None}
+    return {
+        "account_id": account,
+        "ticket_id": f"T-{n[0]}",
+        "opened_at": opened,
+        "priority": prio,
+        "escalated": escalated,
+        "status": status,
+        "first_response_at": opened + timedelta(hours=3) if answered else None,
+    }
 
 
-def usual(account: str = "acme", per_week: float = 1.0, seed: int = 1,
-          days: int = 70) -> list[dict[str, object]]:
+def usual(
+    account: str = "acme", per_week: float = 1.0, seed: int = 1, days: int = 70
+) -> list[dict[str, object]]:
     """Ordinary traffic: about ``per_week`` tickets a week, on weekdays."""
     rng = random.Random(seed)
     rows = []
@@ -37,18 +51,32 @@ def burst(start: date, count: int, **kw: object) -> list[dict[str, object]]:
     return [ticket(t0 + timedelta(hours=7 * i), **kw) for i in range(count)]  # type: ignore[arg-type]
 
 
-async def run(rows: list[dict[str, object]], now: str = NOW, *, replay: bool = False,
-              accounts: tuple[str, ...] = ("acme",), **options: object) -> list:  # type: ignore[type-arg]
+async def run(
+    rows: list[dict[str, object]],
+    now: str = NOW,
+    *,
+    replay: bool = False,
+    accounts: tuple[str, ...] = ("acme",),
+    **options: object,
+) -> list:  # type: ignore[type-arg]
     return await run_watcher(
-        "support_spike", options=options, accounts=[make_account(a) for a in accounts], now=now,
-        sources={"tickets": rows_source(rows, date_field="opened_at")}, replay=replay,
+        "support_spike",
+        options=options,
+        accounts=[make_account(a) for a in accounts],
+        now=now,
+        sources={"tickets": rows_source(rows, date_field="opened_at")},
+        replay=replay,
     )
 
 
 async def test_contract() -> None:
     rows = usual() + burst(date(2026, 11, 16), 6)
-    await assert_watcher_contract("support_spike", accounts=[make_account("acme")], now=NOW,
-                                  sources={"tickets": rows_source(rows)})
+    await assert_watcher_contract(
+        "support_spike",
+        accounts=[make_account("acme")],
+        now=NOW,
+        sources={"tickets": rows_source(rows)},
+    )
 
 
 async def test_quiet_on_ordinary_traffic() -> None:
@@ -71,8 +99,11 @@ async def test_busy_account_needs_more_than_its_usual() -> None:
 
 
 async def test_escalations_and_p1() -> None:
-    rows = usual() + burst(date(2026, 11, 17), 2, escalated=True) + burst(
-        date(2026, 11, 18), 1, prio="p1")
+    rows = (
+        usual()
+        + burst(date(2026, 11, 17), 2, escalated=True)
+        + burst(date(2026, 11, 18), 1, prio="p1")
+    )
     keys = {s.key for s in await run(rows)}
     assert keys == {"escalations", "p1"}
 
@@ -84,9 +115,12 @@ async def test_clears_when_the_spike_passes() -> None:
 
 
 async def test_unanswered_tickets_ageing() -> None:
-    rows = [*usual(), ticket(END - timedelta(days=3), answered=False, status="open"),
-            ticket(END - timedelta(hours=10), answered=False, status="open"),
-            ticket(END - timedelta(days=5), answered=False, status="closed")]
+    rows = [
+        *usual(),
+        ticket(END - timedelta(days=3), answered=False, status="open"),
+        ticket(END - timedelta(hours=10), answered=False, status="open"),
+        ticket(END - timedelta(days=5), answered=False, status="closed"),
+    ]
     [s] = await run(rows)
     assert s.key == "unanswered" and s.evidence["count"] == 1
     assert s.observed_at == END - timedelta(days=1)

@@ -102,8 +102,9 @@ async def test_a_deep_drop_is_signalled_after_two_days() -> None:
     assert await run(history(change=drop_from(date(2026, 11, 20), 0.3))) == []
     fired = await run(history(change=drop_from(date(2026, 11, 19), 0.45)))
     assert [s.evidence["low_days"] for s in fired] == [2]
-    assert await run(history(change=drop_from(date(2026, 11, 19), 0.45)),
-                     deep_drop_min_days=3) == []
+    assert (
+        await run(history(change=drop_from(date(2026, 11, 19), 0.45)), deep_drop_min_days=3) == []
+    )
 
 
 async def test_quiet_on_weekly_seasonality_and_noise() -> None:
@@ -207,8 +208,12 @@ async def test_no_slide_reported_for_a_sudden_drop() -> None:
 
 
 def seats(
-    levels: dict[date, float], *, start: date = END - timedelta(days=83), account: str = "acme",
-    metric: str = "seats", sparse: bool = False,
+    levels: dict[date, float],
+    *,
+    start: date = END - timedelta(days=83),
+    account: str = "acme",
+    metric: str = "seats",
+    sparse: bool = False,
 ) -> list[dict[str, object]]:
     """A seat count per day from ``start`` to END: the level set on each date in ``levels``."""
     rows, level, day = [], None, start
@@ -232,10 +237,15 @@ async def test_seat_reduction_is_a_signal_with_before_and_after() -> None:
         assert (s.kind, s.key, s.observed_at.date()) == ("usage_drop", "seats", date(2026, 11, 9))
         ev = s.evidence
         assert (ev["baseline"], ev["current"], ev["pct_change"], ev["days_lasted"]) == (
-            120, 96, -20.0, 12)
+            120,
+            96,
+            -20.0,
+            12,
+        )
         assert ev["level"] is True
-        assert s.summary == ("Seats fell from 120 to 96 (-20%) on 2026-11-09, and have stayed "
-                             "down for 12 days.")
+        assert s.summary == (
+            "Seats fell from 120 to 96 (-20%) on 2026-11-09, and have stayed down for 12 days."
+        )
 
 
 async def test_licences_quiet_on_noise_small_accounts_and_a_one_day_glitch() -> None:

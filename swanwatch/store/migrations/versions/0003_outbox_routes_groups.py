@@ -26,9 +26,7 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("fallback", sa.String(), nullable=True))
         batch_op.add_column(sa.Column("payload", sa.JSON(), nullable=True))
-        batch_op.create_index(
-            batch_op.f("ix_notifications_group_key"), ["group_key"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_notifications_group_key"), ["group_key"], unique=False)
 
 
 def downgrade() -> None:
