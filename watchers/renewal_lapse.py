@@ -249,7 +249,9 @@ class RenewalLapseWatcher(Watcher):
                     key=f"{contract}:payment_failed",
                     strength=0.6,
                     observed_at=_midnight(failed_on),
-                    summary=f"A payment on contract {contract} failed (seen {failed_on.isoformat()}).",
+                    summary=(
+                        f"A payment on contract {contract} failed (seen {failed_on.isoformat()})."
+                    ),
                     evidence={"contract_id": contract, "payment_failed_on": failed_on.isoformat()},
                 )
             )

@@ -19,8 +19,8 @@ def ticket(
     answered: bool = True,
     status: str = "closed",
     account: str = "acme",
-    n: list[int] = [0],
-) -> dict[str, object]:  # noqa: B006 (a running ticket number)
+    n: list[int] = [0],  # noqa: B006 (a running ticket number)
+) -> dict[str, object]:
     n[0] += 1
     return {
         "account_id": account,
