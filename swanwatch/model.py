@@ -205,6 +205,17 @@ class Feedback(_Record):
     created_at: UTCDateTime
 
 
+class NoticeEvent(StrEnum):
+    """Why a notification is sent: an alert's news, or a leaders' digest."""
+
+    FIRING = "firing"
+    ESCALATED = "escalated"
+    REPEAT = "repeat"
+    REMINDER = "reminder"
+    RESOLVED = "resolved"
+    DIGEST = "digest"
+
+
 class NotificationStatus(StrEnum):
     """Where a notification is in the outbox."""
 
