@@ -123,20 +123,13 @@ def routes() -> None:
 
 
 async def _read_accounts(config: Config) -> dict[str, Account]:
-    from swanwatch import plugins
-    from swanwatch.engine import account_from_row
+    from swanwatch.accounts import build_source, read_accounts
 
-    spec = config.sources[config.accounts.source]
-    cls = plugins.source_class(spec.type)
-    source = cls(spec.type, cls.Options.model_validate(spec.options), base_dir=config.base_dir)
-    out = {}
-    async for row in source.rows():
-        try:
-            account = account_from_row(row)
-        except (ValueError, TypeError):
-            continue
-        out[account.id] = account
-    return out
+    source = build_source(config.accounts.source, config)
+    try:
+        return (await read_accounts(source)).accounts
+    finally:
+        await source.aclose()
 
 
 def _find_account(config: Config, account_id: str) -> Account:

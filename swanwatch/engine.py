@@ -11,15 +11,16 @@ import asyncio
 import logging
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 import httpx
 
 from swanwatch import plugins
+from swanwatch.accounts import build_sources, read_accounts
 from swanwatch.alerts import Notice, muter, reconcile, retire
 from swanwatch.clock import Clock
 from swanwatch.config import Config, WatcherConfig, all_rules
@@ -38,7 +39,7 @@ from swanwatch.delivery import (
     repeat_after,
 )
 from swanwatch.errors import SourceError
-from swanwatch.interfaces import Source, StateMap, WatchContext, Watcher
+from swanwatch.interfaces import StateMap, WatchContext, Watcher
 from swanwatch.model import Account, AlertState, Severity, Signal, WatcherRun
 from swanwatch.store import Store
 
@@ -64,36 +65,6 @@ class CorrelationOutcome:
     enqueued: int
 
 
-def _split(value: object) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, list | tuple):
-        return tuple(str(v).strip() for v in value if str(v).strip())
-    text = str(value).replace(";", " ").replace(",", " ")
-    return tuple(part for part in text.split() if part)
-
-
-def account_from_row(row: Mapping[str, object]) -> Account:
-    """An Account from a source row (id, name, domains, owner, segment, arr, renewal_date,
-    tags); list fields may be lists or text separated by spaces, commas or semicolons."""
-    renewal = row.get("renewal_date")
-    if isinstance(renewal, datetime):
-        renewal = renewal.date()
-    elif isinstance(renewal, str):
-        renewal = date.fromisoformat(renewal.strip()) if renewal.strip() else None
-    arr = row.get("arr")
-    return Account(
-        id=str(row.get("id") or row.get("account_id") or "").strip(),
-        name=str(row.get("name") or ""),
-        domains=_split(row.get("domains")),
-        owner=(str(row["owner"]).strip() or None) if row.get("owner") else None,
-        segment=(str(row["segment"]).strip() or None) if row.get("segment") else None,
-        arr=float(arr) if arr not in (None, "") else 0.0,  # type: ignore[arg-type]
-        renewal_date=renewal if isinstance(renewal, date) else None,
-        tags=_split(row.get("tags")),
-    )
-
-
 class Engine:
     """Runs the steps of a cycle against one config, store and clock."""
 
@@ -111,7 +82,7 @@ class Engine:
         self.clock = clock
         self.replay = replay
         self.progress = progress
-        self.sources = self._build_sources()
+        self.sources = build_sources(config)
         self.rules = all_rules(config)
         self.delivery = DeliveryWorker(config, store, clock)
         self._executor = ThreadPoolExecutor(
@@ -121,15 +92,6 @@ class Engine:
         self._accounts: list[Account] | None = None
         self._accounts_lock = asyncio.Lock()
         self._correlate_lock = asyncio.Lock()
-
-    def _build_sources(self) -> dict[str, Source]:
-        built = {}
-        for name, spec in self.config.sources.items():
-            cls = plugins.source_class(spec.type)
-            built[name] = cls(
-                name, cls.Options.model_validate(spec.options), base_dir=self.config.base_dir
-            )
-        return built
 
     async def __aenter__(self) -> Engine:
         self._http = httpx.AsyncClient(
@@ -162,24 +124,7 @@ class Engine:
         async with self._accounts_lock:
             source = self.sources[self.config.accounts.source]
             until = self.clock.now() if self.replay else None
-            accounts: dict[str, Account] = {}
-            line = 0
-            async for row in source.rows(until=until):
-                line += 1
-                try:
-                    account = account_from_row(row)
-                except (ValueError, TypeError) as exc:
-                    log.warning(
-                        "accounts source %s, record %d skipped: %s", source.instance, line, exc
-                    )
-                    continue
-                if account.id in accounts:
-                    log.warning(
-                        "accounts source %s: account %s appears twice; the later record wins",
-                        source.instance,
-                        account.id,
-                    )
-                accounts[account.id] = account
+            accounts = (await read_accounts(source, until)).accounts
             if not accounts:
                 raise SourceError(f"accounts source {source.instance!r} gave no accounts")
             listed = sorted(accounts.values(), key=lambda a: a.id)

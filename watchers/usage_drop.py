@@ -207,8 +207,8 @@ class UsageDropWatcher(Watcher):
                 value = (
                     raw
                     if type(raw) is float
-                    else (float(raw) if raw is not None and raw != "" else 0.0)
-                )  # type: ignore[arg-type]
+                    else (float(raw) if raw is not None and raw != "" else 0.0)  # type: ignore[arg-type]
+                )
             except (TypeError, ValueError) as exc:
                 raise SourceError(
                     f"source {opts.usage_source!r} gave a row the usage watcher cannot read "

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from swanwatch import plugins
+from swanwatch.accounts import account_from_row
 from swanwatch.config import load_config
-from swanwatch.engine import account_from_row
 from swanwatch.testing import assert_watcher_contract, make_source
 
 ROOT = Path(__file__).resolve().parents[2]

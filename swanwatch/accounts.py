@@ -1,0 +1,100 @@
+"""Accounts and sources: build the configured sources, and read accounts from their rows.
+
+The one place that turns a source row into an :class:`Account`; the engine, the CLI and
+``swanwatch.testing`` all read accounts through it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from swanwatch import plugins
+from swanwatch.config import Config
+from swanwatch.interfaces import Source
+from swanwatch.model import Account
+
+log = logging.getLogger("swanwatch.accounts")
+
+
+def split_list(value: object) -> tuple[str, ...]:
+    """A list field of a row: a list, or text separated by spaces, commas or semicolons."""
+    if value is None:
+        return ()
+    if isinstance(value, list | tuple):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    text = str(value).replace(";", " ").replace(",", " ")
+    return tuple(part for part in text.split() if part)
+
+
+def account_from_row(row: Mapping[str, object]) -> Account:
+    """An Account from a source row (id, name, domains, owner, segment, arr, renewal_date,
+    tags); list fields may be lists or text separated by spaces, commas or semicolons.
+
+    Raises ValueError or TypeError (pydantic's ValidationError is a ValueError) for a row
+    that does not make an account.
+    """
+    renewal = row.get("renewal_date")
+    if isinstance(renewal, datetime):
+        renewal = renewal.date()
+    elif isinstance(renewal, str):
+        renewal = date.fromisoformat(renewal.strip()) if renewal.strip() else None
+    arr = row.get("arr")
+    return Account(
+        id=str(row.get("id") or row.get("account_id") or "").strip(),
+        name=str(row.get("name") or ""),
+        domains=split_list(row.get("domains")),
+        owner=(str(row["owner"]).strip() or None) if row.get("owner") else None,
+        segment=(str(row["segment"]).strip() or None) if row.get("segment") else None,
+        arr=float(arr) if arr not in (None, "") else 0.0,  # type: ignore[arg-type]
+        renewal_date=renewal if isinstance(renewal, date) else None,
+        tags=split_list(row.get("tags")),
+    )
+
+
+def build_sources(config: Config) -> dict[str, Source]:
+    """Every configured source, by its name in the config."""
+    return {name: build_source(name, config) for name in config.sources}
+
+
+def build_source(name: str, config: Config) -> Source:
+    """The configured source ``name``, built from its plugin and options."""
+    spec = config.sources[name]
+    cls = plugins.source_class(spec.type)
+    return cls(name, cls.Options.model_validate(spec.options), base_dir=config.base_dir)
+
+
+@dataclass
+class AccountRead:
+    """What reading an accounts source gave: the accounts by id, and the records skipped."""
+
+    accounts: dict[str, Account] = field(default_factory=dict)
+    #: (record number, why) for each record that did not make an account.
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    #: Account ids that appeared more than once (the later record wins).
+    repeated: list[str] = field(default_factory=list)
+
+
+async def read_accounts(source: Source, until: datetime | None = None) -> AccountRead:
+    """Read every account of ``source`` (rows up to ``until`` in a replay)."""
+    out = AccountRead()
+    record = 0
+    async for row in source.rows(until=until):
+        record += 1
+        try:
+            account = account_from_row(row)
+        except (ValueError, TypeError) as exc:
+            log.warning("accounts source %s, record %d skipped: %s", source.instance, record, exc)
+            out.skipped.append((record, str(exc)))
+            continue
+        if account.id in out.accounts:
+            log.warning(
+                "accounts source %s: account %s appears twice; the later record wins",
+                source.instance,
+                account.id,
+            )
+            out.repeated.append(account.id)
+        out.accounts[account.id] = account
+    return out
