@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    case,
     create_engine,
     delete,
     event,
@@ -542,6 +543,23 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(select(table).where(cond).limit(2)).all()
         return _alert(rows[0]) if len(rows) == 1 else None
+
+    def alerts_by_ref(self, ref: str, *, prefix: bool = True, limit: int = 3) -> list[Alert]:
+        """The alerts ``ref`` may name: the one whose id is ``ref`` (when it is digits) and,
+        with ``prefix``, those whose fingerprint starts with ``ref``; at most ``limit``, the
+        one whose fingerprint is ``ref`` first."""
+        table = AlertRow.__table__  # type: ignore[attr-defined]
+        conds = []
+        if prefix and ref:
+            conds.append(table.c.fingerprint.startswith(ref, autoescape=True))
+        if ref.isdigit():
+            conds.append(table.c.id == int(ref))
+        if not conds:
+            return []
+        exact = case((table.c.fingerprint == ref, 0), else_=1)
+        query = select(table).where(or_(*conds)).order_by(exact, table.c.id).limit(limit)
+        with self.engine.connect() as conn:
+            return [_alert(r) for r in conn.execute(query)]
 
     def save_alerts(self, alerts: Sequence[Alert], outbox: Sequence[NewNotification]) -> int:
         """Write alert changes and their notifications in one transaction.
