@@ -17,7 +17,7 @@ import tempfile
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -39,6 +39,13 @@ from swanwatch.cli_reports import risk, rules
 from swanwatch.cli_review import review
 from swanwatch.cli_watchers import signals, unknowns, watchers
 from swanwatch.cli_worker import worker
+
+if TYPE_CHECKING:
+    from swanwatch.clock import Clock
+    from swanwatch.config import Config
+    from swanwatch.delivery import DeliveryStats
+    from swanwatch.engine import CorrelationOutcome, RunOutcome
+    from swanwatch.store import Store
 
 
 @click.group()
@@ -85,49 +92,20 @@ def run(config_path: Path, once: bool, now: datetime | None) -> None:
         asyncio.run(Daemon(config, store, SystemClock()).run())
 
 
-def _clock(now: datetime | None) -> Any:
+def _clock(now: datetime | None) -> Clock:
     from swanwatch.clock import FrozenClock, SystemClock
 
     return FrozenClock(now) if now is not None else SystemClock()
 
 
-def _run_once(config: Any, now: datetime | None, *, show_alerts: bool = False) -> None:
-
+def _run_once(config: Config, now: datetime | None, *, show_alerts: bool = False) -> None:
     with store_for(config) as store:
         _cycle_once(config, store, _clock(now), show_alerts=show_alerts)
 
 
-def _cycle_once(config: Any, store: Any, clock: Any, *, show_alerts: bool) -> None:
-    from swanwatch.engine import Engine
-
-    specs = config.active_watchers()
-
-    async def go(progress: Any = None) -> Any:
-        async with Engine(config, store, clock, progress=progress) as engine:
-            return await engine.cycle()
-
-    if tty() or os.environ.get("SWANWATCH_PROGRESS") == "1":
-        from rich.console import Console
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TextColumn("{task.fields[found]} signals"),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        ) as bar:
-            tasks = {s.instance: bar.add_task(s.instance, total=1, found=0) for s in specs}
-
-            def progress(instance: str, phase: str, count: int) -> None:
-                if instance in tasks:
-                    bar.update(tasks[instance], found=count, completed=phase == "done")
-
-            outcomes, correlation, delivered = asyncio.run(go(progress))
-    else:
-        outcomes, correlation, delivered = asyncio.run(go())
-    failed = [o.run for o in outcomes if not o.run.ok]
+def _cycle_once(config: Config, store: Store, clock: Clock, *, show_alerts: bool) -> None:
+    """One cycle, with a progress bar on a terminal, then what it did on standard error."""
+    outcomes, correlation, delivered = asyncio.run(_cycle(config, store, clock))
     for o in outcomes:
         click.echo(
             f"watcher {o.run.instance}: {'ok' if o.run.ok else 'FAILED: ' + str(o.run.error)}"
@@ -149,8 +127,39 @@ def _cycle_once(config: Any, store: Any, clock: Any, *, show_alerts: bool) -> No
     if show_alerts:
         shown = [a for a in open_alerts if a.muted_by is None]
         print_alerts(shown, {a.id: a for a in store.accounts()})
+    failed = [o.run for o in outcomes if not o.run.ok]
     if failed:
         raise Failure(f"{len(failed)} of {len(outcomes)} watchers failed")
+
+
+async def _cycle(
+    config: Config, store: Store, clock: Clock
+) -> tuple[list[RunOutcome], CorrelationOutcome, DeliveryStats]:
+    from swanwatch.engine import Engine
+
+    if not (tty() or os.environ.get("SWANWATCH_PROGRESS") == "1"):
+        async with Engine(config, store, clock) as engine:
+            return await engine.cycle()
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.fields[found]} signals"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        specs = config.active_watchers()
+        tasks = {s.instance: bar.add_task(s.instance, total=1, found=0) for s in specs}
+
+        def progress(instance: str, phase: str, count: int) -> None:
+            if instance in tasks:
+                bar.update(tasks[instance], found=count, completed=phase == "done")
+
+        async with Engine(config, store, clock, progress=progress) as engine:
+            return await engine.cycle()
 
 
 @main.command()

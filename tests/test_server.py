@@ -122,7 +122,7 @@ async def test_forged_expired_and_stale_links_are_refused(served) -> None:
 
 
 async def test_refused_actions_say_why_and_change_nothing(served) -> None:
-    client, links, store, clock, alert, _base = served
+    client, links, store, clock, alert, base = served
     for days, why in (("soon", "not a number"), ("45", "between 1 and 30 days")):
         refused = await client.post(links["snooze"], data={"days": days})
         assert refused.status_code == 409 and why in refused.text
@@ -131,3 +131,8 @@ async def test_refused_actions_say_why_and_change_nothing(served) -> None:
     closed = await client.post(links["ack"])
     assert closed.status_code == 409 and "already resolved" in closed.text
     assert store.alert(alert.fingerprint).acted_by == "resolve:bob"
+    nowhere = make_token(
+        SECRET.encode(), LinkClaim("ack", "f" * 32, 1, "ann", clock.now() + timedelta(1))
+    )
+    gone = await client.post(f"{base}/a/{nowhere}")
+    assert gone.status_code == 410 and "no longer exists" in gone.text
