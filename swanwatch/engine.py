@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -42,6 +43,9 @@ from swanwatch.errors import SourceError
 from swanwatch.interfaces import StateMap, WatchContext, Watcher
 from swanwatch.model import Account, AlertState, Severity, Signal, WatcherRun
 from swanwatch.store import Store
+
+if TYPE_CHECKING:
+    from swanwatch.metrics import Metrics
 
 log = logging.getLogger("swanwatch.engine")
 
@@ -76,6 +80,7 @@ class Engine:
         *,
         replay: bool = False,
         progress: Callable[[str, str, int], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -84,7 +89,8 @@ class Engine:
         self.progress = progress
         self.sources = build_sources(config)
         self.rules = all_rules(config)
-        self.delivery = DeliveryWorker(config, store, clock)
+        self.metrics = metrics  # told of each run (the daemon's /metrics)
+        self.delivery = DeliveryWorker(config, store, clock, metrics)
         self._executor = ThreadPoolExecutor(
             max_workers=config.daemon.blocking_workers, thread_name_prefix="swanwatch-blocking"
         )
@@ -198,6 +204,7 @@ class Engine:
             log.error("watcher %s failed: %s", spec.instance, error, exc_info=exc)
         raised: tuple[Signal, ...] = ()
         cleared = 0
+        cleared_kinds: tuple[str, ...] = ()
         if error is None:
             now = self.clock.now()
             scope = None if accounts is None else [a.id for a in accounts]
@@ -207,6 +214,7 @@ class Engine:
             new = set(changes.raised)
             raised = tuple(s for s in signals if s.fingerprint in new)
             cleared = len(changes.cleared)
+            cleared_kinds = changes.cleared_kinds
             await asyncio.to_thread(
                 partial(self.store.record_unknowns, scope=scope), spec.instance, unknowns, now
             )
@@ -234,6 +242,16 @@ class Engine:
             run.unknowns,
             time.monotonic() - t0,
         )
+        if self.metrics is not None:
+            kinds = [s.kind for s in raised]
+            self.metrics.observe_run(
+                spec.instance,
+                ok=run.ok,
+                seconds=time.monotonic() - t0,
+                unknowns=run.unknowns,
+                raised=kinds,
+                cleared=cleared_kinds,
+            )
         if self.progress is not None:
             self.progress(spec.instance, "done", run.signals)
         return RunOutcome(run=run, raised=raised, cleared=cleared)
@@ -326,11 +344,13 @@ class Engine:
         )
 
     def _ops_candidates(self, now: datetime) -> list[Candidate]:
-        """An ops alert for each watcher that has failed N runs in a row."""
+        """An ops alert for each configured watcher that has failed N runs in a row (a
+        watcher removed from the config has none, so its alert resolves)."""
         limit = self.config.daemon.failure_alert_after
+        configured = {w.instance for w in self.config.active_watchers()}
         out = []
         for name, status in self.store.watcher_statuses().items():
-            if status.consecutive_failures < limit:
+            if status.consecutive_failures < limit or name not in configured:
                 continue
             rule = f"watcher_failing:{name}"
             last_ok = status.last_success_at.isoformat() if status.last_success_at else "never"
