@@ -243,7 +243,7 @@ class Daemon:
     def _announce(self) -> None:
         """The role line, logged at start and on every change of role."""
         if self.state.leading:
-            log.info("role: leader (epoch %s), runs the watchers", self.leadership.epoch)
+            log.info("role: leader (epoch %s): leading, runs the watchers", self.leadership.epoch)
         else:
             log.info("role: standby, delivers and campaigns for leadership")
 
