@@ -156,13 +156,13 @@ async def test_readiness_needs_a_store_that_takes_writes(store, make_config) -> 
         assert (await client.get("/readyz")).status_code == 200
         # Make every new connection read-only, as a read-only file or database would be.
         if store.dialect == "sqlite":
-            event.listen(
-                store.engine, "connect", lambda c, _r: c.execute("PRAGMA query_only = ON")
-            )
+            event.listen(store.engine, "connect", lambda c, _r: c.execute("PRAGMA query_only = ON"))
         else:
             with store.engine.connect() as conn:
                 name = conn.exec_driver_sql("SELECT current_database()").scalar()
-                conn.exec_driver_sql(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+                conn.exec_driver_sql(
+                    f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'
+                )
                 conn.commit()
         store.engine.dispose()
         ready = await client.get("/readyz")
@@ -171,13 +171,18 @@ async def test_readiness_needs_a_store_that_takes_writes(store, make_config) -> 
     assert "the store refuses writes" in ready.text and "read" in ready.text.lower()
 
 
+def _overwrite_start(path: Path) -> None:
+    """Overwrite the SQLite header and first pages with garbage."""
+    with path.open("r+b") as f:
+        f.write(b"\x00garbage" * 512)
+
+
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 async def test_a_corrupted_sqlite_store_is_not_ready(store_url: str, make_config) -> None:
     store = Store(store_url)
     path = Path(store.engine.url.database or "")
     store.close()
-    with path.open("r+b") as f:  # overwrite the header and the first pages
-        f.write(b"\x00garbage" * 512)
+    _overwrite_start(path)
     store = Store(store_url, migrate=False)
     try:
         async with _app(store, DaemonState(started=True), make_config) as client:
