@@ -19,6 +19,7 @@ one is refused with its problems and the running one stays.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import platform
 import random
@@ -224,20 +225,19 @@ class Daemon:
             self._announce()
 
     async def _step_down(self, why: str) -> None:
-        """Stop leader work at once: no new runs, running ones cancelled (their writes are
-        fenced anyway). /healthz fails until a campaign knows again who leads."""
-        self.state.leadership_problem = why
+        """Stop leader work at once: no new runs (one under way is fenced: its writes are
+        refused). /healthz fails until a campaign knows again who leads."""
         if not self.state.leading:
+            if why != self.state.leadership_problem:
+                log.warning("who leads is unknown here: %s", why)
+            self.state.leadership_problem = why
             return
+        self.state.leadership_problem = why
         self.state.leading = False
         log.warning("lost leadership: %s; watchers stop here until it is won back", why)
         for job in self.scheduler.get_jobs():
             if job.id.startswith("watcher:"):
                 job.remove()
-        current = asyncio.current_task()
-        for task in list(self._watching):
-            if task is not current:
-                task.cancel()
         self._announce()
 
     def _announce(self) -> None:
@@ -247,8 +247,14 @@ class Daemon:
         else:
             log.info("role: standby, delivers and campaigns for leadership")
 
-    async def _campaign_job(self) -> None:
-        await self._tracked(self._campaign())
+    async def _campaign_loop(self) -> None:
+        """Campaign every ``daemon.leader_check``, one round after the other (a round
+        that waits on a frozen store delays the next, rather than piling up)."""
+        while not self._stop.is_set():
+            await self._tracked(self._campaign())
+            every = self.config.daemon.leader_check.total_seconds()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), every)
 
     async def _schedule_watchers(self) -> None:
         statuses = await asyncio.to_thread(self.store.watcher_statuses)
@@ -271,14 +277,6 @@ class Daemon:
 
     def _schedule(self) -> None:
         daemon = self.config.daemon
-        self.scheduler.add_job(
-            self._campaign_job,
-            IntervalTrigger(seconds=daemon.leader_check.total_seconds(), timezone=UTC),
-            id="leadership",
-            name="leadership",
-            next_run_time=self.clock.now(),
-            replace_existing=True,
-        )
         self.scheduler.add_job(
             self._deliver_job,
             IntervalTrigger(seconds=daemon.deliver_every.total_seconds(), timezone=UTC),
@@ -332,7 +330,7 @@ class Daemon:
             self.state.watchers = _instances(new)
             self.metrics.forget_watchers(self.state.watchers)
             self.metrics.config_loaded(new, self.clock.now())
-            self.leadership.lease_s = new.daemon.leader_lease.total_seconds()
+            self.leadership.set_lease(new.daemon.leader_lease.total_seconds())
             logs.apply_config(new.logging.level, new.logging.format)
             await self._reschedule()
             self._spawn(self._retire(old))
@@ -435,6 +433,7 @@ class Daemon:
                 "swanwatch daemon started with %d watchers", len(self.config.active_watchers())
             )
             self._announce()
+            self._spawn(self._campaign_loop())
             try:
                 await self._stop.wait()
             finally:

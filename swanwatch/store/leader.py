@@ -179,13 +179,22 @@ class Leadership:
         self.url = url
         self.replica = replica or default_replica()
         self.name = application_name(self.replica)
-        self.lease_s = lease_s
-        self.timeout_s = max(1.0, lease_s / 3)
+        self.set_lease(lease_s)
         self.epoch: int | None = None
         self._conn: Connection | None = None
         self._file: IO[bytes] | None = None
         self._lock_engine: Engine | None = None
         prepare_store_engine(engine, self.replica)
+
+    def set_lease(self, lease_s: float) -> None:
+        """The lease, and the deadline of each call on the lock connection (a third of it);
+        a new lock connection is opened with them at the next campaign."""
+        self.lease_s = lease_s
+        self.timeout_s = max(1.0, lease_s / 3)
+        engine = getattr(self, "_lock_engine", None)
+        if engine is not None and self._conn is None:
+            engine.dispose()
+            self._lock_engine = None
 
     @property
     def held(self) -> bool:
