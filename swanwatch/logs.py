@@ -30,7 +30,13 @@ FORMAT_ENV = "SWANWATCH_LOG_FORMAT"
 
 _CONTEXT: ContextVar[Mapping[str, str] | None] = ContextVar("swanwatch_log_context", default=None)
 _PROCESS: dict[str, str] = {}
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# Record attributes that are not extras (uvicorn's color_message repeats the message).
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 _QUIET = ("httpx", "httpcore", "apscheduler", "alembic", "uvicorn", "asyncio")
 
 
