@@ -26,20 +26,18 @@ def reload_url(listen: str) -> str:
     return f"http://{shown}:{port}/-/reload"
 
 
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
 @click.command()
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar=CONFIG_ENV,
-    default=None,
-    help=f"The daemon's config file, for server.listen (or ${CONFIG_ENV}).",
-)
+@click.option("-c", "--config", "config_path", type=_FILE, envvar=CONFIG_ENV, help="Its config.")
 @click.option("--url", default=None, help="The daemon's /-/reload URL, instead of -c.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True)
 def reload(config_path: Path | None, url: str | None, timeout: float) -> None:
-    """Make the running daemon re-read its config file (the same as SIGHUP)."""
+    """Make the running daemon re-read its config file (the same as SIGHUP).
+
+    With -c FILE (or $SWANWATCH_CONFIG), the daemon's port comes from its server.listen.
+    """
     import httpx
 
     if url is None:

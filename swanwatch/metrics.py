@@ -70,10 +70,12 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
-        self.runs = Counter("swanwatch_watcher_runs", "Watcher runs.", ["watcher"], registry=r)
-        self.failures = Counter(
-            "swanwatch_watcher_failures", "Failed watcher runs.", ["watcher"], registry=r
-        )
+
+        def counter(name: str, doc: str, label: str) -> Counter:
+            return Counter(name, doc, [label], registry=r)
+
+        self.runs = counter("swanwatch_watcher_runs", "Watcher runs.", "watcher")
+        self.failures = counter("swanwatch_watcher_failures", "Failed watcher runs.", "watcher")
         self.duration = Histogram(
             "swanwatch_watcher_run_duration_seconds",
             "How long watcher runs take.",
@@ -81,29 +83,20 @@ class Metrics:
             buckets=RUN_BUCKETS,
             registry=r,
         )
-        self.unknowns = Counter(
+        self.unknowns = counter(
             "swanwatch_watcher_unknowns",
             "Accounts a watcher could not judge, summed over its runs.",
-            ["watcher"],
-            registry=r,
+            "watcher",
         )
-        self.raised = Counter(
-            "swanwatch_signals_raised", "Signals raised (new or back).", ["kind"], registry=r
+        self.raised = counter("swanwatch_signals_raised", "Signals raised (new or back).", "kind")
+        self.cleared = counter("swanwatch_signals_cleared", "Signals cleared.", "kind")
+        self.attempts = counter(
+            "swanwatch_delivery_attempts", "Notifications sent or tried.", "channel"
         )
-        self.cleared = Counter(
-            "swanwatch_signals_cleared", "Signals cleared.", ["kind"], registry=r
-        )
-        self.attempts = Counter(
-            "swanwatch_delivery_attempts", "Notifications sent or tried.", ["channel"], registry=r
-        )
-        self.successes = Counter(
-            "swanwatch_delivery_successes", "Notifications sent.", ["channel"], registry=r
-        )
-        self.failed = Counter(
-            "swanwatch_delivery_failures", "Failed sends.", ["channel"], registry=r
-        )
-        self.dead = Counter(
-            "swanwatch_delivery_dead_letters", "Notifications given up on.", ["channel"], registry=r
+        self.successes = counter("swanwatch_delivery_successes", "Notifications sent.", "channel")
+        self.failed = counter("swanwatch_delivery_failures", "Failed sends.", "channel")
+        self.dead = counter(
+            "swanwatch_delivery_dead_letters", "Notifications given up on.", "channel"
         )
         self.config_hash = Gauge(
             "swanwatch_config_hash", "The loaded config's hash (48 bits).", registry=r
