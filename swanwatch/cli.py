@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from swanwatch.cli_admin import reload
 from swanwatch.cli_alerts import alerts, print_alerts, silences
 from swanwatch.cli_common import (
     DURATION,
@@ -59,15 +59,9 @@ if TYPE_CHECKING:
 @click.pass_context
 def main(ctx: click.Context, log_level: str | None) -> None:
     """Swanwatch: weak signals in, compound churn-risk alerts out."""
-    if log_level is None:
-        log_level = "INFO" if ctx.invoked_subcommand == "run" else "WARNING"
-    logging.basicConfig(
-        level=log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("httpx", "httpcore", "apscheduler", "alembic"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    from swanwatch.logs import configure
+
+    configure(log_level, default_level="INFO" if ctx.invoked_subcommand == "run" else "WARNING")
 
 
 # --- run, validate, demo ---------------------------------------------------------------
@@ -85,11 +79,10 @@ def run(config_path: Path, once: bool, now: datetime | None) -> None:
         return
     if now is not None:
         raise click.UsageError("--now only goes with --once")
-    from swanwatch.clock import SystemClock
-    from swanwatch.daemon import Daemon
+    from swanwatch.daemon import run_daemon
 
-    with store_for(config) as store:
-        asyncio.run(Daemon(config, store, SystemClock()).run())
+    with errors():
+        run_daemon(config, config_path)
 
 
 def _clock(now: datetime | None) -> Clock:
@@ -312,5 +305,6 @@ for _command in (
     notify,
     review,
     worker,
+    reload,
 ):
     main.add_command(_command)

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -32,6 +33,9 @@ from swanwatch.errors import SourceError
 from swanwatch.interfaces import StateMap, WatchContext, Watcher
 from swanwatch.model import Account, AlertState, Signal, WatcherRun
 from swanwatch.store import Store
+
+if TYPE_CHECKING:
+    from swanwatch.metrics import Metrics
 
 log = logging.getLogger("swanwatch.engine")
 
@@ -77,6 +81,7 @@ class Engine:
         *,
         replay: bool = False,
         progress: Callable[[str, str, int], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -85,7 +90,8 @@ class Engine:
         self.progress = progress
         self.sources = build_sources(config)
         self.rules = all_rules(config)
-        self.delivery = DeliveryWorker(config, store, clock)
+        self.metrics = metrics  # told of each run (the daemon's /metrics)
+        self.delivery = DeliveryWorker(config, store, clock, metrics)
         self._executor = ThreadPoolExecutor(
             max_workers=config.daemon.blocking_workers, thread_name_prefix="swanwatch-blocking"
         )
@@ -163,8 +169,10 @@ class Engine:
         seen = await self._watch(spec, refresh_accounts, accounts)
         raised: tuple[Signal, ...] = ()
         cleared = 0
+        cleared_kinds: tuple[str, ...] = ()
         if seen.error is None:
-            raised, cleared = await self._store_findings(spec, seen, accounts)
+            raised, cleared_kinds = await self._store_findings(spec, seen, accounts)
+            cleared = len(cleared_kinds)
         run = WatcherRun(
             instance=spec.instance,
             started_at=started,
@@ -186,6 +194,16 @@ class Engine:
             run.unknowns,
             time.monotonic() - t0,
         )
+        if self.metrics is not None:
+            kinds = [s.kind for s in raised]
+            self.metrics.observe_run(
+                spec.instance,
+                ok=run.ok,
+                seconds=time.monotonic() - t0,
+                unknowns=run.unknowns,
+                raised=kinds,
+                cleared=cleared_kinds,
+            )
         if self.progress is not None:
             self.progress(spec.instance, "done", run.signals)
         return RunOutcome(run=run, raised=raised, cleared=cleared)
@@ -230,8 +248,9 @@ class Engine:
 
     async def _store_findings(
         self, spec: WatcherConfig, seen: _Seen, accounts: Sequence[Account] | None
-    ) -> tuple[tuple[Signal, ...], int]:
-        """Store a good run's signals, unknowns and state; returns (raised, cleared count)."""
+    ) -> tuple[tuple[Signal, ...], tuple[str, ...]]:
+        """Store a good run's signals, unknowns and state; returns the signals raised and
+        the kinds of those cleared."""
         now = self.clock.now()
         scope = None if accounts is None else [a.id for a in accounts]
         changes = await asyncio.to_thread(
@@ -245,7 +264,7 @@ class Engine:
         changed, deleted = seen.state.changes()
         if changed or deleted:
             await asyncio.to_thread(self.store.save_state, spec.instance, changed, deleted, now)
-        return raised, len(changes.cleared)
+        return raised, changes.cleared_kinds
 
     async def _collect(self, watcher: Watcher, ctx: WatchContext) -> list[Signal]:
         known = {a.id for a in ctx.accounts}
@@ -292,7 +311,12 @@ class Engine:
             self.store.alerts(),
             listed=[a.id for a in accounts],
             silences=self.store.silences(active_at=now),
-            watchers=self.store.watcher_statuses(),
+            # A watcher removed from the config has no ops alert: its old one resolves.
+            watchers={
+                name: status
+                for name, status in self.store.watcher_statuses().items()
+                if name in configured
+            },
             now=now,
             config=cfg,
         )

@@ -5,6 +5,8 @@
     ├── PluginError          a plugin name is unknown, or its target is not the right class
     ├── SourceError          a source could not be read (missing file, failed query, HTTP error)
     ├── StoreError           the store could not be opened or migrated
+    │   └── LeadershipLost   a leader-only write after this replica stopped leading (fenced)
+    ├── EndpointError        the ops HTTP endpoint could not start (port in use, ...)
     └── ActionError          a person's action on an alert could not be carried out
         ├── AlertNotFound    no alert has this id or fingerprint (prefix)
         ├── AmbiguousAlert   the reference fits several alerts: give more of the fingerprint
@@ -60,6 +62,14 @@ class SourceError(SwanwatchError):
 
 class StoreError(SwanwatchError):
     """The store could not be opened, migrated or written."""
+
+
+class LeadershipLost(StoreError):
+    """This replica no longer leads: its leader-only write was refused (the epoch moved on)."""
+
+
+class EndpointError(SwanwatchError):
+    """The daemon's HTTP endpoint could not start (the port is in use, the address is wrong)."""
 
 
 class ActionError(SwanwatchError):

@@ -2,17 +2,20 @@
 
 Signed action links (``/a/{token}``: GET shows what the link will do, the page's POST does
 it through :mod:`swanwatch.actions`, so a chat client previewing the link never acts),
-``/healthz`` (the process answers), ``/readyz`` (it can do its job: scheduler started,
-store answering) and ``/metrics`` (Prometheus), and the risk board (``/board``,
-:mod:`swanwatch.board`).
+``/healthz`` (the process answers, and a leader can confirm its lock), ``/readyz`` (it can
+do its job: scheduler started, the store takes a write), ``/metrics`` (Prometheus,
+:mod:`swanwatch.metrics`), ``POST /-/reload`` (from this machine: re-read the config, as
+SIGHUP does), and the risk board (``/board``, :mod:`swanwatch.board`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import html
 import logging
+import socket
 from collections.abc import Iterator
 from datetime import timedelta
 from urllib.parse import parse_qs
@@ -28,10 +31,19 @@ from swanwatch.board import Board
 from swanwatch.clock import Clock
 from swanwatch.config import Config
 from swanwatch.delivery.links import LinkClaim, LinkError, read_token
-from swanwatch.errors import ActionError, AlertNotFound, InvalidAction
-from swanwatch.metrics import DaemonState, metrics_text, readiness
+from swanwatch.errors import ActionError, AlertNotFound, EndpointError, InvalidAction
+from swanwatch.metrics import (
+    CONTENT_TYPE,
+    DaemonState,
+    StoreCall,
+    StoreReading,
+    exposition,
+    read_store,
+    state_problems,
+)
 from swanwatch.model import Alert, Verdict
 from swanwatch.store import Store
+from swanwatch.store.health import write_probe
 
 log = logging.getLogger("swanwatch.server")
 
@@ -166,31 +178,77 @@ def create_app(
     """The HTTP application: action links, the risk board, health, readiness and metrics."""
     links = ActionLinks(config, store, clock)
     board = Board(config, store, clock)
-    daemon = state if state is not None else DaemonState(started=True)
-
-    async def healthz(_request: Request) -> Response:
-        return PlainTextResponse("ok\n")
-
-    async def readyz(_request: Request) -> Response:
-        problems = await asyncio.to_thread(readiness, store, daemon)
-        if problems:
-            return PlainTextResponse("not ready: " + "; ".join(problems) + "\n", status_code=503)
-        return PlainTextResponse("ready\n")
-
-    async def metrics(_request: Request) -> Response:
-        body = await asyncio.to_thread(metrics_text, store, daemon)
-        return PlainTextResponse(body, media_type="text/plain; version=0.0.4; charset=utf-8")
-
+    ops = OpsRoutes(store, clock, state)
     return Starlette(
         routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
+            *ops.routes(),
             Route("/a/{token}", links.show, methods=["GET"]),
             Route("/a/{token}", links.act, methods=["POST"]),
             *board.routes(),
         ]
     )
+
+
+class OpsRoutes:
+    """/healthz, /readyz, /metrics, and POST /-/reload from this machine only."""
+
+    #: How long /readyz and /metrics wait for the store before answering without it.
+    STORE_TIMEOUT_S = 5.0
+
+    def __init__(self, store: Store, clock: Clock, state: DaemonState | None) -> None:
+        self.store = store
+        self.clock = clock
+        self.state = state if state is not None else DaemonState(started=True, standalone=True)
+        self._probe = StoreCall(self.STORE_TIMEOUT_S)
+        self._read = StoreCall(self.STORE_TIMEOUT_S)
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/readyz", self.readyz, methods=["GET"]),
+            Route("/metrics", self.metrics, methods=["GET"]),
+            Route("/-/reload", self.reload, methods=["POST"]),
+        ]
+
+    async def healthz(self, _request: Request) -> Response:
+        """The process answers; a leader that cannot confirm its lock is not healthy."""
+        problem = self.state.leadership_problem
+        if problem:
+            return PlainTextResponse(f"unhealthy: {problem}\n", status_code=503)
+        return PlainTextResponse("ok\n")
+
+    async def readyz(self, _request: Request) -> Response:
+        """Able to work: started, not stopping, and the store takes a write."""
+        problems = state_problems(self.state)
+        try:
+            refused = await self._probe(lambda: write_probe(self.store.engine, self.state.replica))
+        except TimeoutError:
+            refused = f"the store did not answer within {self.STORE_TIMEOUT_S:g} s"
+        if refused:
+            problems.append(refused)
+        if problems:
+            return PlainTextResponse("not ready: " + "; ".join(problems) + "\n", status_code=503)
+        return PlainTextResponse("ready\n")
+
+    async def metrics(self, _request: Request) -> Response:
+        now = self.clock.now()
+        try:
+            reading = await self._read(lambda: read_store(self.store, self.state, now))
+        except TimeoutError:
+            reading = StoreReading(up=False, error="timeout")
+        return Response(exposition(self.state, reading), media_type=CONTENT_TYPE)
+
+    async def reload(self, request: Request) -> Response:
+        """Re-read the config file, as SIGHUP does (`swanwatch reload`)."""
+        client = request.client.host if request.client else ""
+        if client not in ("127.0.0.1", "::1", "localhost"):
+            return PlainTextResponse("reload is only taken from this machine\n", status_code=403)
+        if self.state.reload is None:
+            return PlainTextResponse("nothing to reload: not a daemon\n", status_code=404)
+        problems = await self.state.reload()
+        if problems:
+            return PlainTextResponse("\n".join(["refused:", *problems]) + "\n", status_code=422)
+        return PlainTextResponse("reloaded\n")
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -214,14 +272,10 @@ class HttpServer:
         state: DaemonState | None = None,
     ) -> None:
         self.app = create_app(config, store, clock, state)
+        # log_config=None: uvicorn logs through our handler (swanwatch.logs), not its own.
         self._server = _EmbeddedServer(
             uvicorn.Config(
-                self.app,
-                host=host,
-                port=port,
-                log_level="warning",
-                lifespan="off",
-                access_log=False,
+                self.app, host=host, port=port, log_config=None, lifespan="off", access_log=False
             )
         )
         self._task: asyncio.Task[None] | None = None
@@ -232,12 +286,41 @@ class HttpServer:
         sockets = self._server.servers[0].sockets if self._server.servers else []
         return int(sockets[0].getsockname()[1]) if sockets else self._server.config.port
 
+    def bind(self) -> socket.socket:
+        """The listening socket, or :class:`EndpointError` in one line (port in use, ...)."""
+        config = self._server.config
+        try:
+            infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM)
+            family, kind, proto, _name, address = infos[0]
+            sock = socket.socket(family, kind, proto)
+        except OSError as exc:
+            raise EndpointError(
+                f"server.listen {config.host}:{config.port}: {exc.strerror or exc}"
+            ) from exc
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(128)
+        except OSError as exc:
+            sock.close()
+            hint = (
+                "another process listens there; stop it or change server.listen"
+                if exc.errno == errno.EADDRINUSE
+                else "check server.listen"
+            )
+            raise EndpointError(
+                f"cannot listen on {config.host}:{config.port}: {exc.strerror}; {hint}"
+            ) from exc
+        sock.setblocking(False)
+        return sock
+
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve(), name="http-server")
+        sock = self.bind()
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="http-server")
         while not self._server.started:
             if self._task.done():
-                await self._task  # raises the start-up error (port in use, ...)
-                raise RuntimeError("the HTTP server stopped during start-up")
+                await self._task
+                raise EndpointError("the HTTP endpoint stopped while starting; see the log above")
             await asyncio.sleep(0.01)
         log.info("HTTP endpoint on port %d", self.port)
 

@@ -87,6 +87,8 @@ class SignalChanges:
 
     raised: tuple[str, ...]
     cleared: tuple[str, ...]
+    #: The kind of each cleared signal, in the same order (for the metrics).
+    cleared_kinds: tuple[str, ...] = ()
 
     def counts(self) -> tuple[int, int]:
         return len(self.raised), len(self.cleared)
@@ -299,14 +301,13 @@ class Store:
         table = SignalRow.__table__  # type: ignore[attr-defined]
         by_fp = {s.fingerprint: s for s in signals}
         with self._tx() as conn:
-            before = {
-                r.fingerprint: r.cleared_at
-                for r in conn.execute(
-                    select(table.c.fingerprint, table.c.cleared_at).where(
-                        table.c.watcher == watcher
-                    )
+            earlier = conn.execute(
+                select(table.c.fingerprint, table.c.cleared_at, table.c.kind).where(
+                    table.c.watcher == watcher
                 )
-            }
+            ).all()
+            before = {r.fingerprint: r.cleared_at for r in earlier}
+            kinds = {r.fingerprint: r.kind for r in earlier}
             rows = [
                 {
                     "fingerprint": fp,
@@ -356,7 +357,9 @@ class Store:
                     update(table).where(table.c.fingerprint.in_(chunk_fp)).values(cleared_at=now)
                 )
         raised = tuple(fp for fp in by_fp if fp not in before or before[fp] is not None)
-        return SignalChanges(raised=raised, cleared=tuple(gone))
+        return SignalChanges(
+            raised=raised, cleared=tuple(gone), cleared_kinds=tuple(kinds[fp] for fp in gone)
+        )
 
     def signals(
         self, *, account_id: str | None = None, active_only: bool = True
