@@ -9,7 +9,8 @@ The flow, one direction, one module per stage:
 - delivery     ``swanwatch.delivery``: the durable outbox and its worker
 - notifiers    :class:`Notifier` plugins: a :class:`Message` onto a channel
 
-Plugins import only the names below (and ``swanwatch.testing`` in their tests).
+Plugins import only the names below, the row readers of ``swanwatch.values`` (and
+``swanwatch.testing`` in their tests).
 """
 
 from __future__ import annotations
