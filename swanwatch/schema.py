@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from swanwatch import plugins
-from swanwatch.config import Config
+from swanwatch.settings import Config
 from swanwatch.errors import PluginError
 
 

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from urllib.parse import quote
 
-from swanwatch.config import (
+from swanwatch.model import Account, Alert, Severity
+from swanwatch.settings import (
     DigestConfig,
     NotifyConfig,
     QuietHours,
     RouteConfig,
     format_for_url,
 )
-from swanwatch.model import Account, Alert, Severity
 
 #: The account id of Swanwatch's own (ops) alerts.
 OPS_ACCOUNT = "@swanwatch"
