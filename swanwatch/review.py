@@ -49,7 +49,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ from swanwatch.correlate import noisy_or, weigh
 from swanwatch.errors import SwanwatchError
 from swanwatch.model import Signal
 from swanwatch.settings import Config, CorrelationConfig
+from swanwatch.values import midnight
 
 #: The outcomes an outcomes file may record.
 OUTCOMES = ("churned", "downgraded", "renewed", "expanded")
@@ -163,8 +164,7 @@ class Case:
 
     @property
     def cutoff(self) -> datetime:
-        d = self.outcome.date
-        return datetime(d.year, d.month, d.day, tzinfo=UTC)
+        return midnight(self.outcome.date)
 
 
 def select_cases(
