@@ -26,7 +26,8 @@ if TYPE_CHECKING:  # the review's and rich's imports wait until the command runs
     from rich.console import Console
     from rich.table import Table
 
-    from swanwatch.review import Review, WeightFit
+    from swanwatch.review import Outcome, Review, WeightFit
+    from swanwatch.settings import Config
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -75,7 +76,13 @@ def review(
 ) -> None:
     """Replay history and hold it against what happened: lead times, blind spots,
     precision and recall per signal kind and rule, and weights fitted to the outcomes."""
-    found = _review(config_path, outcomes_path, start, end, step=step, window=window)
+    from swanwatch.review import review as review_history
+
+    config, outcomes = _read(config_path, outcomes_path)
+    try:
+        found = asyncio.run(review_history(config, outcomes, start, end, step=step, window=window))
+    except SwanwatchError as exc:
+        raise Failure(str(exc)) from exc
     if write_weights is not None:
         _write_weights(found, write_weights)
     if as_json or not tty():
@@ -84,27 +91,15 @@ def review(
         _print(found)
 
 
-def _review(
-    config_path: Path,
-    outcomes_path: Path,
-    start: datetime,
-    end: datetime,
-    *,
-    step: timedelta,
-    window: timedelta,
-) -> Review:
-    """Read the config and the outcomes, replay and review; a bad outcomes file exits 2."""
-    from swanwatch.review import read_outcomes, review
+def _read(config_path: Path, outcomes_path: Path) -> tuple[Config, list[Outcome]]:
+    """The config and the outcomes; a bad outcomes file exits 2, as a bad config does."""
+    from swanwatch.review import read_outcomes
 
     config = load(config_path)
     try:
-        outcomes = read_outcomes(outcomes_path)
+        return config, read_outcomes(outcomes_path)
     except SwanwatchError as exc:
         raise BadConfig(str(exc)) from exc
-    try:
-        return asyncio.run(review(config, outcomes, start, end, step=step, window=window))
-    except SwanwatchError as exc:
-        raise Failure(str(exc)) from exc
 
 
 def _write_weights(found: Review, path: Path) -> None:
