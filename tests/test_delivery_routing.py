@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from swanwatch.cli import main
 from swanwatch.clock import FrozenClock
 from swanwatch.config import load_config
-from swanwatch.delivery import channels_for, enqueue_leaders
+from swanwatch.delivery import DeliveryWorker, channels_for, enqueue_leaders
 from swanwatch.delivery.leaders import last_slot
 from swanwatch.engine import Engine
 from swanwatch.model import Account, Alert, Contribution, Severity
@@ -235,7 +235,12 @@ notify:
     assert enqueue_leaders(config, store, now) == 2
     assert enqueue_leaders(config, store, now) == 0  # the same week is never queued twice
     notes = {n.channel: n for n in store.notifications() if n.event == "digest"}
-    html, chat = notes["leads"].body, notes["chat"].body
+    assert {n.title for n in notes.values()} == {
+        "Swanwatch weekly: ent (enterprise), week to 23 Nov 2026"
+    }
+    # Rendered when sent, for each channel's format, from the report stored with it.
+    worker = DeliveryWorker(config, store, FrozenClock(now))
+    (_, html), (_, chat) = (worker.render(c, [notes[c]], now) for c in ("leads", "chat"))
     assert "ARR at risk: <strong>$120,000</strong> across 1 accounts" in html
     assert 'class="chart"' in html and html.count("background:#d1495b") == 8
     assert "Acme Corp: Usage sagging" in html
