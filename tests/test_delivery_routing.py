@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import delivery_support
+import pytest
 from click.testing import CliRunner
 
 from swanwatch.cli import main
@@ -187,6 +190,57 @@ notify:
     assert store.notifications()[0].status == "pending"
     assert store.outbox_counts()["dead"] == 0
     store.close()
+
+
+@pytest.fixture
+def hook() -> Iterator[delivery_support.Hook]:
+    h = delivery_support.Hook()
+    yield h
+    h.close()
+
+
+def test_notify_test_sends_a_sample_alert_past_the_outbox(make_config, hook) -> None:
+    path = make_config(
+        f"""
+notify:
+  console: false
+  channels:
+    team: {{url: "json://127.0.0.1:{hook.port}/hook"}}
+"""
+    )
+    tested = CliRunner().invoke(main, ["notify", "test", "-c", str(path)])
+    assert tested.exit_code == 0, tested.output
+    assert "team: sent" in tested.output
+    (got,) = hook.received
+    assert got.body["title"] == "[test] [HIGH] Sample Customer Inc.: Sample alert (swanwatch_test)"
+    assert got.headers["Idempotency-Key"].startswith("test:team:")
+    store = Store(load_config(path).store_url)
+    assert store.notifications() == []  # nothing went through the outbox
+    store.close()
+
+
+def test_notify_leaders_queues_and_sends_the_digest(make_config, hook) -> None:
+    path = make_config(
+        f"""
+notify:
+  console: false
+  channels:
+    chat: {{url: "json://127.0.0.1:{hook.port}/hook"}}
+  leaders:
+    - {{name: all, channels: [chat], weekday: mon, at: "08:00"}}
+"""
+    )
+    runner = CliRunner()
+    sent = runner.invoke(main, ["notify", "leaders", "-c", str(path), "--now"])
+    assert sent.exit_code == 0, sent.output
+    assert "1 digests queued, 1 notifications sent" in sent.output
+    (got,) = hook.received
+    assert got.body["title"].startswith("Swanwatch weekly: all (all accounts), week to ")
+    assert "ARR at risk: **$0**" in got.body["message"]
+    again = runner.invoke(main, ["notify", "leaders", "-c", str(path), "--now"])
+    assert "0 digests queued, 0 notifications sent" in again.output
+    missing = runner.invoke(main, ["notify", "leaders", "-c", str(path), "--name", "nope"])
+    assert missing.exit_code == 2
 
 
 def test_notify_test_reports_each_channel(make_config) -> None:
