@@ -1,11 +1,13 @@
-"""The outbox worker: lease what is due, send each batch through its channel, record it.
+"""The outbox worker: lease what is due, render and send each batch through its channel,
+record it.
 
 A batch is one notification, or all the leased notifications of one group (a burst under
-group_wait, a digest, what quiet hours held back) for one channel, sent as one message.
-Each channel is its own notifier, so each outcome is recorded on its own: sent; failed and
-retried with exponential backoff; handed to the route's fallback channel after
-``fallback_after`` failed tries; or dead-lettered after ``max_attempts``. A sender that
-dies mid-send holds its lease until it expires; then another sends it.
+group_wait, a digest, what quiet hours held back) for one channel, sent as one message,
+rendered here and only here. Each channel is its own notifier, so each outcome is recorded
+on its own: sent; failed and retried with exponential backoff; handed to the route's
+fallback channel after ``fallback_after`` failed tries; or dead-lettered after
+``max_attempts``. A sender that dies mid-send holds its lease until it expires; then
+another sends it, and an outcome the first one reports afterwards is refused (``lost``).
 """
 
 from __future__ import annotations
