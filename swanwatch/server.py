@@ -1,9 +1,10 @@
 """The daemon's HTTP endpoint (Starlette on uvicorn, in the daemon's own event loop).
 
 Signed action links (``/a/{token}``: GET shows what the link will do, the page's POST does
-it, so a chat client previewing the link never acts), ``/healthz`` (the process answers),
-``/readyz`` (it can do its job: scheduler started, store answering) and ``/metrics``
-(Prometheus), and the risk board (``/board``, :mod:`swanwatch.board`).
+it through :mod:`swanwatch.actions`, so a chat client previewing the link never acts),
+``/healthz`` (the process answers), ``/readyz`` (it can do its job: scheduler started,
+store answering) and ``/metrics`` (Prometheus), and the risk board (``/board``,
+:mod:`swanwatch.board`).
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from swanwatch.alerts import acknowledge, snooze
+from swanwatch.actions import Acknowledge, Action, AlertActions, Done, Mark, Snooze
 from swanwatch.board import Board
 from swanwatch.clock import Clock
 from swanwatch.config import Config
 from swanwatch.delivery.links import LinkClaim, LinkError, read_token
+from swanwatch.errors import ActionError, AlertNotFound, InvalidAction
 from swanwatch.metrics import DaemonState, metrics_text, readiness
-from swanwatch.model import Alert, Feedback, Verdict
+from swanwatch.model import Alert, Verdict
 from swanwatch.store import Store
 
 log = logging.getLogger("swanwatch.server")
@@ -54,12 +56,45 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(doc, status_code=status, headers={"Cache-Control": "no-store"})
 
 
+def _link_action(claim: LinkClaim, form: dict[str, list[str]]) -> Action:
+    """What a link asks for; a snooze for the days chosen on its page (1 to 30)."""
+    if claim.action == "ack":
+        return Acknowledge()
+    if claim.action == "snooze":
+        days = claim.snooze / timedelta(days=1)
+        if form.get("days"):
+            try:
+                days = float(form["days"][0])
+            except ValueError:
+                raise InvalidAction("the snooze length is not a number of days") from None
+            if not 0 < days <= 30:
+                raise InvalidAction("a snooze lasts between 1 and 30 days")
+        return Snooze(timedelta(days=days))
+    return Mark(Verdict.NOISE if claim.action == "noise" else Verdict.USEFUL)
+
+
+def _done_text(done: Done) -> str:
+    """What the page says once a link's action is done."""
+    alert = done.alert
+    what = f"{alert.title} on {alert.account_id}"
+    match done.action:
+        case Acknowledge():
+            return f"{what} is acknowledged: no more repeats."
+        case Snooze():
+            return f"{what} is snoozed until {alert.snoozed_until:%Y-%m-%d %H:%M} UTC."
+        case Mark(verdict=verdict) if not done.new:
+            return f"You had already marked this alert as {verdict}."
+        case Mark(verdict=verdict):
+            return f"Thank you: {what} is marked as {verdict}."
+    return f"{what}: done."
+
+
 class ActionLinks:
-    """Checks a link and carries out its action on the store."""
+    """Checks a link and carries out its action through :mod:`swanwatch.actions`."""
 
     def __init__(self, config: Config, store: Store, clock: Clock) -> None:
         self.config = config
-        self.store = store
+        self.actions = AlertActions(store, clock)
         self.clock = clock
 
     def _claim(self, token: str) -> LinkClaim:
@@ -69,20 +104,15 @@ class ActionLinks:
         return read_token(secret, token, self.clock.now())
 
     def _alert(self, claim: LinkClaim) -> Alert:
-        alert = self.store.alert(claim.fingerprint)
-        if alert is None or alert.fingerprint != claim.fingerprint:
-            raise LinkError("the alert of this link no longer exists")
-        if alert.episode != claim.episode:
-            raise LinkError("this link is for another episode of the alert")
-        return alert
+        return self.actions.find(claim.fingerprint, episode=claim.episode)
 
     async def show(self, request: Request) -> Response:
         token = request.path_params["token"]
         try:
             claim = self._claim(token)
             alert = await asyncio.to_thread(self._alert, claim)
-        except LinkError as exc:
-            return _page("Link not usable", f"<p>{html.escape(str(exc))}</p>", 410)
+        except (LinkError, ActionError) as exc:
+            return _unusable(exc)
         verb = _VERBS[claim.action]
         choice = ""
         if claim.action == "snooze":
@@ -108,51 +138,26 @@ class ActionLinks:
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         try:
             claim = self._claim(token)
-            message = await asyncio.to_thread(self._apply, claim, form)
-        except LinkError as exc:
-            return _page("Link not usable", f"<p>{html.escape(str(exc))}</p>", 410)
-        except ValueError as exc:
+            done = await asyncio.to_thread(self._apply, claim, form)
+        except InvalidAction as exc:
             return _page("Nothing done", f"<p>{html.escape(str(exc))}</p>", 409)
-        return _page("Done", f"<p>{html.escape(message)}</p>")
+        except (LinkError, ActionError) as exc:
+            return _unusable(exc)
+        return _page("Done", f"<p>{html.escape(_done_text(done))}</p>")
 
-    def _apply(self, claim: LinkClaim, form: dict[str, list[str]]) -> str:
-        alert = self._alert(claim)
-        now = self.clock.now()
-        by = f"link:{claim.who}"
-        if claim.action == "ack":
-            self.store.save_alerts([acknowledge(alert, by, now)], [])
-            log.info("alert %s acknowledged by %s", alert.fingerprint, by)
-            return f"{alert.title} on {alert.account_id} is acknowledged: no more repeats."
-        if claim.action == "snooze":
-            days = claim.snooze / timedelta(days=1)
-            if form.get("days"):
-                try:
-                    days = float(form["days"][0])
-                except ValueError:
-                    raise ValueError("the snooze length is not a number") from None
-                if not 0 < days <= 30:
-                    raise ValueError("a snooze lasts between 1 and 30 days")
-            until = now + timedelta(days=days)
-            self.store.save_alerts([snooze(alert, until, by, now)], [])
-            log.info("alert %s snoozed by %s until %s", alert.fingerprint, by, until)
-            return (
-                f"{alert.title} on {alert.account_id} is snoozed until {until:%Y-%m-%d %H:%M} UTC."
-            )
-        verdict = Verdict.NOISE if claim.action == "noise" else Verdict.USEFUL
-        added = self.store.add_feedback(
-            Feedback(
-                alert_fingerprint=alert.fingerprint,
-                rule=alert.rule,
-                episode=alert.episode,
-                verdict=verdict,
-                author=by,
-                created_at=now,
-            )
+    def _apply(self, claim: LinkClaim, form: dict[str, list[str]]) -> Done:
+        return self.actions.act(
+            claim.fingerprint,
+            _link_action(claim, form),
+            by=f"link:{claim.who}",
+            episode=claim.episode,
         )
-        log.info("alert %s marked %s by %s", alert.fingerprint, verdict, by)
-        if not added:
-            return f"You had already marked this alert as {verdict}."
-        return f"Thank you: {alert.title} on {alert.account_id} is marked as {verdict}."
+
+
+def _unusable(exc: Exception) -> HTMLResponse:
+    """410: the link is forged, expired, stale, or its alert is gone."""
+    text = "the alert of this link no longer exists" if isinstance(exc, AlertNotFound) else exc
+    return _page("Link not usable", f"<p>{html.escape(str(text))}</p>", 410)
 
 
 def create_app(

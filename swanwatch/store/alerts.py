@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import case, func, or_, select, update
 
 from swanwatch.model import Alert, AlertState, Feedback, OutboxEntry, Silence
 from swanwatch.store.base import StoreBase, chunks, insert, upsert
@@ -50,6 +50,23 @@ class AlertsStore(StoreBase):
         with self.engine.connect() as conn:
             rows = conn.execute(select(table).where(cond).limit(2)).all()
         return Alert.model_validate(rows[0], from_attributes=True) if len(rows) == 1 else None
+
+    def alerts_by_ref(self, ref: str, *, prefix: bool = True, limit: int = 3) -> list[Alert]:
+        """The alerts ``ref`` may name: the one whose id is ``ref`` (when it is digits) and,
+        with ``prefix``, those whose fingerprint starts with ``ref``; at most ``limit``, the
+        one whose fingerprint is ``ref`` first."""
+        table = ALERTS
+        conds = []
+        if prefix and ref:
+            conds.append(table.c.fingerprint.startswith(ref, autoescape=True))
+        if ref.isdigit():
+            conds.append(table.c.id == int(ref))
+        if not conds:
+            return []
+        exact = case((table.c.fingerprint == ref, 0), else_=1)
+        query = select(table).where(or_(*conds)).order_by(exact, table.c.id).limit(limit)
+        with self.engine.connect() as conn:
+            return [Alert.model_validate(r, from_attributes=True) for r in conn.execute(query)]
 
     def save_alerts(self, alerts: Sequence[Alert], outbox: Sequence[OutboxEntry]) -> int:
         """Write alert changes and their notifications in one transaction.
