@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+import jinja2
+
 from swanwatch import plugins
 from swanwatch.clock import Clock
 from swanwatch.config import Config, format_for_url
@@ -207,9 +209,13 @@ class DeliveryWorker:
         for batch in batches(claimed):
             if await self._defer(batch, now, stats):
                 continue
-            result = await self.send_now(
-                batch[0].channel, self.compose(batch[0].channel, batch, now)
-            )
+            channel = batch[0].channel
+            try:
+                message = self.compose(channel, batch, now)
+            except jinja2.TemplateError as exc:  # a broken template: retried, then dead
+                result = DeliveryResult(ok=False, reason=f"cannot render: {exc!r}")
+            else:
+                result = await self.send_now(channel, message)
             for note in batch:
                 stats.count(await asyncio.to_thread(self._settle, note, result))
         return stats
