@@ -18,6 +18,9 @@ _MAD_SCALE = 1.4826
 
 _LOW, _NORMAL, _UNJUDGED = 1, 0, -1
 
+#: A day this far below its baseline counts toward a gradual slide into a drop.
+_SLIDE_SHORTFALL = 0.10
+
 
 def _ordinal(value: object) -> int:
     """A row's date as a day ordinal; accepts date, datetime or ISO text."""
@@ -72,18 +75,22 @@ class UsageDropWatcher(Watcher):
     """A sustained fall in usage per account and metric, against the same weekday's baseline.
 
     Each day is compared with the median of the same weekday over the past
-    ``baseline_weeks_min``..``baseline_weeks_max`` weeks. A day is low when it is both
-    ``mad_k`` scaled MADs below that median and at least ``min_drop_pct`` below it; days whose
-    baseline is under ``min_baseline_per_day`` (small accounts, quiet weekends) and
-    ``ignore_dates`` (public holidays) are not judged. A signal holds while the last
-    ``min_low_days`` judged days are all low; low days are kept out of later baselines, so a
-    long drop does not become the new normal. A missing day counts as zero usage, so an
-    account that stops sending rows flatlines.
+    ``baseline_weeks_min``..``baseline_weeks_max`` weeks, a robust baseline: one odd week
+    (a holiday, an outage) moves a median of four to eight values little. A day is *low* when
+    it is both ``mad_k`` scaled MADs below that median (statistically unusual for this
+    account: 1.4826 x MAD estimates the standard deviation) and at least ``min_day_drop_pct``
+    below it (materially down: on a very steady series three MADs can be a few percent).
+    Days whose baseline is under ``min_baseline_per_day`` (small accounts, quiet weekends) and
+    ``ignore_dates`` (public holidays) are not judged. Low days are kept out of later
+    baselines, so a long drop does not become the new normal. A missing day counts as zero
+    usage, so an account that stops sending rows flatlines.
 
-    A deep drop is signalled sooner: ``deep_drop_min_days`` low days suffice when their summed
-    shortfall is as large as ``min_low_days`` days at ``min_drop_pct`` (two days at 45% weigh
-    as much as three at 30%), so an outage is not reported a day late. When a drop was
-    preceded by a gradual slide, the evidence says when the slide began.
+    One low day is never a signal (a holiday, a glitch). A run of consecutive low days is a
+    drop once it has lasted ``min_low_days`` days and its days are on average at least
+    ``min_drop_pct`` below their baselines, or, sooner, once ``deep_drop_min_days`` days are
+    on average ``deep_drop_pct`` below (two days at 45%: an outage is not reported a day
+    late). The signal holds while the run goes on. When a drop was preceded by a gradual
+    slide, the evidence says when the slide began. docs/statistics.md has the reasoning.
 
     ``level_metrics`` (seats, licences) are levels, not daily activity: a day with no row
     keeps the previous level, and a reduction of at least ``level_drop_pct`` (and
@@ -114,8 +121,18 @@ class UsageDropWatcher(Watcher):
         mad_k: float = Field(
             3.0, ge=0, description="How many scaled MADs below the baseline median a low day is."
         )
+        min_day_drop_pct: float = Field(
+            10.0,
+            gt=0,
+            le=100,
+            description="How far below its baseline median a day must be to count as low, %.",
+        )
         min_drop_pct: float = Field(
-            30.0, gt=0, le=100, description="How far below the baseline median a low day is, %."
+            20.0,
+            gt=0,
+            le=100,
+            description="How far below their baselines a run of min_low_days low days must be "
+            "on average before it is signalled, %.",
         )
         min_low_days: int = Field(
             3, ge=1, description="Consecutive judged low days before the drop is signalled."
@@ -144,7 +161,14 @@ class UsageDropWatcher(Watcher):
             2,
             ge=1,
             description="Fewer low days than min_low_days, down to this many, are signalled when "
-            "their summed shortfall equals min_low_days days at min_drop_pct.",
+            "they are on average deep_drop_pct below their baselines.",
+        )
+        deep_drop_pct: float = Field(
+            45.0,
+            gt=0,
+            le=100,
+            description="How far below their baselines deep_drop_min_days low days must be on "
+            "average to be signalled before min_low_days, %.",
         )
         level_metrics: list[str] = Field(
             default_factory=lambda: ["seats", "licenses", "licences"],
@@ -229,8 +253,11 @@ class UsageDropWatcher(Watcher):
             if found is None:
                 series[key] = found = _Series(day, array("d", [0.0]))
             offset = day - found.first
-            if 0 <= offset < len(found.values):
-                found.values[offset] += value
+            held = found.values
+            if 0 <= offset < len(held):
+                held[offset] += value
+            elif offset == len(held):
+                held.append(value)  # the next day: the usual order of a daily export
             else:
                 found.add(day, value)
             if day > last_day:
@@ -282,10 +309,11 @@ class UsageDropWatcher(Watcher):
             return _Drop(0, -1, 0.0, 0.0, 0, False)
         begin = max(first_judged, end - opts.lookback_days + 1)
         keep = array("b", bytes(len(values)))  # 1 = left out of baselines
-        for i in range(end + 1):
-            if one.first + i in ignored:
-                keep[i] = 1
-        ratio = 1 - opts.min_drop_pct / 100
+        for day in ignored:
+            if 0 <= day - one.first <= end:
+                keep[day - one.first] = 1
+        ratio = 1 - opts.min_day_drop_pct / 100
+        floor = opts.min_baseline_per_day
         span = 7 * opts.baseline_weeks_max
         run_start, run_low, run_base, run_cur, run_weeks, run_zero = -1, 0, 0.0, 0.0, 0, True
         run_short = 0.0  # summed shortfall of the run's low days, in baseline days
@@ -293,41 +321,74 @@ class UsageDropWatcher(Watcher):
             if keep[i]:
                 continue
             value = values[i]
-            window = values[max(i - span, i % 7) : i : 7]
+            lo = i - span
+            if lo < 0:
+                lo = i % 7
+            window = values[lo:i:7]
             # The common case, cheaply: judged (every recent same weekday is big enough) and
             # not low (not even against the highest of them, so not against their median).
-            if value > ratio * max(window) and min(window) >= opts.min_baseline_per_day:
-                run_start, run_low, run_base, run_cur, run_zero = -1, 0, 0.0, 0.0, True
-                run_short = 0.0
-                continue
-            # Low days are kept out of baselines, so look further back for enough normal ones.
-            history = self._baseline(values, keep, i)
-            if len(history) < opts.baseline_weeks_min:
-                continue
-            med = median(history)
-            if med < opts.min_baseline_per_day:
-                continue  # too small to judge: neither extends nor breaks a run
-            mad = _MAD_SCALE * median([abs(v - med) for v in history])
-            if value < med - opts.mad_k * mad and value <= ratio * med:
-                keep[i] = 1
-                if run_start < 0:
-                    run_start, run_weeks = i, len(history)
-                run_low += 1
-                run_base += med
-                run_cur += value
-                run_short += (med - value) / med
-                run_zero = run_zero and value == 0
+            if value > ratio * max(window) and min(window) >= floor:
+                state, med = _NORMAL, 0.0
             else:
+                state, med = self._day(values, keep, i, window, 1 in keep[lo:i:7])
+            if state == _UNJUDGED:
+                continue  # neither extends nor breaks a run
+            if state == _NORMAL:
                 run_start, run_low, run_base, run_cur, run_zero = -1, 0, 0.0, 0.0, True
                 run_short = 0.0
-        if run_start < 0:
-            return None
-        enough = opts.min_low_days * opts.min_drop_pct / 100
-        deep = run_low >= opts.deep_drop_min_days and run_short >= enough - 1e-9
-        if run_low < opts.min_low_days and not deep:
+                continue
+            keep[i] = 1
+            if run_start < 0:
+                run_start, run_weeks = i, len(self._baseline(values, keep, i))
+            run_low += 1
+            run_base += med
+            run_cur += value
+            run_short += (med - value) / med
+            run_zero = run_zero and value == 0
+        if run_start < 0 or not self._is_drop(run_low, run_short):
             return None
         slide = self._slide_start(values, keep, run_start, max(first_judged, end - 2 * span))
         return _Drop(run_start, run_low, run_base, run_cur, run_weeks, run_zero, slide)
+
+    def _day(
+        self, values: array[float], keep: array[int], i: int, window: array[float], kept: bool
+    ) -> tuple[int, float]:
+        """Whether day ``i`` is low, normal or unjudged, and its baseline median.
+
+        ``window`` holds the recent same weekdays; ``kept`` says whether any of them is left
+        out of baselines (a low day, a holiday)."""
+        opts = self.options
+        ratio = 1 - opts.min_day_drop_pct / 100
+        value = values[i]
+        if not kept and len(window) >= opts.baseline_weeks_min:
+            # The window is the baseline, and its median alone settles most days: a low day
+            # is also min_day_drop_pct below it.
+            ordered = sorted(window)
+            half = len(ordered) // 2
+            med = ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2
+            if med < opts.min_baseline_per_day:
+                return _UNJUDGED, med
+            if value > ratio * med:
+                return _NORMAL, med
+        # Low days are kept out of baselines, so look further back for enough normal ones.
+        history = self._baseline(values, keep, i)
+        if len(history) < opts.baseline_weeks_min:
+            return _UNJUDGED, 0.0
+        med = median(history)
+        if med < opts.min_baseline_per_day:
+            return _UNJUDGED, med
+        mad = _MAD_SCALE * median([abs(v - med) for v in history])
+        low = value < med - opts.mad_k * mad and value <= ratio * med
+        return (_LOW if low else _NORMAL), med
+
+    def _is_drop(self, low_days: int, shortfall: float) -> bool:
+        """Whether a run of ``low_days`` low days, ``shortfall`` baseline days short in all,
+        is a drop: long enough at ``min_drop_pct`` on average, or deep enough sooner."""
+        opts = self.options
+        average = shortfall / low_days if low_days else 0.0
+        if low_days >= opts.min_low_days and average >= opts.min_drop_pct / 100 - 1e-9:
+            return True
+        return low_days >= opts.deep_drop_min_days and average >= opts.deep_drop_pct / 100 - 1e-9
 
     def _slide_start(self, values: array[float], keep: array[int], start: int, floor: int) -> int:
         """Where a gradual slide into the drop at ``start`` began, or -1 if it did not slide.
@@ -347,7 +408,7 @@ class UsageDropWatcher(Watcher):
             if med < opts.min_baseline_per_day:
                 break
             ratio = values[j] / med
-            if ratio < 1 - opts.min_drop_pct / 300:  # a third of a low day's drop: 10%
+            if ratio < 1 - _SLIDE_SHORTFALL:
                 began, normal = j, 0
                 ratios.append(ratio)
             elif ratio < 1:
