@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from array import array
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from statistics import median
 from typing import ClassVar
@@ -20,6 +20,8 @@ _LOW, _NORMAL, _UNJUDGED = 1, 0, -1
 
 #: A day this far below its baseline counts toward a gradual slide into a drop.
 _SLIDE_SHORTFALL = 0.10
+#: Why a day is left out of baselines: an ignored date, or a low day.
+_IGNORED, _LOW_DAY = 1, 2
 
 
 def _ordinal(value: object) -> int:
@@ -31,6 +33,13 @@ def _ordinal(value: object) -> int:
     if isinstance(value, str):
         return date.fromisoformat(value.strip()[:10]).toordinal()
     raise ValueError(f"{value!r} is not a date")
+
+
+def _unreadable(source: str, row: Mapping[str, object], exc: Exception) -> SourceError:
+    return SourceError(
+        f"source {source!r} gave a row the usage watcher cannot read ({exc}): {dict(row)!r}; "
+        "declare `types: {date: date, value: float}`"
+    )
 
 
 @dataclass
@@ -48,6 +57,15 @@ class _Series:
         elif offset >= len(self.values):
             self.values.extend(array("d", bytes(8 * (offset + 1 - len(self.values)))))
         self.values[offset] += value
+
+
+@dataclass
+class _Usage:
+    """What one pass over the usage rows found: daily series, level metrics, the last day."""
+
+    series: dict[tuple[object, object], _Series] = field(default_factory=dict)
+    levels: dict[tuple[object, object], dict[int, float]] = field(default_factory=dict)
+    last_day: int = 0
 
 
 @dataclass(frozen=True)
@@ -201,67 +219,11 @@ class UsageDropWatcher(Watcher):
 
     async def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:
         opts = self.options
-        now = ctx.clock.now()
-        today = now.date().toordinal()
         wanted = {a.id: a for a in ctx.accounts}
         if not wanted:
             return
-        metrics = set(opts.metrics)
-        series: dict[tuple[object, object], _Series] = {}
-        days: dict[object, int] = {}  # date value -> ordinal; few distinct dates, many rows
-        last_day = 0
-        default_metric = opts.default_metric
-        level_metrics = frozenset(opts.level_metrics)
-        levels: dict[tuple[object, object], dict[int, float]] = {}
-        source = ctx.source(opts.usage_source)
-        # The hot loop (one pass over every usage row): kept lean on purpose.
-        async for row in source.rows(until=now if ctx.replay else None):
-            account_id = row.get("account_id")
-            if account_id not in wanted:
-                continue
-            metric = row.get("metric") or default_metric
-            if metrics and metric not in metrics:
-                continue
-            stamp = row.get("date")
-            raw = row.get("value")
-            try:
-                day = days.get(stamp)
-                if day is None:
-                    day = days[stamp] = _ordinal(stamp)
-                value = (
-                    raw
-                    if type(raw) is float
-                    else (float(raw) if raw is not None and raw != "" else 0.0)  # type: ignore[arg-type]
-                )
-            except (TypeError, ValueError) as exc:
-                raise SourceError(
-                    f"source {opts.usage_source!r} gave a row the usage watcher cannot read "
-                    f"({exc}): {dict(row)!r}; declare `types: {{date: date, value: float}}`"
-                ) from exc
-            if day > today:
-                continue  # the future is not usage yet
-            key = (account_id, metric)
-            if metric in level_metrics:
-                points = levels.get(key)
-                if points is None:
-                    points = levels[key] = {}
-                points[day] = points.get(day, 0.0) + value
-                if day > last_day:
-                    last_day = day
-                continue
-            found = series.get(key)
-            if found is None:
-                series[key] = found = _Series(day, array("d", [0.0]))
-            offset = day - found.first
-            held = found.values
-            if 0 <= offset < len(held):
-                held[offset] += value
-            elif offset == len(held):
-                held.append(value)  # the next day: the usual order of a daily export
-            else:
-                found.add(day, value)
-            if day > last_day:
-                last_day = day
+        usage = await self._read(ctx, wanted)
+        series, levels, last_day = usage.series, usage.levels, usage.last_day
         seen = {account_id for account_id, _ in series} | {account_id for account_id, _ in levels}
         for account in wanted.values():
             if account.id not in seen:
@@ -289,6 +251,65 @@ class UsageDropWatcher(Watcher):
                 continue
             yield self._signal(wanted[account_id], metric, one, drop, last_day)
 
+    async def _read(self, ctx: WatchContext, wanted: dict[str, Account]) -> _Usage:
+        """One pass over the usage rows: daily totals per account and metric."""
+        opts = self.options
+        now = ctx.clock.now()
+        today = now.date().toordinal()
+        metrics = set(opts.metrics)
+        usage = _Usage()
+        series, levels = usage.series, usage.levels
+        days: dict[object, int] = {}  # date value -> ordinal; few distinct dates, many rows
+        last_day = 0
+        default_metric = opts.default_metric
+        level_metrics = frozenset(opts.level_metrics)
+        source = ctx.source(opts.usage_source)
+        # The hot loop (one pass over every usage row): kept lean on purpose.
+        async for row in source.rows(until=now if ctx.replay else None):
+            account_id = row.get("account_id")
+            if account_id not in wanted:
+                continue
+            metric = row.get("metric") or default_metric
+            if metrics and metric not in metrics:
+                continue
+            stamp = row.get("date")
+            raw = row.get("value")
+            try:
+                day = days.get(stamp)
+                if day is None:
+                    day = days[stamp] = _ordinal(stamp)
+                value = (
+                    raw
+                    if type(raw) is float
+                    else (float(raw) if raw is not None and raw != "" else 0.0)  # type: ignore[arg-type]
+                )
+            except (TypeError, ValueError) as exc:
+                raise _unreadable(opts.usage_source, row, exc) from exc
+            if day > today:
+                continue  # the future is not usage yet
+            if day > last_day:
+                last_day = day
+            key = (account_id, metric)
+            if metric in level_metrics:
+                points = levels.get(key)
+                if points is None:
+                    points = levels[key] = {}
+                points[day] = points.get(day, 0.0) + value
+                continue
+            found = series.get(key)
+            if found is None:
+                series[key] = found = _Series(day, array("d", [0.0]))
+            offset = day - found.first
+            held = found.values
+            if 0 <= offset < len(held):
+                held[offset] += value
+            elif offset == len(held):
+                held.append(value)  # the next day: the usual order of a daily export
+            else:
+                found.add(day, value)
+        usage.last_day = last_day
+        return usage
+
     def _baseline(self, values: array[float], keep: array[int], i: int) -> list[float]:
         """The same-weekday values before day ``i`` that feed its baseline (newest last)."""
         opts = self.options
@@ -308,10 +329,10 @@ class UsageDropWatcher(Watcher):
         if end < first_judged:
             return _Drop(0, -1, 0.0, 0.0, 0, False)
         begin = max(first_judged, end - opts.lookback_days + 1)
-        keep = array("b", bytes(len(values)))  # 1 = left out of baselines
+        keep = array("b", bytes(len(values)))  # non-zero: left out of baselines
         for day in ignored:
             if 0 <= day - one.first <= end:
-                keep[day - one.first] = 1
+                keep[day - one.first] = _IGNORED
         ratio = 1 - opts.min_day_drop_pct / 100
         floor = opts.min_baseline_per_day
         span = 7 * opts.baseline_weeks_max
@@ -330,14 +351,15 @@ class UsageDropWatcher(Watcher):
             if value > ratio * max(window) and min(window) >= floor:
                 state, med = _NORMAL, 0.0
             else:
-                state, med = self._day(values, keep, i, window, 1 in keep[lo:i:7])
+                held = run_start >= 0
+                state, med = self._day(values, keep, i, window, any(keep[lo:i:7]), held)
             if state == _UNJUDGED:
                 continue  # neither extends nor breaks a run
             if state == _NORMAL:
                 run_start, run_low, run_base, run_cur, run_zero = -1, 0, 0.0, 0.0, True
                 run_short = 0.0
                 continue
-            keep[i] = 1
+            keep[i] = _LOW_DAY
             if run_start < 0:
                 run_start, run_weeks = i, len(self._baseline(values, keep, i))
             run_low += 1
@@ -351,12 +373,20 @@ class UsageDropWatcher(Watcher):
         return _Drop(run_start, run_low, run_base, run_cur, run_weeks, run_zero, slide)
 
     def _day(
-        self, values: array[float], keep: array[int], i: int, window: array[float], kept: bool
+        self,
+        values: array[float],
+        keep: array[int],
+        i: int,
+        window: array[float],
+        kept: bool,
+        held: bool,
     ) -> tuple[int, float]:
         """Whether day ``i`` is low, normal or unjudged, and its baseline median.
 
         ``window`` holds the recent same weekdays; ``kept`` says whether any of them is left
-        out of baselines (a low day, a holiday)."""
+        out of baselines (a low day, a holiday). ``held``: a run of low days is going on,
+        and a day that is still ``min_day_drop_pct`` down continues it (hysteresis: a slide
+        into a drop widens the MADs of the weekdays it has reached, not the drop's end)."""
         opts = self.options
         ratio = 1 - opts.min_day_drop_pct / 100
         value = values[i]
@@ -377,9 +407,12 @@ class UsageDropWatcher(Watcher):
         med = median(history)
         if med < opts.min_baseline_per_day:
             return _UNJUDGED, med
+        if value > ratio * med:
+            return _NORMAL, med
+        if held:
+            return _LOW, med
         mad = _MAD_SCALE * median([abs(v - med) for v in history])
-        low = value < med - opts.mad_k * mad and value <= ratio * med
-        return (_LOW if low else _NORMAL), med
+        return (_LOW if value < med - opts.mad_k * mad else _NORMAL), med
 
     def _is_drop(self, low_days: int, shortfall: float) -> bool:
         """Whether a run of ``low_days`` low days, ``shortfall`` baseline days short in all,
@@ -399,7 +432,7 @@ class UsageDropWatcher(Watcher):
         opts = self.options
         began, normal, ratios = -1, 0, []
         for j in range(start - 1, floor - 1, -1):
-            if keep[j]:
+            if keep[j] == _IGNORED:
                 continue
             history = self._baseline(values, keep, j)
             if len(history) < opts.baseline_weeks_min:
@@ -408,7 +441,7 @@ class UsageDropWatcher(Watcher):
             if med < opts.min_baseline_per_day:
                 break
             ratio = values[j] / med
-            if ratio < 1 - _SLIDE_SHORTFALL:
+            if keep[j] == _LOW_DAY or ratio < 1 - _SLIDE_SHORTFALL:  # a low day: an earlier run
                 began, normal = j, 0
                 ratios.append(ratio)
             elif ratio < 1:
