@@ -225,6 +225,22 @@ async def test_gradual_decline_on_a_steady_account_is_dated_from_the_slide() -> 
         assert "slide_began" not in signals[0].evidence
 
 
+async def test_a_slide_is_held_once_signalled() -> None:
+    # Replayed day by day: as a slide reaches more weekdays their MADs widen, and a day the
+    # MAD test alone would call normal must not break the drop (it flapped, or never fired).
+    start = date(2026, 10, 24)
+    for seed in range(3):
+        rows = history(change=sixty_pct_slide(start), noise=0.06, seed=seed)
+        seen = []
+        for d in range(21):
+            day = date(2026, 10, 31) + timedelta(days=d)
+            found = await run(rows, now=f"{day.isoformat()}T18:00:00Z", replay=True)
+            seen.append(found[0].observed_at.date() if found else None)
+        first = next(i for i, s in enumerate(seen) if s is not None)
+        assert set(seen[first:]) == {seen[first]}, (seed, seen)
+        assert start <= seen[first] <= start + timedelta(days=10), (seed, seen)
+
+
 async def test_gradual_decline_reports_when_the_slide_began() -> None:
     # On a noisy account (6%) the slide's first days are within the noise: the drop is dated
     # from the first clearly unusual day, and the evidence says when the slide began.
