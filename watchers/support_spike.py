@@ -44,8 +44,6 @@ def _instant(value: object) -> datetime | None:
 
 
 def _flag(value: object) -> bool:
-    if value is False or value is None:
-        return False
     if isinstance(value, bool):
         return value
     return value is not None and str(value).strip().lower() in _TRUE
@@ -98,11 +96,16 @@ class _Judged:
 
     kind: int
     recent: int
-    expected: float
-    usual: float  # the baseline's plain rate per window, for the summary
+    baseline: int  # events in the baseline: its period, or the whole history (rare P1s)
+    baseline_days: float
+    expected: float  # in the window, by the predictive (Jeffreys' prior included)
     dispersion: float
     log10_p: float
     rare_p1: bool = False
+
+    def usual(self, window_days: int) -> float:
+        """The baseline's plain rate per window, for the summary."""
+        return self.baseline * window_days / self.baseline_days
 
 
 class SupportSpikeWatcher(Watcher):
@@ -308,9 +311,8 @@ class SupportSpikeWatcher(Watcher):
             dispersion = opts.dispersion or dispersion_index(tally.per_window[kind])
             expected, ratio = predictive(baseline, b, w, dispersion)
             log10_p = log10_tail(recent, expected, ratio) if recent > expected else 0.0
-            usual = baseline * w / b
             if log10_p <= threshold:
-                found.append(_Judged(kind, recent, expected, usual, dispersion, log10_p))
+                found.append(_Judged(kind, recent, baseline, b, expected, dispersion, log10_p))
             elif kind == _P1 and opts.rare_p1_chance > 0:
                 # The P1 rate over the whole history: P1s are rare events, a baseline
                 # period may hold none on an account that has them every quarter.
@@ -318,8 +320,8 @@ class SupportSpikeWatcher(Watcher):
                 mean, ratio = predictive(tally.p1_before, span, w)
                 if 10 ** log10_tail(1, mean, ratio) <= opts.rare_p1_chance:
                     rare = log10_tail(recent, mean, ratio)
-                    usual = tally.p1_before * w / span
-                    found.append(_Judged(kind, recent, mean, usual, 1.0, rare, rare_p1=True))
+                    judged = _Judged(kind, recent, tally.p1_before, span, mean, 1.0, rare, True)
+                    found.append(judged)
         return found
 
     def _signal(
@@ -330,12 +332,13 @@ class SupportSpikeWatcher(Watcher):
         w = opts.window_days
         what = f"{found.recent} {noun}{'' if found.recent == 1 else 's'} in the last {w} days"
         if found.rare_p1:
-            span = (now - timedelta(days=w) - tally.first).days
-            had = "no P1" if not tally.p1_before else f"only {tally.p1_before} P1"
-            summary = f"{what}, on an account with {had} in the {span} days before."
+            had = f"{found.baseline} P1{'' if found.baseline == 1 else 's'}"
+            had = "no P1" if not found.baseline else f"only {had}"
+            days = int(found.baseline_days)
+            summary = f"{what}, on an account with {had} in the {days} days before."
         else:
             summary = (
-                f"{what}, against about {found.usual:.1f} in a usual {w} days: "
+                f"{what}, against about {found.usual(w):.1f} in a usual {w} days: "
                 f"{_odds(found.log10_p)} at this account's own rate."
             )
         strength = min(1.0, max(0.3, -found.log10_p / opts.full_strength_log10_p))
@@ -349,10 +352,10 @@ class SupportSpikeWatcher(Watcher):
             evidence={
                 "recent": found.recent,
                 "expected": round(found.expected, 2),
-                "usual_per_window": round(found.usual, 2),
-                "baseline_count": tally.p1_before if found.rare_p1 else tally.baseline[found.kind],
+                "usual_per_window": round(found.usual(w), 2),
+                "baseline_count": found.baseline,
                 "window_days": w,
-                "baseline_days": opts.baseline_days,
+                "baseline_days": round(found.baseline_days, 1),
                 "dispersion": round(found.dispersion, 2),
                 "log10_p": round(found.log10_p, 2),
                 "threshold_log10_p": round(threshold, 2),

@@ -107,8 +107,11 @@ class UsageDropWatcher(Watcher):
     drop once it has lasted ``min_low_days`` days and its days are on average at least
     ``min_drop_pct`` below their baselines, or, sooner, once ``deep_drop_min_days`` days are
     on average ``deep_drop_pct`` below (two days at 45%: an outage is not reported a day
-    late). The signal holds while the run goes on. When a drop was preceded by a gradual
-    slide, the evidence says when the slide began. docs/statistics.md has the reasoning.
+    late). The signal holds while the run goes on: once begun, a run continues through days
+    still ``min_day_drop_pct`` down, unusual or not (hysteresis: a slide widens the MADs of
+    the weekdays it reaches, which must not end the drop). When a drop was preceded by a
+    gradual slide, the evidence says when the slide began. docs/statistics.md has the
+    reasoning and the NAB figures.
 
     ``level_metrics`` (seats, licences) are levels, not daily activity: a day with no row
     keeps the previous level, and a reduction of at least ``level_drop_pct`` (and
