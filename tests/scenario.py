@@ -41,6 +41,8 @@ START = END - timedelta(days=DAYS - 1)
 #: The replay starts once four weeks of usage history exist (the usage baseline's minimum).
 REPLAY_START = START + timedelta(days=28)
 HOLIDAY = date(2026, 9, 7)
+#: Days of tickets before START: support_spike judges an account after 63 days of tickets.
+TICKET_HISTORY_DAYS = 63
 
 #: Stories whose risk is compound: a rule is expected to alert before the planted loss.
 COMPOUND = {
@@ -216,14 +218,17 @@ def _ticket(rng: random.Random, day: date, prio: str, escalated: bool) -> str:
 
 
 def _tickets(rng: random.Random, plan: Plan) -> list[str]:
-    rows = []
-    for i in range(DAYS):
+    # The help desk's history goes back further than the usage: every account is a customer
+    # with a ticket (its onboarding) on the first day of it, and a full support baseline.
+    first = _day(-TICKET_HISTORY_DAYS)
+    rows = [f"{first.isoformat()}T09:00:00Z,p3,false,closed,{first.isoformat()}T11:00:00Z"]
+    for i in range(-TICKET_HISTORY_DAYS, DAYS):
         day = _day(i)
         if day.weekday() < 5 and rng.random() < 0.06:
             rows.append(_ticket(rng, day, rng.choice(["p3", "p3", "p4", "p2"]), False))
     if plan.spike is not None:
         begin, severe = plan.spike
-        count = rng.randint(6, 8) if severe else 5
+        count = rng.randint(8, 10) if severe else 7
         for n in range(count):
             day = begin + timedelta(days=n % 5)
             prio = "p1" if severe and n == 2 else rng.choice(["p2", "p3"])

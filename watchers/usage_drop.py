@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from array import array
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from statistics import median
 from typing import ClassVar
@@ -18,6 +18,11 @@ _MAD_SCALE = 1.4826
 
 _LOW, _NORMAL, _UNJUDGED = 1, 0, -1
 
+#: A day this far below its baseline counts toward a gradual slide into a drop.
+_SLIDE_SHORTFALL = 0.10
+#: Why a day is left out of baselines: an ignored date, or a low day.
+_IGNORED, _LOW_DAY = 1, 2
+
 
 def _ordinal(value: object) -> int:
     """A row's date as a day ordinal; accepts date, datetime or ISO text."""
@@ -28,6 +33,13 @@ def _ordinal(value: object) -> int:
     if isinstance(value, str):
         return date.fromisoformat(value.strip()[:10]).toordinal()
     raise ValueError(f"{value!r} is not a date")
+
+
+def _unreadable(source: str, row: Mapping[str, object], exc: Exception) -> SourceError:
+    return SourceError(
+        f"source {source!r} gave a row the usage watcher cannot read ({exc}): {dict(row)!r}; "
+        "declare `types: {date: date, value: float}`"
+    )
 
 
 @dataclass
@@ -45,6 +57,15 @@ class _Series:
         elif offset >= len(self.values):
             self.values.extend(array("d", bytes(8 * (offset + 1 - len(self.values)))))
         self.values[offset] += value
+
+
+@dataclass
+class _Usage:
+    """What one pass over the usage rows found: daily series, level metrics, the last day."""
+
+    series: dict[tuple[object, object], _Series] = field(default_factory=dict)
+    levels: dict[tuple[object, object], dict[int, float]] = field(default_factory=dict)
+    last_day: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,18 +93,25 @@ class UsageDropWatcher(Watcher):
     """A sustained fall in usage per account and metric, against the same weekday's baseline.
 
     Each day is compared with the median of the same weekday over the past
-    ``baseline_weeks_min``..``baseline_weeks_max`` weeks. A day is low when it is both
-    ``mad_k`` scaled MADs below that median and at least ``min_drop_pct`` below it; days whose
-    baseline is under ``min_baseline_per_day`` (small accounts, quiet weekends) and
-    ``ignore_dates`` (public holidays) are not judged. A signal holds while the last
-    ``min_low_days`` judged days are all low; low days are kept out of later baselines, so a
-    long drop does not become the new normal. A missing day counts as zero usage, so an
-    account that stops sending rows flatlines.
+    ``baseline_weeks_min``..``baseline_weeks_max`` weeks, a robust baseline: one odd week
+    (a holiday, an outage) moves a median of four to eight values little. A day is *low* when
+    it is both ``mad_k`` scaled MADs below that median (statistically unusual for this
+    account: 1.4826 x MAD estimates the standard deviation) and at least ``min_day_drop_pct``
+    below it (materially down: on a very steady series three MADs can be a few percent).
+    Days whose baseline is under ``min_baseline_per_day`` (small accounts, quiet weekends) and
+    ``ignore_dates`` (public holidays) are not judged. Low days are kept out of later
+    baselines, so a long drop does not become the new normal. A missing day counts as zero
+    usage, so an account that stops sending rows flatlines.
 
-    A deep drop is signalled sooner: ``deep_drop_min_days`` low days suffice when their summed
-    shortfall is as large as ``min_low_days`` days at ``min_drop_pct`` (two days at 45% weigh
-    as much as three at 30%), so an outage is not reported a day late. When a drop was
-    preceded by a gradual slide, the evidence says when the slide began.
+    One low day is never a signal (a holiday, a glitch). A run of consecutive low days is a
+    drop once it has lasted ``min_low_days`` days and its days are on average at least
+    ``min_drop_pct`` below their baselines, or, sooner, once ``deep_drop_min_days`` days are
+    on average ``deep_drop_pct`` below (two days at 45%: an outage is not reported a day
+    late). The signal holds while the run goes on: once begun, a run continues through days
+    still ``min_day_drop_pct`` down, unusual or not (hysteresis: a slide widens the MADs of
+    the weekdays it reaches, which must not end the drop). When a drop was preceded by a
+    gradual slide, the evidence says when the slide began. docs/statistics.md has the
+    reasoning and the NAB figures.
 
     ``level_metrics`` (seats, licences) are levels, not daily activity: a day with no row
     keeps the previous level, and a reduction of at least ``level_drop_pct`` (and
@@ -114,8 +142,18 @@ class UsageDropWatcher(Watcher):
         mad_k: float = Field(
             3.0, ge=0, description="How many scaled MADs below the baseline median a low day is."
         )
+        min_day_drop_pct: float = Field(
+            10.0,
+            gt=0,
+            le=100,
+            description="How far below its baseline median a day must be to count as low, %.",
+        )
         min_drop_pct: float = Field(
-            30.0, gt=0, le=100, description="How far below the baseline median a low day is, %."
+            20.0,
+            gt=0,
+            le=100,
+            description="How far below their baselines a run of min_low_days low days must be "
+            "on average before it is signalled, %.",
         )
         min_low_days: int = Field(
             3, ge=1, description="Consecutive judged low days before the drop is signalled."
@@ -144,7 +182,14 @@ class UsageDropWatcher(Watcher):
             2,
             ge=1,
             description="Fewer low days than min_low_days, down to this many, are signalled when "
-            "their summed shortfall equals min_low_days days at min_drop_pct.",
+            "they are on average deep_drop_pct below their baselines.",
+        )
+        deep_drop_pct: float = Field(
+            45.0,
+            gt=0,
+            le=100,
+            description="How far below their baselines deep_drop_min_days low days must be on "
+            "average to be signalled before min_low_days, %.",
         )
         level_metrics: list[str] = Field(
             default_factory=lambda: ["seats", "licenses", "licences"],
@@ -177,64 +222,11 @@ class UsageDropWatcher(Watcher):
 
     async def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:
         opts = self.options
-        now = ctx.clock.now()
-        today = now.date().toordinal()
         wanted = {a.id: a for a in ctx.accounts}
         if not wanted:
             return
-        metrics = set(opts.metrics)
-        series: dict[tuple[object, object], _Series] = {}
-        days: dict[object, int] = {}  # date value -> ordinal; few distinct dates, many rows
-        last_day = 0
-        default_metric = opts.default_metric
-        level_metrics = frozenset(opts.level_metrics)
-        levels: dict[tuple[object, object], dict[int, float]] = {}
-        source = ctx.source(opts.usage_source)
-        # The hot loop (one pass over every usage row): kept lean on purpose.
-        async for row in source.rows(until=now if ctx.replay else None):
-            account_id = row.get("account_id")
-            if account_id not in wanted:
-                continue
-            metric = row.get("metric") or default_metric
-            if metrics and metric not in metrics:
-                continue
-            stamp = row.get("date")
-            raw = row.get("value")
-            try:
-                day = days.get(stamp)
-                if day is None:
-                    day = days[stamp] = _ordinal(stamp)
-                value = (
-                    raw
-                    if type(raw) is float
-                    else (float(raw) if raw is not None and raw != "" else 0.0)  # type: ignore[arg-type]
-                )
-            except (TypeError, ValueError) as exc:
-                raise SourceError(
-                    f"source {opts.usage_source!r} gave a row the usage watcher cannot read "
-                    f"({exc}): {dict(row)!r}; declare `types: {{date: date, value: float}}`"
-                ) from exc
-            if day > today:
-                continue  # the future is not usage yet
-            key = (account_id, metric)
-            if metric in level_metrics:
-                points = levels.get(key)
-                if points is None:
-                    points = levels[key] = {}
-                points[day] = points.get(day, 0.0) + value
-                if day > last_day:
-                    last_day = day
-                continue
-            found = series.get(key)
-            if found is None:
-                series[key] = found = _Series(day, array("d", [0.0]))
-            offset = day - found.first
-            if 0 <= offset < len(found.values):
-                found.values[offset] += value
-            else:
-                found.add(day, value)
-            if day > last_day:
-                last_day = day
+        usage = await self._read(ctx, wanted)
+        series, levels, last_day = usage.series, usage.levels, usage.last_day
         seen = {account_id for account_id, _ in series} | {account_id for account_id, _ in levels}
         for account in wanted.values():
             if account.id not in seen:
@@ -262,6 +254,65 @@ class UsageDropWatcher(Watcher):
                 continue
             yield self._signal(wanted[account_id], metric, one, drop, last_day)
 
+    async def _read(self, ctx: WatchContext, wanted: dict[str, Account]) -> _Usage:
+        """One pass over the usage rows: daily totals per account and metric."""
+        opts = self.options
+        now = ctx.clock.now()
+        today = now.date().toordinal()
+        metrics = set(opts.metrics)
+        usage = _Usage()
+        series, levels = usage.series, usage.levels
+        days: dict[object, int] = {}  # date value -> ordinal; few distinct dates, many rows
+        last_day = 0
+        default_metric = opts.default_metric
+        level_metrics = frozenset(opts.level_metrics)
+        source = ctx.source(opts.usage_source)
+        # The hot loop (one pass over every usage row): kept lean on purpose.
+        async for row in source.rows(until=now if ctx.replay else None):
+            account_id = row.get("account_id")
+            if account_id not in wanted:
+                continue
+            metric = row.get("metric") or default_metric
+            if metrics and metric not in metrics:
+                continue
+            stamp = row.get("date")
+            raw = row.get("value")
+            try:
+                day = days.get(stamp)
+                if day is None:
+                    day = days[stamp] = _ordinal(stamp)
+                value = (
+                    raw
+                    if type(raw) is float
+                    else (float(raw) if raw is not None and raw != "" else 0.0)  # type: ignore[arg-type]
+                )
+            except (TypeError, ValueError) as exc:
+                raise _unreadable(opts.usage_source, row, exc) from exc
+            if day > today:
+                continue  # the future is not usage yet
+            if day > last_day:
+                last_day = day
+            key = (account_id, metric)
+            if metric in level_metrics:
+                points = levels.get(key)
+                if points is None:
+                    points = levels[key] = {}
+                points[day] = points.get(day, 0.0) + value
+                continue
+            found = series.get(key)
+            if found is None:
+                series[key] = found = _Series(day, array("d", [0.0]))
+            offset = day - found.first
+            held = found.values
+            if 0 <= offset < len(held):
+                held[offset] += value
+            elif offset == len(held):
+                held.append(value)  # the next day: the usual order of a daily export
+            else:
+                found.add(day, value)
+        usage.last_day = last_day
+        return usage
+
     def _baseline(self, values: array[float], keep: array[int], i: int) -> list[float]:
         """The same-weekday values before day ``i`` that feed its baseline (newest last)."""
         opts = self.options
@@ -281,11 +332,12 @@ class UsageDropWatcher(Watcher):
         if end < first_judged:
             return _Drop(0, -1, 0.0, 0.0, 0, False)
         begin = max(first_judged, end - opts.lookback_days + 1)
-        keep = array("b", bytes(len(values)))  # 1 = left out of baselines
-        for i in range(end + 1):
-            if one.first + i in ignored:
-                keep[i] = 1
-        ratio = 1 - opts.min_drop_pct / 100
+        keep = array("b", bytes(len(values)))  # non-zero: left out of baselines
+        for day in ignored:
+            if 0 <= day - one.first <= end:
+                keep[day - one.first] = _IGNORED
+        ratio = 1 - opts.min_day_drop_pct / 100
+        floor = opts.min_baseline_per_day
         span = 7 * opts.baseline_weeks_max
         run_start, run_low, run_base, run_cur, run_weeks, run_zero = -1, 0, 0.0, 0.0, 0, True
         run_short = 0.0  # summed shortfall of the run's low days, in baseline days
@@ -293,41 +345,86 @@ class UsageDropWatcher(Watcher):
             if keep[i]:
                 continue
             value = values[i]
-            window = values[max(i - span, i % 7) : i : 7]
+            lo = i - span
+            if lo < 0:
+                lo = i % 7
+            window = values[lo:i:7]
             # The common case, cheaply: judged (every recent same weekday is big enough) and
             # not low (not even against the highest of them, so not against their median).
-            if value > ratio * max(window) and min(window) >= opts.min_baseline_per_day:
-                run_start, run_low, run_base, run_cur, run_zero = -1, 0, 0.0, 0.0, True
-                run_short = 0.0
-                continue
-            # Low days are kept out of baselines, so look further back for enough normal ones.
-            history = self._baseline(values, keep, i)
-            if len(history) < opts.baseline_weeks_min:
-                continue
-            med = median(history)
-            if med < opts.min_baseline_per_day:
-                continue  # too small to judge: neither extends nor breaks a run
-            mad = _MAD_SCALE * median([abs(v - med) for v in history])
-            if value < med - opts.mad_k * mad and value <= ratio * med:
-                keep[i] = 1
-                if run_start < 0:
-                    run_start, run_weeks = i, len(history)
-                run_low += 1
-                run_base += med
-                run_cur += value
-                run_short += (med - value) / med
-                run_zero = run_zero and value == 0
+            if value > ratio * max(window) and min(window) >= floor:
+                state, med = _NORMAL, 0.0
             else:
+                held = run_start >= 0
+                state, med = self._day(values, keep, i, window, any(keep[lo:i:7]), held)
+            if state == _UNJUDGED:
+                continue  # neither extends nor breaks a run
+            if state == _NORMAL:
                 run_start, run_low, run_base, run_cur, run_zero = -1, 0, 0.0, 0.0, True
                 run_short = 0.0
-        if run_start < 0:
-            return None
-        enough = opts.min_low_days * opts.min_drop_pct / 100
-        deep = run_low >= opts.deep_drop_min_days and run_short >= enough - 1e-9
-        if run_low < opts.min_low_days and not deep:
+                continue
+            keep[i] = _LOW_DAY
+            if run_start < 0:
+                run_start, run_weeks = i, len(self._baseline(values, keep, i))
+            run_low += 1
+            run_base += med
+            run_cur += value
+            run_short += (med - value) / med
+            run_zero = run_zero and value == 0
+        if run_start < 0 or not self._is_drop(run_low, run_short):
             return None
         slide = self._slide_start(values, keep, run_start, max(first_judged, end - 2 * span))
         return _Drop(run_start, run_low, run_base, run_cur, run_weeks, run_zero, slide)
+
+    def _day(
+        self,
+        values: array[float],
+        keep: array[int],
+        i: int,
+        window: array[float],
+        kept: bool,
+        held: bool,
+    ) -> tuple[int, float]:
+        """Whether day ``i`` is low, normal or unjudged, and its baseline median.
+
+        ``window`` holds the recent same weekdays; ``kept`` says whether any of them is left
+        out of baselines (a low day, a holiday). ``held``: a run of low days is going on,
+        and a day that is still ``min_day_drop_pct`` down continues it (hysteresis: a slide
+        into a drop widens the MADs of the weekdays it has reached, not the drop's end)."""
+        opts = self.options
+        ratio = 1 - opts.min_day_drop_pct / 100
+        value = values[i]
+        if not kept and len(window) >= opts.baseline_weeks_min:
+            # The window is the baseline, and its median alone settles most days: a low day
+            # is also min_day_drop_pct below it.
+            ordered = sorted(window)
+            half = len(ordered) // 2
+            med = ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2
+            if med < opts.min_baseline_per_day:
+                return _UNJUDGED, med
+            if value > ratio * med:
+                return _NORMAL, med
+        # Low days are kept out of baselines, so look further back for enough normal ones.
+        history = self._baseline(values, keep, i)
+        if len(history) < opts.baseline_weeks_min:
+            return _UNJUDGED, 0.0
+        med = median(history)
+        if med < opts.min_baseline_per_day:
+            return _UNJUDGED, med
+        if value > ratio * med:
+            return _NORMAL, med
+        if held:
+            return _LOW, med
+        mad = _MAD_SCALE * median([abs(v - med) for v in history])
+        return (_LOW if value < med - opts.mad_k * mad else _NORMAL), med
+
+    def _is_drop(self, low_days: int, shortfall: float) -> bool:
+        """Whether a run of ``low_days`` low days, ``shortfall`` baseline days short in all,
+        is a drop: long enough at ``min_drop_pct`` on average, or deep enough sooner."""
+        opts = self.options
+        average = shortfall / low_days if low_days else 0.0
+        if low_days >= opts.min_low_days and average >= opts.min_drop_pct / 100 - 1e-9:
+            return True
+        return low_days >= opts.deep_drop_min_days and average >= opts.deep_drop_pct / 100 - 1e-9
 
     def _slide_start(self, values: array[float], keep: array[int], start: int, floor: int) -> int:
         """Where a gradual slide into the drop at ``start`` began, or -1 if it did not slide.
@@ -338,7 +435,7 @@ class UsageDropWatcher(Watcher):
         opts = self.options
         began, normal, ratios = -1, 0, []
         for j in range(start - 1, floor - 1, -1):
-            if keep[j]:
+            if keep[j] == _IGNORED:
                 continue
             history = self._baseline(values, keep, j)
             if len(history) < opts.baseline_weeks_min:
@@ -347,7 +444,7 @@ class UsageDropWatcher(Watcher):
             if med < opts.min_baseline_per_day:
                 break
             ratio = values[j] / med
-            if ratio < 1 - opts.min_drop_pct / 300:  # a third of a low day's drop: 10%
+            if keep[j] == _LOW_DAY or ratio < 1 - _SLIDE_SHORTFALL:  # a low day: an earlier run
                 began, normal = j, 0
                 ratios.append(ratio)
             elif ratio < 1:

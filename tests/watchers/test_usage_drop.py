@@ -107,6 +107,29 @@ async def test_a_deep_drop_is_signalled_after_two_days() -> None:
     )
 
 
+def days_down(cuts: dict[date, float]) -> Callable[[date, float], float | None]:
+    """Usage cut by the given fraction on the given days."""
+    return lambda d, v: v * (1 - cuts.get(d, 0.0))
+
+
+async def test_three_moderate_days_are_a_drop_on_a_steady_account() -> None:
+    # A holiday-week shape: -33%, -25%, -22%. Each day is far outside a steady account's
+    # noise; together they are a material drop (22-33% is under the old 30%-a-day bar).
+    week = {date(2026, 11, 18): 0.33, date(2026, 11, 19): 0.25, date(2026, 11, 20): 0.22}
+    [s] = await run(history(noise=0.03, change=days_down(week)))
+    assert s.observed_at.date() == date(2026, 11, 18)
+    assert s.evidence["low_days"] == 3
+    assert -30 < s.evidence["pct_change"] < -24
+    # Two of those days are not yet a drop; three days 15% down are too mild on average;
+    # three days 7% down are within what a day may vary.
+    two = {d: c for d, c in week.items() if d.day > 18}
+    assert await run(history(noise=0.03, change=days_down(two))) == []
+    mild = dict.fromkeys(week, 0.15)
+    assert await run(history(noise=0.03, change=days_down(mild))) == []
+    slight = dict.fromkeys(week, 0.07)
+    assert await run(history(noise=0.01, change=days_down(slight))) == []
+
+
 async def test_quiet_on_weekly_seasonality_and_noise() -> None:
     rows = [
         r
@@ -186,17 +209,48 @@ async def test_unknown_for_missing_or_short_history() -> None:
     assert "days of usage" in reasons["acme"]
 
 
-async def test_gradual_decline_reports_when_the_slide_began() -> None:
+def sixty_pct_slide(start: date) -> Callable[[date, float], float | None]:
+    """Usage sliding down by 60% over 24 days from ``start``, then staying there."""
+    return lambda d, v: v * (1 - 0.6 * min(1.0, max(0, (d - start).days) / 24))
+
+
+async def test_gradual_decline_on_a_steady_account_is_dated_from_the_slide() -> None:
+    # On a steady account (3% noise) the slide's days are low (10% down and beyond the
+    # noise) from its first week, so the drop itself begins there: no separate slide.
     start = date(2026, 10, 24)
+    for seed in range(4):
+        signals = await run(history(change=sixty_pct_slide(start), noise=0.03, seed=seed))
+        assert len(signals) == 1, seed
+        assert start <= signals[0].observed_at.date() <= start + timedelta(days=7), seed
+        assert "slide_began" not in signals[0].evidence
 
-    def slide(d: date, v: float) -> float:
-        return v * (1 - 0.6 * min(1.0, max(0, (d - start).days) / 24))
 
-    signals = await run(history(change=slide, noise=0.03))
+async def test_a_slide_is_held_once_signalled() -> None:
+    # Replayed day by day: as a slide reaches more weekdays their MADs widen, and a day the
+    # MAD test alone would call normal must not break the drop (it flapped, or never fired).
+    start = date(2026, 10, 24)
+    for seed in range(3):
+        rows = history(change=sixty_pct_slide(start), noise=0.06, seed=seed)
+        seen = []
+        for d in range(21):
+            day = date(2026, 10, 31) + timedelta(days=d)
+            found = await run(rows, now=f"{day.isoformat()}T18:00:00Z", replay=True)
+            seen.append(found[0].observed_at.date() if found else None)
+        first = next(i for i, s in enumerate(seen) if s is not None)
+        assert set(seen[first:]) == {seen[first]}, (seed, seen)
+        assert start <= seen[first] <= start + timedelta(days=10), (seed, seen)
+
+
+async def test_gradual_decline_reports_when_the_slide_began() -> None:
+    # On a noisy account (6%) the slide's first days are within the noise: the drop is dated
+    # from the first clearly unusual day, and the evidence says when the slide began.
+    start = date(2026, 10, 24)
+    signals = await run(history(change=sixty_pct_slide(start), noise=0.06, seed=3))
     assert len(signals) == 1
     evidence = signals[0].evidence
     began = date.fromisoformat(evidence["slide_began"])
     assert start <= began <= start + timedelta(days=7)
+    assert signals[0].observed_at.date() >= began + timedelta(days=5)
     assert evidence["slide_days"] == (signals[0].observed_at.date() - began).days
     assert f"after a slide that began {began:%b} {began.day}." in signals[0].summary
 
