@@ -3,7 +3,8 @@
 The flow, one direction, one module per stage:
 
 - sources      ``swanwatch.sources`` (csv, sql, http) and :class:`Source`: business records
-               in; ``swanwatch.accounts`` reads the accounts from them
+               in; ``swanwatch.accounts`` reads the accounts from them;
+               ``swanwatch.sources.health`` judges every read (ok, suspect, stale, broken)
 - watchers     :class:`Watcher` plugins, run by ``swanwatch.engine``: :class:`Signal` out
 - correlate    ``swanwatch.correlate``: signals, accounts and now in; assessments out (pure)
 - alerts       ``swanwatch.alerts``: the lifecycle of each :class:`Alert`: firing, repeats,
@@ -36,9 +37,11 @@ from swanwatch.interfaces import (
     Notifier,
     NotifierOptions,
     PluginOptions,
+    ReadTally,
     Row,
     Source,
     SourceOptions,
+    SourceUse,
     StateMap,
     WatchContext,
     Watcher,
@@ -69,12 +72,14 @@ __all__ = [
     "NotifierOptions",
     "PluginError",
     "PluginOptions",
+    "ReadTally",
     "Row",
     "Severity",
     "Signal",
     "Source",
     "SourceError",
     "SourceOptions",
+    "SourceUse",
     "StateMap",
     "StoreError",
     "SwanwatchError",

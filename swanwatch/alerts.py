@@ -7,7 +7,11 @@ due when an alert starts (or starts again), escalates, repeats (:func:`repeat_af
 still firing and unacknowledged, wakes from a snooze, or resolves; never while it is muted.
 Muting is a silence that matches it, or inhibition: an account's most severe alerts mute its
 lesser ones. An alert resolved by hand comes back only on new evidence or a higher severity.
-Swanwatch's own alerts (a watcher failing run after run) live on :data:`OPS_ACCOUNT`.
+Swanwatch's own alerts (a watcher failing run after run, a source suspect, stale or broken)
+live on :data:`OPS_ACCOUNT`. An alert whose account left the account list is retired
+(resolved without a word); if the account comes back while the alert would still be alive
+(within the flap window), the alert resumes its episode: its state, acknowledgement and
+notification count, so nothing is told again (:func:`resume`).
 
 :func:`decide` is one correlation pass's whole lifecycle: candidates from the assessments,
 inhibition and silences, the account and ops alerts reconciled, the notices due. The person's
@@ -26,7 +30,16 @@ from typing import Protocol
 
 from swanwatch.correlate import Assessment, Candidate, alert_fingerprint, candidates
 from swanwatch.errors import AlertClosed, InvalidAction
-from swanwatch.model import JSON, Alert, AlertState, NoticeEvent, Severity, Silence
+from swanwatch.model import (
+    JSON,
+    Alert,
+    AlertState,
+    NoticeEvent,
+    Severity,
+    Silence,
+    SourceHealth,
+    SourceState,
+)
 from swanwatch.settings import Config, NotifyConfig
 
 #: The account Swanwatch's own alerts (a watcher failing) are filed under.
@@ -82,13 +95,16 @@ def decide(
     watchers: Mapping[str, WatcherHealth],
     now: datetime,
     config: Config,
+    sources: Mapping[str, SourceHealth] | None = None,
 ) -> Reconciliation:
     """One correlation pass's lifecycle: from the assessments and the alerts on record to
     the alerts that changed and the notices due.
 
     ``listed`` is every account id in the account list now: an open alert of an account no
-    longer listed is retired quietly. ``watchers`` (instance -> health) raises an ops alert
-    for each watcher that failed ``daemon.failure_alert_after`` runs in a row.
+    longer listed is retired quietly, and resumes if its account comes back in time.
+    ``watchers`` (instance -> health) raises an ops alert for each watcher that failed
+    ``daemon.failure_alert_after`` runs in a row; ``sources`` (name -> health) one for each
+    source that is suspect or stale, or broken that many reads in a row.
     """
     accounts: dict[str, Alert] = {}
     ops: dict[str, Alert] = {}
@@ -97,6 +113,8 @@ def decide(
     in_list = set(listed)
     gone = [retire(a, now) for a in accounts.values() if a.open and a.account_id not in in_list]
     wanted = candidates(assessments, now)
+    resumed = resumptions(accounts, wanted, in_list, now, config.correlation.flap_window)
+    accounts.update(resumed)
     wait = repeat_after(config.notify)
     told = reconcile(
         accounts,
@@ -109,17 +127,27 @@ def decide(
         muted=muter(silences, inhibitions(wanted), now),
         scope=in_list,
     )
+    failing_after = config.daemon.failure_alert_after
     ops_told = reconcile(
         ops,
-        ops_candidates(watchers, config.daemon.failure_alert_after),
+        [
+            *ops_candidates(watchers, failing_after),
+            *source_candidates(sources or {}, failing_after),
+        ],
         now,
         hold_down=timedelta(0),
         repeat_interval=config.notify.repeat_interval,
         repeat_after=wait,
         muted=muter(silences, {}, now),
     )
+    changed = {a.fingerprint for a in told.changed}
     return Reconciliation(
-        changed=[*gone, *told.changed, *ops_told.changed],
+        changed=[
+            *gone,
+            *told.changed,
+            *(a for fp, a in resumed.items() if fp not in changed),
+            *ops_told.changed,
+        ],
         notices=[*told.notices, *ops_told.notices],
     )
 
@@ -460,6 +488,59 @@ def ops_candidates(watchers: Mapping[str, WatcherHealth], failing_after: int) ->
     return out
 
 
+#: An ops alert's severity by the state of its source.
+_SOURCE_SEVERITY = {
+    SourceState.SUSPECT: Severity.HIGH,
+    SourceState.BROKEN: Severity.HIGH,
+    SourceState.STALE: Severity.WARNING,
+}
+_SOURCE_PLAY = {
+    SourceState.SUSPECT: "Ops: check the export or query behind source {name}. If the "
+    "smaller read is right, `swanwatch sources accept {name}` makes it the last good read.",
+    SourceState.STALE: "Ops: find out why source {name} stopped receiving data (an export "
+    "job, a sync, a feed); its watchers judge nothing until it is fresh again.",
+    SourceState.BROKEN: "Ops: fix what the reason names (the file and line, the query, the "
+    "URL); its watchers judge nothing until a read succeeds.",
+}
+
+
+def source_candidates(sources: Mapping[str, SourceHealth], failing_after: int) -> list[Candidate]:
+    """One ops alert per unhealthy source, filed under :data:`OPS_ACCOUNT`: at once for a
+    suspect or stale one, after ``failing_after`` reads in a row for a broken one (a
+    network blip is not worth waking anyone)."""
+    out = []
+    for name, health in sorted(sources.items()):
+        if health.ok or (health.state == SourceState.BROKEN and health.bad_reads < failing_after):
+            continue
+        rule = f"source:{name}"
+        good = (
+            f"Last good read: {health.good_rows} rows, {health.good_at:%Y-%m-%d %H:%M} UTC."
+            if health.good_at is not None
+            else "No good read on record."
+        )
+        out.append(
+            Candidate(
+                fingerprint=alert_fingerprint(OPS_ACCOUNT, rule),
+                account_id=OPS_ACCOUNT,
+                rule=rule,
+                title=f"Source {name} is {health.state}",
+                severity=_SOURCE_SEVERITY[health.state],
+                score=1.0,
+                contributions=(),
+                why_now=(
+                    f"Since {health.since:%Y-%m-%d %H:%M} UTC ({health.bad_reads} reads): "
+                    f"{health.reason}.",
+                    good,
+                    "Its accounts are held: not retired, not judged healthy; the watchers "
+                    "that read it report them unknown and keep their signals.",
+                ),
+                play=(_SOURCE_PLAY[health.state].format(name=name),),
+                at_stake={"source": name, "rows": health.rows, "good_rows": health.good_rows},
+            )
+        )
+    return out
+
+
 # --- a person's actions -------------------------------------------------------------------
 
 
@@ -501,16 +582,63 @@ def resolve(alert: Alert, by: str, now: datetime) -> Alert:
     )
 
 
+#: ``acted_by`` of a retired alert; what it was before follows (see :func:`resume`).
+RETIRED = "retired:account removed"
+_WAS = ";was="
+
+
 def retire(alert: Alert, now: datetime) -> Alert:
-    """Resolved without a word: its account is no longer in the account list."""
+    """Resolved without a word: its account is no longer in the account list. The state
+    and ``acted_by`` it had are kept in ``acted_by``, for :func:`resume`."""
     return alert.model_copy(
         update={
             "state": AlertState.RESOLVED,
             "resolved_at": now,
-            "acted_by": "retired:account removed",
+            "acted_by": f"{RETIRED}{_WAS}{alert.state}:{alert.acted_by or ''}",
             "updated_at": now,
         }
     )
+
+
+def resume(alert: Alert, now: datetime) -> Alert:
+    """A retired alert whose account came back: its episode goes on as it was (state,
+    acknowledgement, snooze, what was told), as if it had never been retired."""
+    _, _, was = (alert.acted_by or "").partition(_WAS)
+    state, _, acted_by = was.partition(":")
+    try:
+        before = AlertState(state)
+    except ValueError:
+        before = AlertState.FIRING
+    return alert.model_copy(
+        update={
+            "state": before,
+            "resolved_at": None,
+            "acted_by": acted_by or None,
+            "updated_at": now,
+        }
+    )
+
+
+def resumptions(
+    on_record: Mapping[str, Alert],
+    wanted: Iterable[Candidate],
+    listed: set[str],
+    now: datetime,
+    within: timedelta,
+) -> dict[str, Alert]:
+    """The retired alerts to resume: their account is listed again, they still hold, and
+    they were retired less than ``within`` ago (the alert's life; after that, a return is
+    a new episode)."""
+    held = {c.fingerprint for c in wanted}
+    return {
+        fp: resume(alert, now)
+        for fp, alert in on_record.items()
+        if fp in held
+        and alert.account_id in listed
+        and (alert.acted_by or "").startswith(RETIRED)
+        and alert.resolved_at is not None
+        and now - alert.resolved_at < within
+    }
 
 
 def _require_open(alert: Alert) -> None:

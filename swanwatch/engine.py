@@ -1,10 +1,21 @@
 """The engine: one cycle of the flow, accounts -> watchers -> signals -> alerts -> outbox.
 
 The daemon schedules its steps, ``run --once`` and the demo call them in turn; both use
-the same code. Each watcher run is isolated: an exception or a timeout is that run's
-failure (logged with its traceback, counted and stored), never the others'. A correlation
-pass is ``assess_all`` (correlate), :func:`swanwatch.alerts.decide` (the lifecycle and the
-notices due), ``outbox_entries`` and one ``save_alerts``: one transaction.
+the same code. Each watcher run is isolated, storing included: an exception, a timeout or a
+store that refuses the run's findings is that run's failure (logged with its traceback,
+counted and stored; when the store itself fails, counted in memory and in /metrics),
+never the others'. A run's signals, unknowns and state are stored in one transaction.
+
+Every read of a source is judged (:mod:`swanwatch.sources.health`). An unhealthy read is
+not the truth: a run whose source is suspect, stale or broken is *held*: its judgement is
+dropped, every account it looked at is reported unknown, and its signals are kept (bar
+those older than the watcher's look-back). A suspect accounts source holds every watcher,
+and the last good account list stays. An account a good read no longer lists is reported
+unknown and keeps its signals until it has been absent from ``accounts.retire_after_reads``
+good reads; then it is retired.
+
+A correlation pass is ``assess_all`` (correlate), :func:`swanwatch.alerts.decide` (the
+lifecycle and the notices due), ``outbox_entries`` and one ``save_alerts``: one transaction.
 """
 
 from __future__ import annotations
@@ -13,26 +24,28 @@ import asyncio
 import logging
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
-from functools import partial
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 
 from swanwatch import plugins
-from swanwatch.accounts import build_sources, read_accounts
+from swanwatch.accounts import AccountRead, build_sources, read_accounts
 from swanwatch.alerts import Notice, decide
 from swanwatch.clock import Clock
 from swanwatch.config import Config, WatcherConfig, all_rules
 from swanwatch.correlate import assess_all
 from swanwatch.delivery import DeliveryStats, DeliveryWorker, outbox_entries
-from swanwatch.errors import SourceError
-from swanwatch.interfaces import StateMap, WatchContext, Watcher
-from swanwatch.model import Account, AlertState, Signal, WatcherRun
-from swanwatch.store import Store
+from swanwatch.errors import SourceError, StoreError
+from swanwatch.interfaces import ReadTally, StateMap, WatchContext, Watcher
+from swanwatch.model import Account, AlertState, Signal, SourceHealth, WatcherRun
+from swanwatch.sources.health import MeteredSource, held_reason, judge, metered
+from swanwatch.store import Findings, Store, WatcherStatus
+from swanwatch.store.health import first_line
 
 if TYPE_CHECKING:
     from swanwatch.metrics import Metrics
@@ -60,14 +73,43 @@ class CorrelationOutcome:
 
 
 @dataclass
+class AccountList:
+    """The accounts as the engine runs on them, after the last read of the accounts source."""
+
+    #: Every listed account: read now, or absent and not yet retired (or, while held, the
+    #: last good list).
+    accounts: list[Account] = field(default_factory=list)
+    #: Listed accounts the last good read left out, with since when.
+    absent: dict[str, datetime] = field(default_factory=dict)
+    #: Why the accounts source is not the truth now (suspect, stale, broken); None when ok.
+    held: str | None = None
+
+
+@dataclass
 class _Seen:
-    """What one watcher run saw, or why it failed."""
+    """What one watcher run saw, or why it failed, or why it was held."""
 
     signals: list[Signal] = field(default_factory=list)
     state: StateMap = field(default_factory=StateMap)
     unknowns: list[tuple[str, str, str]] = field(default_factory=list)
     error: str | None = None
     trace: str | None = None
+    #: The accounts the run speaks for: judged, and absent from the accounts source.
+    judged: list[Account] = field(default_factory=list)
+    absent: list[Account] = field(default_factory=list)
+    #: Why the run's judgement is dropped (an unhealthy source); None when it stands.
+    held: str | None = None
+    #: The sources as this run read them.
+    views: dict[str, MeteredSource] = field(default_factory=dict)
+    lookback: timedelta | None = None
+
+
+@dataclass
+class _Unrecorded:
+    """Failed runs the store would not take: counted here toward the ops alert."""
+
+    failures: int = 0
+    last_error: str | None = None
 
 
 class Engine:
@@ -97,8 +139,11 @@ class Engine:
         )
         self._http: httpx.AsyncClient | None = None
         self._accounts: list[Account] | None = None
+        self._listing = AccountList()
         self._accounts_lock = asyncio.Lock()
         self._correlate_lock = asyncio.Lock()
+        #: Per watcher instance: failed runs the store did not record (it was failing).
+        self.unrecorded: dict[str, _Unrecorded] = {}
 
     async def __aenter__(self) -> Engine:
         self._http = httpx.AsyncClient(
@@ -127,20 +172,102 @@ class Engine:
     # --- accounts -----------------------------------------------------------------------
 
     async def load_accounts(self) -> list[Account]:
-        """Read the accounts source, store the list, and keep it for this cycle."""
+        """Read the accounts source, judge the read, and keep the account list for this cycle.
+
+        A good read is stored (accounts it leaves out count one more absent read, and are
+        retired after ``accounts.retire_after_reads``); an unhealthy one is not the truth:
+        the last good list stays, held (every watcher then reports its accounts unknown).
+        SourceError only when there is nothing to hold: the read failed and no list is on
+        record.
+        """
         async with self._accounts_lock:
-            source = self.sources[self.config.accounts.source]
+            name = self.config.accounts.source
+            view = metered({name: self.sources[name]}, self.config.sources)[name]
             until = self.clock.now() if self.replay else None
-            accounts = (await read_accounts(source, until)).accounts
-            if not accounts:
-                raise SourceError(f"accounts source {source.instance!r} gave no accounts")
-            listed = sorted(accounts.values(), key=lambda a: a.id)
-            await asyncio.to_thread(self.store.upsert_accounts, listed, self.clock.now())
-            self._accounts = listed
-            return listed
+            read, failure = AccountRead(), None
+            try:
+                read = await read_accounts(view, until)
+            except SourceError as exc:
+                failure = exc
+            tally = view.reads[-1] if view.reads else ReadTally(error=str(failure))
+            for record, why in read.skipped:
+                tally.skipped(f"record {record}: {why}")
+            health = await asyncio.to_thread(self._judge_read, name, tally, view, self.clock.now())
+            if health is not None and health.ok and read.accounts:
+                self._listing = await asyncio.to_thread(self._list_accounts, read)
+            else:
+                self._listing = await asyncio.to_thread(self._hold_accounts, name, read, health)
+            if failure is not None and not self._listing.accounts:
+                raise failure
+            if not self._listing.accounts:
+                raise SourceError(f"accounts source {name!r} gave no accounts")
+            self._accounts = self._listing.accounts
+            return self._accounts
+
+    def _list_accounts(self, read: AccountRead) -> AccountList:
+        """A good read: stored, with the absent and retired accounts worked out."""
+        cfg = self.config.accounts
+        listing = self.store.record_account_read(
+            sorted(read.accounts.values(), key=lambda a: a.id),
+            self.clock.now(),
+            retire_after_reads=cfg.retire_after_reads,
+            retire_after=cfg.retire_after,
+        )
+        if listing.retired:
+            log.info(
+                "accounts source %s: %d accounts retired (absent from %d good reads): %s",
+                cfg.source,
+                len(listing.retired),
+                cfg.retire_after_reads,
+                ", ".join(listing.retired[:20]),
+            )
+        return AccountList(accounts=listing.accounts, absent=listing.absent)
+
+    def _hold_accounts(
+        self, name: str, read: AccountRead, health: SourceHealth | None
+    ) -> AccountList:
+        """An unhealthy read: the last good list stays (the read's own, if none is on record)."""
+        why = held_reason(health) if health is not None else f"accounts source {name!r} is empty"
+        stored = self.store.accounts()
+        if stored:
+            absent = self.store.absent_accounts()
+            return AccountList(accounts=stored, absent=absent, held=why)
+        return AccountList(accounts=sorted(read.accounts.values(), key=lambda a: a.id), held=why)
 
     async def accounts(self) -> list[Account]:
         return self._accounts if self._accounts is not None else await self.load_accounts()
+
+    # --- source health ------------------------------------------------------------------
+
+    def _judge_read(
+        self, name: str, tally: ReadTally, view: MeteredSource, now: datetime
+    ) -> SourceHealth | None:
+        """Judge one read of a source against its last good read, and store the verdict."""
+        previous = self.store.source_health([name]).get(name)
+        health = judge(tally, name, previous, view.policy, now)
+        if health is None:
+            return None
+        self.store.save_source_health(health)
+        if not health.ok:
+            log.warning("source %s is %s: %s", name, health.state, health.reason)
+        elif previous is not None and not previous.ok:
+            log.info("source %s is healthy again (%d rows)", name, health.rows or 0)
+        return health
+
+    def _judge_reads(self, seen: _Seen) -> None:
+        """Judge the run's reads of its sources; an unhealthy one holds the run."""
+        now = self.clock.now()
+        unhealthy = []
+        for name, view in seen.views.items():
+            tally = next((t for t in reversed(view.reads) if t.finished or t.error), None)
+            if tally is None:
+                continue
+            health = self._judge_read(name, tally, view, now)
+            if health is not None and not health.ok:
+                unhealthy.append(held_reason(health))
+        if unhealthy:
+            seen.held = "; ".join(unhealthy)
+            seen.error = seen.trace = None  # a broken source is the source's failure
 
     # --- watchers -----------------------------------------------------------------------
 
@@ -158,8 +285,9 @@ class Engine:
         """Run one watcher instance once, isolated, and store what it found.
 
         Everything that can fail on the way (the accounts source, the plugin, the run, its
-        timeout) is this run's failure: stored with its traceback and counted towards the
-        ops alert, never an exception out of here.
+        timeout, storing what it found) is this run's failure: stored with its traceback
+        and counted towards the ops alert, never an exception out of here. A run whose
+        source is unhealthy is held (ok, its accounts unknown, its signals kept).
 
         ``accounts`` runs the watcher over these accounts only (a shard): it then clears
         only their signals and unknowns, and the instance's others stay as they are.
@@ -168,45 +296,85 @@ class Engine:
         t0 = time.monotonic()
         seen = await self._watch(spec, refresh_accounts, accounts)
         raised: tuple[Signal, ...] = ()
-        cleared = 0
         cleared_kinds: tuple[str, ...] = ()
-        if seen.error is None:
-            raised, cleared_kinds = await self._store_findings(spec, seen, accounts)
-            cleared = len(cleared_kinds)
+        try:
+            if seen.views:
+                await asyncio.to_thread(self._judge_reads, seen)
+            if seen.error is None:
+                raised, cleared_kinds = await asyncio.to_thread(
+                    self._store_findings, spec, seen, accounts is not None
+                )
+        except (SQLAlchemyError, StoreError) as exc:  # storing is part of the run
+            seen.error = f"storing the run's findings failed: {first_line(exc)}"
+            seen.trace = traceback.format_exc()
+            log.error("watcher %s: %s", spec.instance, seen.error)
         run = WatcherRun(
             instance=spec.instance,
             started_at=started,
             finished_at=max(self.clock.now(), started),
             ok=seen.error is None,
-            signals=len(seen.signals),
+            signals=0 if seen.held else len(seen.signals),
             unknowns=len(seen.unknowns),
             error=seen.error,
             traceback=seen.trace,
+            held=seen.held,
         )
-        await asyncio.to_thread(self.store.record_run, run)
+        await self._record_run(run)
+        self._report_run(run, raised, cleared_kinds, time.monotonic() - t0)
+        return RunOutcome(run=run, raised=raised, cleared=len(cleared_kinds))
+
+    async def _record_run(self, run: WatcherRun) -> None:
+        """Store the run; a store that refuses it leaves the failure counted in memory."""
+        try:
+            await asyncio.to_thread(self.store.record_run, run)
+        except (SQLAlchemyError, StoreError) as exc:
+            log.error(
+                "watcher %s: the store refused the run's record (%s); its outcome (%s) is "
+                "counted here until the store takes runs again",
+                run.instance,
+                first_line(exc),
+                "ok" if run.ok else run.error,
+            )
+            if self.metrics is not None:
+                self.metrics.unrecorded_run(run.instance)
+            if not run.ok:
+                missed = self.unrecorded.setdefault(run.instance, _Unrecorded())
+                missed.failures += 1
+                missed.last_error = run.error
+            return
+        self.unrecorded.pop(run.instance, None)
+
+    def _report_run(
+        self,
+        run: WatcherRun,
+        raised: Sequence[Signal],
+        cleared_kinds: Sequence[str],
+        seconds: float,
+    ) -> None:
+        outcome = "ok" if run.ok else "FAILED"
+        if run.held:
+            outcome = f"held ({run.held})"
         log.info(
             "watcher %s: %s, %d signals (%d new, %d cleared), %d unknown, %.2f s",
-            spec.instance,
-            "ok" if run.ok else "FAILED",
+            run.instance,
+            outcome,
             run.signals,
             len(raised),
-            cleared,
+            len(cleared_kinds),
             run.unknowns,
-            time.monotonic() - t0,
+            seconds,
         )
         if self.metrics is not None:
-            kinds = [s.kind for s in raised]
             self.metrics.observe_run(
-                spec.instance,
+                run.instance,
                 ok=run.ok,
-                seconds=time.monotonic() - t0,
+                seconds=seconds,
                 unknowns=run.unknowns,
-                raised=kinds,
+                raised=[s.kind for s in raised],
                 cleared=cleared_kinds,
             )
         if self.progress is not None:
-            self.progress(spec.instance, "done", run.signals)
-        return RunOutcome(run=run, raised=raised, cleared=cleared)
+            self.progress(run.instance, "done", run.signals)
 
     async def _watch(
         self, spec: WatcherConfig, refresh_accounts: bool, accounts: Sequence[Account] | None
@@ -215,24 +383,33 @@ class Engine:
         seen = _Seen()
         try:
             if accounts is None:
-                looked_at = await (self.load_accounts() if refresh_accounts else self.accounts())
+                listed = await (self.load_accounts() if refresh_accounts else self.accounts())
             else:
-                looked_at = list(accounts)
+                listed = list(accounts)
+            watcher = self.watcher(spec)
+            seen.lookback = watcher.lookback()
+            absent = self._listing.absent
+            seen.judged = [a for a in listed if a.id not in absent]
+            seen.absent = [a for a in listed if a.id in absent]
+            if self._listing.held is not None:
+                seen.held = self._listing.held  # the accounts themselves are in doubt
+                return seen
             seen.state = StateMap(await asyncio.to_thread(self.store.load_state, spec.instance))
+            seen.views = metered(self.sources, self.config.sources, watcher.uses())
             ctx = WatchContext(
                 instance=spec.instance,
                 clock=self.clock,
                 http=self.http,
                 log=logging.getLogger(f"swanwatch.watcher.{spec.instance}"),
-                accounts=looked_at,
+                accounts=seen.judged,
                 state=seen.state,
-                sources=self.sources,
+                sources=seen.views,
                 executor=self._executor,
                 replay=self.replay,
                 unknowns=seen.unknowns,
             )
             seen.signals = await asyncio.wait_for(
-                self._collect(self.watcher(spec), ctx), spec.timeout.total_seconds()
+                self._collect(watcher, ctx), spec.timeout.total_seconds()
             )
         except TimeoutError:
             seen.error = f"timed out after {spec.timeout.total_seconds():g} s"
@@ -246,25 +423,58 @@ class Engine:
             log.error("watcher %s failed: %s", spec.instance, seen.error, exc_info=exc)
         return seen
 
-    async def _store_findings(
-        self, spec: WatcherConfig, seen: _Seen, accounts: Sequence[Account] | None
+    def _store_findings(
+        self, spec: WatcherConfig, seen: _Seen, shard: bool
     ) -> tuple[tuple[Signal, ...], tuple[str, ...]]:
-        """Store a good run's signals, unknowns and state; returns the signals raised and
-        the kinds of those cleared."""
+        """Store a run's signals, unknowns and state in one transaction; returns the signals
+        raised and the kinds of those cleared. A held run keeps its signals (bar those older
+        than the look-back), reports every account unknown and leaves the state alone."""
         now = self.clock.now()
-        scope = None if accounts is None else [a.id for a in accounts]
-        changes = await asyncio.to_thread(
-            self.store.record_signals, spec.instance, seen.signals, now, scope=scope
-        )
+        everyone = [*seen.judged, *seen.absent]
+        expire = now - seen.lookback if seen.lookback is not None else None
+        scope = [a.id for a in everyone] if shard else None
+        if seen.held is not None:
+            seen.unknowns[:] = [(a.id, "", seen.held) for a in everyone]
+            found = Findings(
+                watcher=spec.instance,
+                now=now,
+                signals=None,
+                unknowns=seen.unknowns,
+                scope=scope,
+                unknown_scope=scope,
+                expire_before=expire,
+            )
+        else:
+            seen.unknowns.extend(self._absent_unknowns(seen.absent))
+            found = Findings(
+                watcher=spec.instance,
+                now=now,
+                signals=seen.signals,
+                unknowns=seen.unknowns,
+                state=seen.state.changes(),
+                scope=scope,
+                keep=[a.id for a in seen.absent],
+                unknown_scope=scope,
+                expire_before=expire,
+            )
+        changes = self.store.record_findings(found)
         new = set(changes.raised)
         raised = tuple(s for s in seen.signals if s.fingerprint in new)
-        await asyncio.to_thread(
-            partial(self.store.record_unknowns, scope=scope), spec.instance, seen.unknowns, now
-        )
-        changed, deleted = seen.state.changes()
-        if changed or deleted:
-            await asyncio.to_thread(self.store.save_state, spec.instance, changed, deleted, now)
         return raised, changes.cleared_kinds
+
+    def _absent_unknowns(self, absent: Sequence[Account]) -> list[tuple[str, str, str]]:
+        cfg = self.config.accounts
+        since = self._listing.absent
+        return [
+            (
+                a.id,
+                "",
+                f"not listed by accounts source {cfg.source!r} since "
+                f"{since[a.id]:%Y-%m-%d %H:%M} UTC; retired once absent from "
+                f"{cfg.retire_after_reads} good reads",
+            )
+            for a in absent
+        ]
 
     async def _collect(self, watcher: Watcher, ctx: WatchContext) -> list[Signal]:
         known = {a.id for a in ctx.accounts}
@@ -292,6 +502,35 @@ class Engine:
         await self.accounts()
         return list(await asyncio.gather(*(self.run_watcher(s) for s in chosen)))
 
+    def watcher_health(self) -> dict[str, WatcherStatus]:
+        """Each configured watcher's status on record, with the failed runs the store did
+        not take counted in (blocking: run in a thread)."""
+        configured = {w.instance for w in self.config.active_watchers()}
+        statuses = {
+            name: status
+            for name, status in self.store.watcher_statuses().items()
+            if name in configured
+        }
+        for name, missed in self.unrecorded.items():
+            if name not in configured:
+                continue
+            status = statuses.get(name) or WatcherStatus(instance=name)
+            statuses[name] = status.model_copy(
+                update={
+                    "consecutive_failures": status.consecutive_failures + missed.failures,
+                    "last_error": missed.last_error,
+                }
+            )
+        return statuses
+
+    def source_health(self) -> Mapping[str, SourceHealth]:
+        """The configured sources' health on record (blocking: run in a thread)."""
+        return {
+            name: health
+            for name, health in self.store.source_health().items()
+            if name in self.config.sources
+        }
+
     # --- correlation and alerts ---------------------------------------------------------
 
     async def correlate(self) -> CorrelationOutcome:
@@ -301,6 +540,14 @@ class Engine:
             return await asyncio.to_thread(self._correlate_sync, accounts, self.clock.now())
 
     def _correlate_sync(self, accounts: list[Account], now: datetime) -> CorrelationOutcome:
+        try:
+            return self._reconcile(accounts, now)
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"correlation could not read or write the store: {first_line(exc)}"
+            ) from exc
+
+    def _reconcile(self, accounts: list[Account], now: datetime) -> CorrelationOutcome:
         cfg = self.config
         # Signals of a watcher that is no longer configured no longer count.
         configured = {w.instance for w in cfg.active_watchers()}
@@ -311,12 +558,10 @@ class Engine:
             self.store.alerts(),
             listed=[a.id for a in accounts],
             silences=self.store.silences(active_at=now),
-            # A watcher removed from the config has no ops alert: its old one resolves.
-            watchers={
-                name: status
-                for name, status in self.store.watcher_statuses().items()
-                if name in configured
-            },
+            # A watcher or source removed from the config has no ops alert: its old one
+            # resolves.
+            watchers=self.watcher_health(),
+            sources=self.source_health(),
             now=now,
             config=cfg,
         )

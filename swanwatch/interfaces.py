@@ -7,8 +7,9 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Executor
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import ClassVar, ParamSpec, TypeVar
 
 import httpx
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from swanwatch.clock import Clock
 from swanwatch.errors import PluginError
 from swanwatch.model import JSON, Account, Message, Signal
+from swanwatch.values import day_of
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -76,15 +78,81 @@ class StateMap:
         return {k: self._values[k] for k in self._changed}, frozenset(self._deleted)
 
 
+#: The first few malformed rows of a read that a tally describes (the rest are counted).
+TALLY_PROBLEMS = 5
+
+
+@dataclass
+class ReadTally:
+    """What one read of a source saw: the engine judges the source's health by it (ok,
+    suspect, stale or broken) in :mod:`swanwatch.sources.health`."""
+
+    #: The field whose newest value tells how fresh the source is (None: not dated).
+    date_field: str | None = None
+    rows: int = 0
+    malformed: int = 0
+    #: The first malformed rows, as ``file:line: why``.
+    problems: list[str] = field(default_factory=list)
+    newest: date | None = None
+    #: The read reached its end (a watcher that stops early leaves it unfinished).
+    finished: bool = False
+    #: Why the read failed, with the file and line or the URL.
+    error: str | None = None
+
+    def count(self, rows: Sequence[Row]) -> None:
+        """Count a batch of rows read, and the newest date among them."""
+        self.rows += len(rows)
+        name = self.date_field
+        if name is None or not rows:
+            return
+        try:
+            stamps = {row.get(name) for row in rows}
+        except TypeError:  # an unhashable value: read them one by one
+            stamps = [row.get(name) for row in rows]  # type: ignore[assignment]
+        for stamp in stamps:
+            try:
+                day = day_of(stamp)
+            except ValueError:
+                continue
+            if day is not None and (self.newest is None or day > self.newest):
+                self.newest = day
+
+    def skipped(self, problem: str) -> None:
+        """A malformed row was skipped: ``problem`` says where (``file:line``) and why."""
+        self.malformed += 1
+        if len(self.problems) < TALLY_PROBLEMS:
+            self.problems.append(problem)
+
+
+#: The tally of the read a task is about to start; see :meth:`Source.tally`.
+CURRENT_READ: ContextVar[ReadTally | None] = ContextVar("swanwatch_read", default=None)
+
+
 class Source(ABC):
     """Reads business records (accounts, usage, contracts, ...) from somewhere.
 
     ``rows(until=...)`` yields only records dated at or before ``until`` (the source's
     ``date_field`` decides what "dated" means), so the backtest never looks ahead.
+
+    The engine judges each read (a source's health): a read that raises is broken, one
+    with malformed rows or far fewer rows than before is suspect, one whose newest dated
+    row is old is stale. It counts the rows of any source by passing them through; a
+    source that sets ``counts_reads = True`` counts them itself, in batches, through the
+    :class:`ReadTally` that :meth:`tally` gives at the start of ``rows()`` (cheaper for
+    millions of rows), and tells of each malformed row it skips with ``tally.skipped``.
     """
 
     name: ClassVar[str]
     Options: ClassVar[type[SourceOptions]] = SourceOptions
+    #: True when ``rows()`` counts its own rows, malformed rows and end in :meth:`tally`.
+    counts_reads: ClassVar[bool] = False
+
+    @staticmethod
+    def tally() -> ReadTally:
+        """The tally of the read that starts now (call it once, first thing in ``rows()``);
+        a throwaway one when nothing is counting."""
+        found = CURRENT_READ.get()
+        return found if found is not None else ReadTally()
 
     def __init__(self, instance: str, options: SourceOptions, *, base_dir: str = ".") -> None:
         self.instance = instance
@@ -138,12 +206,28 @@ class WatchContext:
         return await loop.run_in_executor(self.executor, lambda: fn(*args, **kwargs))
 
 
+@dataclass(frozen=True)
+class SourceUse:
+    """A source a watcher judges from: the field that dates its rows, and how recent the
+    newest must be for the watcher's judgement to hold (the source's own ``fresh_within``
+    setting overrides it). None: the source is not checked for freshness."""
+
+    source: str
+    date_field: str | None = None
+    fresh_within: timedelta | None = None
+
+
 class Watcher(ABC):
     """Looks at accounts and yields Signals. Never notifies, never grades the account.
 
     Subclasses set ``name`` (the entry-point name), may define a nested ``Options`` model,
     and implement :meth:`watch`. Set ``historical = True`` when the watcher reads only
     dated records from sources (no live lookups), so the backtest can replay it.
+
+    A watcher that judges from business sources declares them in :meth:`uses` and its
+    :meth:`lookback`: when a source it reads is suspect, stale or broken, the engine
+    discards the run's judgement, reports every account unknown, and keeps the signals it
+    had (those observed within the look-back; older ones are cleared).
     """
 
     name: ClassVar[str]
@@ -153,6 +237,14 @@ class Watcher(ABC):
     def __init__(self, instance: str, options: WatcherOptions) -> None:
         self.instance = instance
         self.options = options
+
+    def uses(self) -> Sequence[SourceUse]:
+        """The sources this watcher judges from, with their date field and freshness."""
+        return ()
+
+    def lookback(self) -> timedelta | None:
+        """How old a finding may be and still hold without fresh data (None: no limit)."""
+        return None
 
     @abstractmethod
     def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:

@@ -19,6 +19,7 @@ docs/operations.md lists every metric, with example alert rules.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import platform
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -41,7 +42,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from swanwatch.config import Config
 from swanwatch.errors import SwanwatchError
-from swanwatch.model import AlertState
+from swanwatch.model import AlertState, SourceState
 from swanwatch.store import Store
 from swanwatch.store.health import first_line, oldest_due_at
 
@@ -86,6 +87,12 @@ class Metrics:
         self.unknowns = counter(
             "swanwatch_watcher_unknowns",
             "Accounts a watcher could not judge, summed over its runs.",
+            "watcher",
+        )
+        self.unrecorded = counter(
+            "swanwatch_watcher_unrecorded_runs",
+            "Watcher runs the store would not record (logged; failed ones count toward the "
+            "watcher's ops alert).",
             "watcher",
         )
         self.raised = counter("swanwatch_signals_raised", "Signals raised (new or back).", "kind")
@@ -138,6 +145,11 @@ class Metrics:
         for kind in cleared:
             self.cleared.labels(kind).inc()
 
+    def unrecorded_run(self, watcher: str) -> None:
+        """A watcher run whose outcome the store refused to record."""
+        self._watchers.add(watcher)
+        self.unrecorded.labels(watcher).inc()
+
     def observe_delivery(self, channel: str, ok: bool, count: int = 1) -> None:
         """A send on ``channel`` (of ``count`` notifications, a batch) succeeded or failed."""
         self.attempts.labels(channel).inc(count)
@@ -160,6 +172,8 @@ class Metrics:
         for name in self._watchers - kept:
             for metric in (self.runs, self.failures, self.duration, self.unknowns):
                 metric.remove(name)
+            with contextlib.suppress(KeyError):  # only a run the store refused has one
+                self.unrecorded.remove(name)
         self._watchers &= kept
 
 
@@ -220,7 +234,25 @@ def _store_families(store: Store, state: DaemonState, now: datetime) -> list[Met
     shown = sorted(n for n in statuses if not state.watchers or n in state.watchers)
     outbox = store.outbox_counts()
     oldest = oldest_due_at(store.engine, now)
+    sources = store.source_health()
     return [
+        _gauge(
+            "swanwatch_source_health",
+            "1 for the state each source's last read left it in (ok, suspect, stale, "
+            "broken); 0 for the others.",
+            ["source", "state"],
+            [
+                ((name, str(st)), float(h.state == st))
+                for name, h in sorted(sources.items())
+                for st in SourceState
+            ],
+        ),
+        _gauge(
+            "swanwatch_source_rows",
+            "Rows each source's last read gave (a failed read gives none).",
+            ["source"],
+            [((name,), float(h.rows)) for name, h in sorted(sources.items()) if h.rows is not None],
+        ),
         _gauge(
             "swanwatch_watcher_last_success_timestamp_seconds",
             "When each watcher last succeeded (Unix time).",

@@ -409,6 +409,50 @@ class WatcherRun(_Record):
     unknowns: int = 0
     error: str | None = None
     traceback: str | None = None
+    #: Why an ok run judged nothing: a source it needs is suspect, stale or broken (its
+    #: accounts are then unknown, and its signals are kept, not cleared).
+    held: str | None = None
+
+
+class SourceState(StrEnum):
+    """How a source's last read went: one health for every source, whatever reads it."""
+
+    #: Read whole, as many rows as before (give or take), fresh enough.
+    OK = "ok"
+    #: Read, but with malformed rows, or far fewer rows than the last good read.
+    SUSPECT = "suspect"
+    #: Read, but its newest dated row is older than its watchers expect.
+    STALE = "stale"
+    #: Not read: unreadable, an unclosed quote, a bad encoding, a failed query or request.
+    BROKEN = "broken"
+
+
+class SourceHealth(_Record):
+    """A source as its last read left it. Only an ok read becomes the new last good read,
+    the one a later read's row count is compared with."""
+
+    source: str
+    state: SourceState = SourceState.OK
+    #: What is wrong, in one line, naming the file and line or the counts; "" when ok.
+    reason: str = ""
+    #: Rows the last read gave (None when it failed).
+    rows: int | None = None
+    #: Malformed rows the last read skipped.
+    malformed: int = 0
+    #: The newest date among the rows of the last read (for a dated source).
+    newest: date | None = None
+    #: Rows of the last good read, and when it was.
+    good_rows: int | None = None
+    good_at: UTCDateTime | None = None
+    #: Reads in a row that were not ok.
+    bad_reads: int = 0
+    #: When the source entered its present state.
+    since: UTCDateTime
+    checked_at: UTCDateTime
+
+    @property
+    def ok(self) -> bool:
+        return self.state == SourceState.OK
 
 
 class Unknown(_Record):

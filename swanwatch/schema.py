@@ -37,6 +37,6 @@ def config_schema() -> dict[str, Any]:
     source_types = sorted(plugins.available(plugins.SOURCES))
     defs["WatcherConfig"]["properties"]["type"]["examples"] = watcher_types
     defs["WatcherConfig"]["allOf"] = _plugin_branches(plugins.WATCHERS)
-    defs["PluginConfig"]["properties"]["type"]["examples"] = source_types
-    defs["PluginConfig"]["allOf"] = _plugin_branches(plugins.SOURCES)
+    defs["SourceConfig"]["properties"]["type"]["examples"] = source_types
+    defs["SourceConfig"]["allOf"] = _plugin_branches(plugins.SOURCES)
     return schema

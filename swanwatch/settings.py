@@ -50,6 +50,23 @@ def parse_duration(value: object) -> timedelta:
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
+#: The shortest secret (link key, board token) accepted, and the fewest distinct characters.
+MIN_SECRET_CHARS = 16
+MIN_SECRET_DISTINCT = 8
+
+
+def weak_secret(name: str, value: str) -> str | None:
+    """Why ``value`` is too weak to sign links or guard the board, or None when it will do.
+
+    Length alone is not strength: ``"xxxxxxxxxxxxxxxx"`` is refused too.
+    """
+    hint = "use at least 16 random characters, e.g. from `openssl rand -base64 24`"
+    if len(value) < MIN_SECRET_CHARS:
+        return f"{name} is too short ({len(value)} characters): {hint}"
+    if len(set(value)) < MIN_SECRET_DISTINCT:
+        return f"{name} is too predictable (only {len(set(value))} distinct characters): {hint}"
+    return None
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -69,6 +86,37 @@ class PluginConfig(_Section):
 
     type: str = Field(min_length=1)
     options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SourceConfig(PluginConfig):
+    """A source: its plugin and options, and what a healthy read of it looks like.
+
+    A read that fails is broken; one with more malformed rows than ``max_bad_rows``, or
+    more than ``max_shrink_pct`` fewer rows than the last good read, is suspect; one whose
+    newest dated row is older than ``fresh_within`` is stale. An unhealthy read is not the
+    truth: the watchers that read it report their accounts unknown and keep their signals.
+    """
+
+    fresh_within: Duration | None = Field(
+        None,
+        description="How recent the newest dated row must be (e.g. 3d); unset: the default "
+        "of each watcher that reads it; 0s: never stale.",
+    )
+    date_field: str | None = Field(
+        None,
+        description="The field whose newest value tells how fresh the source is; unset: the "
+        "one the reading watcher names, or the source's own `date_field` option.",
+    )
+    max_shrink_pct: float = Field(
+        20.0,
+        ge=0,
+        le=100,
+        description="A read with more than this many percent fewer rows than the last good "
+        "read is suspect; 100: never.",
+    )
+    max_bad_rows: int = Field(
+        0, ge=0, description="Malformed rows a read may skip and still be good."
+    )
 
 
 class Schedule(_Section):
@@ -111,9 +159,21 @@ class WatcherConfig(_Section):
 
 
 class AccountsConfig(_Section):
-    """Where the account list comes from: a configured source."""
+    """Where the account list comes from: a configured source; and when an account it stops
+    listing is retired (its open alerts resolved without a word)."""
 
     source: str = Field(min_length=1)
+    retire_after_reads: int = Field(
+        3,
+        ge=1,
+        description="Good reads in a row that must leave an account out before it is "
+        "retired; until then it is reported unknown and its alerts live on.",
+    )
+    retire_after: Duration = Field(
+        timedelta(days=1),
+        description="... the first of them at least this long ago (each watcher run reads "
+        "the accounts again, so reads can come close together).",
+    )
 
 
 class Rule(_Section):
@@ -434,14 +494,17 @@ class NotifyConfig(_Section):
 
     @model_validator(mode="after")
     def _links_need_a_secret(self) -> NotifyConfig:
-        if (
-            self.base_url is not None
-            and self.link_secret is None
-            and not os.environ.get("SWANWATCH_LINK_SECRET")
-        ):
+        env = os.environ.get("SWANWATCH_LINK_SECRET")
+        if self.base_url is not None and self.link_secret is None and not env:
             raise ValueError(
                 "base_url needs a link_secret (or $SWANWATCH_LINK_SECRET) to sign links"
             )
+        if self.link_secret is not None:
+            weak = weak_secret("link_secret", self.link_secret.get_secret_value())
+        else:
+            weak = weak_secret("$SWANWATCH_LINK_SECRET", env) if env else None
+        if weak:
+            raise ValueError(weak)
         return self
 
     def secret(self) -> bytes | None:
@@ -483,8 +546,10 @@ class ServerConfig(_Section):
             host, _, port = self.listen.rpartition(":")
             if not host or not port.isdigit() or not 0 <= int(port) < 65536:
                 raise ValueError(f"listen {self.listen!r} is not host:port")
-        if self.board_token is not None and len(self.board_token.get_secret_value()) < 16:
-            raise ValueError("board_token is too short: use at least 16 random characters")
+        if self.board_token is not None:
+            weak = weak_secret("board_token", self.board_token.get_secret_value())
+            if weak:
+                raise ValueError(weak)
         if self.board_session <= timedelta(0):
             raise ValueError("board_session must be positive")
         return self
@@ -600,7 +665,7 @@ class Config(_Section):
         description="Folders of drop-in plugin files (*.py), relative to the config file.",
     )
     store: StoreConfig = StoreConfig()
-    sources: dict[str, PluginConfig] = Field(default_factory=dict)
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
     accounts: AccountsConfig
     watchers: list[WatcherConfig] = Field(default_factory=list)
     correlation: CorrelationConfig = CorrelationConfig()

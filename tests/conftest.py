@@ -142,12 +142,17 @@ initech,Initech,initech.example,ann@csm.example,smb,9000,2027-03-15,
 
 
 class ConfigWriter:
-    """Writes a config with a three-account CSV source plus the given YAML."""
+    """Writes a config with a three-account CSV source plus the given YAML.
+
+    ``source`` and ``accounts`` add keys (flow-style YAML, ``"max_shrink_pct: 50"``) to the
+    accounts source and to the ``accounts`` section."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
 
-    def __call__(self, body: str, *, store_url: str | None = None) -> Path:
+    def __call__(
+        self, body: str, *, store_url: str | None = None, source: str = "", accounts: str = ""
+    ) -> Path:
         import textwrap
 
         (self.tmp_path / "accounts.csv").write_text(ACCOUNTS_CSV)
@@ -155,7 +160,9 @@ class ConfigWriter:
         head = (
             f"store:\n  url: {store}\n"
             "sources:\n  accounts:\n    type: csv\n    options: {path: accounts.csv}\n"
-            "accounts:\n  source: accounts\n"
+            + (f"    {source}\n" if source else "")
+            + "accounts:\n  source: accounts\n"
+            + (f"  {accounts}\n" if accounts else "")
         )
         path = self.tmp_path / "swanwatch.yaml"
         path.write_text(head + textwrap.dedent(body))

@@ -259,6 +259,7 @@ def test_decide_is_the_whole_pass_correlation_to_notices() -> None:
     assert told == [(OPS_ACCOUNT, "watcher_failing:whois", "firing"), ("acme", "pair", "firing")]
     assert changed["acme", "usage"].muted_by == "inhibited by pair"  # recorded, not told
     retired = changed["initech", "usage"]
-    assert retired.state == AlertState.RESOLVED and retired.acted_by == "retired:account removed"
+    assert retired.state == AlertState.RESOLVED
+    assert (retired.acted_by or "").startswith("retired:account removed")
     assert (OPS_ACCOUNT, "watcher_failing:csv") not in changed  # 2 failures: not yet
     assert "Last error: boom" in changed[OPS_ACCOUNT, "watcher_failing:whois"].why_now

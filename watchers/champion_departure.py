@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from swanwatch import Account, Signal, WatchContext, Watcher, WatcherOptions
+from swanwatch import Account, Signal, SourceUse, WatchContext, Watcher, WatcherOptions
 from swanwatch.values import day_of, midnight, text_of
 
 _EPOCH = date.min
@@ -71,7 +71,9 @@ class ChampionDepartureWatcher(Watcher):
     ``changed_at`` is the contact now, the one before tells what changed. One signal per key
     contact (``key`` = e-mail), the most telling finding; and one with ``key="no_champion"``
     for an account that has no active champion at all. A finding older than ``recent_days``
-    is no longer signalled.
+    is no longer signalled, nor kept while the contacts source is unhealthy. Contacts change
+    rarely, so the source is checked for freshness only when it sets ``fresh_within``
+    (against the newest ``last_login``: a CRM sync that stops shows there first).
     """
 
     name: ClassVar[str] = "champion_departure"
@@ -108,6 +110,12 @@ class ChampionDepartureWatcher(Watcher):
         )
 
     options: Options
+
+    def uses(self) -> tuple[SourceUse, ...]:
+        return (SourceUse(self.options.contacts_source, "last_login"),)
+
+    def lookback(self) -> timedelta:
+        return timedelta(days=self.options.recent_days)
 
     async def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:
         opts = self.options

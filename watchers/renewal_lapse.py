@@ -8,7 +8,15 @@ from typing import ClassVar
 
 from pydantic import Field, field_validator
 
-from swanwatch import Account, Signal, StateMap, WatchContext, Watcher, WatcherOptions
+from swanwatch import (
+    Account,
+    Signal,
+    SourceUse,
+    StateMap,
+    WatchContext,
+    Watcher,
+    WatcherOptions,
+)
 from swanwatch.values import day_of, int_or_zero, is_true, midnight
 
 
@@ -23,6 +31,10 @@ class RenewalLapseWatcher(Watcher):
     unknown. Overdue invoices and failed payments are signalled under ``<contract>:overdue``
     and ``<contract>:payment_failed``. ``payment_failed`` may be a date (when it failed) or a
     flag; for a flag, the day it was first seen is remembered in the watcher state.
+
+    Contracts are a snapshot with no date of their own, so they are not checked for
+    freshness unless the source sets ``fresh_within`` and ``date_field``. While the source is
+    unhealthy, a finding older than the largest tier plus ``ended_grace_days`` is not kept.
     """
 
     name: ClassVar[str] = "renewal_lapse"
@@ -65,6 +77,12 @@ class RenewalLapseWatcher(Watcher):
             return sorted(set(tiers), reverse=True)
 
     options: Options
+
+    def uses(self) -> tuple[SourceUse, ...]:
+        return (SourceUse(self.options.contracts_source),)
+
+    def lookback(self) -> timedelta:
+        return timedelta(days=self.options.tiers_days[0] + self.options.ended_grace_days)
 
     async def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:
         opts = self.options

@@ -11,7 +11,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from swanwatch import Account, Signal, WatchContext, Watcher, WatcherOptions
+from swanwatch import Account, Signal, SourceUse, WatchContext, Watcher, WatcherOptions
 
 from ._counts import dispersion_index, log10_tail, predictive  # noqa: TID251 (a sibling helper)
 
@@ -131,7 +131,15 @@ class SupportSpikeWatcher(Watcher):
     than ``window_days + baseline_days`` ago is not judged on counts: it is reported unknown
     ("not enough history"). Keys: ``volume``, ``escalations``, ``p1`` and ``unanswered``.
     docs/statistics.md has the reasoning and the figures.
+
+    A ticket feed that stops is not a quiet book: when the newest ticket is older than
+    :attr:`FRESH_WITHIN` (or the source's own ``fresh_within``), every account is unknown,
+    and a finding older than ``window_days`` is not kept alive.
     """
+
+    #: How recent the newest ticket of the whole book must be, unless the source says
+    #: otherwise (a small book may go a week without a ticket).
+    FRESH_WITHIN: ClassVar[timedelta] = timedelta(days=14)
 
     name: ClassVar[str] = "support_spike"
     historical: ClassVar[bool] = True
@@ -209,6 +217,12 @@ class SupportSpikeWatcher(Watcher):
             return self
 
     options: Options
+
+    def uses(self) -> tuple[SourceUse, ...]:
+        return (SourceUse(self.options.tickets_source, "opened_at", self.FRESH_WITHIN),)
+
+    def lookback(self) -> timedelta:
+        return timedelta(days=self.options.window_days)
 
     async def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:
         opts = self.options

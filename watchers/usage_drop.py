@@ -5,13 +5,21 @@ from __future__ import annotations
 from array import array
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from statistics import median
 from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from swanwatch import Account, Signal, SourceError, WatchContext, Watcher, WatcherOptions
+from swanwatch import (
+    Account,
+    Signal,
+    SourceError,
+    SourceUse,
+    WatchContext,
+    Watcher,
+    WatcherOptions,
+)
 
 #: Scales the median absolute deviation to estimate a standard deviation (normal data).
 _MAD_SCALE = 1.4826
@@ -117,7 +125,16 @@ class UsageDropWatcher(Watcher):
     keeps the previous level, and a reduction of at least ``level_drop_pct`` (and
     ``level_min_reduction`` units) against the level's median over the previous
     ``level_baseline_days`` is a signal of its own once it has held ``level_min_days`` days.
+
+    Usage data must be fresh: when the newest row of the usage source is older than
+    :attr:`FRESH_WITHIN` (or the source's own ``fresh_within``), nothing is judged: every
+    account is unknown ("usage data ends ..."), and a drop older than ``lookback_days`` is
+    not kept alive.
     """
+
+    #: How recent the newest usage row must be, unless the source says otherwise: a daily
+    #: export lands a day late, and a weekend may hold it up.
+    FRESH_WITHIN: ClassVar[timedelta] = timedelta(days=3)
 
     name: ClassVar[str] = "usage_drop"
     historical: ClassVar[bool] = True
@@ -219,6 +236,12 @@ class UsageDropWatcher(Watcher):
             return self
 
     options: Options
+
+    def uses(self) -> tuple[SourceUse, ...]:
+        return (SourceUse(self.options.usage_source, "date", self.FRESH_WITHIN),)
+
+    def lookback(self) -> timedelta:
+        return timedelta(days=self.options.lookback_days)
 
     async def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:
         opts = self.options

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import csv
 import glob
 import itertools
@@ -12,19 +13,21 @@ import os
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import ClassVar, Literal, TextIO
+from typing import Any, ClassVar, Literal, TextIO
 
 from pydantic import Field
 
 from swanwatch.clock import ensure_utc
 from swanwatch.errors import SourceError
-from swanwatch.interfaces import Row, Source, SourceOptions
+from swanwatch.interfaces import ReadTally, Row, Source, SourceOptions
 from swanwatch.values import CONVERTERS, BadValue, TypeName, to_str
 
 log = logging.getLogger("swanwatch.sources.csv")
 
 #: Rows handed from the reading thread to the event loop at a time.
 _BATCH_ROWS = 5_000
+#: The longest JSON Lines record read; a longer line is a broken file, not a record.
+MAX_JSON_LINE_CHARS = 1 << 20
 
 _BadValue = BadValue
 _to_str = to_str
@@ -43,13 +46,18 @@ class _Plan:
 class CsvSource(Source):
     """Rows from CSV or JSON Lines files, with renamed columns and checked types.
 
-    A row whose value does not convert is logged and listed in ``problems`` as
-    ``file:line: field: reason`` and skipped; the other rows are used. An empty cell of a
-    non-``str`` field reads as ``None``. Files are streamed in a worker thread, never loaded
-    whole.
+    A row whose value does not convert, or that has the wrong number of fields, is logged
+    and listed in ``problems`` as ``file:line: field: reason`` and skipped; the other rows
+    are used (and the read is suspect: see ``swanwatch.sources.health``). What spoils the
+    rest of a file fails the read with the file and line: an unclosed quote (it would
+    swallow the rest of the file into one field), a field over the csv module's limit
+    (131,072 characters), a JSON line over 1 MiB, text that is not in ``encoding``. An
+    empty cell of a non-``str`` field reads as ``None``. Files are streamed in a worker
+    thread, never loaded whole.
     """
 
     name: ClassVar[str] = "csv"
+    counts_reads: ClassVar[bool] = True
 
     class Options(SourceOptions):
         path: str = Field(
@@ -112,19 +120,26 @@ class CsvSource(Source):
 
     async def rows(self, *, until: datetime | None = None) -> AsyncIterator[Row]:
         """Yield each file's rows in order, typed; rows dated after ``until`` left out."""
-        files = self.files()
+        tally = self.tally()
         self.problems = []
         self.problem_count = 0
-        batches = self._batches(files, ensure_utc(until) if until is not None else None)
         try:
-            while True:
-                batch = await asyncio.to_thread(next, batches, None)
-                if batch is None:
-                    break
-                for row in batch:
-                    yield row
-        finally:
-            batches.close()
+            files = self.files()
+            batches = self._batches(files, ensure_utc(until) if until is not None else None, tally)
+            try:
+                while True:
+                    batch = await asyncio.to_thread(next, batches, None)
+                    if batch is None:
+                        break
+                    tally.count(batch)
+                    for row in batch:
+                        yield row
+            finally:
+                batches.close()
+        except SourceError as exc:
+            tally.error = str(exc)
+            raise
+        tally.finished = True
         if self.problem_count > len(self.problems):
             log.warning(
                 "source %r: %d malformed rows skipped in all (first %d listed)",
@@ -134,9 +149,9 @@ class CsvSource(Source):
             )
 
     def _batches(
-        self, files: list[str], until: datetime | None
+        self, files: list[str], until: datetime | None, tally: ReadTally
     ) -> Generator[list[Row], None, None]:
-        rows = itertools.chain.from_iterable(self._read_file(f, until) for f in files)
+        rows = itertools.chain.from_iterable(self._read_file(f, until, tally) for f in files)
         while batch := list(itertools.islice(rows, _BATCH_ROWS)):
             yield batch
 
@@ -144,10 +159,11 @@ class CsvSource(Source):
         rel = os.path.relpath(path, self.base_dir)
         return path if rel.startswith("..") else rel
 
-    def _problem(self, where: str, line: int, message: str) -> None:
+    def _problem(self, tally: ReadTally, where: str, line: int, message: str) -> None:
         self.problem_count += 1
+        text = f"{where}:{line}: {message}"
+        tally.skipped(text)
         if len(self.problems) < self.options.max_problems:
-            text = f"{where}:{line}: {message}"
             self.problems.append(text)
             log.warning("source %r: skipped malformed row: %s", self.instance, text)
 
@@ -179,18 +195,26 @@ class CsvSource(Source):
             typed=[(field, _CONVERTERS[types[field]]) for field, _ in pairs if field in types],
         )
 
-    def _read_file(self, path: str, until: datetime | None) -> Iterator[Row]:
+    def _read_file(self, path: str, until: datetime | None, tally: ReadTally) -> Iterator[Row]:
         where = self._display(path)
         fmt = self.options.format or ("jsonl" if path.endswith((".jsonl", ".ndjson")) else "csv")
         try:
             handle = open(path, encoding=self.options.encoding, newline="")  # noqa: SIM115
-        except OSError as exc:
+        except (OSError, LookupError) as exc:
             raise SourceError(f"source {self.instance!r}: cannot open {path!r}: {exc}") from exc
-        with handle:
-            if fmt == "csv":
-                yield from self._read_csv(handle, where, until)
-            else:
-                yield from self._read_jsonl(handle, where, until)
+        try:
+            with handle:
+                if fmt == "csv":
+                    yield from self._read_csv(handle, where, until, tally)
+                else:
+                    yield from self._read_jsonl(handle, where, until, tally)
+        except UnicodeDecodeError as exc:
+            line, column = undecodable_at(path, self.options.encoding)
+            raise SourceError(
+                f"source {self.instance!r}: {where}:{line}: not {self.options.encoding} text "
+                f"(byte 0x{exc.object[exc.start]:02x} at column {column}); set `encoding`, "
+                "or fix the file"
+            ) from exc
 
     def _keep(self, row: dict[str, object], until: datetime | None) -> bool:
         if until is None or self.options.date_field is None:
@@ -203,7 +227,7 @@ class CsvSource(Source):
         return True  # an undated row is not dated after `until`
 
     def _convert(
-        self, plan: _Plan, values: list[object], where: str, line: int
+        self, plan: _Plan, values: list[object], where: str, line: int, tally: ReadTally
     ) -> dict[str, object] | None:
         # The hot path for millions of rows: zip into a dict in C, then convert typed fields.
         row: dict[str, object] = dict(zip(plan.fields, values, strict=True))
@@ -217,67 +241,98 @@ class CsvSource(Source):
             try:
                 row[field] = convert(value)
             except _BadValue as exc:
-                self._problem(where, line, f"{field}: {exc}")
+                self._problem(tally, where, line, f"{field}: {exc}")
                 return None
         return row
 
-    def _read_csv(self, handle: TextIO, where: str, until: datetime | None) -> Iterator[Row]:
-        reader = csv.reader(handle, delimiter=self.options.delimiter)
-        try:
-            header = next(reader, None)
-            if header is None:
+    def _read_csv(
+        self, handle: TextIO, where: str, until: datetime | None, tally: ReadTally
+    ) -> Iterator[Row]:
+        # strict: a quote that is never closed fails at the end of the file, rather than
+        # swallowing the rest of it into one field that reads as a row like any other.
+        reader = csv.reader(handle, delimiter=self.options.delimiter, strict=True)
+        header = self._next_record(reader, where, tally)
+        if header is None:
+            return
+        header = [h.strip() for h in header]
+        plan = self._plan(where, header)
+        index = {col: i for i, col in enumerate(header)}
+        columns = [index[col] for col in plan.columns]
+        width = len(header)
+        simple = columns == list(range(width))
+        while True:
+            start = reader.line_num + 1
+            record = self._next_record(reader, where, tally)
+            if record is None:
                 return
-            header = [h.strip() for h in header]
-            plan = self._plan(where, header)
-            index = {col: i for i, col in enumerate(header)}
-            columns = [index[col] for col in plan.columns]
-            width = len(header)
-            simple = columns == list(range(width))
-            for record in reader:
-                if not record:
-                    continue
-                line = reader.line_num
-                if len(record) != width:
-                    self._problem(where, line, f"expected {width} fields, found {len(record)}")
-                    continue
-                values: list[object] = record if simple else [record[i] for i in columns]  # type: ignore[assignment]
-                row = self._convert(plan, values, where, line)
-                if row is not None and self._keep(row, until):
-                    yield row
-        except csv.Error as exc:
-            raise SourceError(
-                f"source {self.instance!r}: {where}:{reader.line_num}: unreadable CSV: {exc}"
-            ) from exc
-        except UnicodeDecodeError as exc:
-            raise SourceError(
-                f"source {self.instance!r}: {where}: not {self.options.encoding} text: {exc}"
-            ) from exc
+            if not record:
+                continue
+            line = start
+            if len(record) != width:
+                self._problem(tally, where, line, f"expected {width} fields, found {len(record)}")
+                continue
+            values: list[object] = record if simple else [record[i] for i in columns]  # type: ignore[assignment]
+            row = self._convert(plan, values, where, line, tally)
+            if row is not None and self._keep(row, until):
+                yield row
 
-    def _read_jsonl(self, handle: TextIO, where: str, until: datetime | None) -> Iterator[Row]:
-        plans: dict[tuple[str, ...], _Plan] = {}
+    def _next_record(self, reader: Any, where: str, tally: ReadTally) -> list[str] | None:
+        """The next record, ``[]`` for one that was malformed (and counted), None at the end.
+
+        An unclosed quote or an over-long field spoils the rest of the file: SourceError.
+        """
+        start = reader.line_num + 1
         try:
-            for line, text in enumerate(handle, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    record = json.loads(text)
-                except ValueError as exc:
-                    self._problem(where, line, f"not a JSON object: {exc}")
-                    continue
-                if not isinstance(record, dict):
-                    self._problem(where, line, "not a JSON object")
-                    continue
-                keys = tuple(record)
-                plan = plans.get(keys)
-                if plan is None:
-                    plan = plans[keys] = self._json_plan(where, list(keys))
-                row = self._convert(plan, [record.get(col) for col in plan.columns], where, line)
-                if row is not None and self._keep(row, until):
-                    yield row
-        except UnicodeDecodeError as exc:
-            raise SourceError(
-                f"source {self.instance!r}: {where}: not {self.options.encoding} text: {exc}"
-            ) from exc
+            record: list[str] = next(reader)
+        except StopIteration:
+            return None
+        except csv.Error as exc:
+            text = str(exc)
+            if "unexpected end of data" in text:
+                raise SourceError(
+                    f"source {self.instance!r}: {where}:{start}: unclosed quote: the quoted "
+                    f"field that opens on line {start} runs to the end of the file (line "
+                    f"{reader.line_num}); fix the quoting in the file"
+                ) from exc
+            if "field larger than field limit" in text:
+                raise SourceError(
+                    f"source {self.instance!r}: {where}:{start}: a field longer than "
+                    f"{csv.field_size_limit():,} characters (an unclosed quote?); fix the file"
+                ) from exc
+            self._problem(tally, where, start, f"unreadable CSV: {text}")
+            return []
+        return record
+
+    def _read_jsonl(
+        self, handle: TextIO, where: str, until: datetime | None, tally: ReadTally
+    ) -> Iterator[Row]:
+        plans: dict[tuple[str, ...], _Plan] = {}
+        line = 0
+        while text := handle.readline(MAX_JSON_LINE_CHARS + 1):
+            line += 1
+            if len(text) > MAX_JSON_LINE_CHARS:
+                raise SourceError(
+                    f"source {self.instance!r}: {where}:{line}: a line longer than "
+                    f"{MAX_JSON_LINE_CHARS:,} characters; a JSON Lines record is one line"
+                )
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text)
+            except ValueError as exc:
+                self._problem(tally, where, line, f"not a JSON object: {exc}")
+                continue
+            if not isinstance(record, dict):
+                self._problem(tally, where, line, "not a JSON object")
+                continue
+            keys = tuple(record)
+            plan = plans.get(keys)
+            if plan is None:
+                plan = plans[keys] = self._json_plan(where, list(keys))
+            values = [record.get(col) for col in plan.columns]
+            row = self._convert(plan, values, where, line, tally)
+            if row is not None and self._keep(row, until):
+                yield row
 
     def _json_plan(self, where: str, keys: list[str]) -> _Plan:
         """A JSON record may leave keys out: a missing mapped or typed key reads as None."""
@@ -289,3 +344,15 @@ class CsvSource(Source):
         if date_field and date_field not in wanted and date_field not in self.options.columns:
             wanted.append(date_field)
         return self._plan(where, wanted)
+
+
+def undecodable_at(path: str, encoding: str) -> tuple[int, int]:
+    """The line and column (1-based) of the first byte of ``path`` that does not decode."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with open(path, "rb") as raw:
+        for line, data in enumerate(raw, start=1):
+            try:
+                decoder.decode(data)
+            except UnicodeDecodeError as exc:
+                return line, exc.start + 1
+    return 0, 0

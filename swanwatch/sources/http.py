@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import time
@@ -16,7 +17,8 @@ from pydantic import Field, model_validator
 
 from swanwatch.clock import ensure_utc
 from swanwatch.errors import SourceError
-from swanwatch.interfaces import Row, Source, SourceOptions
+from swanwatch.interfaces import ReadTally, Row, Source, SourceOptions
+from swanwatch.redact import scrub
 from swanwatch.values import CONVERTERS, BadValue, TypeName, is_after
 
 log = logging.getLogger("swanwatch.sources.http")
@@ -76,9 +78,14 @@ class HttpSource(Source):
 
     No look-ahead: records dated after ``until`` (by ``date_field``) are left out here; set
     ``until_param`` to also send the cut to the API.
+
+    A listing that loops fails the read: a page asked for twice (a repeated cursor, a
+    ``Link`` to itself), or the same body returned for another page. Error bodies are cut
+    and their credentials scrubbed before they are stored or logged.
     """
 
     name: ClassVar[str] = "http"
+    counts_reads: ClassVar[bool] = True
 
     class Options(SourceOptions):
         url: str = Field(pattern=r"^https?://", description="The first page's URL (http or https).")
@@ -214,8 +221,21 @@ class HttpSource(Source):
 
     async def rows(self, *, until: datetime | None = None) -> AsyncIterator[Row]:
         """Yield every page's records in order, mapped and typed; later ones left out."""
-        opts = self.options
+        tally = self.tally()
         self.problems, self.requests, self.pages = [], 0, 0
+        try:
+            async for batch in self._pages(until, tally):
+                tally.count(batch)
+                for row in batch:
+                    yield row
+        except SourceError as exc:
+            tally.error = str(exc)
+            raise
+        tally.finished = True
+
+    async def _pages(self, until: datetime | None, tally: ReadTally) -> AsyncIterator[list[Row]]:
+        """Each page's rows, until the last page; SourceError when the listing loops."""
+        opts = self.options
         cut = ensure_utc(until) if until is not None else None
         params: dict[str, str | int | float | bool] = dict(opts.params)
         if cut is not None and opts.until_param:
@@ -225,15 +245,14 @@ class HttpSource(Source):
             if opts.page_size is not None:
                 params[opts.page_size_param] = opts.page_size
         url: str | None = opts.url
+        asked: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+        bodies: dict[bytes, int] = {}
         async with self._client() as client:
             while url is not None:
-                if self.pages >= opts.max_pages:
-                    raise SourceError(
-                        f"source {self.instance!r} (http): more than {opts.max_pages} pages at "
-                        f"{opts.url}; raise `max_pages` or check the pagination settings"
-                    )
+                self._not_again(asked, url, params)
                 response = await self._get(client, url, params)
                 self.pages += 1
+                self._new_body(bodies, response)
                 body = self._json(response)
                 records = dig(body, opts.records_path)
                 if not isinstance(records, list):
@@ -241,18 +260,66 @@ class HttpSource(Source):
                         f"source {self.instance!r} (http): page {self.pages} ({response.url}) "
                         f"has no list at `records_path` {opts.records_path or '(the body)'!r}"
                     )
-                for number, record in enumerate(records, start=1):
-                    row = self._row(record, number)
-                    if row is None:
-                        continue
-                    if (
-                        cut is not None
-                        and opts.date_field is not None
-                        and is_after(row.get(opts.date_field), cut)
-                    ):
-                        continue
-                    yield row
+                yield self._page_rows(records, cut, tally)
                 url, params = self._next(response, body, url, params, len(records))
+
+    def _not_again(
+        self,
+        asked: set[tuple[str, tuple[tuple[str, str], ...]]],
+        url: str,
+        params: Mapping[str, str | int | float | bool],
+    ) -> None:
+        """Fail before a page is asked for a second time, or past ``max_pages``."""
+        opts = self.options
+        if self.pages >= opts.max_pages:
+            raise SourceError(
+                f"source {self.instance!r} (http): more than {opts.max_pages} pages at "
+                f"{opts.url}; raise `max_pages` or check the pagination settings"
+            )
+        key = (url, tuple(sorted((k, str(v)) for k, v in params.items())))
+        if key in asked:
+            again = f"{url} with {dict(key[1])}" if key[1] else url
+            raise SourceError(
+                f"source {self.instance!r} (http): page {self.pages + 1} would ask for "
+                f"{again} again (a repeated cursor, or a `Link` to itself): the listing "
+                f"loops; check `pagination` ({opts.pagination}) and the API"
+            )
+        asked.add(key)
+
+    def _new_body(self, bodies: dict[bytes, int], response: httpx.Response) -> None:
+        """Fail when a page's body is one an earlier page already returned."""
+        if self.options.pagination not in ("cursor", "page") or not response.content:
+            return
+        digest = hashlib.sha256(response.content).digest()
+        first = bodies.setdefault(digest, self.pages)
+        if first != self.pages:
+            raise SourceError(
+                f"source {self.instance!r} (http): page {self.pages} ({response.url}) is the "
+                f"same as page {first}: the API ignores the `{self._paging_param()}` "
+                "parameter, and the listing would loop"
+            )
+
+    def _paging_param(self) -> str:
+        opts = self.options
+        return opts.page_param if opts.pagination == "page" else opts.cursor_param
+
+    def _page_rows(
+        self, records: list[object], cut: datetime | None, tally: ReadTally
+    ) -> list[Row]:
+        opts = self.options
+        out: list[Row] = []
+        for number, record in enumerate(records, start=1):
+            row = self._row(record, number, tally)
+            if row is None:
+                continue
+            if (
+                cut is not None
+                and opts.date_field is not None
+                and is_after(row.get(opts.date_field), cut)
+            ):
+                continue
+            out.append(row)
+        return out
 
     def _next(
         self,
@@ -305,9 +372,10 @@ class HttpSource(Source):
             except httpx.TransportError as exc:
                 if attempt == opts.max_retries:
                     raise SourceError(
-                        f"{where} failed after {attempt + 1} attempts: {type(exc).__name__}: {exc}"
+                        f"{where} failed after {attempt + 1} attempts: {type(exc).__name__}: "
+                        f"{self._scrub(str(exc))}"
                     ) from exc
-                log.warning("%s: %s; retrying in %.1f s", where, exc, backoff)
+                log.warning("%s: %s; retrying in %.1f s", where, self._scrub(str(exc)), backoff)
                 await asyncio.sleep(backoff)
                 continue
             if response.status_code < 400:
@@ -316,7 +384,7 @@ class HttpSource(Source):
                 tries = f" after {attempt + 1} attempts" if attempt else ""
                 raise SourceError(
                     f"{where} failed{tries}: HTTP {response.status_code} "
-                    f"{response.reason_phrase}: {response.text[:200]!r}"
+                    f"{response.reason_phrase}: {self._scrub(response.text)!r}"
                     + (
                         "; check the credentials in the environment"
                         if response.status_code in (401, 403)
@@ -337,6 +405,12 @@ class HttpSource(Source):
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _scrub(self, text: str) -> str:
+        """Upstream text cut short, the source's own credentials and any others masked."""
+        opts = self.options
+        names = (opts.token_env, opts.username_env, opts.password_env)
+        return scrub(text, [os.environ.get(n or "", "") for n in names])
+
     def _json(self, response: httpx.Response) -> object:
         try:
             return response.json()
@@ -346,11 +420,11 @@ class HttpSource(Source):
                 f"({response.headers.get('content-type', 'no content type')}): {exc}"
             ) from exc
 
-    def _row(self, record: object, number: int) -> dict[str, object] | None:
+    def _row(self, record: object, number: int, tally: ReadTally) -> dict[str, object] | None:
         opts = self.options
         where = f"page {self.pages}, record {number}"
         if not isinstance(record, Mapping):
-            self._problem(f"{where}: not a JSON object")
+            self._problem(tally, f"{where}: not a JSON object")
             return None
         row: dict[str, object] = {}
         if not opts.only_mapped:
@@ -370,11 +444,12 @@ class HttpSource(Source):
             try:
                 row[field] = CONVERTERS[type_name](value)
             except BadValue as exc:
-                self._problem(f"{where}: {field}: {exc}")
+                self._problem(tally, f"{where}: {field}: {exc}")
                 return None
         return row
 
-    def _problem(self, text: str) -> None:
+    def _problem(self, tally: ReadTally, text: str) -> None:
+        tally.skipped(text)
         if len(self.problems) < 1000:
             self.problems.append(text)
         log.warning("source %r: skipped malformed record: %s", self.instance, text)

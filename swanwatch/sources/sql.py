@@ -7,10 +7,9 @@ import logging
 import os.path
 import re
 from collections.abc import AsyncIterator, Callable, Generator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from sqlalchemy import Connection, Date, DateTime, Engine, bindparam, create_engine, text
@@ -20,7 +19,8 @@ from sqlalchemy.sql.elements import TextClause
 
 from swanwatch.clock import ensure_utc
 from swanwatch.errors import SourceError
-from swanwatch.interfaces import Row, Source, SourceOptions
+from swanwatch.interfaces import ReadTally, Row, Source, SourceOptions
+from swanwatch.sources.threads import QueryCanceller, ReadThread
 from swanwatch.values import CONVERTERS, BadValue, TypeName, is_after
 
 log = logging.getLogger("swanwatch.sources.sql")
@@ -29,6 +29,8 @@ log = logging.getLogger("swanwatch.sources.sql")
 _NO_CUT_DATE = date(9999, 12, 31)
 _NO_CUT_DATETIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 _UNTIL = re.compile(r"(?<![:\w]):until\b")
+#: How long an abandoned read waits for its cursor to close before leaving it to its thread.
+_CLOSE_WAIT_S = 5.0
 
 
 def _first_line(exc: BaseException) -> str:
@@ -52,9 +54,15 @@ class SqlSource(Source):
     the database pushes down into the query; rows after the cut are also dropped on
     arrival. A query may name ``:until`` itself (bound to the cut, or to 9999-12-31 when
     there is none) to place the condition where it wants it.
+
+    A read that is abandoned (the watcher's timeout, a shutdown) cancels its statement in
+    the database (the driver's cancel; SQLite's interrupt), and ``statement_timeout_s``
+    bounds a statement on PostgreSQL besides. The blocking calls run on a daemon thread of
+    the read's own, so one stuck in a driver never keeps the process from exiting.
     """
 
     name: ClassVar[str] = "sql"
+    counts_reads: ClassVar[bool] = True
 
     class Options(SourceOptions):
         url: SecretStr = Field(
@@ -93,6 +101,12 @@ class SqlSource(Source):
         )
         connect_timeout_s: float = Field(
             10.0, gt=0, description="Seconds to wait for a connection (where the driver allows)."
+        )
+        statement_timeout_s: float | None = Field(
+            None,
+            gt=0,
+            description="PostgreSQL: the server ends a statement running longer than this. "
+            "A read abandoned by the watcher's timeout is cancelled either way.",
         )
 
         @field_validator("query")
@@ -148,6 +162,9 @@ class SqlSource(Source):
             timeout = self.options.connect_timeout_s
             if backend == "postgresql":
                 connect_args["connect_timeout"] = max(1, round(timeout))
+                limit = self.options.statement_timeout_s
+                if limit is not None:
+                    connect_args["options"] = f"-c statement_timeout={max(1, round(limit * 1000))}"
             elif backend == "sqlite":
                 connect_args["timeout"] = timeout
             try:
@@ -211,28 +228,40 @@ class SqlSource(Source):
 
     async def rows(self, *, until: datetime | None = None) -> AsyncIterator[Row]:
         """Yield the query's rows, typed; rows dated after ``until`` left out."""
+        tally = self.tally()
         self.rows_fetched = 0
         self.problems = []
         cut = ensure_utc(until) if until is not None else None
         # One thread for the whole read: some drivers (sqlite3) tie a connection to a thread.
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="swanwatch-sql")
-        loop = asyncio.get_running_loop()
+        worker = ReadThread(f"swanwatch-sql-{self.instance}")
+        running = QueryCanceller()
         batches: Generator[list[Row], None, None] | None = None
         try:
-            batches = await loop.run_in_executor(pool, self._batches, cut)
+            batches = await worker.call(self._batches, cut, tally, running)
             while True:
-                batch = await loop.run_in_executor(pool, next, batches, None)
+                batch = await worker.call(next, batches, None)
                 if batch is None:
                     break
+                tally.count(batch)
                 for row in batch:
                     yield row
+        except SourceError as exc:
+            tally.error = str(exc)
+            raise
+        except asyncio.CancelledError:
+            running.cancel()  # abandoned mid-statement: the database stops it
+            raise
         finally:
             if batches is not None:
-                await asyncio.shield(loop.run_in_executor(pool, batches.close))
-            pool.shutdown(wait=False)
+                closing = worker.call(batches.close)
+                await asyncio.wait({closing}, timeout=_CLOSE_WAIT_S)
+            worker.stop()
+        tally.finished = True
 
-    def _batches(self, until: datetime | None) -> Generator[list[Row], None, None]:
-        """Runs in the worker thread: created there, so the connection is opened there."""
+    def _batches(
+        self, until: datetime | None, tally: ReadTally, running: QueryCanceller
+    ) -> Generator[list[Row], None, None]:
+        """Runs in the read's thread: created there, so the connection is opened there."""
         statement, params = self.statement(until)
         engine = self.engine()
         where = f"source {self.instance!r} (sql, {self.describe_url()})"
@@ -240,7 +269,8 @@ class SqlSource(Source):
             conn = engine.connect()
         except SQLAlchemyError as exc:
             raise SourceError(f"{where}: cannot connect: {_first_line(exc)}") from exc
-        return self._stream(conn, statement, params, until, where)
+        running.running(conn.connection.dbapi_connection)
+        return self._stream(conn, statement, params, until, where, tally, running)
 
     def _stream(
         self,
@@ -249,6 +279,8 @@ class SqlSource(Source):
         params: Mapping[str, object],
         until: datetime | None,
         where: str,
+        tally: ReadTally,
+        running: QueryCanceller,
     ) -> Generator[list[Row], None, None]:
         opts = self.options
         with conn:
@@ -257,42 +289,52 @@ class SqlSource(Source):
                     stream_results=True, yield_per=opts.batch_rows
                 ).execute(statement, dict(params))
             except SQLAlchemyError as exc:
+                running.running(None)
                 raise SourceError(
                     f"{where}: the query failed: {_first_line(exc)}; check `query`"
                 ) from exc
-            with result:
-                keys = list(result.keys())
-                convert = self._converter(keys, where)
-                date_field = opts.date_field
-                while True:
-                    try:
-                        chunk = result.fetchmany(opts.batch_rows)
-                    except SQLAlchemyError as exc:
-                        raise SourceError(
-                            f"{where}: reading rows failed after {self.rows_fetched}: "
-                            f"{_first_line(exc)}"
-                        ) from exc
-                    if not chunk:
-                        return
-                    number = self.rows_fetched
-                    self.rows_fetched += len(chunk)
-                    out: list[Row] = []
-                    for record in chunk:
-                        number += 1
-                        row = convert(tuple(record), number)
-                        if row is None:
-                            continue
-                        if (
-                            until is not None
-                            and date_field is not None
-                            and is_after(row.get(date_field), until)
-                        ):
-                            continue  # the database should have left it out already
-                        out.append(row)
-                    yield out
+            try:
+                yield from self._fetch(result, until, where, tally)
+            finally:
+                running.running(None)
+
+    def _fetch(
+        self, result: Any, until: datetime | None, where: str, tally: ReadTally
+    ) -> Generator[list[Row], None, None]:
+        opts = self.options
+        with result:
+            keys = list(result.keys())
+            convert = self._converter(keys, where, tally)
+            date_field = opts.date_field
+            while True:
+                try:
+                    chunk = result.fetchmany(opts.batch_rows)
+                except SQLAlchemyError as exc:
+                    raise SourceError(
+                        f"{where}: reading rows failed after {self.rows_fetched}: "
+                        f"{_first_line(exc)}"
+                    ) from exc
+                if not chunk:
+                    return
+                number = self.rows_fetched
+                self.rows_fetched += len(chunk)
+                out: list[Row] = []
+                for record in chunk:
+                    number += 1
+                    row = convert(tuple(record), number)
+                    if row is None:
+                        continue
+                    if (
+                        until is not None
+                        and date_field is not None
+                        and is_after(row.get(date_field), until)
+                    ):
+                        continue  # the database should have left it out already
+                    out.append(row)
+                yield out
 
     def _converter(
-        self, keys: list[str], where: str
+        self, keys: list[str], where: str, tally: ReadTally
     ) -> Callable[[tuple[object, ...], int], dict[str, object] | None]:
         opts = self.options
         missing = [c for c in opts.columns.values() if c not in keys]
@@ -331,6 +373,7 @@ class SqlSource(Source):
                     row[field] = to(value)
                 except BadValue as exc:
                     problem = f"row {number}: {field}: {exc}"
+                    tally.skipped(problem)
                     if len(self.problems) < 1000:
                         self.problems.append(problem)
                     log.warning("source %r: skipped malformed row: %s", self.instance, problem)

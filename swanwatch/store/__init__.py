@@ -3,9 +3,10 @@
 One module per aggregate, each a part of the :class:`Store` facade:
 
 - ``base``      the engine, migrations, transactions, the upsert helper
-- ``accounts``  the accounts as the accounts source last described them
+- ``accounts``  the accounts as the accounts source last described them, and those it dropped
 - ``signals``   signals by fingerprint, and unknowns
 - ``runs``      watcher runs, statuses and state
+- ``sources``   each source's health (ok, suspect, stale, broken)
 - ``alerts``    alerts (saved with their notices), silences, feedback
 - ``outbox``    notifications: queue, claim under a fencing token, settle, list
 - ``shards``    cycles and shards of sharded watcher runs, the task queue's schema
@@ -15,19 +16,37 @@ One module per aggregate, each a part of the :class:`Store` facade:
 
 from __future__ import annotations
 
-from swanwatch.store.accounts import AccountsStore
+from swanwatch.store.accounts import AccountListing, AccountsStore
 from swanwatch.store.alerts import AlertsStore
 from swanwatch.store.outbox import OutboxStore
 from swanwatch.store.runs import RunsStore, WatcherStatus
 from swanwatch.store.shards import ShardCycle, ShardRun, ShardsStore
-from swanwatch.store.signals import SignalChanges, SignalsStore
+from swanwatch.store.signals import Findings, SignalChanges, SignalsStore
+from swanwatch.store.sources import SourcesStore
 
 
-class Store(AccountsStore, SignalsStore, RunsStore, AlertsStore, OutboxStore, ShardsStore):
-    """Accounts, signals, watcher runs, alerts, the outbox and shards, in one SQL database.
+class Store(
+    AccountsStore,
+    SignalsStore,
+    RunsStore,
+    SourcesStore,
+    AlertsStore,
+    OutboxStore,
+    ShardsStore,
+):
+    """Accounts, signals, watcher runs, source health, alerts, the outbox and shards, in one
+    SQL database.
 
     ``Store(url)`` migrates the database to the latest schema unless ``migrate=False``.
     """
 
 
-__all__ = ["ShardCycle", "ShardRun", "SignalChanges", "Store", "WatcherStatus"]
+__all__ = [
+    "AccountListing",
+    "Findings",
+    "ShardCycle",
+    "ShardRun",
+    "SignalChanges",
+    "Store",
+    "WatcherStatus",
+]

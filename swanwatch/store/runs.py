@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import delete, select
+from sqlalchemy.engine import Connection
 
 from swanwatch.model import JSON, UTCDateTime, WatcherRun
 from swanwatch.store.base import StoreBase, chunks, insert, upsert
@@ -85,14 +86,22 @@ class RunsStore(StoreBase):
     def save_state(
         self, instance: str, changed: dict[str, JSON], deleted: frozenset[str], now: datetime
     ) -> None:
-        table = WATCHER_STATE
-        rows = [
-            {"instance": instance, "key": k, "value": v, "updated_at": now}
-            for k, v in changed.items()
-        ]
         with self._tx() as conn:
-            upsert(conn, table, rows, ["instance", "key"])
-            for chunk in chunks(sorted(deleted)):
-                conn.execute(
-                    delete(table).where(table.c.instance == instance, table.c.key.in_(chunk))
-                )
+            write_state(conn, instance, changed, deleted, now)
+
+
+def write_state(
+    conn: Connection,
+    instance: str,
+    changed: dict[str, JSON],
+    deleted: frozenset[str],
+    now: datetime,
+) -> None:
+    """:meth:`RunsStore.save_state` inside the caller's transaction."""
+    table = WATCHER_STATE
+    rows = [
+        {"instance": instance, "key": k, "value": v, "updated_at": now} for k, v in changed.items()
+    ]
+    upsert(conn, table, rows, ["instance", "key"])
+    for chunk in chunks(sorted(deleted)):
+        conn.execute(delete(table).where(table.c.instance == instance, table.c.key.in_(chunk)))

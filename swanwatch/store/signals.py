@@ -11,8 +11,9 @@ from typing import Any
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.engine import Connection
 
-from swanwatch.model import Signal, StoredSignal, Unknown
+from swanwatch.model import JSON, Signal, StoredSignal, Unknown
 from swanwatch.store.base import StoreBase, chunks, upsert
+from swanwatch.store.runs import write_state
 from swanwatch.store.tables import SIGNALS, UNKNOWNS
 
 #: Columns a later sighting of a signal leaves as they are.
@@ -30,6 +31,31 @@ class SignalChanges:
 
     def counts(self) -> tuple[int, int]:
         return len(self.raised), len(self.cleared)
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What one watcher run found, stored together (:meth:`SignalsStore.record_findings`)."""
+
+    watcher: str
+    now: datetime
+    #: The run's signals; None when the run was held (a source it needs is unhealthy):
+    #: its signals are then kept as they are, not cleared, save the expired ones.
+    signals: Sequence[Signal] | None
+    #: (account id, key, reason) of each account the run could not judge.
+    unknowns: Sequence[tuple[str, str, str]] = ()
+    #: The watcher state's changed values and deleted keys.
+    state: tuple[dict[str, JSON], frozenset[str]] = ({}, frozenset())
+    #: The account ids whose signals the run speaks for (None: all the watcher's).
+    scope: Sequence[str] | None = None
+    #: Account ids whose signals are kept though the run did not yield them again
+    #: (accounts the accounts source stopped listing, not yet retired).
+    keep: Sequence[str] = ()
+    #: The account ids whose unknowns the run replaces (None: all the watcher's).
+    unknown_scope: Sequence[str] | None = None
+    #: Kept signals observed before this are cleared: a finding older than the watcher's
+    #: look-back is not kept alive (those of ``scope`` for a held run, of ``keep`` else).
+    expire_before: datetime | None = None
 
 
 class SignalsStore(StoreBase):
@@ -50,27 +76,31 @@ class SignalsStore(StoreBase):
         with the same signals changes nothing but ``last_seen``: the fingerprint is unique,
         so a row is never duplicated.
         """
-        by_fp = {s.fingerprint: s for s in signals}
         with self._tx() as conn:
-            earlier = conn.execute(
-                select(SIGNALS.c.fingerprint, SIGNALS.c.cleared_at, SIGNALS.c.kind).where(
-                    SIGNALS.c.watcher == watcher
+            return write_signals(conn, watcher, signals, now, scope)
+
+    def record_findings(self, found: Findings) -> SignalChanges:
+        """Store a run's signals, unknowns and state in one transaction: all or nothing."""
+        with self._tx() as conn:
+            if found.signals is not None:
+                changes = write_signals(
+                    conn, found.watcher, found.signals, found.now, found.scope, found.keep
                 )
-            ).all()
-            before = {r.fingerprint: r.cleared_at for r in earlier}
-            kinds = {r.fingerprint: r.kind for r in earlier}
-            _upsert_signals(conn, watcher, by_fp, now)
-            gone = [fp for fp, cleared in before.items() if cleared is None and fp not in by_fp]
-            if scope is not None and gone:
-                gone = _within(conn, gone, set(scope))
-            for chunk in chunks(gone):
-                conn.execute(
-                    update(SIGNALS).where(SIGNALS.c.fingerprint.in_(chunk)).values(cleared_at=now)
+                kept: Sequence[str] | None = found.keep
+            else:
+                changes, kept = SignalChanges(raised=(), cleared=()), found.scope
+            if found.expire_before is not None and (kept is None or kept):
+                expired = expire_signals(conn, found.watcher, found.expire_before, kept)
+                changes = SignalChanges(
+                    raised=changes.raised,
+                    cleared=changes.cleared + expired.cleared,
+                    cleared_kinds=changes.cleared_kinds + expired.cleared_kinds,
                 )
-        raised = tuple(fp for fp in by_fp if fp not in before or before[fp] is not None)
-        return SignalChanges(
-            raised=raised, cleared=tuple(gone), cleared_kinds=tuple(kinds[fp] for fp in gone)
-        )
+            write_unknowns(conn, found.watcher, found.unknowns, found.now, found.unknown_scope)
+            changed, deleted = found.state
+            if changed or deleted:
+                write_state(conn, found.watcher, changed, deleted, found.now)
+        return changes
 
     def signals(
         self, *, account_id: str | None = None, active_only: bool = True
@@ -108,33 +138,8 @@ class SignalsStore(StoreBase):
         With ``scope`` (a run over some accounts only, such as one shard), the watcher's
         unknowns of other accounts stay as they are.
         """
-        scoped = None if scope is None else sorted(set(scope))
-        allowed = None if scoped is None else set(scoped)
-        latest = {(a, k): reason for a, k, reason in unknowns if allowed is None or a in allowed}
-        rows = [
-            {
-                "watcher": watcher,
-                "account_id": a,
-                "key": k,
-                "reason": reason,
-                "first_seen": now,
-                "last_seen": now,
-            }
-            for (a, k), reason in latest.items()
-        ]
         with self._tx() as conn:
-            upsert(
-                conn,
-                UNKNOWNS,
-                rows,
-                ["watcher", "account_id", "key"],
-                lambda excluded: {"reason": excluded.reason, "last_seen": excluded.last_seen},
-            )
-            stale = (UNKNOWNS.c.watcher == watcher) & (UNKNOWNS.c.last_seen < now)
-            if scoped is None:
-                conn.execute(delete(UNKNOWNS).where(stale))
-            for chunk in chunks(scoped or []):
-                conn.execute(delete(UNKNOWNS).where(stale, UNKNOWNS.c.account_id.in_(chunk)))
+            write_unknowns(conn, watcher, unknowns, now, scope)
 
     def unknowns(self, account_id: str | None = None) -> list[Unknown]:
         query = select(UNKNOWNS).order_by(UNKNOWNS.c.account_id, UNKNOWNS.c.watcher)
@@ -185,3 +190,95 @@ def _within(conn: Connection, fingerprints: list[str], scope: set[str]) -> list[
             )
         )
     return [fp for fp in fingerprints if owners.get(fp) in scope]
+
+
+def write_signals(
+    conn: Connection,
+    watcher: str,
+    signals: Sequence[Signal],
+    now: datetime,
+    scope: Iterable[str] | None,
+    keep: Iterable[str] = (),
+) -> SignalChanges:
+    """:meth:`SignalsStore.record_signals` inside the caller's transaction; the signals of
+    the accounts in ``keep`` are not cleared."""
+    by_fp = {s.fingerprint: s for s in signals}
+    earlier = conn.execute(
+        select(SIGNALS.c.fingerprint, SIGNALS.c.cleared_at, SIGNALS.c.kind).where(
+            SIGNALS.c.watcher == watcher
+        )
+    ).all()
+    before = {r.fingerprint: r.cleared_at for r in earlier}
+    kinds = {r.fingerprint: r.kind for r in earlier}
+    _upsert_signals(conn, watcher, by_fp, now)
+    gone = [fp for fp, cleared in before.items() if cleared is None and fp not in by_fp]
+    if scope is not None and gone:
+        gone = _within(conn, gone, set(scope))
+    kept = set(keep)
+    if kept and gone:
+        spared = set(_within(conn, gone, kept))
+        gone = [fp for fp in gone if fp not in spared]
+    for chunk in chunks(gone):
+        conn.execute(update(SIGNALS).where(SIGNALS.c.fingerprint.in_(chunk)).values(cleared_at=now))
+    raised = tuple(fp for fp in by_fp if fp not in before or before[fp] is not None)
+    return SignalChanges(
+        raised=raised, cleared=tuple(gone), cleared_kinds=tuple(kinds[fp] for fp in gone)
+    )
+
+
+def expire_signals(
+    conn: Connection, watcher: str, before: datetime, scope: Iterable[str] | None
+) -> SignalChanges:
+    """Clear the watcher's active signals observed before ``before`` (within ``scope``)."""
+    query = select(SIGNALS.c.fingerprint, SIGNALS.c.kind, SIGNALS.c.account_id).where(
+        SIGNALS.c.watcher == watcher,
+        SIGNALS.c.cleared_at.is_(None),
+        SIGNALS.c.observed_at < before,
+    )
+    allowed = None if scope is None else set(scope)
+    old = [r for r in conn.execute(query) if allowed is None or r.account_id in allowed]
+    for chunk in chunks([r.fingerprint for r in old]):
+        conn.execute(
+            update(SIGNALS).where(SIGNALS.c.fingerprint.in_(chunk)).values(cleared_at=before)
+        )
+    return SignalChanges(
+        raised=(),
+        cleared=tuple(r.fingerprint for r in old),
+        cleared_kinds=tuple(r.kind for r in old),
+    )
+
+
+def write_unknowns(
+    conn: Connection,
+    watcher: str,
+    unknowns: Sequence[tuple[str, str, str]],
+    now: datetime,
+    scope: Iterable[str] | None,
+) -> None:
+    """:meth:`SignalsStore.record_unknowns` inside the caller's transaction."""
+    scoped = None if scope is None else sorted(set(scope))
+    allowed = None if scoped is None else set(scoped)
+    latest = {(a, k): reason for a, k, reason in unknowns if allowed is None or a in allowed}
+    rows = [
+        {
+            "watcher": watcher,
+            "account_id": a,
+            "key": k,
+            "reason": reason,
+            "first_seen": now,
+            "last_seen": now,
+        }
+        for (a, k), reason in latest.items()
+    ]
+    upsert(
+        conn,
+        UNKNOWNS,
+        rows,
+        ["watcher", "account_id", "key"],
+        lambda excluded: {"reason": excluded.reason, "last_seen": excluded.last_seen},
+    )
+    stale = (UNKNOWNS.c.watcher == watcher) & (UNKNOWNS.c.last_seen < now)
+    if scoped is None:
+        conn.execute(delete(UNKNOWNS).where(stale))
+    for chunk in chunks(scoped or []):
+        conn.execute(delete(UNKNOWNS).where(stale, UNKNOWNS.c.account_id.in_(chunk)))

@@ -53,6 +53,10 @@ class AccountRow(SQLModel, table=True):
     renewal_date: date | None = None
     tags: Any = _json()
     updated_at: datetime = _utc()
+    #: Good reads of the accounts source in a row that did not list it (0: listed).
+    absent_reads: int = _count()
+    #: The first good read that did not list it.
+    absent_since: datetime | None = _utc(nullable=True)
 
 
 ACCOUNTS = table_of(AccountRow)
@@ -109,9 +113,31 @@ class WatcherRunRow(SQLModel, table=True):
     unknowns: int = 0
     error: str | None = None
     traceback: str | None = None
+    held: str | None = None
 
 
 WATCHER_RUNS = table_of(WatcherRunRow)
+
+
+class SourceHealthRow(SQLModel, table=True):
+    """Each source as its last read left it (swanwatch.model.SourceHealth)."""
+
+    __tablename__ = "source_health"
+
+    source: str = Field(primary_key=True, max_length=200)
+    state: str = Field(max_length=16)
+    reason: str = ""
+    rows: int | None = None
+    malformed: int = _count()
+    newest: date | None = None
+    good_rows: int | None = None
+    good_at: datetime | None = _utc(nullable=True)
+    bad_reads: int = _count()
+    since: datetime = _utc()
+    checked_at: datetime = _utc()
+
+
+SOURCE_HEALTH = table_of(SourceHealthRow)
 
 
 class WatcherStatusRow(SQLModel, table=True):

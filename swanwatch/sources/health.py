@@ -1,0 +1,226 @@
+"""Source health: every read of a source judged ok, suspect, stale or broken; one mechanism
+for the accounts source and the business sources alike.
+
+The engine hands each reader (the account loader, each watcher run) a :class:`MeteredSource`
+in place of each configured source, and each read through it gets a
+:class:`~swanwatch.interfaces.ReadTally`: rows, malformed rows, the newest date, and whether
+the read finished or failed. A source that counts its own reads (``counts_reads``: the
+built-ins, batch by batch) is handed the tally; any other is counted row by row as its rows
+pass through. :func:`judge` then weighs a finished (or failed) read against the last good
+one:
+
+- **broken**: the read raised: an unreadable file, an unclosed quote, a bad encoding, a
+  failed query or request (the reason names the file and line, or the URL);
+- **suspect**: more malformed rows than ``max_bad_rows``, or more than ``max_shrink_pct``
+  fewer rows than the last good read;
+- **stale**: its newest dated row is older than ``fresh_within`` (the source's setting, or
+  the default of the watcher that reads it);
+- **ok**: the read becomes the new last good read.
+
+An unhealthy read is not the truth: the engine holds what it knew (accounts neither retired
+nor judged healthy, signals kept, every account unknown), and ops get one alert per source
+(:func:`swanwatch.alerts.source_candidates`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from swanwatch.errors import SourceError
+from swanwatch.interfaces import CURRENT_READ, ReadTally, Row, Source, SourceUse
+from swanwatch.model import SourceHealth, SourceState
+from swanwatch.settings import SourceConfig
+
+
+@dataclass(frozen=True)
+class HealthPolicy:
+    """What a healthy read of one source looks like, for one reader."""
+
+    fresh_within: timedelta | None = None
+    max_shrink_pct: float = 20.0
+    max_bad_rows: int = 0
+    #: The field whose newest value tells how fresh the source is.
+    date_field: str | None = None
+
+
+def policy_for(config: SourceConfig, source: Source, use: SourceUse | None) -> HealthPolicy:
+    """The policy of a source as a reader uses it: the source's own settings win over the
+    reader's defaults (``fresh_within: 0s`` turns freshness off)."""
+    fresh = config.fresh_within
+    if fresh is None and use is not None:
+        fresh = use.fresh_within
+    if fresh is not None and fresh <= timedelta(0):
+        fresh = None
+    date_field = config.date_field or (use.date_field if use is not None else None)
+    if date_field is None:
+        own = getattr(source.options, "date_field", None)
+        date_field = own if isinstance(own, str) else None
+    return HealthPolicy(fresh, config.max_shrink_pct, config.max_bad_rows, date_field)
+
+
+class MeteredSource(Source):
+    """A configured source as one reader sees it: every read tallied in :attr:`reads`.
+
+    Anything else (``options``, a source's own helpers) is the source's own.
+    """
+
+    name: ClassVar[str] = "metered"
+
+    def __init__(self, inner: Source, policy: HealthPolicy) -> None:
+        super().__init__(inner.instance, inner.options, base_dir=inner.base_dir)
+        self.inner = inner
+        self.policy = policy
+        #: The tally of each read, in order.
+        self.reads: list[ReadTally] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def rows(self, *, until: datetime | None = None) -> AsyncIterator[Row]:
+        tally = ReadTally(date_field=self.policy.date_field)
+        self.reads.append(tally)
+        if self.inner.counts_reads:
+            # The source takes the tally when its read starts, in this task's context.
+            CURRENT_READ.set(tally)
+            return self.inner.rows(until=until)
+        return self._counted(tally, until)
+
+    async def _counted(self, tally: ReadTally, until: datetime | None) -> AsyncIterator[Row]:
+        try:
+            async for row in self.inner.rows(until=until):
+                tally.count((row,))
+                yield row
+        except SourceError as exc:
+            tally.error = str(exc)
+            raise
+        tally.finished = True
+
+    async def aclose(self) -> None:
+        """Nothing: the engine closes the source itself."""
+
+
+def metered(
+    sources: Mapping[str, Source],
+    configs: Mapping[str, SourceConfig],
+    uses: Iterable[SourceUse] = (),
+) -> dict[str, MeteredSource]:
+    """A metered view of every source for one reader, with the reader's declared uses."""
+    by_name = {u.source: u for u in uses}
+    return {
+        name: MeteredSource(
+            source, policy_for(configs.get(name) or _DEFAULT, source, by_name.get(name))
+        )
+        for name, source in sources.items()
+    }
+
+
+_DEFAULT = SourceConfig(type="-")
+
+
+def judge(
+    tally: ReadTally,
+    source: str,
+    previous: SourceHealth | None,
+    policy: HealthPolicy,
+    now: datetime,
+) -> SourceHealth | None:
+    """The source's health after this read; None when the read neither finished nor failed
+    (a reader that stopped early tells nothing)."""
+    if tally.error is None and not tally.finished:
+        return None
+    good_rows = previous.good_rows if previous is not None else None
+    good_at = previous.good_at if previous is not None else None
+    if tally.error is not None:
+        state, reason = SourceState.BROKEN, tally.error
+    else:
+        problems = _suspicions(tally, good_rows, good_at, policy)
+        stale = _staleness(tally, source, policy, now)
+        if problems:
+            state, reason = SourceState.SUSPECT, "; ".join(problems)
+        elif stale:
+            state, reason = SourceState.STALE, stale
+        else:
+            state, reason = SourceState.OK, ""
+            good_rows, good_at = tally.rows, now
+    same = previous is not None and previous.state == state
+    return SourceHealth(
+        source=source,
+        state=state,
+        reason=reason,
+        rows=None if tally.error is not None else tally.rows,
+        malformed=tally.malformed,
+        newest=tally.newest,
+        good_rows=good_rows,
+        good_at=good_at,
+        bad_reads=0 if state == SourceState.OK else (previous.bad_reads if previous else 0) + 1,
+        since=previous.since if same and previous is not None else now,
+        checked_at=now,
+    )
+
+
+def _suspicions(
+    tally: ReadTally, good_rows: int | None, good_at: datetime | None, policy: HealthPolicy
+) -> list[str]:
+    out = []
+    if tally.malformed > policy.max_bad_rows:
+        rows = "row" if tally.malformed == 1 else "rows"
+        first = f" (first: {tally.problems[0]})" if tally.problems else ""
+        out.append(f"{tally.malformed} malformed {rows}{first}")
+    if good_rows and tally.rows < good_rows * (1 - policy.max_shrink_pct / 100):
+        when = f" ({good_at:%Y-%m-%d %H:%M} UTC)" if good_at is not None else ""
+        fewer = 100 * (good_rows - tally.rows) / good_rows
+        out.append(
+            f"{tally.rows} rows where the last good read{when} had {good_rows}: "
+            f"{fewer:.0f}% fewer (more than {policy.max_shrink_pct:g}%)"
+        )
+    return out
+
+
+def _staleness(tally: ReadTally, source: str, policy: HealthPolicy, now: datetime) -> str:
+    fresh = policy.fresh_within
+    if fresh is None or policy.date_field is None:
+        return ""
+    if tally.newest is None:
+        return f"{source} has no dated rows (field {policy.date_field!r})"
+    days = (now.date() - tally.newest).days
+    if now - datetime.combine(tally.newest, datetime.min.time(), now.tzinfo) <= fresh + _A_DAY:
+        return ""
+    return (
+        f"{source} data ends {tally.newest.isoformat()}, {days} days ago "
+        f"(expected within {_span(fresh)})"
+    )
+
+
+#: A date covers its whole day: data dated yesterday is at most a day and a bit old.
+_A_DAY = timedelta(days=1)
+
+
+def _span(delta: timedelta) -> str:
+    if delta % timedelta(days=1) == timedelta(0):
+        days = delta.days
+        return f"{days} day{'s' if days != 1 else ''}"
+    hours = delta / timedelta(hours=1)
+    return f"{hours:g} h"
+
+
+def held_reason(health: SourceHealth) -> str:
+    """Why a reader of this source is held, as its unknowns say it."""
+    return f"source {health.source!r} is {health.state}: {health.reason}"
+
+
+def accept(health: SourceHealth, now: datetime) -> SourceHealth:
+    """The source's last read taken as its last good read (a smaller source that is right)."""
+    return health.model_copy(
+        update={
+            "state": SourceState.OK,
+            "reason": "",
+            "good_rows": health.rows,
+            "good_at": now,
+            "bad_reads": 0,
+            "since": now,
+            "checked_at": now,
+        }
+    )
