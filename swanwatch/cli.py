@@ -37,7 +37,7 @@ from swanwatch.cli_delivery import notify, outbox, routes
 from swanwatch.cli_domain import domain
 from swanwatch.cli_reports import risk, rules
 from swanwatch.cli_review import review
-from swanwatch.cli_watchers import signals, unknowns, watchers
+from swanwatch.cli_watchers import signals, sources, unknowns, watchers
 from swanwatch.cli_worker import worker
 
 if TYPE_CHECKING:
@@ -294,6 +294,7 @@ for _command in (
     watchers,
     signals,
     unknowns,
+    sources,
     alerts,
     silences,
     rules,

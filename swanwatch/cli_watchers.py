@@ -1,5 +1,5 @@
-"""`swanwatch watchers`, `signals` and `unknowns`: the watchers, what they found, and what
-they could not judge."""
+"""`swanwatch watchers`, `signals`, `unknowns` and `sources`: the watchers, what they found,
+what they could not judge, and the health of the sources they judge from."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from typing import Any
 import click
 
 from swanwatch.cli_common import (
+    Failure,
     config_option,
     emit_json,
     json_option,
+    load,
     records,
     stamp,
+    store_for,
     table,
     tty,
 )
@@ -136,3 +139,61 @@ def unknowns_list(config_path: Path, account_id: str | None, as_json: bool) -> N
         ["account", "watcher", "key", "since", "reason"],
         lambda u: (u.account_id, u.watcher, u.key, stamp(u.first_seen), u.reason),
     )
+
+
+# --- sources ------------------------------------------------------------------------------
+
+
+@click.group()
+def sources() -> None:
+    """The health of each source: ok, suspect, stale or broken, as its last read left it."""
+
+
+@sources.command("list")
+@config_option
+@json_option
+def sources_list(config_path: Path, as_json: bool) -> None:
+    """Each source's last read: its state and why, its rows, and its last good read."""
+    records(
+        config_path,
+        lambda store: list(store.source_health().values()),
+        as_json,
+        "Sources",
+        ["source", "state", "rows", "good rows", "newest", "checked", "reason"],
+        lambda h: (
+            h.source,
+            h.state,
+            "" if h.rows is None else h.rows,
+            "" if h.good_rows is None else h.good_rows,
+            h.newest.isoformat() if h.newest else "",
+            stamp(h.checked_at),
+            h.reason,
+        ),
+    )
+
+
+@sources.command("accept")
+@config_option
+@click.argument("name")
+def sources_accept(config_path: Path, name: str) -> None:
+    """Take a source's last read as its last good one: a smaller source that is right.
+
+    Its next read is compared with that one, and the accounts it no longer lists start
+    counting towards their retirement. Malformed rows and a stale source are not accepted:
+    fix them (or raise the source's `max_bad_rows` or `fresh_within`).
+    """
+    from swanwatch.clock import SystemClock
+    from swanwatch.model import SourceState
+    from swanwatch.sources.health import accept
+
+    with store_for(load(config_path)) as store:
+        health = store.source_health([name]).get(name)
+        if health is None:
+            raise Failure(f"source {name!r} has not been read yet: nothing to accept")
+        if health.state != SourceState.SUSPECT or health.rows is None or health.malformed:
+            raise Failure(
+                f"source {name!r} is {health.state}: only a suspect read without malformed "
+                f"rows can be accepted ({health.reason or 'nothing to accept'})"
+            )
+        store.save_source_health(accept(health, SystemClock().now()))
+    click.echo(f"source {name}: {health.rows} rows accepted as its last good read")

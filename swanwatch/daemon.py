@@ -4,7 +4,9 @@ One job per configured watcher instance (interval or cron, with jitter; max_inst
 coalesce, misfire grace), and one delivery job. A restart starts each watcher when its
 next run falls due after the last successful run on record: nothing re-runs all at once
 and nothing due while the daemon was down is skipped. SIGINT or SIGTERM pauses the
-scheduler, lets running jobs finish (up to ``daemon.shutdown_grace``), then cancels the rest.
+scheduler, lets running jobs finish (up to ``daemon.shutdown_grace``), then cancels the rest
+(a SQL source cancels its statement in the database). Whatever still blocks a thread then (a
+driver, a file system), the process ends :data:`FORCE_EXIT_AFTER_S` seconds after the grace.
 
 Leadership (:mod:`swanwatch.store.leader`): only the leader runs watchers and correlation.
 It confirms its lock before each run and does that work fenced by its epoch; a leader
@@ -21,9 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import platform
 import random
 import signal
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -49,6 +53,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("swanwatch.daemon")
 T = TypeVar("T")
+
+#: Seconds past ``daemon.shutdown_grace`` after which a stopping daemon process exits even
+#: if a thread is still blocked (a driver call, a file read): a stop always ends it.
+FORCE_EXIT_AFTER_S = 5.0
 
 
 def trigger_for(spec: WatcherConfig) -> IntervalTrigger | CronTrigger:
@@ -92,9 +100,18 @@ class Daemon:
     """Schedules the engine's steps, holds leadership, reloads its config, stops cleanly."""
 
     def __init__(
-        self, config: Config, store: Store, clock: Clock, *, config_path: Path | None = None
+        self,
+        config: Config,
+        store: Store,
+        clock: Clock,
+        *,
+        config_path: Path | None = None,
+        exit_when_stuck: bool = False,
     ) -> None:
         self.config = config
+        #: The process's own daemon: a stop that cannot finish ends the process.
+        self.exit_when_stuck = exit_when_stuck
+        self._watchdog: threading.Timer | None = None
         self.store = store
         self.clock = clock
         self.config_path = config_path
@@ -136,6 +153,11 @@ class Daemon:
     def stop(self) -> None:
         """Ask the daemon to stop (safe to call from a signal handler)."""
         self._stop.set()
+        if self.exit_when_stuck and self._watchdog is None:
+            limit = self.config.daemon.shutdown_grace.total_seconds() + FORCE_EXIT_AFTER_S
+            self._watchdog = threading.Timer(limit, _exit_stuck, args=(limit,))
+            self._watchdog.daemon = True
+            self._watchdog.start()
 
     async def _tracked(self, coro: Any) -> None:
         task = asyncio.current_task()
@@ -461,6 +483,19 @@ class Daemon:
         log.info("stopped")
 
 
+def _exit_stuck(after_s: float) -> None:
+    """The stop did not finish: something blocks a thread. End the process anyway."""
+    log.error(
+        "forced exit: still not stopped %g s after the stop was asked (a source or store "
+        "call is blocked)",
+        after_s,
+    )
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+    os._exit(1)
+
+
 def _instances(config: Config) -> tuple[str, ...]:
     return tuple(w.instance for w in config.active_watchers())
 
@@ -497,6 +532,7 @@ def run_daemon(config: Config, config_path: Path | None) -> None:
     except StoreError as exc:
         raise StoreError(first_line(exc)) from exc
     try:
-        asyncio.run(Daemon(config, store, SystemClock(), config_path=config_path).run())
+        daemon = Daemon(config, store, SystemClock(), config_path=config_path, exit_when_stuck=True)
+        asyncio.run(daemon.run())
     finally:
         store.close()

@@ -34,6 +34,17 @@ _PATTERNS = (
 )
 
 
+#: Where a secret URL or token is cut into the parts an error message may quote.
+_PARTS = re.compile(r"[/:@?&=#;,]+")
+
+
+def secret_parts(secret: str, shortest: int = 8) -> list[str]:
+    """``secret`` and its parts long enough to be secrets themselves (a webhook URL's path
+    segments, a password, a query value), longest first, for :func:`scrub`."""
+    parts = {secret, *(p for p in _PARTS.split(secret) if len(p) >= shortest)}
+    return sorted(parts, key=len, reverse=True)
+
+
 def scrub(text: str, secrets: Iterable[str] = (), limit: int = MAX_UPSTREAM_CHARS) -> str:
     """``text`` on one line, credentials masked, cut to ``limit`` characters.
 

@@ -6,6 +6,9 @@ it through :mod:`swanwatch.actions`, so a chat client previewing the link never 
 do its job: scheduler started, the store takes a write), ``/metrics`` (Prometheus,
 :mod:`swanwatch.metrics`), ``POST /-/reload`` (from this machine: re-read the config, as
 SIGHUP does), and the risk board (``/board``, :mod:`swanwatch.board`).
+
+No request body is read past :data:`MAX_BODY_BYTES` (:class:`BodyLimit`): a larger declared
+length is refused before a byte of it is read, a streamed one as soon as it passes the limit.
 """
 
 from __future__ import annotations
@@ -22,9 +25,12 @@ from urllib.parse import parse_qs
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from swanwatch.actions import Acknowledge, Action, AlertActions, Done, Mark, Snooze
 from swanwatch.board import Board
@@ -54,6 +60,55 @@ _VERBS = {
     "useful": "Mark as useful",
 }
 _SNOOZE_DAYS = (1, 3, 7, 14)
+
+#: The largest request body taken: an action link's or a board form's is well under 1 KiB.
+MAX_BODY_BYTES = 64 * 1024
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes is refused with 413, before it is
+    read. A ``Content-Length`` over the limit is refused at once, without calling the app; a
+    body streamed without one is cut off as soon as it passes the limit. Memory stays
+    bounded whatever a client sends (uvicorn stops reading the socket while the app does)."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            log.warning(
+                "refused a %s-byte request body to %s (at most %d)",
+                declared.decode("latin-1")[:20],
+                scope.get("path", "?"),
+                self.limit,
+            )
+            await self._too_large(scope, receive, send)
+            return
+        taken = 0
+
+        async def bounded() -> Message:
+            nonlocal taken
+            message = await receive()
+            if message["type"] == "http.request":
+                taken += len(message.get("body", b""))
+                if taken > self.limit:
+                    log.warning("cut off a streamed request body to %s", scope.get("path", "?"))
+                    raise HTTPException(413, self._why())
+            return message
+
+        await self.app(scope, bounded, send)
+
+    def _why(self) -> str:
+        return f"request body too large: at most {self.limit} bytes\n"
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = PlainTextResponse(self._why(), status_code=413, headers={"Connection": "close"})
+        await response(scope, receive, send)
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -185,7 +240,9 @@ def create_app(
             Route("/a/{token}", links.show, methods=["GET"]),
             Route("/a/{token}", links.act, methods=["POST"]),
             *board.routes(),
-        ]
+        ],
+        # Inside Starlette's error handling: the 413 raised mid-read becomes a response.
+        middleware=[Middleware(BodyLimit)],
     )
 
 

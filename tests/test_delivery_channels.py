@@ -61,7 +61,7 @@ async def test_email_has_headers_an_html_part_and_a_text_part(mailbox, make_conf
 notify:
   console: false
   base_url: https://swanwatch.example.com/
-  link_secret: s3cret
+  link_secret: s3cret-for-tests-0123
   channels:
     mail:
       url: "mailto://127.0.0.1:{port}?from=swanwatch@example.com&to=cs-leads@example.com&name=Swanwatch"

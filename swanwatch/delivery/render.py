@@ -4,10 +4,17 @@ The built-in templates live in ``swanwatch/templates``; a file of the same name 
 ``notify.templates_dir`` overrides one. Each alert becomes a section (``alert.md.j2``,
 ``alert.txt.j2``, ``alert.html.j2``); one or several sections become a message
 (``batch.*.j2`` for a group or a digest, ``email.html.j2`` around e-mail sections).
+
+Data is inert in every format, whatever a template does with it: every ``{{ value }}`` is
+escaped on output (:func:`chat_text` in ``*.md.j2``, :func:`plain_text` in ``*.txt.j2``,
+HTML escaping in ``*.html.j2``), so an account name or a CSV field cannot make a link, a
+mention (``@here``, Slack's ``<!channel>``), a heading or a list. What Swanwatch built
+itself (rendered sections, action links) is marked safe (``Markup``, or ``| safe``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +49,42 @@ SEVERITY_COLOUR = {
 }
 
 
+#: Markdown characters that make links, images, code, emphasis and HTML out of text.
+_MARKDOWN = re.compile(r"([\\`*\[\]<>])")
+#: An underscore that could open or close emphasis (not one inside a word: john_doe).
+_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+#: Group mentions of chat services: @everyone, @here, @channel, @all, @room.
+_MENTION = re.compile(r"@(?=(?:everyone|here|channel|all|room)\b)", re.IGNORECASE)
+#: Put after an ``@`` so that it no longer mentions anyone (a zero-width space).
+_UNMENTION = "@\u200b"
+
+
+def plain_text(value: str) -> str:
+    """Data as one line of plain text that pings nobody: newlines folded, group mentions
+    (``@here``, ``@everyone``) broken by an invisible space."""
+    return _MENTION.sub(_UNMENTION, " ".join(value.split()))
+
+
+def chat_text(value: str) -> str:
+    """Data as inert chat markdown: :func:`plain_text`, with the characters that make links,
+    code, emphasis or HTML (Slack's ``<!channel>``, ``<url|text>``) escaped."""
+    text = _MARKDOWN.sub(r"\\\1", plain_text(value))
+    return _UNDERSCORE.sub(r"\\_", text)
+
+
+@jinja2.pass_context
+def _finalize(ctx: jinja2.runtime.Context, value: Any) -> Any:
+    """Every ``{{ value }}`` of a chat or text template, made inert (see the module)."""
+    if not isinstance(value, str) or isinstance(value, Markup):
+        return value
+    name = ctx.name or ""
+    if name.endswith(".md.j2"):
+        return chat_text(value)
+    if name.endswith(".txt.j2"):
+        return plain_text(value)
+    return value  # HTML: autoescaped
+
+
 @dataclass(frozen=True)
 class Part:
     """One alert to render: the alert as it was when the notice was decided."""
@@ -57,7 +100,7 @@ def title_of(part: Part) -> str:
     """``[HIGH] escalated: Acme Corp: Champion left and usage fell``."""
     alert = part.alert
     word = EVENT_WORD.get(part.event, f"{part.event}: ")
-    return f"[{SEVERITY_MARK[alert.severity]}] {word}{part.label}: {alert.title}"
+    return plain_text(f"[{SEVERITY_MARK[alert.severity]}] {word}{part.label}: {alert.title}")
 
 
 def _facts(stake: Mapping[str, JSON]) -> list[str]:
@@ -95,7 +138,7 @@ def context(part: Part) -> dict[str, Any]:
         "facts": _facts(alert.at_stake),
         "why": why,
         "play": list(alert.play),
-        "links": dict(part.links) if part.links else {},
+        "links": {k: Markup(v) for k, v in (part.links or {}).items()},
         "title": title_of(part),
     }
 
@@ -115,6 +158,7 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=False,
             undefined=jinja2.StrictUndefined,
+            finalize=_finalize,
         )
 
     def template(self, name: str) -> jinja2.Template:
@@ -138,7 +182,9 @@ class Renderer:
             labels = list(dict.fromkeys(p.label for p in parts))
             more = f" and {len(labels) - 3} more" if len(labels) > 3 else ""
             shown = ", ".join(labels[:3]) + more
-            title = f"[{SEVERITY_MARK[top]}] {heading or f'{len(parts)} alerts'}: {shown}"
+            title = plain_text(
+                f"[{SEVERITY_MARK[top]}] {heading or f'{len(parts)} alerts'}: {shown}"
+            )
             heading = heading or f"{len(parts)} alerts"
         if fmt == "email":
             body = self.template("email.html.j2").render(
@@ -150,7 +196,9 @@ class Renderer:
             return title, body.strip()
         if len(parts) == 1:
             return title, sections[0]
-        body = self.template(f"batch.{SUFFIX[fmt]}.j2").render(heading=heading, sections=sections)
+        body = self.template(f"batch.{SUFFIX[fmt]}.j2").render(
+            heading=heading, sections=[Markup(s) for s in sections]
+        )
         return title, body.strip()
 
     def leaders(self, fmt: str, report: LeadersReport) -> tuple[str, str]:

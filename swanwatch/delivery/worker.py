@@ -17,11 +17,12 @@ import logging
 import os
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 import jinja2
+from pydantic import SecretStr
 
 from swanwatch import plugins
 from swanwatch.clock import Clock
@@ -42,6 +43,7 @@ from swanwatch.model import (
     RenderedNotice,
     fingerprint,
 )
+from swanwatch.redact import scrub, secret_parts
 from swanwatch.store import Store
 
 if TYPE_CHECKING:
@@ -61,6 +63,16 @@ _HEADING = {
 _KEPT_ON_FALLBACK = {"alert_fingerprint", "account_id", "event", "severity", "title", "route"}
 #: What became of one notification in a pass.
 Outcome = Literal["sent", "retried", "dead", "failed_over", "lost"]
+
+
+def _secrets_of(notifier: Notifier) -> list[str]:
+    """The notifier's secret options (an Apprise URL, a token), and their parts."""
+    return [
+        part
+        for value in notifier.options.__dict__.values()
+        if isinstance(value, SecretStr)
+        for part in secret_parts(value.get_secret_value())
+    ]
 
 
 def renderer_for(config: Config) -> Renderer:
@@ -243,14 +255,26 @@ class DeliveryWorker:
     async def send_now(self, channel: str, message: Message) -> DeliveryResult:
         """Send ``message`` through ``channel`` now, past the outbox: the outcome, a
         notifier's error included (as a failed result)."""
+        secrets: list[str] = []
         try:
             notifier = self.notifier(channel)
-            return await notifier.send(message)
+            secrets = _secrets_of(notifier)
+            result = await notifier.send(message)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a notifier bug is this notification's failure, not the daemon's
-            log.exception("channel %s failed on %s", channel, message.idempotency_key)
-            return DeliveryResult(ok=False, reason=f"{type(exc).__name__}: {exc}")
+            log.error(
+                "channel %s failed on %s: %s",
+                channel,
+                message.idempotency_key,
+                scrub(f"{type(exc).__name__}: {exc}", secrets),
+            )
+            log.debug("channel %s: the notifier's traceback", channel, exc_info=exc)
+            result = DeliveryResult(ok=False, reason=f"{type(exc).__name__}: {exc}")
+        if result.ok:
+            return result
+        # What a receiver answered may echo the request, credentials and all: cut, masked.
+        return replace(result, reason=scrub(result.reason, secrets))
 
     async def _defer(
         self, batch: Sequence[Notification], now: datetime, stats: DeliveryStats

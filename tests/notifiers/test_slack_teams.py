@@ -49,7 +49,7 @@ correlation:
 notify:
   console: false
   base_url: https://swanwatch.example.com
-  link_secret: s3cret
+  link_secret: s3cret-for-tests-0123
   channels:
     chat: {{url: "{url}"}}
 """
