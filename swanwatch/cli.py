@@ -100,9 +100,11 @@ def _cycle_once(config: Config, store: Store, clock: Clock, *, show_alerts: bool
     """One cycle, with a progress bar on a terminal, then what it did on standard error."""
     outcomes, correlation, delivered = asyncio.run(_cycle(config, store, clock))
     for o in outcomes:
+        said = "ok" if o.run.ok else f"FAILED: {o.run.error}"
+        if o.run.held:
+            said = f"held, judged nothing: {o.run.held}"
         click.echo(
-            f"watcher {o.run.instance}: {'ok' if o.run.ok else 'FAILED: ' + str(o.run.error)}"
-            f", {o.run.signals} signals, {o.run.unknowns} unknown",
+            f"watcher {o.run.instance}: {said}, {o.run.signals} signals, {o.run.unknowns} unknown",
             err=True,
         )
     open_alerts = store.alerts(open_only=True)

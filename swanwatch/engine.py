@@ -315,8 +315,9 @@ class Engine:
             ok=seen.error is None,
             signals=0 if seen.held else len(seen.signals),
             unknowns=len(seen.unknowns),
-            error=seen.error,
-            traceback=seen.trace,
+            # A NUL byte (from a plugin's error, say) is text no store refuses once spelled.
+            error=_printable(seen.error),
+            traceback=_printable(seen.trace),
             held=seen.held,
         )
         await self._record_run(run)
@@ -586,9 +587,17 @@ class Engine:
         return await self.delivery.drain()
 
     async def cycle(self) -> tuple[list[RunOutcome], CorrelationOutcome, DeliveryStats]:
-        """Everything once: accounts, every watcher, correlation, delivery."""
-        await self.load_accounts()
-        outcomes = await self.run_watchers()
-        correlation = await self.correlate()
-        delivered = await self.deliver()
+        """Everything once: accounts, every watcher, correlation, delivery. A store that
+        fails on the way is a StoreError (a watcher run's own failures are its outcome)."""
+        try:
+            await self.load_accounts()
+            outcomes = await self.run_watchers()
+            correlation = await self.correlate()
+            delivered = await self.deliver()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"the store failed during the cycle: {first_line(exc)}") from exc
         return outcomes, correlation, delivered
+
+
+def _printable(text: str | None) -> str | None:
+    return None if text is None else text.replace("\x00", "\\x00")

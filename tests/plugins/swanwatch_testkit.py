@@ -19,6 +19,7 @@ class SignalSpec(BaseModel):
     strength: float = Field(0.8, ge=0.0, le=1.0)
     key: str = ""
     days_ago: float = 0.0
+    summary: str = ""
 
 
 class StaticWatcher(Watcher):
@@ -48,7 +49,7 @@ class StaticWatcher(Watcher):
                     key=spec.key,
                     strength=spec.strength,
                     observed_at=ctx.clock.now() - timedelta(days=spec.days_ago),
-                    summary=f"{spec.kind} on {spec.account}.",
+                    summary=spec.summary or f"{spec.kind} on {spec.account}.",
                 )
 
 
@@ -85,6 +86,27 @@ class CountingWatcher(Watcher):
     async def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:
         await asyncio.sleep(self.options.sleep_s)
         ctx.state.set("runs", int(ctx.state.get("runs", 0)) + 1)
+        return
+        yield  # pragma: no cover
+
+
+class StuckWatcher(Watcher):
+    """Blocks a worker thread for good, as a lookup that never returns would; it writes
+    ``touch`` first, so a test knows when."""
+
+    name = "stuck"
+
+    class Options(WatcherOptions):
+        touch: str = Field(description="A file written just before the thread blocks.")
+
+    options: Options
+
+    async def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:
+        import threading
+        from pathlib import Path
+
+        await ctx.run_blocking(Path(self.options.touch).write_text, "blocked")
+        await ctx.run_blocking(threading.Event().wait)
         return
         yield  # pragma: no cover
 

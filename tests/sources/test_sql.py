@@ -230,3 +230,113 @@ async def test_usage_drop_reads_daily_sums_from_sql(tmp_path: Path) -> None:
         source.close()  # type: ignore[attr-defined]
     assert [(s.account_id, s.evidence["days_lasted"]) for s in signals] == [("acme", 7)]
     assert source.rows_fetched == 70  # type: ignore[attr-defined]
+
+
+# --- cancellation: a read abandoned by the watcher's timeout stops in the database ----------
+
+#: A query that never ends on SQLite (a recursive count with no bound).
+ENDLESS_SQLITE = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+    "SELECT count(*) AS account_id FROM c"
+)
+
+
+def _timeout_config(tmp_path: Path, url: str, query: str) -> Path:
+    (tmp_path / "accounts.csv").write_text("id,name\nacme,Acme\n")
+    path = tmp_path / "swanwatch.yaml"
+    path.write_text(
+        f"""
+store: {{url: "sqlite:///{tmp_path / "sw.db"}"}}
+sources:
+  accounts: {{type: csv, options: {{path: accounts.csv}}}}
+  usage: {{type: sql, options: {{url: "{url}", query: "{query}"}}}}
+accounts: {{source: accounts}}
+watchers:
+  - {{type: usage_drop, timeout: 1s}}
+notify: {{console: false}}
+"""
+    )
+    return path
+
+
+def _wait_for(predicate: object, seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.1)
+    return False
+
+
+async def _timed_out_run(path: Path) -> object:
+    from swanwatch.clock import FrozenClock
+    from swanwatch.config import load_config
+    from swanwatch.engine import Engine
+    from swanwatch.store import Store
+
+    config = load_config(path)
+    store = Store(config.store_url)
+    try:
+        async with Engine(config, store, FrozenClock("2026-11-20T12:00:00Z")) as engine:
+            started = time.monotonic()
+            outcome = await engine.run_watcher(config.watchers[0], refresh_accounts=True)
+            # The timeout, plus at most the bounded wait for the cursor to close.
+            assert time.monotonic() - started < 1 + 5 + 5
+        return outcome.run
+    finally:
+        store.close()
+
+
+async def test_the_watcher_timeout_interrupts_a_running_sqlite_query(tmp_path: Path) -> None:
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    create_engine(url).dispose()
+    run = await _timed_out_run(_timeout_config(tmp_path, url, ENDLESS_SQLITE))
+    assert not run.ok and "timed out after 1 s" in (run.error or "")  # type: ignore[attr-defined]
+
+    def stopped() -> bool:
+        return not [t for t in threading.enumerate() if t.name == "swanwatch-sql-usage"]
+
+    assert await asyncio.to_thread(_wait_for, stopped), "the query still runs in its thread"
+
+
+@needs_postgres
+async def test_the_watcher_timeout_cancels_a_running_postgres_query(tmp_path: Path) -> None:
+    assert POSTGRES_URL is not None
+    marker = f"swanwatch_cancel_{os.getpid()}_{time.monotonic_ns()}"
+    url = f"{POSTGRES_URL}?application_name={marker}"
+    run = await _timed_out_run(_timeout_config(tmp_path, url, "SELECT pg_sleep(600) AS x"))
+    assert not run.ok and "timed out after 1 s" in (run.error or "")  # type: ignore[attr-defined]
+    admin = create_engine(POSTGRES_URL)
+
+    def sessions(state: str) -> int:
+        with admin.connect() as conn:
+            return len(
+                conn.execute(
+                    text(
+                        "SELECT pid FROM pg_stat_activity WHERE application_name = :name "
+                        "AND state = :state"
+                    ),
+                    {"name": marker, "state": state},
+                ).all()
+            )
+
+    try:
+        # The connection the query ran on is back in its pool, idle: the query has ended.
+        assert await asyncio.to_thread(_wait_for, lambda: sessions("active") == 0)
+    finally:
+        admin.dispose()
+
+
+@needs_postgres
+async def test_postgres_ends_a_statement_past_its_statement_timeout() -> None:
+    assert POSTGRES_URL is not None
+    source = make_source(
+        "sql",
+        {"url": POSTGRES_URL, "query": "SELECT pg_sleep(30) AS slept", "statement_timeout_s": 0.5},
+    )
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="statement timeout"):
+        await read(source)
+    assert time.monotonic() - started < 20
