@@ -54,7 +54,7 @@ _MARKDOWN = re.compile(r"([\\`*\[\]<>])")
 #: An underscore that could open or close emphasis (not one inside a word: john_doe).
 _UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
 #: Group mentions of chat services: @everyone, @here, @channel, @all, @room.
-_MENTION = re.compile(r"@(?=(?:everyone|here|channel|all|room)\b)", re.IGNORECASE)
+_MENTION = re.compile(r"(?<![\w.+-])@(?=(?:everyone|here|channel|all|room)\b)", re.IGNORECASE)
 #: Put after an ``@`` so that it no longer mentions anyone (a zero-width space).
 _UNMENTION = "@\u200b"
 

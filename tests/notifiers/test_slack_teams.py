@@ -33,7 +33,15 @@ def proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     p.close()
 
 
-async def _send_alert(make_config, url: str) -> None:
+#: What a CSV field may hold: a Markdown link to a script, a Slack channel ping, a Slack
+#: link dressed as something else, a mention, a heading on a line of its own.
+HOSTILE = (
+    "Usage fell [click here](javascript:alert(1)) <!channel> "
+    "<https://evil.example/login|Open your bank> @everyone\\n# Pay now"
+)
+
+
+async def _send_alert(make_config, url: str, summary: str = "", name: str = "") -> None:
     path = make_config(
         f"""
 watchers:
@@ -41,7 +49,7 @@ watchers:
     options:
       signals:
         - {{account: acme, kind: champion_departure, strength: 0.9}}
-        - {{account: acme, kind: usage_drop, strength: 0.9}}
+        - {{account: acme, kind: usage_drop, strength: 0.9, summary: "{summary}"}}
 correlation:
   rules:
     - {{name: pair, title: Champion left and usage fell, severity: high,
@@ -54,6 +62,9 @@ notify:
     chat: {{url: "{url}"}}
 """
     )
+    if name:  # the account's name comes from the CRM export
+        accounts = path.parent / "accounts.csv"
+        accounts.write_text(accounts.read_text().replace("Acme Corp", f'"{name}"'))
     config = load_config(path)
     store = Store(config.store_url)
     try:
@@ -108,3 +119,20 @@ async def test_teams_gets_an_adaptive_card_through_a_workflow(proxy, make_config
     joined = "\n".join(texts)
     assert "Champion left and usage fell" in joined
     assert "CSM: call the buyer." in joined
+
+
+async def test_data_cannot_make_links_or_mentions_in_slack(proxy, make_config) -> None:
+    name = "Acme <!here> [Login](https://evil.example)"
+    await _send_alert(make_config, SLACK, summary=HOSTILE, name=name)
+    (request,) = proxy.captured
+    (attachment,) = request.json()["attachments"]
+    text, title = attachment["text"], attachment["title"]
+    for shown in (text, title):
+        assert "<!channel>" not in shown and "<!here>" not in shown
+        assert "<https://evil.example" not in shown and "|Open your bank>" not in shown
+        assert "|Login>" not in shown and "<javascript:" not in shown
+        assert "@everyone" not in shown
+    assert "&lt;!channel&gt;" in text and "&lt;!here&gt;" in title  # shown as text
+    assert "[click here](javascript:alert(1))" in text  # literal, not a link
+    assert "Pay now" in text and "\n# Pay now" not in text
+    assert "|Acknowledge>" in text  # Swanwatch's own links still work

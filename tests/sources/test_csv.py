@@ -150,3 +150,64 @@ async def test_bundled_sample_reads_cleanly() -> None:
     rows = await read(source)
     assert len(rows) == 6000
     assert source.problems == []  # type: ignore[attr-defined]
+
+
+# --- what spoils the rest of a file fails the read, with the file and the line ------------
+
+
+async def test_an_unclosed_quote_fails_the_read_at_its_line(tmp_path: Path) -> None:
+    (tmp_path / "usage.csv").write_text(
+        "account_id,date,metric,value\n"
+        "a,2026-11-01,reports,10\n"
+        'b,2026-11-02,"reports,7\n'  # the quote opened here is never closed
+        "c,2026-11-03,reports,5\n"
+        "d,2026-11-04,reports,6\n"
+    )
+    with pytest.raises(SourceError, match=r"usage\.csv:3: unclosed quote.*end of the file"):
+        await read(usage_source(tmp_path))
+
+
+async def test_a_stray_quote_is_a_malformed_row_and_the_rest_is_read(tmp_path: Path) -> None:
+    (tmp_path / "usage.csv").write_text(
+        'account_id,date,metric,value\na,2026-11-01,"rep"orts,10\nb,2026-11-02,reports,7\n'
+    )
+    source = usage_source(tmp_path)
+    rows = await read(source)
+    assert [r["account_id"] for r in rows] == ["b"]
+    assert source.problems[0].startswith("usage.csv:2: unreadable CSV")  # type: ignore[attr-defined]
+
+
+async def test_an_over_long_field_fails_the_read_at_its_line(tmp_path: Path) -> None:
+    big = "x" * 200_000
+    (tmp_path / "usage.csv").write_text(
+        f'account_id,date,metric,value\na,2026-11-01,reports,1\nb,2026-11-02,"{big}",2\n'
+    )
+    with pytest.raises(SourceError, match=r"usage\.csv:3: a field longer than 131,072"):
+        await read(usage_source(tmp_path))
+
+
+async def test_bad_encoding_fails_the_read_at_its_line(tmp_path: Path) -> None:
+    lines = ["account_id,date,metric,value"] + [f"a,2026-11-01,reports,{i}" for i in range(3000)]
+    data = "\n".join(lines).encode() + b"\nb,2026-11-02,r\xe9ports,1\n"
+    (tmp_path / "usage.csv").write_bytes(data)
+    with pytest.raises(SourceError, match=r"usage\.csv:3002: not utf-8-sig text \(byte 0xe9 at"):
+        await read(usage_source(tmp_path))
+
+
+async def test_an_over_long_json_line_fails_the_read(tmp_path: Path) -> None:
+    (tmp_path / "u.jsonl").write_text('{"a": 1}\n{"a": "' + "x" * (1 << 20) + '"}\n')
+    source = make_source("csv", {"path": "u.jsonl"}, base_dir=str(tmp_path))
+    with pytest.raises(SourceError, match=r"u\.jsonl:2: a line longer than 1,048,576"):
+        await read(source)
+
+
+async def test_a_read_is_counted_for_its_health(tmp_path: Path) -> None:
+    from swanwatch.interfaces import CURRENT_READ, ReadTally
+
+    (tmp_path / "usage.csv").write_text(USAGE)
+    tally = ReadTally(date_field="date")
+    CURRENT_READ.set(tally)
+    rows = await read(usage_source(tmp_path))
+    assert tally.finished and tally.rows == len(rows) == 3
+    assert tally.malformed == 3 and tally.problems[0] == "usage.csv:3: value: 'abc' is not a number"
+    assert tally.newest == date(2026, 11, 4)

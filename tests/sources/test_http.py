@@ -75,6 +75,16 @@ class Api:
                 self.send(handler, 200, RECORDS[:1])
             else:
                 self.send(handler, 401, {"error": "unauthorised"})
+        elif parts.path == "/loop-cursor":  # a cursor that never moves on
+            sent = query.get("cursor", [""])[0]
+            self.send(handler, 200, {"data": RECORDS[:2], "next": "abc", "sent": sent})
+        elif parts.path == "/loop-link":  # a next link to the page itself
+            self.send(handler, 200, RECORDS[:2], {"Link": '</loop-link>; rel="next"'})
+        elif parts.path == "/same-page":  # ignores the page number
+            self.send(handler, 200, {"results": RECORDS[:3]})
+        elif parts.path == "/echo":  # an error body that echoes the request, credentials too
+            headers = dict(handler.headers.items())
+            self.send(handler, 403, {"error": "forbidden", "request": {"headers": headers}})
         elif parts.path == "/html":
             handler.send_response(200)
             handler.send_header("Content-Type", "text/html")
@@ -300,3 +310,59 @@ async def test_pacing_spaces_requests(api: tuple[Api, str]) -> None:
 def test_auth_needs_its_variables() -> None:
     with pytest.raises(ValueError, match="needs `token_env`"):
         make_source("http", {"url": "https://x.example", "auth": "bearer"})
+
+
+# --- a listing that loops, an error body with credentials in it ------------------------------
+
+
+async def test_a_repeated_cursor_stops_the_read(api: tuple[Api, str]) -> None:
+    state, base = api
+    source = make_source(
+        "http",
+        {
+            "url": f"{base}/loop-cursor",
+            "records_path": "data",
+            "pagination": "cursor",
+            "cursor_path": "next",
+        },
+    )
+    with pytest.raises(SourceError, match=r"again .*a repeated cursor.*the listing loops"):
+        _ = [r async for r in source.rows()]
+    assert len(state.requests) == 2  # the first page, the second; never a third
+
+
+async def test_a_next_link_to_the_page_itself_stops_the_read(api: tuple[Api, str]) -> None:
+    state, base = api
+    source = make_source("http", {"url": f"{base}/loop-link"})
+    with pytest.raises(SourceError, match="the listing loops"):
+        _ = [r async for r in source.rows()]
+    assert len(state.requests) == 1
+
+
+async def test_an_api_that_ignores_the_page_number_stops_the_read(api: tuple[Api, str]) -> None:
+    state, base = api
+    source = make_source(
+        "http",
+        {"url": f"{base}/same-page", "records_path": "results", "pagination": "page"},
+    )
+    with pytest.raises(SourceError, match=r"page 2 .* is the same as page 1"):
+        _ = [r async for r in source.rows()]
+    assert len(state.requests) == 2
+
+
+async def test_an_error_body_is_cut_and_its_credentials_masked(
+    api: tuple[Api, str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, base = api
+    monkeypatch.setenv("ECHO_TOKEN", "tok-very-secret-123456")
+    source = make_source(
+        "http",
+        {"url": f"{base}/echo", "auth": "bearer", "token_env": "ECHO_TOKEN", "max_retries": 0},
+    )
+    with pytest.raises(SourceError) as raised:
+        _ = [r async for r in source.rows()]
+    message = str(raised.value)
+    assert "HTTP 403" in message and "Bearer ***" in message
+    assert "tok-very-secret-123456" not in message
+    assert "tok-very-secret-123456" not in caplog.text
+    assert len(message) < 600
