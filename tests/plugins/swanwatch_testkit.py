@@ -8,9 +8,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
-from swanwatch import Signal, WatchContext, Watcher, WatcherOptions
+from swanwatch import (
+    DeliveryResult,
+    Message,
+    Notifier,
+    NotifierOptions,
+    Signal,
+    WatchContext,
+    Watcher,
+    WatcherOptions,
+)
 
 
 class SignalSpec(BaseModel):
@@ -109,6 +118,23 @@ class StuckWatcher(Watcher):
         await ctx.run_blocking(threading.Event().wait)
         return
         yield  # pragma: no cover
+
+
+class EchoNotifier(Notifier):
+    """A webhook whose receiver refuses every message with a body that echoes the request,
+    its Authorization header included (as some do)."""
+
+    name = "echo"
+
+    class Options(NotifierOptions):
+        token: SecretStr = Field(description="The bearer token the webhook is sent with.")
+
+    options: Options
+
+    async def send(self, message: Message) -> DeliveryResult:
+        token = self.options.token.get_secret_value()
+        echoed = f'{{"request": {{"headers": {{"Authorization": "Bearer {token}"}}}}}}'
+        return DeliveryResult(ok=False, reason=f"HTTP 401: {echoed} " + "detail " * 200)
 
 
 class NotAWatcher:
