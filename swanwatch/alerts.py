@@ -127,29 +127,26 @@ def decide(
         muted=muter(silences, inhibitions(wanted), now),
         scope=in_list,
     )
-    failing_after = config.daemon.failure_alert_after
+    failing = config.daemon.failure_alert_after
     ops_told = reconcile(
         ops,
-        [
-            *ops_candidates(watchers, failing_after),
-            *source_candidates(sources or {}, failing_after),
-        ],
+        [*ops_candidates(watchers, failing), *source_candidates(sources or {}, failing)],
         now,
         hold_down=timedelta(0),
         repeat_interval=config.notify.repeat_interval,
         repeat_after=wait,
         muted=muter(silences, {}, now),
     )
-    changed = {a.fingerprint for a in told.changed}
     return Reconciliation(
-        changed=[
-            *gone,
-            *told.changed,
-            *(a for fp, a in resumed.items() if fp not in changed),
-            *ops_told.changed,
-        ],
+        changed=[*gone, *_and_resumed(told.changed, resumed), *ops_told.changed],
         notices=[*told.notices, *ops_told.notices],
     )
+
+
+def _and_resumed(changed: list[Alert], resumed: Mapping[str, Alert]) -> list[Alert]:
+    """The changed alerts, and the resumed ones the pass left as they were (saved too)."""
+    seen = {a.fingerprint for a in changed}
+    return [*changed, *(a for fp, a in resumed.items() if fp not in seen)]
 
 
 def _never_muted(_candidate: Candidate) -> str | None:

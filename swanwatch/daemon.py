@@ -6,7 +6,8 @@ next run falls due after the last successful run on record: nothing re-runs all 
 and nothing due while the daemon was down is skipped. SIGINT or SIGTERM pauses the
 scheduler, lets running jobs finish (up to ``daemon.shutdown_grace``), then cancels the rest
 (a SQL source cancels its statement in the database). Whatever still blocks a thread then (a
-driver, a file system), the process ends :data:`FORCE_EXIT_AFTER_S` seconds after the grace.
+driver, a file system), the process kills itself :data:`FORCE_EXIT_AFTER_S` seconds after the
+grace, its log flushed.
 
 Leadership (:mod:`swanwatch.store.leader`): only the leader runs watchers and correlation.
 It confirms its lock before each run and does that work fenced by its epoch; a leader
@@ -493,7 +494,8 @@ def _exit_stuck(after_s: float) -> None:
     for handler in logging.getLogger().handlers:
         with contextlib.suppress(Exception):
             handler.flush()
-    os._exit(1)
+    # Not SystemExit: the interpreter's exit would wait for the blocked thread in turn.
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _instances(config: Config) -> tuple[str, ...]:

@@ -234,25 +234,8 @@ def _store_families(store: Store, state: DaemonState, now: datetime) -> list[Met
     shown = sorted(n for n in statuses if not state.watchers or n in state.watchers)
     outbox = store.outbox_counts()
     oldest = oldest_due_at(store.engine, now)
-    sources = store.source_health()
     return [
-        _gauge(
-            "swanwatch_source_health",
-            "1 for the state each source's last read left it in (ok, suspect, stale, "
-            "broken); 0 for the others.",
-            ["source", "state"],
-            [
-                ((name, str(st)), float(h.state == st))
-                for name, h in sorted(sources.items())
-                for st in SourceState
-            ],
-        ),
-        _gauge(
-            "swanwatch_source_rows",
-            "Rows each source's last read gave (a failed read gives none).",
-            ["source"],
-            [((name,), float(h.rows)) for name, h in sorted(sources.items()) if h.rows is not None],
-        ),
+        *_source_families(store),
         _gauge(
             "swanwatch_watcher_last_success_timestamp_seconds",
             "When each watcher last succeeded (Unix time).",
@@ -296,6 +279,25 @@ def _store_families(store: Store, state: DaemonState, now: datetime) -> list[Met
             "How long the longest-waiting due notification has waited (0 when none).",
             [],
             [((), max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)],
+        ),
+    ]
+
+
+def _source_families(store: Store) -> list[Metric]:
+    sources = sorted(store.source_health().items())
+    return [
+        _gauge(
+            "swanwatch_source_health",
+            "1 for the state each source's last read left it in (ok, suspect, stale, "
+            "broken); 0 for the others.",
+            ["source", "state"],
+            [((name, str(st)), float(h.state == st)) for name, h in sources for st in SourceState],
+        ),
+        _gauge(
+            "swanwatch_source_rows",
+            "Rows each source's last read gave (a failed read gives none).",
+            ["source"],
+            [((name,), float(h.rows)) for name, h in sources if h.rows is not None],
         ),
     ]
 
