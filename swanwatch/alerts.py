@@ -460,29 +460,46 @@ def ops_candidates(watchers: Mapping[str, WatcherHealth], failing_after: int) ->
     for name, status in watchers.items():
         if status.consecutive_failures < failing_after:
             continue
-        rule = f"watcher_failing:{name}"
         last_ok = status.last_success_at.isoformat() if status.last_success_at else "never"
         out.append(
-            Candidate(
-                fingerprint=alert_fingerprint(OPS_ACCOUNT, rule),
-                account_id=OPS_ACCOUNT,
-                rule=rule,
-                title=f"Watcher {name} is failing",
-                severity=Severity.HIGH,
-                score=1.0,
-                contributions=(),
+            ops_candidate(
+                f"watcher_failing:{name}",
+                f"Watcher {name} is failing",
+                Severity.HIGH,
                 why_now=(
                     f"{status.consecutive_failures} runs in a row failed; last success: {last_ok}.",
                     f"Last error: {status.last_error}",
                 ),
-                play=(
-                    f"Ops: run `swanwatch watchers runs {name}` for the tracebacks and fix "
-                    "the cause; until then its signals are not refreshed.",
-                ),
+                play=f"Ops: run `swanwatch watchers runs {name}` for the tracebacks and fix "
+                "the cause; until then its signals are not refreshed.",
                 at_stake={"watcher": name},
             )
         )
     return out
+
+
+def ops_candidate(
+    rule: str,
+    title: str,
+    severity: Severity,
+    *,
+    why_now: tuple[str, ...],
+    play: str,
+    at_stake: dict[str, JSON],
+) -> Candidate:
+    """One of Swanwatch's own alerts, filed under :data:`OPS_ACCOUNT`."""
+    return Candidate(
+        fingerprint=alert_fingerprint(OPS_ACCOUNT, rule),
+        account_id=OPS_ACCOUNT,
+        rule=rule,
+        title=title,
+        severity=severity,
+        score=1.0,
+        contributions=(),
+        why_now=why_now,
+        play=(play,),
+        at_stake=at_stake,
+    )
 
 
 #: An ops alert's severity by the state of its source.
@@ -509,21 +526,16 @@ def source_candidates(sources: Mapping[str, SourceHealth], failing_after: int) -
     for name, health in sorted(sources.items()):
         if health.ok or (health.state == SourceState.BROKEN and health.bad_reads < failing_after):
             continue
-        rule = f"source:{name}"
         good = (
             f"Last good read: {health.good_rows} rows, {health.good_at:%Y-%m-%d %H:%M} UTC."
             if health.good_at is not None
             else "No good read on record."
         )
         out.append(
-            Candidate(
-                fingerprint=alert_fingerprint(OPS_ACCOUNT, rule),
-                account_id=OPS_ACCOUNT,
-                rule=rule,
-                title=f"Source {name} is {health.state}",
-                severity=_SOURCE_SEVERITY[health.state],
-                score=1.0,
-                contributions=(),
+            ops_candidate(
+                f"source:{name}",
+                f"Source {name} is {health.state}",
+                _SOURCE_SEVERITY[health.state],
                 why_now=(
                     f"Since {health.since:%Y-%m-%d %H:%M} UTC ({health.bad_reads} reads): "
                     f"{health.reason}.",
@@ -531,7 +543,7 @@ def source_candidates(sources: Mapping[str, SourceHealth], failing_after: int) -
                     "Its accounts are held: not retired, not judged healthy; the watchers "
                     "that read it report them unknown and keep their signals.",
                 ),
-                play=(_SOURCE_PLAY[health.state].format(name=name),),
+                play=_SOURCE_PLAY[health.state].format(name=name),
                 at_stake={"source": name, "rows": health.rows, "good_rows": health.good_rows},
             )
         )

@@ -16,7 +16,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from swanwatch.clock import Clock
-from swanwatch.errors import PluginError
+from swanwatch.errors import PluginError, SourceError
 from swanwatch.model import JSON, Account, Message, Signal
 from swanwatch.values import day_of
 
@@ -123,6 +123,19 @@ class ReadTally:
         if len(self.problems) < TALLY_PROBLEMS:
             self.problems.append(problem)
 
+    async def rows_of(self, batches: AsyncIterator[Sequence[Row]]) -> AsyncIterator[Row]:
+        """The rows of ``batches``, each batch counted: the read finishes with the last one,
+        or fails with the SourceError it raises."""
+        try:
+            async for batch in batches:
+                self.count(batch)
+                for row in batch:
+                    yield row
+        except SourceError as exc:
+            self.error = str(exc)
+            raise
+        self.finished = True
+
 
 #: The tally of the read a task is about to start; see :meth:`Source.tally`.
 CURRENT_READ: ContextVar[ReadTally | None] = ContextVar("swanwatch_read", default=None)
@@ -138,8 +151,9 @@ class Source(ABC):
     with malformed rows or far fewer rows than before is suspect, one whose newest dated
     row is old is stale. It counts the rows of any source by passing them through; a
     source that sets ``counts_reads = True`` counts them itself, in batches, through the
-    :class:`ReadTally` that :meth:`tally` gives at the start of ``rows()`` (cheaper for
-    millions of rows), and tells of each malformed row it skips with ``tally.skipped``.
+    :class:`ReadTally` that :meth:`tally` gives when ``rows()`` is called (cheaper for
+    millions of rows: ``return tally.rows_of(batches)``), and tells of each malformed row it
+    skips with ``tally.skipped``.
     """
 
     name: ClassVar[str]
@@ -149,8 +163,8 @@ class Source(ABC):
 
     @staticmethod
     def tally() -> ReadTally:
-        """The tally of the read that starts now (call it once, first thing in ``rows()``);
-        a throwaway one when nothing is counting."""
+        """The tally of the read that starts now (call it once, in ``rows()`` itself); a
+        throwaway one when nothing is counting."""
         found = CURRENT_READ.get()
         return found if found is not None else ReadTally()
 

@@ -118,28 +118,21 @@ class CsvSource(Source):
             )
         return [pattern]
 
-    async def rows(self, *, until: datetime | None = None) -> AsyncIterator[Row]:
+    def rows(self, *, until: datetime | None = None) -> AsyncIterator[Row]:
         """Yield each file's rows in order, typed; rows dated after ``until`` left out."""
         tally = self.tally()
         self.problems = []
         self.problem_count = 0
+        return tally.rows_of(self._read(ensure_utc(until) if until is not None else None, tally))
+
+    async def _read(self, until: datetime | None, tally: ReadTally) -> AsyncIterator[list[Row]]:
+        """The files' rows in batches, read in a worker thread."""
+        batches = self._batches(self.files(), until, tally)
         try:
-            files = self.files()
-            batches = self._batches(files, ensure_utc(until) if until is not None else None, tally)
-            try:
-                while True:
-                    batch = await asyncio.to_thread(next, batches, None)
-                    if batch is None:
-                        break
-                    tally.count(batch)
-                    for row in batch:
-                        yield row
-            finally:
-                batches.close()
-        except SourceError as exc:
-            tally.error = str(exc)
-            raise
-        tally.finished = True
+            while (batch := await asyncio.to_thread(next, batches, None)) is not None:
+                yield batch
+        finally:
+            batches.close()
         if self.problem_count > len(self.problems):
             log.warning(
                 "source %r: %d malformed rows skipped in all (first %d listed)",

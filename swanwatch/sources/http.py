@@ -219,19 +219,11 @@ class HttpSource(Source):
 
     # --- reading ----------------------------------------------------------------------
 
-    async def rows(self, *, until: datetime | None = None) -> AsyncIterator[Row]:
+    def rows(self, *, until: datetime | None = None) -> AsyncIterator[Row]:
         """Yield every page's records in order, mapped and typed; later ones left out."""
         tally = self.tally()
         self.problems, self.requests, self.pages = [], 0, 0
-        try:
-            async for batch in self._pages(until, tally):
-                tally.count(batch)
-                for row in batch:
-                    yield row
-        except SourceError as exc:
-            tally.error = str(exc)
-            raise
-        tally.finished = True
+        return tally.rows_of(self._pages(until, tally))
 
     async def _pages(self, until: datetime | None, tally: ReadTally) -> AsyncIterator[list[Row]]:
         """Each page's rows, until the last page; SourceError when the listing loops."""

@@ -226,28 +226,23 @@ class SqlSource(Source):
 
     # --- reading ----------------------------------------------------------------------
 
-    async def rows(self, *, until: datetime | None = None) -> AsyncIterator[Row]:
+    def rows(self, *, until: datetime | None = None) -> AsyncIterator[Row]:
         """Yield the query's rows, typed; rows dated after ``until`` left out."""
         tally = self.tally()
         self.rows_fetched = 0
         self.problems = []
-        cut = ensure_utc(until) if until is not None else None
+        return tally.rows_of(self._read(ensure_utc(until) if until is not None else None, tally))
+
+    async def _read(self, cut: datetime | None, tally: ReadTally) -> AsyncIterator[list[Row]]:
+        """The rows in batches, fetched on a thread of the read's own."""
         # One thread for the whole read: some drivers (sqlite3) tie a connection to a thread.
         worker = ReadThread(f"swanwatch-sql-{self.instance}")
         running = QueryCanceller()
         batches: Generator[list[Row], None, None] | None = None
         try:
             batches = await worker.call(self._batches, cut, tally, running)
-            while True:
-                batch = await worker.call(next, batches, None)
-                if batch is None:
-                    break
-                tally.count(batch)
-                for row in batch:
-                    yield row
-        except SourceError as exc:
-            tally.error = str(exc)
-            raise
+            while (batch := await worker.call(next, batches, None)) is not None:
+                yield batch
         except asyncio.CancelledError:
             running.cancel()  # abandoned mid-statement: the database stops it
             raise
@@ -256,7 +251,6 @@ class SqlSource(Source):
                 closing = worker.call(batches.close)
                 await asyncio.wait({closing}, timeout=_CLOSE_WAIT_S)
             worker.stop()
-        tally.finished = True
 
     def _batches(
         self, until: datetime | None, tally: ReadTally, running: QueryCanceller
