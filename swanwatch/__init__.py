@@ -14,7 +14,8 @@ The flow, one direction, one module per stage:
 - delivery     ``swanwatch.delivery``: the durable outbox and its worker
 - notifiers    :class:`Notifier` plugins: a :class:`Message` onto a channel
 
-``swanwatch.engine`` runs one cycle of it all; ``swanwatch.store`` is the only code that
+``swanwatch.engine`` runs one cycle of it all; ``swanwatch.redact`` cuts and scrubs what an
+upstream answers before it is stored or logged; ``swanwatch.store`` is the only code that
 speaks SQL; ``swanwatch.daemon``, ``swanwatch.server`` (signed links, the board) and the
 ``swanwatch.cli*`` modules are the faces.
 
