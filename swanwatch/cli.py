@@ -36,6 +36,7 @@ from swanwatch.cli_common import config_option as _config_option
 from swanwatch.cli_common import json_option as _json_option
 from swanwatch.cli_delivery import notify, outbox, routes
 from swanwatch.cli_domain import domain
+from swanwatch.cli_ops import health
 from swanwatch.cli_review import review
 from swanwatch.cli_worker import worker
 
@@ -819,3 +820,4 @@ main.add_command(routes)
 main.add_command(notify)
 main.add_command(review)
 main.add_command(worker)
+main.add_command(health)
