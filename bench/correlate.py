@@ -29,9 +29,9 @@ from importlib import resources
 
 import yaml
 
-from swanwatch.alerts import muter, reconcile
+from swanwatch.alerts import inhibitions, muter, reconcile
 from swanwatch.config import CorrelationConfig, Rule
-from swanwatch.correlate import assess_all, candidates, inhibitions
+from swanwatch.correlate import assess_all, candidates
 from swanwatch.model import Account, Signal
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)

@@ -2,12 +2,20 @@
 
 The flow, one direction, one module per stage:
 
-- sources      ``swanwatch.sources`` (csv, ...) and :class:`Source`: business records in
-- watchers     :class:`Watcher` plugins, run by ``swanwatch.runner``: :class:`Signal` out
+- sources      ``swanwatch.sources`` (csv, sql, http) and :class:`Source`: business records
+               in; ``swanwatch.accounts`` reads the accounts from them
+- watchers     :class:`Watcher` plugins, run by ``swanwatch.engine``: :class:`Signal` out
 - correlate    ``swanwatch.correlate``: signals, accounts and now in; assessments out (pure)
-- alerts       ``swanwatch.alerts``: the lifecycle of each :class:`Alert`
+- alerts       ``swanwatch.alerts``: the lifecycle of each :class:`Alert`: firing, repeats,
+               silences, inhibition, ops alerts, and what needs telling (pure)
+- actions      ``swanwatch.actions``: a person acknowledges, snoozes, resolves, marks or
+               silences an alert (the CLI, signed links and the board all act through it)
 - delivery     ``swanwatch.delivery``: the durable outbox and its worker
 - notifiers    :class:`Notifier` plugins: a :class:`Message` onto a channel
+
+``swanwatch.engine`` runs one cycle of it all; ``swanwatch.store`` is the only code that
+speaks SQL; ``swanwatch.daemon``, ``swanwatch.server`` (signed links, the board) and the
+``swanwatch.cli*`` modules are the faces.
 
 Plugins import only the names below (and ``swanwatch.testing`` in their tests).
 """
@@ -21,7 +29,6 @@ from swanwatch.errors import (
     SourceError,
     StoreError,
     SwanwatchError,
-    WatcherTimeout,
 )
 from swanwatch.interfaces import (
     DeliveryResult,
@@ -74,7 +81,6 @@ __all__ = [
     "WatchContext",
     "Watcher",
     "WatcherOptions",
-    "WatcherTimeout",
     "__version__",
     "fingerprint",
     "parse_instant",

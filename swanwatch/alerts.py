@@ -1,25 +1,38 @@
-"""The alert lifecycle: reconcile what correlation calls for with the alerts on record.
+"""The alert lifecycle, pure: reconcile what correlation calls for with the alerts on record.
 
 One alert per fingerprint (account, rule). States: firing -> acknowledged or snoozed ->
 resolved. An alert resolves once its signals have stayed clear for the hold-down, which
 doubles each time the alert comes back soon after resolving (flapping is damped). A notice is
-due when an alert starts (or starts again), escalates, repeats after ``repeat_interval``
-while still firing and unacknowledged, wakes from a snooze, or resolves; never while it is
-muted by a silence or inhibited. An alert resolved by hand comes back only on new evidence
-or a higher severity. Pure: the store saves the result, alerts and notices, in one transaction.
+due when an alert starts (or starts again), escalates, repeats (:func:`repeat_after`) while
+still firing and unacknowledged, wakes from a snooze, or resolves; never while it is muted.
+Muting is a silence that matches it, or inhibition: an account's most severe alerts mute its
+lesser ones. An alert resolved by hand comes back only on new evidence or a higher severity.
+Swanwatch's own alerts (a watcher failing run after run) live on :data:`OPS_ACCOUNT`.
+
+:func:`decide` is one correlation pass's whole lifecycle: candidates from the assessments,
+inhibition and silences, the account and ops alerts reconciled, the notices due. The person's
+side (acknowledge, snooze, resolve) is here as pure functions; :mod:`swanwatch.actions` loads,
+checks and saves them. The store saves the result, alerts and notices, in one transaction.
 """
 
 from __future__ import annotations
 
 import fnmatch
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from swanwatch.correlate import Candidate
-from swanwatch.model import Alert, AlertState, Silence
+from swanwatch.config import Config, NotifyConfig
+from swanwatch.correlate import Assessment, Candidate, alert_fingerprint, candidates
+from swanwatch.errors import AlertClosed, InvalidAction
+from swanwatch.model import JSON, Alert, AlertState, NoticeEvent, Severity, Silence
 
-#: Returns why a candidate is muted ("silence 4", "inhibited by <rule>"), or None.
+#: The account Swanwatch's own alerts (a watcher failing) are filed under.
+OPS_ACCOUNT = "@swanwatch"
+
+#: Returns why a candidate is muted ("silence 4 by ...", "inhibited by <rule>"), or None.
 Muter = Callable[[Candidate], str | None]
 
 #: The hold-down doubles with each flap, up to this many doublings.
@@ -31,7 +44,7 @@ class Notice:
     """Something to tell about an alert: firing, escalated, repeat, reminder or resolved."""
 
     alert: Alert
-    event: str
+    event: NoticeEvent
     #: Contribution fingerprints that are new since the last notice.
     new_signals: tuple[str, ...] = ()
 
@@ -42,6 +55,73 @@ class Reconciliation:
 
     changed: list[Alert] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
+
+
+class WatcherHealth(Protocol):
+    """How a watcher instance has been doing, as the ops alerts need it."""
+
+    @property
+    def consecutive_failures(self) -> int: ...
+
+    @property
+    def last_success_at(self) -> datetime | None: ...
+
+    @property
+    def last_error(self) -> str | None: ...
+
+
+# --- one pass ---------------------------------------------------------------------------
+
+
+def decide(
+    assessments: Iterable[Assessment],
+    on_record: Iterable[Alert],
+    *,
+    listed: Iterable[str],
+    silences: Sequence[Silence],
+    watchers: Mapping[str, WatcherHealth],
+    now: datetime,
+    config: Config,
+) -> Reconciliation:
+    """One correlation pass's lifecycle: from the assessments and the alerts on record to
+    the alerts that changed and the notices due.
+
+    ``listed`` is every account id in the account list now: an open alert of an account no
+    longer listed is retired quietly. ``watchers`` (instance -> health) raises an ops alert
+    for each watcher that failed ``daemon.failure_alert_after`` runs in a row.
+    """
+    accounts: dict[str, Alert] = {}
+    ops: dict[str, Alert] = {}
+    for alert in on_record:
+        (ops if alert.account_id == OPS_ACCOUNT else accounts)[alert.fingerprint] = alert
+    in_list = set(listed)
+    gone = [retire(a, now) for a in accounts.values() if a.open and a.account_id not in in_list]
+    wanted = candidates(assessments, now)
+    wait = repeat_after(config.notify)
+    told = reconcile(
+        accounts,
+        wanted,
+        now,
+        hold_down=config.correlation.resolve_hold_down,
+        repeat_interval=config.notify.repeat_interval,
+        repeat_after=wait,
+        flap_window=config.correlation.flap_window,
+        muted=muter(silences, inhibitions(wanted), now),
+        scope=in_list,
+    )
+    ops_told = reconcile(
+        ops,
+        ops_candidates(watchers, config.daemon.failure_alert_after),
+        now,
+        hold_down=timedelta(0),
+        repeat_interval=config.notify.repeat_interval,
+        repeat_after=wait,
+        muted=muter(silences, {}, now),
+    )
+    return Reconciliation(
+        changed=[*gone, *told.changed, *ops_told.changed],
+        notices=[*told.notices, *ops_told.notices],
+    )
 
 
 def _never_muted(_candidate: Candidate) -> str | None:
@@ -64,39 +144,59 @@ def reconcile(
 
     ``scope`` limits which account ids the candidates speak for (all of ``existing`` when
     None): an open alert outside it is left alone, not resolved. ``repeat_after``, when
-    given, says per alert how long a repeat waits (delivery's backoff for criticals)
-    instead of ``repeat_interval``.
+    given, says per alert how long a repeat waits (a backoff for criticals) instead of
+    ``repeat_interval``.
     """
-    out = Reconciliation()
     wanted = {c.fingerprint: c for c in candidates}
-    wait = repeat_after or (lambda _alert: repeat_interval)
+    step = _Pass(
+        now=now,
+        hold_down=hold_down,
+        flap_window=flap_window,
+        repeat_wait=repeat_after or (lambda _alert: repeat_interval),
+        muted=muted,
+    )
     for fp, cand in wanted.items():
-        _apply_candidate(out, existing.get(fp), cand, now, wait, flap_window, muted)
+        step.apply(existing.get(fp), cand)
     in_scope = set(scope) if scope is not None else None
     for fp, alert in existing.items():
         if fp in wanted or not alert.open:
             continue
         if in_scope is not None and alert.account_id not in in_scope:
             continue
-        _clear(out, alert, now, hold_down)
-    return out
+        step.clear(alert)
+    return step.out
+
+
+def repeat_after(config: NotifyConfig) -> Callable[[Alert], timedelta]:
+    """How long a still-firing, unacknowledged alert waits before it is told again: a
+    critical one on a backoff (critical_repeat, doubling, up to repeat_interval), the rest
+    after repeat_interval."""
+
+    def wait(alert: Alert) -> timedelta:
+        if alert.severity != Severity.CRITICAL:
+            return config.repeat_interval
+        told = max(alert.notify_count, 1)
+        backoff: timedelta = config.critical_repeat * (2 ** min(told - 1, 16))
+        return min(backoff, config.repeat_interval)
+
+    return wait
 
 
 def _resolved_by_hand(alert: Alert) -> bool:
     return alert.state == AlertState.RESOLVED and (alert.acted_by or "").startswith("resolve:")
 
 
-def _apply_candidate(
-    out: Reconciliation,
-    alert: Alert | None,
-    cand: Candidate,
-    now: datetime,
-    repeat_wait: Callable[[Alert], timedelta],
-    flap_window: timedelta,
-    muted: Muter,
-) -> None:
-    mute = muted(cand)
-    facts = {
+def _news(alert: Alert, cand: Candidate) -> bool:
+    """New evidence, or more severe than last told: what reopens an alert closed by hand."""
+    known = set(alert.notified_signals) | {c.fingerprint for c in alert.contributions}
+    new_evidence = any(c.fingerprint not in known for c in cand.contributions)
+    last = alert.last_notified_severity
+    return new_evidence or last is None or cand.severity.rank > last.rank
+
+
+def _facts(cand: Candidate, now: datetime, mute: str | None) -> dict[str, object]:
+    """What an alert takes from its candidate on every pass."""
+    return {
         "title": cand.title,
         "severity": cand.severity,
         "score": cand.score,
@@ -108,76 +208,6 @@ def _apply_candidate(
         "clear_since": None,
         "muted_by": mute,
     }
-    if alert is not None and _resolved_by_hand(alert):
-        known = set(alert.notified_signals) | {c.fingerprint for c in alert.contributions}
-        new_evidence = any(c.fingerprint not in known for c in cand.contributions)
-        worse = alert.last_notified_severity is None or (
-            cand.severity.rank > alert.last_notified_severity.rank
-        )
-        if not (new_evidence or worse):
-            return  # the CSM closed it; the same evidence does not reopen it
-    if alert is None or not alert.open:
-        flapped = (
-            alert is not None
-            and alert.resolved_at is not None
-            and now - alert.resolved_at < flap_window
-        )
-        fresh = Alert(
-            fingerprint=cand.fingerprint,
-            account_id=cand.account_id,
-            rule=cand.rule,
-            state=AlertState.FIRING,
-            episode=1 if alert is None else alert.episode + 1,
-            started_at=now,
-            flaps=(alert.flaps + 1) if (alert is not None and flapped) else 0,
-            id=None if alert is None else alert.id,
-            **facts,
-        )
-        if alert is not None and _resolved_unheard(alert, cand, now, repeat_wait(alert)):
-            # Its resolution was never told (it was muted then): for the people told it
-            # was firing, it never stopped. Carry the last notice over; tell nothing new.
-            fresh = fresh.model_copy(
-                update={
-                    "last_notified_at": alert.last_notified_at,
-                    "last_notified_severity": alert.last_notified_severity,
-                    "notify_count": alert.notify_count,
-                    "notified_signals": alert.notified_signals,
-                }
-            )
-            out.changed.append(fresh)
-        elif mute is None:
-            _notify(out, fresh, "firing", now)
-        else:
-            out.changed.append(fresh)
-        return
-    state = alert.state
-    woke = state == AlertState.SNOOZED and (
-        alert.snoozed_until is None or alert.snoozed_until <= now
-    )
-    if woke:
-        state = AlertState.FIRING
-    updated = alert.model_copy(update={**facts, "state": state})
-    last = alert.last_notified_severity
-    event: str | None = None
-    if mute is not None or state == AlertState.SNOOZED:
-        event = None
-    elif last is None:
-        # Never told yet (it was muted until now): tell it, unless someone already owns it.
-        event = "firing" if state == AlertState.FIRING else None
-    elif cand.severity.rank > last.rank:
-        event = "escalated"
-    elif woke:
-        event = "reminder"
-    elif (
-        state == AlertState.FIRING
-        and alert.last_notified_at is not None
-        and now - alert.last_notified_at >= repeat_wait(updated)
-    ):
-        event = "repeat"
-    if event is not None:
-        _notify(out, updated, event, now)
-    elif updated != alert.model_copy(update={"updated_at": now}):
-        out.changed.append(updated)
 
 
 def _resolved_unheard(alert: Alert, cand: Candidate, now: datetime, wait: timedelta) -> bool:
@@ -193,40 +223,131 @@ def _resolved_unheard(alert: Alert, cand: Candidate, now: datetime, wait: timede
     )
 
 
-def _clear(out: Reconciliation, alert: Alert, now: datetime, hold_down: timedelta) -> None:
-    if alert.clear_since is None:
-        out.changed.append(alert.model_copy(update={"clear_since": now, "updated_at": now}))
-        return
-    damped = hold_down * (2 ** min(alert.flaps, MAX_FLAP_DOUBLINGS))
-    if now - alert.clear_since < damped:
-        return
-    resolved = alert.model_copy(
-        update={"state": AlertState.RESOLVED, "resolved_at": now, "updated_at": now}
-    )
-    out.changed.append(resolved)
-    if alert.last_notified_at is not None and alert.muted_by is None:
-        out.notices.append(Notice(alert=resolved, event="resolved"))
+@dataclass
+class _Pass:
+    """One reconciliation: its settings, and the changes and notices it collects."""
+
+    now: datetime
+    hold_down: timedelta
+    flap_window: timedelta
+    repeat_wait: Callable[[Alert], timedelta]
+    muted: Muter
+    out: Reconciliation = field(default_factory=Reconciliation)
+
+    def apply(self, alert: Alert | None, cand: Candidate) -> None:
+        """Bring the alert on record (if any) in line with a candidate that holds now."""
+        mute = self.muted(cand)
+        if alert is not None and _resolved_by_hand(alert) and not _news(alert, cand):
+            return  # the CSM closed it; the same evidence does not reopen it
+        if alert is None or not alert.open:
+            self.open(alert, cand, mute)
+        else:
+            self.refresh(alert, cand, mute)
+
+    def open(self, alert: Alert | None, cand: Candidate, mute: str | None) -> None:
+        """A new alert, or a new episode of a resolved one."""
+        now = self.now
+        flapped = (
+            alert is not None
+            and alert.resolved_at is not None
+            and now - alert.resolved_at < self.flap_window
+        )
+        fresh = Alert(
+            fingerprint=cand.fingerprint,
+            account_id=cand.account_id,
+            rule=cand.rule,
+            state=AlertState.FIRING,
+            episode=1 if alert is None else alert.episode + 1,
+            started_at=now,
+            flaps=(alert.flaps + 1) if (alert is not None and flapped) else 0,
+            id=None if alert is None else alert.id,
+            **_facts(cand, now, mute),
+        )
+        if alert is not None and _resolved_unheard(alert, cand, now, self.repeat_wait(alert)):
+            # Its resolution was never told (it was muted then): for the people told it
+            # was firing, it never stopped. Carry the last notice over; tell nothing new.
+            carried = {
+                "last_notified_at": alert.last_notified_at,
+                "last_notified_severity": alert.last_notified_severity,
+                "notify_count": alert.notify_count,
+                "notified_signals": alert.notified_signals,
+            }
+            self.out.changed.append(fresh.model_copy(update=carried))
+        elif mute is None:
+            self.notify(fresh, NoticeEvent.FIRING)
+        else:
+            self.out.changed.append(fresh)
+
+    def refresh(self, alert: Alert, cand: Candidate, mute: str | None) -> None:
+        """An open alert that still holds: new facts, and a notice when one is due."""
+        woke = alert.state == AlertState.SNOOZED and (
+            alert.snoozed_until is None or alert.snoozed_until <= self.now
+        )
+        state = AlertState.FIRING if woke else alert.state
+        updated = alert.model_copy(update={**_facts(cand, self.now, mute), "state": state})
+        event = None if mute is not None else self.news(alert, updated, woke)
+        if event is not None:
+            self.notify(updated, event)
+        elif updated != alert.model_copy(update={"updated_at": self.now}):
+            self.out.changed.append(updated)
+
+    def news(self, before: Alert, after: Alert, woke: bool) -> NoticeEvent | None:
+        """What an unmuted, still-open alert has to tell on this pass, if anything."""
+        last = before.last_notified_severity
+        if after.state == AlertState.SNOOZED:
+            return None
+        if last is None:
+            # Never told yet (it was muted until now): tell it, unless someone owns it.
+            return NoticeEvent.FIRING if after.state == AlertState.FIRING else None
+        if after.severity.rank > last.rank:
+            return NoticeEvent.ESCALATED
+        if woke:
+            return NoticeEvent.REMINDER
+        due = (
+            before.last_notified_at is not None
+            and self.now - before.last_notified_at >= self.repeat_wait(after)
+        )
+        return NoticeEvent.REPEAT if after.state == AlertState.FIRING and due else None
+
+    def clear(self, alert: Alert) -> None:
+        """An open alert that no candidate holds now: resolve it after the hold-down."""
+        now = self.now
+        if alert.clear_since is None:
+            self.out.changed.append(
+                alert.model_copy(update={"clear_since": now, "updated_at": now})
+            )
+            return
+        damped = self.hold_down * (2 ** min(alert.flaps, MAX_FLAP_DOUBLINGS))
+        if now - alert.clear_since < damped:
+            return
+        resolved = alert.model_copy(
+            update={"state": AlertState.RESOLVED, "resolved_at": now, "updated_at": now}
+        )
+        self.out.changed.append(resolved)
+        if alert.last_notified_at is not None and alert.muted_by is None:
+            self.out.notices.append(Notice(alert=resolved, event=NoticeEvent.RESOLVED))
+
+    def notify(self, alert: Alert, event: NoticeEvent) -> None:
+        current = tuple(c.fingerprint for c in alert.contributions)
+        new = tuple(fp for fp in current if fp not in set(alert.notified_signals))
+        told = alert.model_copy(
+            update={
+                "last_notified_at": self.now,
+                "last_notified_severity": alert.severity,
+                "notify_count": alert.notify_count + 1,
+                "notified_signals": current,
+            }
+        )
+        self.out.changed.append(told)
+        self.out.notices.append(Notice(alert=told, event=event, new_signals=new))
 
 
-def _notify(out: Reconciliation, alert: Alert, event: str, now: datetime) -> None:
-    current = tuple(c.fingerprint for c in alert.contributions)
-    new = tuple(fp for fp in current if fp not in set(alert.notified_signals))
-    told = alert.model_copy(
-        update={
-            "last_notified_at": now,
-            "last_notified_severity": alert.severity,
-            "notify_count": alert.notify_count + 1,
-            "notified_signals": current,
-        }
-    )
-    out.changed.append(told)
-    out.notices.append(Notice(alert=told, event=event, new_signals=new))
-
-
-# --- silences -------------------------------------------------------------------------------
+# --- muting: silences and inhibition ------------------------------------------------------
 
 #: The fields a silence can match on.
 SILENCE_FIELDS = ("account", "rule", "kind", "owner", "segment")
+#: The fields a silence made from an alert ("silence similar") can take from it.
+SIMILAR_FIELDS = ("account", "rule", "owner", "segment")
 
 
 def silence_matches(silence: Silence, candidate: Candidate) -> bool:
@@ -244,6 +365,35 @@ def silence_matches(silence: Silence, candidate: Candidate) -> bool:
     return True
 
 
+def similar_matchers(alert: Alert, fields: Sequence[str]) -> dict[str, str]:
+    """The matchers of a silence for alerts like ``alert`` on ``fields`` (its account, its
+    rule, its owner, its segment), each matching the alert's own value exactly.
+
+    Raises InvalidAction for an unknown field, no field, or a field the alert has no value
+    for (an alert without an owner cannot lend its owner).
+    """
+    if not fields:
+        raise InvalidAction(f"say what is similar: one or more of {', '.join(SIMILAR_FIELDS)}")
+    values: dict[str, JSON] = {
+        "account": alert.account_id,
+        "rule": alert.rule,
+        "owner": alert.at_stake.get("owner"),
+        "segment": alert.at_stake.get("segment"),
+    }
+    out = {}
+    for name in fields:
+        if name not in values:
+            raise InvalidAction(
+                f"cannot silence alerts similar by {name!r}: use {', '.join(SIMILAR_FIELDS)}"
+            )
+        value = str(values[name] or "")
+        if not value:
+            raise InvalidAction(f"alert {alert.id} has no {name} to silence by")
+        # The value is matched as it is: a literal [, * or ? in it is escaped for fnmatch.
+        out[name] = "".join(f"[{ch}]" if ch in "[*?" else ch for ch in value)
+    return out
+
+
 def muter(silences: Sequence[Silence], inhibited: Mapping[str, str], now: datetime) -> Muter:
     """A Muter from the active silences and the inhibited fingerprints (fp -> by rule)."""
     active = [s for s in silences if s.active(now)]
@@ -258,7 +408,59 @@ def muter(silences: Sequence[Silence], inhibited: Mapping[str, str], now: dateti
     return why
 
 
-# --- manual actions -------------------------------------------------------------------------
+def inhibitions(cands: Iterable[Candidate]) -> dict[str, str]:
+    """Inhibition: an account's most severe alerts mute its lesser ones.
+
+    Returns the muted fingerprints, each with the rule that mutes it.
+    """
+    by_account: dict[str, list[Candidate]] = defaultdict(list)
+    for c in cands:
+        by_account[c.account_id].append(c)
+    muted: dict[str, str] = {}
+    for group in by_account.values():
+        top = max(group, key=lambda c: (c.severity.rank, c.score))
+        for c in group:
+            if c.severity.rank < top.severity.rank:
+                muted[c.fingerprint] = top.rule
+    return muted
+
+
+# --- ops alerts ---------------------------------------------------------------------------
+
+
+def ops_candidates(watchers: Mapping[str, WatcherHealth], failing_after: int) -> list[Candidate]:
+    """An ops alert for each watcher instance that has failed ``failing_after`` runs in a
+    row, filed under :data:`OPS_ACCOUNT`."""
+    out = []
+    for name, status in watchers.items():
+        if status.consecutive_failures < failing_after:
+            continue
+        rule = f"watcher_failing:{name}"
+        last_ok = status.last_success_at.isoformat() if status.last_success_at else "never"
+        out.append(
+            Candidate(
+                fingerprint=alert_fingerprint(OPS_ACCOUNT, rule),
+                account_id=OPS_ACCOUNT,
+                rule=rule,
+                title=f"Watcher {name} is failing",
+                severity=Severity.HIGH,
+                score=1.0,
+                contributions=(),
+                why_now=(
+                    f"{status.consecutive_failures} runs in a row failed; last success: {last_ok}.",
+                    f"Last error: {status.last_error}",
+                ),
+                play=(
+                    f"Ops: run `swanwatch watchers runs {name}` for the tracebacks and fix "
+                    "the cause; until then its signals are not refreshed.",
+                ),
+                at_stake={"watcher": name},
+            )
+        )
+    return out
+
+
+# --- a person's actions -------------------------------------------------------------------
 
 
 def acknowledge(alert: Alert, by: str, now: datetime) -> Alert:
@@ -273,7 +475,9 @@ def snooze(alert: Alert, until: datetime, by: str, now: datetime) -> Alert:
     """Quiet until ``until``; then, if still firing, a reminder."""
     _require_open(alert)
     if until <= now:
-        raise ValueError("a snooze must end in the future")
+        raise InvalidAction(
+            f"a snooze must end in the future: {until:%Y-%m-%d %H:%M} UTC is not after now"
+        )
     return alert.model_copy(
         update={
             "state": AlertState.SNOOZED,
@@ -311,4 +515,8 @@ def retire(alert: Alert, now: datetime) -> Alert:
 
 def _require_open(alert: Alert) -> None:
     if not alert.open:
-        raise ValueError(f"alert {alert.id} is already resolved")
+        when = f" on {alert.resolved_at:%Y-%m-%d %H:%M} UTC" if alert.resolved_at else ""
+        raise AlertClosed(
+            f"alert {alert.id} ({alert.title} on {alert.account_id}) is already resolved"
+            f"{when}: there is nothing to act on until it fires again"
+        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,13 +21,13 @@ from swanwatch.clock import FrozenClock
 from swanwatch.config import Config, StoreConfig, WatcherConfig
 from swanwatch.engine import Engine
 from swanwatch.errors import SwanwatchError
-from swanwatch.model import Severity
+from swanwatch.model import NoticeEvent, Severity
 from swanwatch.store import Store
 
 log = logging.getLogger("swanwatch.backtest")
 
 #: Alert notices that are news in a replay (repeats and resolutions are not new risks).
-ALERT_EVENTS = frozenset({"firing", "escalated"})
+ALERT_EVENTS = frozenset({NoticeEvent.FIRING, NoticeEvent.ESCALATED})
 
 
 @dataclass(frozen=True)
@@ -104,40 +104,36 @@ async def replay(
                 now, index = start, 0
                 while now <= end:
                     clock.set(now)
-                    await engine.load_accounts()
-                    for outcome in await engine.run_watchers(specs):
-                        if not outcome.run.ok:
-                            log.warning(
-                                "%s: watcher %s failed: %s",
-                                now.isoformat(),
-                                outcome.run.instance,
-                                outcome.run.error,
-                            )
-                        for s in outcome.raised:
-                            yield Event(
-                                "signal",
-                                now,
-                                s.account_id,
-                                s.kind,
-                                signal_severity(s.strength),
-                                s.strength,
-                                s.summary,
-                            )
-                    correlation = await engine.correlate()
-                    for notice in correlation.notices:
-                        alert = notice.alert
-                        if notice.event in ALERT_EVENTS:
-                            yield Event(
-                                "alert",
-                                now,
-                                alert.account_id,
-                                alert.rule,
-                                alert.severity,
-                                alert.score,
-                                alert.title,
-                            )
+                    async for event in _step(engine, specs, now):
+                        yield event
                     if on_step is not None:
                         on_step(now, index)
                     now, index = now + step, index + 1
         finally:
             store.close()
+
+
+async def _step(
+    engine: Engine, specs: Sequence[WatcherConfig], now: datetime
+) -> AsyncIterator[Event]:
+    """One simulated step: the accounts as of ``now``, the watchers, correlation; the
+    signals raised and the alerts told."""
+    await engine.load_accounts()
+    for outcome in await engine.run_watchers(specs):
+        if not outcome.run.ok:
+            log.warning(
+                "%s: watcher %s failed: %s",
+                now.isoformat(),
+                outcome.run.instance,
+                outcome.run.error,
+            )
+        for s in outcome.raised:
+            severity = signal_severity(s.strength)
+            yield Event("signal", now, s.account_id, s.kind, severity, s.strength, s.summary)
+    correlation = await engine.correlate()
+    for notice in correlation.notices:
+        alert = notice.alert
+        if notice.event in ALERT_EVENTS:
+            yield Event(
+                "alert", now, alert.account_id, alert.rule, alert.severity, alert.score, alert.title
+            )

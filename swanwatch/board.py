@@ -4,16 +4,14 @@ Server-rendered HTML from the ``board*.html.j2`` templates, no JavaScript. Acces
 ``server.board_token``: presented once as ``/board?token=...``, it is traded for a signed,
 expiring session cookie (HttpOnly, SameSite=Strict, path /board); without a configured
 token the board answers 404. Every action is a POST form carrying a CSRF token bound to
-that session; it acts through the same functions as the CLI (:mod:`swanwatch.alerts`,
-:meth:`Store.add_feedback`), saves with the store, and redirects back (Post/Redirect/Get).
+that session; it acts through :mod:`swanwatch.actions`, as the CLI and the signed links do,
+and redirects back (Post/Redirect/Get). Sessions and CSRF tokens are signed with
+:mod:`swanwatch.signing`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -27,11 +25,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from swanwatch.alerts import acknowledge, resolve, snooze
+from swanwatch.actions import Acknowledge, Action, AlertActions, Mark, Resolve, Snooze
 from swanwatch.clock import Clock
 from swanwatch.config import Config
+from swanwatch.errors import ActionError, AlertNotFound, AmbiguousAlert
 from swanwatch.model import Account, Alert, AlertState, Feedback, Verdict, fingerprint
 from swanwatch.reports import RiskLine, risk_lines, totals
+from swanwatch.signing import derive_key, same, sign, verify
 from swanwatch.store import Store
 
 log = logging.getLogger("swanwatch.board")
@@ -46,22 +46,23 @@ MAX_ROWS = 500
 
 @dataclass(frozen=True)
 class BoardAction:
-    """One button of an alert: its label and what the status line says once done."""
+    """One button of an alert: its label, what the status line says once done, and the
+    action it takes (:mod:`swanwatch.actions`)."""
 
     label: str
     done: str
+    action: Action
 
 
 #: The form's ``action`` values, in the order the buttons appear.
 ACTIONS: dict[str, BoardAction] = {
-    "ack": BoardAction("Acknowledge", "Acknowledged"),
-    "snooze1": BoardAction("Snooze 1 day", "Snoozed for 1 day"),
-    "snooze7": BoardAction("Snooze 7 days", "Snoozed for 7 days"),
-    "resolve": BoardAction("Resolve", "Resolved"),
-    "useful": BoardAction("Mark useful", "Marked useful"),
-    "noise": BoardAction("Mark noise", "Marked as noise"),
+    "ack": BoardAction("Acknowledge", "Acknowledged", Acknowledge()),
+    "snooze1": BoardAction("Snooze 1 day", "Snoozed for 1 day", Snooze(timedelta(days=1))),
+    "snooze7": BoardAction("Snooze 7 days", "Snoozed for 7 days", Snooze(timedelta(days=7))),
+    "resolve": BoardAction("Resolve", "Resolved", Resolve()),
+    "useful": BoardAction("Mark useful", "Marked useful", Mark(Verdict.USEFUL)),
+    "noise": BoardAction("Mark noise", "Marked as noise", Mark(Verdict.NOISE)),
 }
-_SNOOZE = {"snooze1": timedelta(days=1), "snooze7": timedelta(days=7)}
 _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": (
@@ -76,15 +77,18 @@ _SECURITY_HEADERS = {
 
 
 class BoardError(Exception):
-    """An action the board cannot carry out, with the HTTP status to answer."""
+    """A form the board cannot take, with the HTTP status to answer."""
 
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+def _status_of(exc: ActionError) -> int:
+    """The HTTP status of an action the board could not carry out."""
+    if isinstance(exc, AlertNotFound | AmbiguousAlert):
+        return 404
+    return 409  # a new episode since the page was loaded, resolved meanwhile, ...
 
 
 class BoardAccess:
@@ -96,35 +100,31 @@ class BoardAccess:
     """
 
     def __init__(self, token: str, ttl: timedelta, clock: Clock) -> None:
-        self._token = token.encode("utf-8")
-        self._key = hmac.new(self._token, b"swanwatch board v1", hashlib.sha256).digest()
+        self._token = token
+        self._key = derive_key(token.encode("utf-8"), "swanwatch board v1")
         self.ttl = ttl
         self.clock = clock
 
-    def _mac(self, purpose: str, text: str) -> str:
-        message = f"{purpose}\x1f{text}".encode()
-        return _b64(hmac.new(self._key, message, hashlib.sha256).digest())
-
     def token_ok(self, presented: str) -> bool:
-        return hmac.compare_digest(presented.encode("utf-8"), self._token)
+        return same(presented, self._token)
 
     def new_session(self) -> str:
         expires = int((self.clock.now() + self.ttl).timestamp())
-        return f"{expires}.{self._mac('session', str(expires))}"
+        return f"{expires}.{sign(self._key, 'session', str(expires))}"
 
     def session_ok(self, session: str | None) -> bool:
         if not session:
             return False
         expires, _, mac = session.partition(".")
-        if not expires.isdigit() or not hmac.compare_digest(mac, self._mac("session", expires)):
+        if not expires.isdigit() or not verify(self._key, mac, "session", expires):
             return False
         return self.clock.now().timestamp() < int(expires)
 
     def csrf(self, session: str) -> str:
-        return self._mac("csrf", session)
+        return sign(self._key, "csrf", session)
 
     def csrf_ok(self, session: str, presented: str) -> bool:
-        return hmac.compare_digest(presented, self.csrf(session))
+        return same(presented, self.csrf(session))
 
 
 @dataclass(frozen=True)
@@ -293,6 +293,7 @@ class Board:
     def __init__(self, config: Config, store: Store, clock: Clock) -> None:
         self.store = store
         self.clock = clock
+        self.actions = AlertActions(store, clock)
         token = config.server.board_token
         self.access = (
             BoardAccess(token.get_secret_value(), config.server.board_session, clock)
@@ -444,9 +445,10 @@ class Board:
     def _status(self, done: str, ref: str) -> str:
         if done not in ACTIONS or not ref:
             return ""
-        alert = self.store.alert(ref)
-        if alert is None or alert.fingerprint != ref:
+        found = self.store.alerts(fingerprints=[ref])
+        if not found:
             return ""
+        alert = found[0]
         accounts = self.store.accounts([alert.account_id])
         who = accounts[0].label if accounts else alert.account_id
         return f"{ACTIONS[done].done}: {alert.title} on {who}."
@@ -491,49 +493,22 @@ class Board:
                 episode = int(form.get("episode", ""))
             except ValueError:
                 raise BoardError("the form carries no alert episode", 400) from None
-            alert = await asyncio.to_thread(
-                self._apply, request.path_params["fingerprint"], action, episode
+            done = await asyncio.to_thread(
+                self.actions.act,
+                request.path_params["fingerprint"],
+                ACTIONS[action].action,
+                by=ACTOR,
+                episode=episode,
             )
         except BoardError as exc:
             return self._message(request, "Nothing done", str(exc), exc.status, link=back)
+        except ActionError as exc:
+            return self._message(request, "Nothing done", str(exc), _status_of(exc), link=back)
+        alert = done.alert
         query = filters.query(done=action, alert=alert.fingerprint, open=alert.account_id)
         return RedirectResponse(
             self._url(request, query, anchor(alert.account_id)), status_code=303
         )
-
-    def _apply(self, ref: str, action: str, episode: int) -> Alert:
-        alert = self.store.alert(ref)
-        if alert is None or alert.fingerprint != ref:
-            raise BoardError("this alert no longer exists", 404)
-        if alert.episode != episode:
-            raise BoardError(
-                "this alert has come back as a new episode since the page was loaded: "
-                "look at it again before acting",
-                409,
-            )
-        now = self.clock.now()
-        try:
-            if action == "ack":
-                self.store.save_alerts([acknowledge(alert, ACTOR, now)], [])
-            elif action in _SNOOZE:
-                self.store.save_alerts([snooze(alert, now + _SNOOZE[action], ACTOR, now)], [])
-            elif action == "resolve":
-                self.store.save_alerts([resolve(alert, ACTOR, now)], [])
-            else:
-                self.store.add_feedback(
-                    Feedback(
-                        alert_fingerprint=alert.fingerprint,
-                        rule=alert.rule,
-                        episode=alert.episode,
-                        verdict=Verdict.USEFUL if action == "useful" else Verdict.NOISE,
-                        author=ACTOR,
-                        created_at=now,
-                    )
-                )
-        except ValueError as exc:  # e.g. resolved meanwhile
-            raise BoardError(str(exc), 409) from exc
-        log.info("alert %s: %s on the risk board", alert.fingerprint, action)
-        return alert
 
     async def sign_out(self, request: Request) -> Response:
         if self.access is None:

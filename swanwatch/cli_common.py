@@ -20,10 +20,13 @@ import click
 from swanwatch.errors import ConfigError, SwanwatchError
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from swanwatch.config import Config
     from swanwatch.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R", bound="BaseModel")
 
 CONFIG_ENV = "SWANWATCH_CONFIG"
 
@@ -104,8 +107,34 @@ def actor(by: str | None) -> str:
     return by or os.environ.get("SWANWATCH_USER") or os.environ.get("USER") or "cli"
 
 
+def stamp(value: datetime | None) -> str:
+    """A time as the CLI's tables show it: ``2026-11-20 12:00`` (UTC); empty for None."""
+    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+
+
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def records(
+    config_path: Path,
+    query: Callable[[Store], Sequence[R]],
+    as_json: bool,
+    title: str,
+    columns: Sequence[str],
+    row: Callable[[R], Sequence[object]],
+    *,
+    dump: Callable[[R], object] | None = None,
+) -> None:
+    """A list command: ``query`` the config's store, then print the records as JSON (with
+    ``--json`` or off a terminal: ``dump`` of each, by default its JSON fields) or as a
+    table of ``row`` of each."""
+    with store_for(load(config_path)) as store:
+        found = query(store)
+    if as_json or not tty():
+        emit_json([dump(r) if dump else r.model_dump(mode="json") for r in found])
+        return
+    table(title, columns, [row(r) for r in found])
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

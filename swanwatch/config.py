@@ -569,6 +569,29 @@ class DaemonConfig(_Section):
         timedelta(seconds=10),
         description="Overdue watchers start spread over this long after a restart.",
     )
+    leader_lease: Duration = Field(
+        timedelta(seconds=15),
+        description="PostgreSQL: a leader that has not confirmed its lock for this long is "
+        "replaced (a standby ends its sessions and takes over); each confirmation must "
+        "answer within a third of it.",
+    )
+
+    @model_validator(mode="after")
+    def _lease_outlasts_checks(self) -> DaemonConfig:
+        if self.leader_lease < 2 * self.leader_check:
+            raise ValueError("leader_lease must be at least twice leader_check")
+        return self
+
+
+class LoggingConfig(_Section):
+    """The daemon's log: one JSON object per line, or readable text lines."""
+
+    format: Literal["auto", "json", "text"] = Field(
+        "auto", description="auto: JSON unless standard error is a terminal; json; text."
+    )
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="For `swanwatch run` (--log-level and $SWANWATCH_LOG_LEVEL win)."
+    )
 
 
 class Config(_Section):
@@ -587,6 +610,7 @@ class Config(_Section):
     notify: NotifyConfig = NotifyConfig()
     daemon: DaemonConfig = DaemonConfig()
     server: ServerConfig = ServerConfig()
+    logging: LoggingConfig = LoggingConfig()
 
     #: The folder the config file is in; relative paths resolve against it.
     base_dir: str = Field(".", exclude=True)

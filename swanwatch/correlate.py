@@ -2,7 +2,9 @@
 
 The score of an account is a noisy-OR of ``weight x strength x decay`` over its active
 signals, where decay halves every half-life of the signal's kind. Rules then name the
-compound risks: which kinds together, within a window, on which accounts.
+compound risks: which kinds together, within a window, on which accounts, and
+:func:`candidates` turns the rules that hold into the alerts they call for, which
+:mod:`swanwatch.alerts` reconciles with the alerts on record.
 No I/O and no clock of its own: the daemon and the backtest call the same functions.
 """
 
@@ -113,11 +115,6 @@ def weigh(signal: Signal, now: datetime, config: CorrelationConfig) -> Weighed:
     age_days = max(0.0, (now - signal.observed_at).total_seconds() / 86400)
     decay = math.pow(0.5, age_days / half_life)
     return Weighed(signal, weight, decay, age_days, weight * signal.strength * decay)
-
-
-def contribution(signal: Signal, now: datetime, config: CorrelationConfig) -> Contribution:
-    """How much one signal weighs now, as the record an alert keeps."""
-    return weigh(signal, now, config).contribution()
 
 
 class _HasEffective(Protocol):
@@ -258,23 +255,6 @@ def candidates(assessments: Iterable[Assessment], now: datetime) -> list[Candida
         named = [m for m in a.matches if m.rule.name != SCORE_RULE] or list(a.matches)
         out.extend(_candidate(a, m, now) for m in named)
     return out
-
-
-def inhibitions(cands: Iterable[Candidate]) -> dict[str, str]:
-    """Inhibition: an account's most severe alerts mute its lesser ones.
-
-    Returns the muted fingerprints, each with the rule that mutes it.
-    """
-    by_account: dict[str, list[Candidate]] = defaultdict(list)
-    for c in cands:
-        by_account[c.account_id].append(c)
-    muted: dict[str, str] = {}
-    for group in by_account.values():
-        top = max(group, key=lambda c: (c.severity.rank, c.score))
-        for c in group:
-            if c.severity.rank < top.severity.rank:
-                muted[c.fingerprint] = top.rule
-    return muted
 
 
 def _candidate(a: Assessment, m: RuleMatch, now: datetime) -> Candidate:

@@ -5,31 +5,50 @@ coalesce, misfire grace), and one delivery job. A restart starts each watcher wh
 next run falls due after the last successful run on record: nothing re-runs all at once
 and nothing due while the daemon was down is skipped. SIGINT or SIGTERM pauses the
 scheduler, lets running jobs finish (up to ``daemon.shutdown_grace``), then cancels the rest.
+
+Leadership (:mod:`swanwatch.store.leader`): only the leader runs watchers and correlation.
+It confirms its lock before each run and does that work fenced by its epoch; a leader
+that cannot confirm steps down at once and its /healthz fails until it knows again who
+leads. A version line and a role line are logged at start and on every change of role.
+
+SIGHUP (or ``swanwatch reload``, ``POST /-/reload``) re-reads the config file: a valid one
+replaces the running one (watchers rescheduled, removed watchers' series dropped), a bad
+one is refused with its problems and the running one stays.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import platform
 import random
 import signal
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from swanwatch.clock import Clock
-from swanwatch.config import Config, WatcherConfig
-from swanwatch.engine import Engine
-from swanwatch.metrics import DaemonState
+from swanwatch import logs
+from swanwatch.clock import Clock, SystemClock
+from swanwatch.config import Config, WatcherConfig, load_config
+from swanwatch.engine import CorrelationOutcome, Engine
+from swanwatch.errors import ConfigError, LeadershipLost, StoreError, SwanwatchError
+from swanwatch.metrics import DaemonState, Metrics, config_digest, swanwatch_version
 from swanwatch.store import Store, WatcherStatus
+from swanwatch.store.health import first_line, preflight
+from swanwatch.store.leader import Leadership
 
 if TYPE_CHECKING:
     from swanwatch.shards import ShardCoordinator
 
 log = logging.getLogger("swanwatch.daemon")
+T = TypeVar("T")
 
 
 def trigger_for(spec: WatcherConfig) -> IntervalTrigger | CronTrigger:
@@ -70,15 +89,27 @@ def first_run_at(
 
 
 class Daemon:
-    """Schedules the engine's steps and stops cleanly."""
+    """Schedules the engine's steps, holds leadership, reloads its config, stops cleanly."""
 
-    def __init__(self, config: Config, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, config: Config, store: Store, clock: Clock, *, config_path: Path | None = None
+    ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
-        self.engine = Engine(config, store, clock)
-        self.leadership = store.leadership()
-        self.state = DaemonState()
+        self.config_path = config_path
+        self.metrics = Metrics()
+        self.engine = Engine(config, store, clock, metrics=self.metrics)
+        self.leadership = Leadership(
+            store.engine, store.url, lease_s=config.daemon.leader_lease.total_seconds()
+        )
+        self.state = DaemonState(
+            replica=self.leadership.replica,
+            metrics=self.metrics,
+            watchers=_instances(config),
+            reload=self.reload,
+        )
+        self.metrics.config_loaded(config, clock.now())
         # With shards, the leader's watcher jobs hand each run to workers through the queue.
         self.shards: ShardCoordinator | None = None
         if config.daemon.shards > 1:
@@ -87,6 +118,12 @@ class Daemon:
             self.shards = ShardCoordinator(config, store, clock)
         self._stop = asyncio.Event()
         self._running: set[asyncio.Task[Any]] = set()
+        self._watching: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._reload_lock = asyncio.Lock()
+        # Leadership calls get a thread of their own: a frozen store may tie up the shared
+        # pool's threads, never the one that notices it and steps down.
+        self._leader_thread = ThreadPoolExecutor(1, thread_name_prefix="swanwatch-leader")
         self.scheduler = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={
@@ -108,59 +145,119 @@ class Daemon:
             await coro
         except asyncio.CancelledError:
             raise
+        except LeadershipLost as exc:
+            log.warning("%s", exc)
+            await self._step_down(str(exc))
         except Exception:  # a job must never take the scheduler down
             log.exception("scheduled job failed")
         finally:
             self._running.discard(task)
 
-    async def _watch_job(self, spec: WatcherConfig) -> None:
-        await self._tracked(self._watch_then_correlate(spec))
+    async def _leader_call(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._leader_thread, fn)
 
-    async def _watch_then_correlate(self, spec: WatcherConfig) -> None:
-        if self.shards is None:
-            await self.engine.run_watcher(spec, refresh_accounts=True)
-        else:
-            # Waits for every shard of the cycle (max_instances=1 skips ticks meanwhile).
-            await self.shards.run_cycle(spec)
-            await self.engine.load_accounts()
-        outcome = await self.engine.correlate()
-        log.info(
-            "correlation: %d accounts at risk, %d open alerts, %d notifications queued",
-            outcome.accounts,
-            outcome.open_alerts,
-            outcome.enqueued,
-        )
-        await self.engine.deliver()
+    # --- watchers (the leader's work) -------------------------------------------------------
+
+    async def _watch_job(self, spec: WatcherConfig) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._watching.add(task)
+        try:
+            await self._tracked(self._leader_run(spec))
+        finally:
+            self._watching.discard(task)
+
+    async def _leader_run(self, spec: WatcherConfig) -> None:
+        """Confirm the lock first; then run fenced by the epoch, so that a write made after
+        another replica took over is refused by the store."""
+        if not await self._leader_call(self.leadership.confirm):
+            await self._step_down(
+                f"could not confirm the leader lock before running {spec.instance}"
+            )
+            return
+        with self.leadership.fenced():
+            await self._watch_then_correlate(self.engine, spec)
+
+    async def _watch_then_correlate(self, engine: Engine, spec: WatcherConfig) -> None:
+        with logs.log_context(watcher=spec.instance):
+            if self.shards is None:
+                await engine.run_watcher(spec, refresh_accounts=True)
+            else:
+                # Waits for every shard of the cycle (max_instances=1 skips ticks meanwhile).
+                await self.shards.run_cycle(spec)
+                await engine.load_accounts()
+        outcome = await engine.correlate()
+        _log_correlation(outcome)
+        await engine.deliver()
 
     async def _deliver_job(self) -> None:
         await self._tracked(self.engine.deliver())
+
+    # --- leadership -------------------------------------------------------------------------
 
     async def _campaign(self) -> None:
         """Become the leader when nobody is; step down when the lock is lost.
 
         Only the leader runs watchers and correlation; every replica delivers (the outbox
-        leases each notification to one sender), so nothing is doubled and a standby takes
-        over within ``daemon.leader_check`` of the leader's death.
+        leases each notification to one sender), so nothing is doubled. A standby takes
+        over within ``daemon.leader_check`` of the leader's death, or of its lease running
+        out (``daemon.leader_lease``) when it is frozen rather than dead.
         """
-        held = await asyncio.to_thread(self.leadership.try_acquire)
+        try:
+            held = await self._leader_call(self.leadership.try_acquire)
+        except StoreError as exc:
+            # Nobody here knows who leads: a leader that cannot confirm is unhealthy.
+            if self.state.leading or self.state.leadership_problem:
+                await self._step_down(str(exc))
+            else:
+                log.warning("%s", exc)
+            return
         if held and not self.state.leading:
             self.state.leading = True
-            log.info("leading: this replica runs the watchers")
-            self._schedule_watchers()
+            self.state.leadership_problem = None
+            self._announce()
+            await self._schedule_watchers()
         elif not held and self.state.leading:
-            self.state.leading = False
-            log.warning("lost leadership: watchers stop here until it is won back")
-            for job in self.scheduler.get_jobs():
-                if job.id.startswith("watcher:"):
-                    job.remove()
-        elif not held:
-            log.debug("standby: another replica leads")
+            await self._step_down("the leader lock was lost")
+        elif not held and self.state.leadership_problem:
+            log.info("leadership is known again: another replica leads")
+            self.state.leadership_problem = None
+            self._announce()
 
-    async def _campaign_job(self) -> None:
-        await self._tracked(self._campaign())
+    async def _step_down(self, why: str) -> None:
+        """Stop leader work at once: no new runs (one under way is fenced: its writes are
+        refused). /healthz fails until a campaign knows again who leads."""
+        if not self.state.leading:
+            if why != self.state.leadership_problem:
+                log.warning("who leads is unknown here: %s", why)
+            self.state.leadership_problem = why
+            return
+        self.state.leadership_problem = why
+        self.state.leading = False
+        log.warning("lost leadership: %s; watchers stop here until it is won back", why)
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("watcher:"):
+                job.remove()
+        self._announce()
 
-    def _schedule_watchers(self) -> None:
-        statuses = self.store.watcher_statuses()
+    def _announce(self) -> None:
+        """The role line, logged at start and on every change of role."""
+        if self.state.leading:
+            log.info("role: leader (epoch %s): leading, runs the watchers", self.leadership.epoch)
+        else:
+            log.info("role: standby, delivers and campaigns for leadership")
+
+    async def _campaign_loop(self) -> None:
+        """Campaign every ``daemon.leader_check``, one round after the other (a round
+        that waits on a frozen store delays the next, rather than piling up)."""
+        while not self._stop.is_set():
+            await self._tracked(self._campaign())
+            every = self.config.daemon.leader_check.total_seconds()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), every)
+
+    async def _schedule_watchers(self) -> None:
+        statuses = await asyncio.to_thread(self.store.watcher_statuses)
         now = self.clock.now()
         rng = random.Random()
         for spec in self.config.active_watchers():
@@ -174,22 +271,18 @@ class Daemon:
                 id=f"watcher:{spec.instance}",
                 name=spec.instance,
                 next_run_time=start,
+                replace_existing=True,
             )
             log.info("watcher %s: next run %s", spec.instance, start.isoformat(timespec="seconds"))
 
     def _schedule(self) -> None:
-        self.scheduler.add_job(
-            self._campaign_job,
-            IntervalTrigger(seconds=self.config.daemon.leader_check.total_seconds(), timezone=UTC),
-            id="leadership",
-            name="leadership",
-            next_run_time=self.clock.now(),
-        )
+        daemon = self.config.daemon
         self.scheduler.add_job(
             self._deliver_job,
-            IntervalTrigger(seconds=self.config.daemon.deliver_every.total_seconds(), timezone=UTC),
+            IntervalTrigger(seconds=daemon.deliver_every.total_seconds(), timezone=UTC),
             id="delivery",
             name="delivery",
+            replace_existing=True,
         )
         if self.config.notify.leaders:
             # Queued by (digest, week, channel): any replica may run it, each week goes once.
@@ -199,6 +292,7 @@ class Daemon:
                 id="leaders-digest",
                 name="leaders-digest",
                 next_run_time=self.clock.now(),
+                replace_existing=True,
             )
 
     async def _leaders_job(self) -> None:
@@ -214,18 +308,121 @@ class Daemon:
 
         await self._tracked(queue())
 
+    # --- reload ---------------------------------------------------------------------------
+
+    async def reload(self) -> list[str]:
+        """Re-read the config file; apply it when valid. Returns why it was refused."""
+        async with self._reload_lock:
+            new, problems = await self._read_config()
+            if new is not None and not problems:
+                try:
+                    engine = Engine(new, self.store, self.clock, metrics=self.metrics)
+                except SwanwatchError as exc:
+                    problems = [first_line(exc)]
+            if new is None or problems:
+                self.metrics.config_refused()
+                log.error(
+                    "config reload refused, the running config stays: %s", "; ".join(problems)
+                )
+                return problems
+            await engine.__aenter__()
+            old, self.engine, self.config = self.engine, engine, new
+            self.state.watchers = _instances(new)
+            self.metrics.forget_watchers(self.state.watchers)
+            self.metrics.config_loaded(new, self.clock.now())
+            self.leadership.set_lease(new.daemon.leader_lease.total_seconds())
+            logs.apply_config(new.logging.level, new.logging.format)
+            await self._reschedule()
+            self._spawn(self._retire(old))
+            log.info(
+                "config reloaded from %s (hash %s): %d watchers",
+                self.config_path,
+                config_digest(new)[:12],
+                len(new.active_watchers()),
+            )
+            return []
+
+    async def _read_config(self) -> tuple[Config | None, list[str]]:
+        if self.config_path is None:
+            return None, ["this daemon was not started from a config file"]
+        try:
+            new = await asyncio.to_thread(load_config, self.config_path)
+        except ConfigError as exc:
+            return None, [str(p) for p in exc.problems]
+        except SwanwatchError as exc:
+            return None, [first_line(exc)]
+        old = self.config
+        fixed = {
+            "store.url": (old.store_url, new.store_url),
+            "server.listen": (old.server.listen, new.server.listen),
+            "daemon.shards": (old.daemon.shards, new.daemon.shards),
+            "daemon.queue": (old.daemon.queue, new.daemon.queue),
+        }
+        return new, [
+            f"{name} changed ({a!r} -> {b!r}): it takes a restart"
+            for name, (a, b) in fixed.items()
+            if a != b
+        ]
+
+    async def _reschedule(self) -> None:
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("watcher:"):
+                job.remove()
+        self._schedule()
+        if self.state.leading:
+            await self._schedule_watchers()
+
+    async def _retire(self, engine: Engine) -> None:
+        """Close a replaced engine once the jobs that use it have finished."""
+        running = [t for t in self._running if t is not asyncio.current_task()]
+        if running:
+            await asyncio.wait(running)
+        await engine.__aexit__(None, None, None)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _on_sighup(self) -> None:
+        log.info("SIGHUP: re-reading %s", self.config_path)
+        self._spawn(self.reload())
+
+    # --- run and stop -----------------------------------------------------------------------
+
     async def run(self) -> None:
-        """Run until :meth:`stop` or SIGINT/SIGTERM."""
+        """Run until :meth:`stop` or SIGINT/SIGTERM; SIGHUP reloads the config."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        logs.set_process_ids(replica=self.state.replica)
+        log.info(
+            "swanwatch %s (Python %s), replica %s, config %s (hash %s), store %s",
+            swanwatch_version(),
+            platform.python_version(),
+            self.state.replica,
+            self.config_path,
+            config_digest(self.config)[:12],
+            self.store.safe_url,
+        )
         http = None
-        if self.config.server.listen is not None:
-            from swanwatch.server import HttpServer
+        try:
+            if self.config.server.listen is not None:
+                from swanwatch.server import HttpServer
 
-            host, port = self.config.server.host_port
-            http = HttpServer(self.config, self.store, self.clock, host, port, self.state)
-            await http.start()
+                host, port = self.config.server.host_port
+                http = HttpServer(self.config, self.store, self.clock, host, port, self.state)
+                await http.start()
+            await self._serve()
+        finally:
+            if http is not None:
+                await http.stop()
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            self._leader_thread.shutdown(wait=False, cancel_futures=True)
+
+    async def _serve(self) -> None:
         async with self.engine:
             if self.shards is not None:
                 await self.shards.open()
@@ -235,16 +432,16 @@ class Daemon:
             log.info(
                 "swanwatch daemon started with %d watchers", len(self.config.active_watchers())
             )
+            self._announce()
+            self._spawn(self._campaign_loop())
             try:
                 await self._stop.wait()
             finally:
                 await self._shutdown()
                 if self.shards is not None:
                     await self.shards.close()
-                if http is not None:
-                    await http.stop()
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.remove_signal_handler(sig)
+        for task in list(self._background):
+            task.cancel()
 
     async def _shutdown(self) -> None:
         self.state.stopping = True
@@ -260,5 +457,46 @@ class Daemon:
             if pending:
                 await asyncio.wait(pending, timeout=2)
         self.scheduler.shutdown(wait=False)
-        await asyncio.to_thread(self.leadership.release)
+        await self._leader_call(self.leadership.release)
         log.info("stopped")
+
+
+def _instances(config: Config) -> tuple[str, ...]:
+    return tuple(w.instance for w in config.active_watchers())
+
+
+def _log_correlation(outcome: CorrelationOutcome) -> None:
+    log.info(
+        "correlation: %d accounts at risk, %d open alerts, %d notifications queued",
+        outcome.accounts,
+        outcome.open_alerts,
+        outcome.enqueued,
+    )
+    for notice in outcome.notices:
+        alert = notice.alert
+        log.info(
+            "alert %s: %s on %s (%s)",
+            notice.event,
+            alert.title,
+            alert.account_id,
+            alert.severity,
+            extra={"alert": alert.fingerprint, "account": alert.account_id},
+        )
+
+
+def run_daemon(config: Config, config_path: Path | None) -> None:
+    """``swanwatch run``: the config's logging, a store check, the store, the daemon.
+
+    Fails with a :class:`SwanwatchError` of one line (the CLI turns it into exit 1): the
+    port is in use, the store cannot be written, the database is not UTF8, ...
+    """
+    logs.apply_config(config.logging.level, config.logging.format)
+    preflight(config.store_url)
+    try:
+        store = Store(config.store_url)
+    except StoreError as exc:
+        raise StoreError(first_line(exc)) from exc
+    try:
+        asyncio.run(Daemon(config, store, SystemClock(), config_path=config_path).run())
+    finally:
+        store.close()

@@ -2,7 +2,9 @@
 
 The daemon schedules its steps, ``run --once`` and the demo call them in turn; both use
 the same code. Each watcher run is isolated: an exception or a timeout is that run's
-failure (logged with its traceback, counted and stored), never the others'.
+failure (logged with its traceback, counted and stored), never the others'. A correlation
+pass is ``assess_all`` (correlate), :func:`swanwatch.alerts.decide` (the lifecycle and the
+notices due), ``outbox_entries`` and one ``save_alerts``: one transaction.
 """
 
 from __future__ import annotations
@@ -13,35 +15,27 @@ import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
+from typing import TYPE_CHECKING
 
 import httpx
 
 from swanwatch import plugins
 from swanwatch.accounts import build_sources, read_accounts
-from swanwatch.alerts import Notice, muter, reconcile, retire
+from swanwatch.alerts import Notice, decide
 from swanwatch.clock import Clock
 from swanwatch.config import Config, WatcherConfig, all_rules
-from swanwatch.correlate import (
-    Candidate,
-    alert_fingerprint,
-    assess_all,
-    candidates,
-    inhibitions,
-)
-from swanwatch.delivery import (
-    OPS_ACCOUNT,
-    DeliveryStats,
-    DeliveryWorker,
-    outbox_entries,
-    repeat_after,
-)
+from swanwatch.correlate import assess_all
+from swanwatch.delivery import DeliveryStats, DeliveryWorker, outbox_entries
 from swanwatch.errors import SourceError
 from swanwatch.interfaces import StateMap, WatchContext, Watcher
-from swanwatch.model import Account, AlertState, Severity, Signal, WatcherRun
+from swanwatch.model import Account, AlertState, Signal, WatcherRun
 from swanwatch.store import Store
+
+if TYPE_CHECKING:
+    from swanwatch.metrics import Metrics
 
 log = logging.getLogger("swanwatch.engine")
 
@@ -65,6 +59,17 @@ class CorrelationOutcome:
     enqueued: int
 
 
+@dataclass
+class _Seen:
+    """What one watcher run saw, or why it failed."""
+
+    signals: list[Signal] = field(default_factory=list)
+    state: StateMap = field(default_factory=StateMap)
+    unknowns: list[tuple[str, str, str]] = field(default_factory=list)
+    error: str | None = None
+    trace: str | None = None
+
+
 class Engine:
     """Runs the steps of a cycle against one config, store and clock."""
 
@@ -76,6 +81,7 @@ class Engine:
         *,
         replay: bool = False,
         progress: Callable[[str, str, int], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -84,7 +90,8 @@ class Engine:
         self.progress = progress
         self.sources = build_sources(config)
         self.rules = all_rules(config)
-        self.delivery = DeliveryWorker(config, store, clock)
+        self.metrics = metrics  # told of each run (the daemon's /metrics)
+        self.delivery = DeliveryWorker(config, store, clock, metrics)
         self._executor = ThreadPoolExecutor(
             max_workers=config.daemon.blocking_workers, thread_name_prefix="swanwatch-blocking"
         )
@@ -159,69 +166,22 @@ class Engine:
         """
         started = self.clock.now()
         t0 = time.monotonic()
-        error: str | None = None
-        trace: str | None = None
-        signals: list[Signal] = []
-        state = StateMap()
-        unknowns: list[tuple[str, str, str]] = []
-        try:
-            if accounts is None:
-                looked_at = await (self.load_accounts() if refresh_accounts else self.accounts())
-            else:
-                looked_at = list(accounts)
-            state = StateMap(await asyncio.to_thread(self.store.load_state, spec.instance))
-            ctx = WatchContext(
-                instance=spec.instance,
-                clock=self.clock,
-                http=self.http,
-                log=logging.getLogger(f"swanwatch.watcher.{spec.instance}"),
-                accounts=looked_at,
-                state=state,
-                sources=self.sources,
-                executor=self._executor,
-                replay=self.replay,
-                unknowns=unknowns,
-            )
-            watcher = self.watcher(spec)
-            signals = await asyncio.wait_for(
-                self._collect(watcher, ctx), spec.timeout.total_seconds()
-            )
-        except TimeoutError:
-            error = f"timed out after {spec.timeout.total_seconds():g} s"
-            trace = traceback.format_exc()
-            log.error("watcher %s %s", spec.instance, error)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # isolation: one watcher's failure is its own
-            error = f"{type(exc).__name__}: {exc}"
-            trace = traceback.format_exc()
-            log.error("watcher %s failed: %s", spec.instance, error, exc_info=exc)
+        seen = await self._watch(spec, refresh_accounts, accounts)
         raised: tuple[Signal, ...] = ()
         cleared = 0
-        if error is None:
-            now = self.clock.now()
-            scope = None if accounts is None else [a.id for a in accounts]
-            changes = await asyncio.to_thread(
-                self.store.record_signals, spec.instance, signals, now, scope=scope
-            )
-            new = set(changes.raised)
-            raised = tuple(s for s in signals if s.fingerprint in new)
-            cleared = len(changes.cleared)
-            await asyncio.to_thread(
-                partial(self.store.record_unknowns, scope=scope), spec.instance, unknowns, now
-            )
-            changed, deleted = state.changes()
-            if changed or deleted:
-                await asyncio.to_thread(self.store.save_state, spec.instance, changed, deleted, now)
+        cleared_kinds: tuple[str, ...] = ()
+        if seen.error is None:
+            raised, cleared_kinds = await self._store_findings(spec, seen, accounts)
+            cleared = len(cleared_kinds)
         run = WatcherRun(
             instance=spec.instance,
             started_at=started,
             finished_at=max(self.clock.now(), started),
-            ok=error is None,
-            signals=len(signals),
-            unknowns=len(unknowns),
-            error=error,
-            traceback=trace,
+            ok=seen.error is None,
+            signals=len(seen.signals),
+            unknowns=len(seen.unknowns),
+            error=seen.error,
+            traceback=seen.trace,
         )
         await asyncio.to_thread(self.store.record_run, run)
         log.info(
@@ -234,9 +194,77 @@ class Engine:
             run.unknowns,
             time.monotonic() - t0,
         )
+        if self.metrics is not None:
+            kinds = [s.kind for s in raised]
+            self.metrics.observe_run(
+                spec.instance,
+                ok=run.ok,
+                seconds=time.monotonic() - t0,
+                unknowns=run.unknowns,
+                raised=kinds,
+                cleared=cleared_kinds,
+            )
         if self.progress is not None:
             self.progress(spec.instance, "done", run.signals)
         return RunOutcome(run=run, raised=raised, cleared=cleared)
+
+    async def _watch(
+        self, spec: WatcherConfig, refresh_accounts: bool, accounts: Sequence[Account] | None
+    ) -> _Seen:
+        """Run the watcher; any failure on the way is the run's, kept in what it saw."""
+        seen = _Seen()
+        try:
+            if accounts is None:
+                looked_at = await (self.load_accounts() if refresh_accounts else self.accounts())
+            else:
+                looked_at = list(accounts)
+            seen.state = StateMap(await asyncio.to_thread(self.store.load_state, spec.instance))
+            ctx = WatchContext(
+                instance=spec.instance,
+                clock=self.clock,
+                http=self.http,
+                log=logging.getLogger(f"swanwatch.watcher.{spec.instance}"),
+                accounts=looked_at,
+                state=seen.state,
+                sources=self.sources,
+                executor=self._executor,
+                replay=self.replay,
+                unknowns=seen.unknowns,
+            )
+            seen.signals = await asyncio.wait_for(
+                self._collect(self.watcher(spec), ctx), spec.timeout.total_seconds()
+            )
+        except TimeoutError:
+            seen.error = f"timed out after {spec.timeout.total_seconds():g} s"
+            seen.trace = traceback.format_exc()
+            log.error("watcher %s %s", spec.instance, seen.error)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # isolation: one watcher's failure is its own
+            seen.error = f"{type(exc).__name__}: {exc}"
+            seen.trace = traceback.format_exc()
+            log.error("watcher %s failed: %s", spec.instance, seen.error, exc_info=exc)
+        return seen
+
+    async def _store_findings(
+        self, spec: WatcherConfig, seen: _Seen, accounts: Sequence[Account] | None
+    ) -> tuple[tuple[Signal, ...], tuple[str, ...]]:
+        """Store a good run's signals, unknowns and state; returns the signals raised and
+        the kinds of those cleared."""
+        now = self.clock.now()
+        scope = None if accounts is None else [a.id for a in accounts]
+        changes = await asyncio.to_thread(
+            self.store.record_signals, spec.instance, seen.signals, now, scope=scope
+        )
+        new = set(changes.raised)
+        raised = tuple(s for s in seen.signals if s.fingerprint in new)
+        await asyncio.to_thread(
+            partial(self.store.record_unknowns, scope=scope), spec.instance, seen.unknowns, now
+        )
+        changed, deleted = seen.state.changes()
+        if changed or deleted:
+            await asyncio.to_thread(self.store.save_state, spec.instance, changed, deleted, now)
+        return raised, changes.cleared_kinds
 
     async def _collect(self, watcher: Watcher, ctx: WatchContext) -> list[Signal]:
         known = {a.id for a in ctx.accounts}
@@ -278,41 +306,22 @@ class Engine:
         configured = {w.instance for w in cfg.active_watchers()}
         signals = [s for s in self.store.signals(active_only=True) if s.watcher in configured]
         assessments = assess_all(accounts, signals, now, cfg.correlation, self.rules)
-        existing = {a.fingerprint: a for a in self.store.alerts()}
-        account_alerts = {fp: a for fp, a in existing.items() if a.account_id != OPS_ACCOUNT}
-        current = {a.id for a in accounts}
-        # An account that left the account list takes its open alerts with it, quietly.
-        gone = [
-            retire(a, now)
-            for a in account_alerts.values()
-            if a.open and a.account_id not in current
-        ]
-        wanted = candidates(assessments, now)
-        silences = self.store.silences(active_at=now)
-        result = reconcile(
-            account_alerts,
-            wanted,
-            now,
-            hold_down=cfg.correlation.resolve_hold_down,
-            repeat_interval=cfg.notify.repeat_interval,
-            repeat_after=repeat_after(cfg.notify),
-            flap_window=cfg.correlation.flap_window,
-            muted=muter(silences, inhibitions(wanted), now),
-            scope=[a.id for a in accounts],
+        decided = decide(
+            assessments,
+            self.store.alerts(),
+            listed=[a.id for a in accounts],
+            silences=self.store.silences(active_at=now),
+            # A watcher removed from the config has no ops alert: its old one resolves.
+            watchers={
+                name: status
+                for name, status in self.store.watcher_statuses().items()
+                if name in configured
+            },
+            now=now,
+            config=cfg,
         )
-        ops_alerts = {fp: a for fp, a in existing.items() if a.account_id == OPS_ACCOUNT}
-        ops = reconcile(
-            ops_alerts,
-            self._ops_candidates(now),
-            now,
-            hold_down=timedelta(0),
-            repeat_interval=cfg.notify.repeat_interval,
-            repeat_after=repeat_after(cfg.notify),
-            muted=muter(silences, {}, now),
-        )
-        notices: list[Notice] = [*result.notices, *ops.notices]
-        entries = outbox_entries(notices, cfg, now, {a.id: a for a in accounts})
-        enqueued = self.store.save_alerts([*gone, *result.changed, *ops.changed], entries)
+        entries = outbox_entries(decided.notices, cfg, now, {a.id: a for a in accounts})
+        enqueued = self.store.save_alerts(decided.changed, entries)
         open_alerts = sum(
             n
             for (state, _severity, _muted), n in self.store.alert_counts().items()
@@ -321,41 +330,9 @@ class Engine:
         return CorrelationOutcome(
             accounts=len(assessments),
             open_alerts=open_alerts,
-            notices=tuple(notices),
+            notices=tuple(decided.notices),
             enqueued=enqueued,
         )
-
-    def _ops_candidates(self, now: datetime) -> list[Candidate]:
-        """An ops alert for each watcher that has failed N runs in a row."""
-        limit = self.config.daemon.failure_alert_after
-        out = []
-        for name, status in self.store.watcher_statuses().items():
-            if status.consecutive_failures < limit:
-                continue
-            rule = f"watcher_failing:{name}"
-            last_ok = status.last_success_at.isoformat() if status.last_success_at else "never"
-            out.append(
-                Candidate(
-                    fingerprint=alert_fingerprint(OPS_ACCOUNT, rule),
-                    account_id=OPS_ACCOUNT,
-                    rule=rule,
-                    title=f"Watcher {name} is failing",
-                    severity=Severity.HIGH,
-                    score=1.0,
-                    contributions=(),
-                    why_now=(
-                        f"{status.consecutive_failures} runs in a row failed; last success: "
-                        f"{last_ok}.",
-                        f"Last error: {status.last_error}",
-                    ),
-                    play=(
-                        f"Ops: run `swanwatch watchers runs {name}` for the tracebacks and fix "
-                        "the cause; until then its signals are not refreshed.",
-                    ),
-                    at_stake={"watcher": name},
-                )
-            )
-        return out
 
     # --- delivery -----------------------------------------------------------------------
 

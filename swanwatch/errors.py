@@ -5,7 +5,15 @@
     ├── PluginError          a plugin name is unknown, or its target is not the right class
     ├── SourceError          a source could not be read (missing file, failed query, HTTP error)
     ├── StoreError           the store could not be opened or migrated
-    └── WatcherTimeout       a watcher run passed its timeout
+    │   └── LeadershipLost   a leader-only write after this replica stopped leading (fenced)
+    ├── EndpointError        the ops HTTP endpoint could not start (port in use, ...)
+    └── ActionError          a person's action on an alert could not be carried out
+        ├── AlertNotFound    no alert has this id or fingerprint (prefix)
+        ├── AmbiguousAlert   the reference fits several alerts: give more of the fingerprint
+        ├── StaleEpisode     the alert came back as a new episode since the person looked
+        ├── InvalidAction    the action does not apply (a snooze into the past, no reason)
+        │   └── AlertClosed  the alert is already resolved
+        └── SilenceNotFound  no active silence has this id
 
 A message says what failed, where (file:line, field path, account, URL) and what to do.
 """
@@ -56,5 +64,44 @@ class StoreError(SwanwatchError):
     """The store could not be opened, migrated or written."""
 
 
-class WatcherTimeout(SwanwatchError):
-    """A watcher run took longer than its ``timeout_s``."""
+class LeadershipLost(StoreError):
+    """This replica no longer leads: its leader-only write was refused (the epoch moved on)."""
+
+
+class EndpointError(SwanwatchError):
+    """The daemon's HTTP endpoint could not start (the port is in use, the address is wrong)."""
+
+
+class ActionError(SwanwatchError):
+    """A person's action on an alert (acknowledge, snooze, resolve, mark, silence) could
+    not be carried out; nothing was changed."""
+
+
+class AlertNotFound(ActionError):
+    """No alert has this id, or a fingerprint that starts with this reference."""
+
+
+class AmbiguousAlert(ActionError):
+    """The reference fits several alerts; ``matches`` holds their fingerprints."""
+
+    def __init__(self, message: str, matches: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.matches = matches
+
+
+class StaleEpisode(ActionError):
+    """The alert came back as a new episode since the person saw it: they act on a risk
+    they have not seen, so nothing is done."""
+
+
+class InvalidAction(ActionError):
+    """The action does not apply to this alert as it is (a snooze that ends in the past,
+    a silence without a reason, ...)."""
+
+
+class AlertClosed(InvalidAction):
+    """The alert is already resolved: there is nothing to acknowledge, snooze or resolve."""
+
+
+class SilenceNotFound(ActionError):
+    """No active silence has this id (it never existed, or it has ended)."""

@@ -1,17 +1,21 @@
 """The daemon's HTTP endpoint (Starlette on uvicorn, in the daemon's own event loop).
 
 Signed action links (``/a/{token}``: GET shows what the link will do, the page's POST does
-it, so a chat client previewing the link never acts), ``/healthz`` (the process answers),
-``/readyz`` (it can do its job: scheduler started, store answering) and ``/metrics``
-(Prometheus), and the risk board (``/board``, :mod:`swanwatch.board`).
+it through :mod:`swanwatch.actions`, so a chat client previewing the link never acts),
+``/healthz`` (the process answers, and a leader can confirm its lock), ``/readyz`` (it can
+do its job: scheduler started, the store takes a write), ``/metrics`` (Prometheus,
+:mod:`swanwatch.metrics`), ``POST /-/reload`` (from this machine: re-read the config, as
+SIGHUP does), and the risk board (``/board``, :mod:`swanwatch.board`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import html
 import logging
+import socket
 from collections.abc import Iterator
 from datetime import timedelta
 from urllib.parse import parse_qs
@@ -22,14 +26,24 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from swanwatch.alerts import acknowledge, snooze
+from swanwatch.actions import Acknowledge, Action, AlertActions, Done, Mark, Snooze
 from swanwatch.board import Board
 from swanwatch.clock import Clock
 from swanwatch.config import Config
 from swanwatch.delivery.links import LinkClaim, LinkError, read_token
-from swanwatch.metrics import DaemonState, metrics_text, readiness
-from swanwatch.model import Alert, Feedback, Verdict
+from swanwatch.errors import ActionError, AlertNotFound, EndpointError, InvalidAction
+from swanwatch.metrics import (
+    CONTENT_TYPE,
+    DaemonState,
+    StoreCall,
+    StoreReading,
+    exposition,
+    read_store,
+    state_problems,
+)
+from swanwatch.model import Alert, Verdict
 from swanwatch.store import Store
+from swanwatch.store.health import write_probe
 
 log = logging.getLogger("swanwatch.server")
 
@@ -54,12 +68,45 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(doc, status_code=status, headers={"Cache-Control": "no-store"})
 
 
+def _link_action(claim: LinkClaim, form: dict[str, list[str]]) -> Action:
+    """What a link asks for; a snooze for the days chosen on its page (1 to 30)."""
+    if claim.action == "ack":
+        return Acknowledge()
+    if claim.action == "snooze":
+        days = claim.snooze / timedelta(days=1)
+        if form.get("days"):
+            try:
+                days = float(form["days"][0])
+            except ValueError:
+                raise InvalidAction("the snooze length is not a number of days") from None
+            if not 0 < days <= 30:
+                raise InvalidAction("a snooze lasts between 1 and 30 days")
+        return Snooze(timedelta(days=days))
+    return Mark(Verdict.NOISE if claim.action == "noise" else Verdict.USEFUL)
+
+
+def _done_text(done: Done) -> str:
+    """What the page says once a link's action is done."""
+    alert = done.alert
+    what = f"{alert.title} on {alert.account_id}"
+    match done.action:
+        case Acknowledge():
+            return f"{what} is acknowledged: no more repeats."
+        case Snooze():
+            return f"{what} is snoozed until {alert.snoozed_until:%Y-%m-%d %H:%M} UTC."
+        case Mark(verdict=verdict) if not done.new:
+            return f"You had already marked this alert as {verdict}."
+        case Mark(verdict=verdict):
+            return f"Thank you: {what} is marked as {verdict}."
+    return f"{what}: done."
+
+
 class ActionLinks:
-    """Checks a link and carries out its action on the store."""
+    """Checks a link and carries out its action through :mod:`swanwatch.actions`."""
 
     def __init__(self, config: Config, store: Store, clock: Clock) -> None:
         self.config = config
-        self.store = store
+        self.actions = AlertActions(store, clock)
         self.clock = clock
 
     def _claim(self, token: str) -> LinkClaim:
@@ -69,20 +116,15 @@ class ActionLinks:
         return read_token(secret, token, self.clock.now())
 
     def _alert(self, claim: LinkClaim) -> Alert:
-        alert = self.store.alert(claim.fingerprint)
-        if alert is None or alert.fingerprint != claim.fingerprint:
-            raise LinkError("the alert of this link no longer exists")
-        if alert.episode != claim.episode:
-            raise LinkError("this link is for another episode of the alert")
-        return alert
+        return self.actions.find(claim.fingerprint, episode=claim.episode)
 
     async def show(self, request: Request) -> Response:
         token = request.path_params["token"]
         try:
             claim = self._claim(token)
             alert = await asyncio.to_thread(self._alert, claim)
-        except LinkError as exc:
-            return _page("Link not usable", f"<p>{html.escape(str(exc))}</p>", 410)
+        except (LinkError, ActionError) as exc:
+            return _unusable(exc)
         verb = _VERBS[claim.action]
         choice = ""
         if claim.action == "snooze":
@@ -108,51 +150,26 @@ class ActionLinks:
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         try:
             claim = self._claim(token)
-            message = await asyncio.to_thread(self._apply, claim, form)
-        except LinkError as exc:
-            return _page("Link not usable", f"<p>{html.escape(str(exc))}</p>", 410)
-        except ValueError as exc:
+            done = await asyncio.to_thread(self._apply, claim, form)
+        except InvalidAction as exc:
             return _page("Nothing done", f"<p>{html.escape(str(exc))}</p>", 409)
-        return _page("Done", f"<p>{html.escape(message)}</p>")
+        except (LinkError, ActionError) as exc:
+            return _unusable(exc)
+        return _page("Done", f"<p>{html.escape(_done_text(done))}</p>")
 
-    def _apply(self, claim: LinkClaim, form: dict[str, list[str]]) -> str:
-        alert = self._alert(claim)
-        now = self.clock.now()
-        by = f"link:{claim.who}"
-        if claim.action == "ack":
-            self.store.save_alerts([acknowledge(alert, by, now)], [])
-            log.info("alert %s acknowledged by %s", alert.fingerprint, by)
-            return f"{alert.title} on {alert.account_id} is acknowledged: no more repeats."
-        if claim.action == "snooze":
-            days = claim.snooze / timedelta(days=1)
-            if form.get("days"):
-                try:
-                    days = float(form["days"][0])
-                except ValueError:
-                    raise ValueError("the snooze length is not a number") from None
-                if not 0 < days <= 30:
-                    raise ValueError("a snooze lasts between 1 and 30 days")
-            until = now + timedelta(days=days)
-            self.store.save_alerts([snooze(alert, until, by, now)], [])
-            log.info("alert %s snoozed by %s until %s", alert.fingerprint, by, until)
-            return (
-                f"{alert.title} on {alert.account_id} is snoozed until {until:%Y-%m-%d %H:%M} UTC."
-            )
-        verdict = Verdict.NOISE if claim.action == "noise" else Verdict.USEFUL
-        added = self.store.add_feedback(
-            Feedback(
-                alert_fingerprint=alert.fingerprint,
-                rule=alert.rule,
-                episode=alert.episode,
-                verdict=verdict,
-                author=by,
-                created_at=now,
-            )
+    def _apply(self, claim: LinkClaim, form: dict[str, list[str]]) -> Done:
+        return self.actions.act(
+            claim.fingerprint,
+            _link_action(claim, form),
+            by=f"link:{claim.who}",
+            episode=claim.episode,
         )
-        log.info("alert %s marked %s by %s", alert.fingerprint, verdict, by)
-        if not added:
-            return f"You had already marked this alert as {verdict}."
-        return f"Thank you: {alert.title} on {alert.account_id} is marked as {verdict}."
+
+
+def _unusable(exc: Exception) -> HTMLResponse:
+    """410: the link is forged, expired, stale, or its alert is gone."""
+    text = "the alert of this link no longer exists" if isinstance(exc, AlertNotFound) else exc
+    return _page("Link not usable", f"<p>{html.escape(str(text))}</p>", 410)
 
 
 def create_app(
@@ -161,31 +178,77 @@ def create_app(
     """The HTTP application: action links, the risk board, health, readiness and metrics."""
     links = ActionLinks(config, store, clock)
     board = Board(config, store, clock)
-    daemon = state if state is not None else DaemonState(started=True)
-
-    async def healthz(_request: Request) -> Response:
-        return PlainTextResponse("ok\n")
-
-    async def readyz(_request: Request) -> Response:
-        problems = await asyncio.to_thread(readiness, store, daemon)
-        if problems:
-            return PlainTextResponse("not ready: " + "; ".join(problems) + "\n", status_code=503)
-        return PlainTextResponse("ready\n")
-
-    async def metrics(_request: Request) -> Response:
-        body = await asyncio.to_thread(metrics_text, store, daemon)
-        return PlainTextResponse(body, media_type="text/plain; version=0.0.4; charset=utf-8")
-
+    ops = OpsRoutes(store, clock, state)
     return Starlette(
         routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
+            *ops.routes(),
             Route("/a/{token}", links.show, methods=["GET"]),
             Route("/a/{token}", links.act, methods=["POST"]),
             *board.routes(),
         ]
     )
+
+
+class OpsRoutes:
+    """/healthz, /readyz, /metrics, and POST /-/reload from this machine only."""
+
+    #: How long /readyz and /metrics wait for the store before answering without it.
+    STORE_TIMEOUT_S = 5.0
+
+    def __init__(self, store: Store, clock: Clock, state: DaemonState | None) -> None:
+        self.store = store
+        self.clock = clock
+        self.state = state if state is not None else DaemonState(started=True, standalone=True)
+        self._probe = StoreCall(self.STORE_TIMEOUT_S)
+        self._read = StoreCall(self.STORE_TIMEOUT_S)
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/readyz", self.readyz, methods=["GET"]),
+            Route("/metrics", self.metrics, methods=["GET"]),
+            Route("/-/reload", self.reload, methods=["POST"]),
+        ]
+
+    async def healthz(self, _request: Request) -> Response:
+        """The process answers; a leader that cannot confirm its lock is not healthy."""
+        problem = self.state.leadership_problem
+        if problem:
+            return PlainTextResponse(f"unhealthy: {problem}\n", status_code=503)
+        return PlainTextResponse("ok\n")
+
+    async def readyz(self, _request: Request) -> Response:
+        """Able to work: started, not stopping, and the store takes a write."""
+        problems = state_problems(self.state)
+        try:
+            refused = await self._probe(lambda: write_probe(self.store.engine, self.state.replica))
+        except TimeoutError:
+            refused = f"the store did not answer within {self.STORE_TIMEOUT_S:g} s"
+        if refused:
+            problems.append(refused)
+        if problems:
+            return PlainTextResponse("not ready: " + "; ".join(problems) + "\n", status_code=503)
+        return PlainTextResponse("ready\n")
+
+    async def metrics(self, _request: Request) -> Response:
+        now = self.clock.now()
+        try:
+            reading = await self._read(lambda: read_store(self.store, self.state, now))
+        except TimeoutError:
+            reading = StoreReading(up=False, error="timeout")
+        return Response(exposition(self.state, reading), media_type=CONTENT_TYPE)
+
+    async def reload(self, request: Request) -> Response:
+        """Re-read the config file, as SIGHUP does (`swanwatch reload`)."""
+        client = request.client.host if request.client else ""
+        if client not in ("127.0.0.1", "::1", "localhost"):
+            return PlainTextResponse("reload is only taken from this machine\n", status_code=403)
+        if self.state.reload is None:
+            return PlainTextResponse("nothing to reload: not a daemon\n", status_code=404)
+        problems = await self.state.reload()
+        if problems:
+            return PlainTextResponse("\n".join(["refused:", *problems]) + "\n", status_code=422)
+        return PlainTextResponse("reloaded\n")
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -209,14 +272,10 @@ class HttpServer:
         state: DaemonState | None = None,
     ) -> None:
         self.app = create_app(config, store, clock, state)
+        # log_config=None: uvicorn logs through our handler (swanwatch.logs), not its own.
         self._server = _EmbeddedServer(
             uvicorn.Config(
-                self.app,
-                host=host,
-                port=port,
-                log_level="warning",
-                lifespan="off",
-                access_log=False,
+                self.app, host=host, port=port, log_config=None, lifespan="off", access_log=False
             )
         )
         self._task: asyncio.Task[None] | None = None
@@ -227,12 +286,41 @@ class HttpServer:
         sockets = self._server.servers[0].sockets if self._server.servers else []
         return int(sockets[0].getsockname()[1]) if sockets else self._server.config.port
 
+    def bind(self) -> socket.socket:
+        """The listening socket, or :class:`EndpointError` in one line (port in use, ...)."""
+        config = self._server.config
+        try:
+            infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM)
+            family, kind, proto, _name, address = infos[0]
+            sock = socket.socket(family, kind, proto)
+        except OSError as exc:
+            raise EndpointError(
+                f"server.listen {config.host}:{config.port}: {exc.strerror or exc}"
+            ) from exc
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(128)
+        except OSError as exc:
+            sock.close()
+            hint = (
+                "another process listens there; stop it or change server.listen"
+                if exc.errno == errno.EADDRINUSE
+                else "check server.listen"
+            )
+            raise EndpointError(
+                f"cannot listen on {config.host}:{config.port}: {exc.strerror}; {hint}"
+            ) from exc
+        sock.setblocking(False)
+        return sock
+
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve(), name="http-server")
+        sock = self.bind()
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="http-server")
         while not self._server.started:
             if self._task.done():
-                await self._task  # raises the start-up error (port in use, ...)
-                raise RuntimeError("the HTTP server stopped during start-up")
+                await self._task
+                raise EndpointError("the HTTP endpoint stopped while starting; see the log above")
             await asyncio.sleep(0.01)
         log.info("HTTP endpoint on port %d", self.port)
 

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from swanwatch.alerts import acknowledge, muter, reconcile, resolve, snooze
-from swanwatch.correlate import Candidate, alert_fingerprint, inhibitions
-from swanwatch.model import Alert, Contribution, Severity, Silence
+from swanwatch.alerts import (
+    OPS_ACCOUNT,
+    acknowledge,
+    decide,
+    inhibitions,
+    muter,
+    reconcile,
+    resolve,
+    snooze,
+)
+from swanwatch.config import Config
+from swanwatch.correlate import Candidate, alert_fingerprint, assess_all
+from swanwatch.errors import InvalidAction
+from swanwatch.model import Account, Alert, AlertState, Contribution, Severity, Signal, Silence
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 HOLD = timedelta(days=3)
@@ -131,7 +143,7 @@ def test_a_snooze_is_quiet_then_reminds() -> None:
     book.alerts[book.only.fingerprint] = snooze(book.only, T0 + timedelta(days=2), "ann", T0)
     assert book.step(T0 + timedelta(days=1), _candidate(Severity.CRITICAL)) == []
     assert book.step(T0 + timedelta(days=2), _candidate(Severity.CRITICAL)) == ["escalated"]
-    with pytest.raises(ValueError, match="future"):
+    with pytest.raises(InvalidAction, match="future"):
         snooze(book.only, T0, "ann", T0 + timedelta(days=3))
 
 
@@ -194,3 +206,59 @@ def test_an_alert_acknowledged_while_muted_is_not_told_when_the_mute_ends() -> N
     later = T0 + timedelta(days=2)  # the silence has ended
     assert book.step(later, _candidate(), muted=muter([silence], {}, later)) == []
     assert book.only.state == "acknowledged" and book.only.last_notified_at is None
+
+
+@dataclass(frozen=True)
+class Health:
+    consecutive_failures: int
+    last_success_at: datetime | None = None
+    last_error: str | None = "boom"
+
+
+def test_decide_is_the_whole_pass_correlation_to_notices() -> None:
+    config = Config.model_validate(
+        {
+            "accounts": {"source": "accounts"},
+            "daemon": {"failure_alert_after": 3},
+            "correlation": {
+                "rules": [
+                    {"name": "pair", "title": "Pair", "severity": "critical",
+                     "all_of": ["champion_departure", "usage_drop"]},
+                    {"name": "usage", "title": "Usage", "any_of": ["usage_drop"]},
+                ]
+            },
+        }
+    )  # fmt: skip
+    accounts = [Account(id="acme", arr=1000), Account(id="globex")]
+    signals = [
+        Signal(account_id="acme", kind=k, strength=0.9, observed_at=T0, summary=k, watcher="w")
+        for k in ("champion_departure", "usage_drop")
+    ]
+    assessments = assess_all(accounts, signals, T0, config.correlation, config.correlation.rules)
+    gone = Alert(
+        fingerprint=alert_fingerprint("initech", "usage"),
+        account_id="initech",
+        rule="usage",
+        title="Usage",
+        severity=Severity.WARNING,
+        score=0.5,
+        started_at=T0 - timedelta(days=3),
+        updated_at=T0 - timedelta(days=3),
+    )
+    decided = decide(
+        assessments,
+        [gone],
+        listed=[a.id for a in accounts],
+        silences=[],
+        watchers={"whois": Health(3), "csv": Health(2)},
+        now=T0,
+        config=config,
+    )
+    changed = {(a.account_id, a.rule): a for a in decided.changed}
+    told = sorted((n.alert.account_id, n.alert.rule, n.event) for n in decided.notices)
+    assert told == [(OPS_ACCOUNT, "watcher_failing:whois", "firing"), ("acme", "pair", "firing")]
+    assert changed["acme", "usage"].muted_by == "inhibited by pair"  # recorded, not told
+    retired = changed["initech", "usage"]
+    assert retired.state == AlertState.RESOLVED and retired.acted_by == "retired:account removed"
+    assert (OPS_ACCOUNT, "watcher_failing:csv") not in changed  # 2 failures: not yet
+    assert "Last error: boom" in changed[OPS_ACCOUNT, "watcher_failing:whois"].why_now

@@ -72,7 +72,29 @@ def test_ack_mark_and_rule_stats(sw) -> None:
     shown = sw("alerts", "show", acme)
     assert "Champion left and usage fell" in shown.stdout and "call the buyer" in shown.stdout
     missing = sw("alerts", "ack", "999999", ok=False)
-    assert missing.returncode == 1 and "no single alert matches" in missing.stderr
+    assert missing.returncode == 1 and "no alert has the id" in missing.stderr
+    assert "swanwatch alerts list" in missing.stderr
+
+
+@pytest.mark.slow
+def test_snooze_resolve_and_silence_similar_by_fingerprint_prefix(sw) -> None:
+    alerts = _alerts(sw)
+    globex = str(alerts["globex"]["fingerprint"])[:6]
+    snoozed = sw("alerts", "snooze", globex, "--for", "2d", "--by", "bob")
+    assert "snoozed until" in snoozed.stdout
+    assert _alerts(sw)["globex"]["acted_by"] == "snooze:bob"
+    assert "resolved by ann" in sw("alerts", "resolve", globex).stdout
+    closed = sw("alerts", "ack", globex, ok=False)
+    assert closed.returncode == 1 and "already resolved" in closed.stderr
+    acme = str(alerts["acme"]["id"])
+    silenced = sw("alerts", "silence", acme, "--on", "rule", "--for", "7d", "--reason", "known")
+    assert silenced.stdout.startswith("silence 1 until") and "rule=pair" in silenced.stdout
+    (silence,) = json.loads(sw("silences", "list", "--json").stdout)
+    assert silence["matchers"] == {"rule": "pair"} and silence["author"] == "ann"
+    no_reason = sw("alerts", "silence", acme, ok=False)
+    assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
+    sw("run", "--once")  # the silence applies from the next pass
+    assert _alerts(sw)["acme"]["muted_by"].startswith("silence 1 by ann")
 
 
 @pytest.mark.slow

@@ -15,9 +15,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swanwatch.alerts import Notice, muter, reconcile
+from swanwatch.alerts import Notice, inhibitions, muter, reconcile
 from swanwatch.config import CorrelationConfig, Rule
-from swanwatch.correlate import Candidate, assess, assess_all, candidates, inhibitions, score_rule
+from swanwatch.correlate import Candidate, assess, assess_all, candidates, score_rule
 from swanwatch.model import Account, Alert, AlertState, Signal, Silence
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from swanwatch.alerts import OPS_ACCOUNT
 from swanwatch.clock import FrozenClock
 from swanwatch.config import load_config
-from swanwatch.delivery import OPS_ACCOUNT
 from swanwatch.engine import Engine
 from swanwatch.model import NotificationStatus
 from swanwatch.store import Store

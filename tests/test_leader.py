@@ -1,13 +1,18 @@
-"""Two replicas on one store: one leads, the other stands by and takes over on kill -9."""
+"""Two replicas on one store: one leads, the other stands by and takes over on kill -9, or
+when the leader's path to PostgreSQL freezes (the frozen leader steps down, fenced)."""
 
 from __future__ import annotations
 
+import itertools
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from ops_support import daemon, free_port, get, log_records, wait_until
+from sqlalchemy.engine import make_url
+from tcp_proxy import FreezableProxy
 
 from swanwatch.store import Store
 
@@ -80,3 +85,84 @@ def test_failover_between_two_replicas(
                     proc.kill()
         store.close()
     assert b is not None and b.returncode == 0, logs["b"].read_text()
+
+
+FROZEN = """
+watchers:
+  - type: counting
+    schedule: {{every: 1s}}
+    options: {{sleep_s: 0.2}}
+daemon:
+  startup_spread: 0s
+  leader_check: 0.5s
+  leader_lease: 6s
+  deliver_every: 1s
+server:
+  listen: "127.0.0.1:{port}"
+notify: {{console: false}}
+"""
+
+
+def _roles(log: Path) -> list[str]:
+    return [r["message"] for r in log_records(log) if r["message"].startswith("role: ")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_a_frozen_leader_is_replaced_and_fenced(
+    store_url: str, make_config, swanwatch_cmd, subprocess_env, tmp_path: Path
+) -> None:
+    direct = store_url
+    target = make_url(direct)
+    proxy = FreezableProxy((target.host or "127.0.0.1", target.port or 5432))
+    through_proxy = target.set(host="127.0.0.1", port=proxy.port)
+    ports = {"a": free_port(), "b": free_port()}
+    configs = {}
+    for name, url in (("a", through_proxy.render_as_string(hide_password=False)), ("b", direct)):
+        path = make_config(FROZEN.format(port=ports[name]), store_url=url)
+        configs[name] = path.rename(tmp_path / f"{name}.yaml")
+    logs = {name: tmp_path / f"{name}.log" for name in ("a", "b")}
+    store = Store(direct)
+
+    def runs() -> list:
+        return sorted(store.runs("counting", limit=100_000), key=lambda r: r.started_at)
+
+    def health(name: str) -> int | None:
+        response = get(f"http://127.0.0.1:{ports[name]}/healthz")
+        return None if response is None else response.status_code
+
+    try:
+        with daemon(swanwatch_cmd, configs["a"], subprocess_env, logs["a"], tmp_path) as a:
+            wait_until(lambda: any("leader" in r for r in _roles(logs["a"])), "a to lead")
+            wait_until(lambda: len(runs()) >= 2, "a's first runs")
+            with daemon(swanwatch_cmd, configs["b"], subprocess_env, logs["b"], tmp_path) as b:
+                wait_until(lambda: "standby" in " ".join(_roles(logs["b"])), "b to stand by")
+                before = len(runs())
+                wait_until(lambda: len(runs()) >= before + 2, "a to go on running")
+                assert health("a") == 200
+                proxy.freeze()
+                frozen_at = time.monotonic()
+                wait_until(lambda: any("leader" in r for r in _roles(logs["b"])), "b to lead")
+                assert time.monotonic() - frozen_at < 30
+                wait_until(lambda: health("a") == 503, "a's /healthz to fail")
+                taken = len(runs())
+                wait_until(lambda: len(runs()) >= taken + 3, "b to run the watcher")
+                assert a.poll() is None and b.poll() is None
+                assert health("b") == 200
+                a_records = log_records(logs["a"])
+                proxy.close()  # a's stuck connections end, so it can stop
+    finally:
+        proxy.close()
+    # a stepped down, and ran nothing after that.
+    steps = [i for i, r in enumerate(a_records) if r["message"].startswith("lost leadership")]
+    assert steps, "a never stepped down"
+    later = [r for r in a_records[steps[0] :] if r["message"].startswith("watcher counting:")]
+    assert later == []
+    # No run was doubled: runs never overlap, and each ok run counted once in the state
+    # (a run frozen between storing its state and its outcome may leave one more).
+    ordered = runs()
+    for earlier, run in itertools.pairwise(ordered):
+        assert run.started_at >= earlier.finished_at, (earlier, run)
+    ok = sum(1 for r in ordered if r.ok)
+    assert store.load_state("counting")["runs"] in (ok, ok + 1)
+    store.close()

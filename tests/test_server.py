@@ -8,6 +8,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from swanwatch.actions import AlertActions, Resolve
 from swanwatch.clock import FrozenClock
 from swanwatch.config import load_config
 from swanwatch.delivery.links import LinkClaim, action_links, make_token
@@ -118,3 +119,20 @@ async def test_forged_expired_and_stale_links_are_refused(served) -> None:
     expired = await client.get(links["ack"])
     assert expired.status_code == 410 and "expired" in expired.text
     assert store.alert(alert.fingerprint).state == AlertState.FIRING
+
+
+async def test_refused_actions_say_why_and_change_nothing(served) -> None:
+    client, links, store, clock, alert, base = served
+    for days, why in (("soon", "not a number"), ("45", "between 1 and 30 days")):
+        refused = await client.post(links["snooze"], data={"days": days})
+        assert refused.status_code == 409 and why in refused.text
+    assert store.alert(alert.fingerprint).state == AlertState.FIRING
+    AlertActions(store, clock).act(alert.fingerprint, Resolve(), by="bob")
+    closed = await client.post(links["ack"])
+    assert closed.status_code == 409 and "already resolved" in closed.text
+    assert store.alert(alert.fingerprint).acted_by == "resolve:bob"
+    nowhere = make_token(
+        SECRET.encode(), LinkClaim("ack", "f" * 32, 1, "ann", clock.now() + timedelta(1))
+    )
+    gone = await client.post(f"{base}/a/{nowhere}")
+    assert gone.status_code == 410 and "no longer exists" in gone.text

@@ -16,7 +16,7 @@ duplicate a crash between sending and recording can cause.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from swanwatch.alerts import Notice
@@ -24,14 +24,13 @@ from swanwatch.config import Config, NotifyConfig
 from swanwatch.delivery.leaders import last_slot, leaders_entries
 from swanwatch.delivery.pacing import Pacing, pace
 from swanwatch.delivery.render import Part, Renderer
-from swanwatch.delivery.routing import CONSOLE, OPS_ACCOUNT, Routing, Target, route
+from swanwatch.delivery.routing import CONSOLE, Routing, Target, route
 from swanwatch.delivery.worker import DeliveryStats, DeliveryWorker, renderer_for
-from swanwatch.model import Account, Alert, Severity
+from swanwatch.model import Account, Alert
 from swanwatch.store import NewNotification, Store
 
 __all__ = [
     "CONSOLE",
-    "OPS_ACCOUNT",
     "DeliveryStats",
     "DeliveryWorker",
     "Pacing",
@@ -43,7 +42,6 @@ __all__ = [
     "outbox_entries",
     "outbox_gauges",
     "render",
-    "repeat_after",
     "route",
 ]
 
@@ -142,21 +140,6 @@ def _who(target: Target, account: Account | None) -> str:
     if target.channel.startswith("owner:"):
         return target.channel.removeprefix("owner:")
     return f"channel:{target.channel}"
-
-
-def repeat_after(config: NotifyConfig) -> Callable[[Alert], timedelta]:
-    """How long a still-firing, unacknowledged alert waits before it is told again: a
-    critical one on a backoff (critical_repeat, doubling, up to repeat_interval), the rest
-    after repeat_interval."""
-
-    def wait(alert: Alert) -> timedelta:
-        if alert.severity != Severity.CRITICAL:
-            return config.repeat_interval
-        told = max(alert.notify_count, 1)
-        backoff: timedelta = config.critical_repeat * (2 ** min(told - 1, 16))
-        return min(backoff, config.repeat_interval)
-
-    return wait
 
 
 def enqueue_leaders(

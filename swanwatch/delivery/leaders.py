@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from swanwatch.alerts import OPS_ACCOUNT
 from swanwatch.config import LeadersDigestConfig, NotifyConfig
 from swanwatch.delivery.pacing import next_local
 from swanwatch.delivery.render import Renderer
-from swanwatch.delivery.routing import OPS_ACCOUNT
 from swanwatch.model import Account, Alert, AlertState, Severity
 from swanwatch.store import NewNotification
 

@@ -9,12 +9,11 @@ chat client that previews links never acts by itself.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from swanwatch.signing import b64decode, b64encode, sign, verify
 
 #: The actions a link can carry.
 ACTIONS = ("ack", "snooze", "noise", "useful")
@@ -37,18 +36,6 @@ class LinkClaim:
     snooze: timedelta = DEFAULT_SNOOZE
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _mac(secret: bytes, body: str) -> str:
-    return _b64(hmac.new(secret, body.encode("ascii"), hashlib.sha256).digest())
-
-
 def make_token(secret: bytes, claim: LinkClaim) -> str:
     """The signed token of ``claim``."""
     if claim.action not in ACTIONS:
@@ -62,17 +49,17 @@ def make_token(secret: bytes, claim: LinkClaim) -> str:
     }
     if claim.action == "snooze":
         data["d"] = int(claim.snooze.total_seconds())
-    body = _b64(json.dumps(data, separators=(",", ":"), sort_keys=True).encode("utf-8"))
-    return f"{body}.{_mac(secret, body)}"
+    body = b64encode(json.dumps(data, separators=(",", ":"), sort_keys=True).encode("utf-8"))
+    return f"{body}.{sign(secret, body)}"
 
 
 def read_token(secret: bytes, token: str, now: datetime) -> LinkClaim:
     """The claim of a token whose signature holds and that has not expired."""
     body, _, mac = token.partition(".")
-    if not body or not mac or not hmac.compare_digest(mac, _mac(secret, body)):
+    if not body or not mac or not verify(secret, mac, body):
         raise LinkError("this link is not valid (its signature does not match)")
     try:
-        data = json.loads(_unb64(body))
+        data = json.loads(b64decode(body))
         claim = LinkClaim(
             action=str(data["a"]),
             fingerprint=str(data["f"]),

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from urllib.parse import quote
 
+from swanwatch.alerts import OPS_ACCOUNT
 from swanwatch.config import (
     DigestConfig,
     NotifyConfig,
@@ -24,8 +25,6 @@ from swanwatch.config import (
 )
 from swanwatch.model import Account, Alert, Severity
 
-#: The account id of Swanwatch's own (ops) alerts.
-OPS_ACCOUNT = "@swanwatch"
 #: The built-in channel that prints to standard output when ``notify.console`` is on.
 CONSOLE = "console"
 #: Channels named ``owner:<owner>`` are an owner's own, resolved from ``notify.owners``.

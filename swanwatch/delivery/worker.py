@@ -17,6 +17,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from swanwatch import plugins
 from swanwatch.clock import Clock
@@ -28,6 +29,9 @@ from swanwatch.errors import PluginError
 from swanwatch.interfaces import DeliveryResult, Notifier
 from swanwatch.model import Account, Alert, Message, fingerprint
 from swanwatch.store import NewNotification, QueuedNotification, Store
+
+if TYPE_CHECKING:
+    from swanwatch.metrics import Metrics
 
 log = logging.getLogger("swanwatch.delivery")
 
@@ -67,10 +71,13 @@ class DeliveryStats:
 class DeliveryWorker:
     """Sends due notifications from the outbox through their channels' notifiers."""
 
-    def __init__(self, config: Config, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, config: Config, store: Store, clock: Clock, metrics: Metrics | None = None
+    ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
+        self.metrics = metrics  # told of each send and dead letter (the daemon's /metrics)
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.renderer = renderer_for(config)
         self.settings = route_settings(config.notify)
@@ -193,6 +200,8 @@ class DeliveryWorker:
                 continue
             message = self.compose(channel, items, now)
             result = await self._send(channel, message)
+            if self.metrics is not None:
+                self.metrics.observe_delivery(channel, result.ok, len(items))
             await self._record(items, result, stats)
         return stats
 
@@ -249,6 +258,8 @@ class DeliveryWorker:
             if attempts >= notify.max_attempts:
                 await asyncio.to_thread(self.store.mark_failed, note.id, result.reason, None)
                 stats.dead += 1
+                if self.metrics is not None:
+                    self.metrics.dead_letter(note.channel)
                 log.error(
                     "notification %s to %s dead-lettered after %d tries: %s",
                     note.id,

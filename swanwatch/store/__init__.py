@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    case,
     create_engine,
     delete,
     event,
@@ -86,6 +87,8 @@ class SignalChanges:
 
     raised: tuple[str, ...]
     cleared: tuple[str, ...]
+    #: The kind of each cleared signal, in the same order (for the metrics).
+    cleared_kinds: tuple[str, ...] = ()
 
     def counts(self) -> tuple[int, int]:
         return len(self.raised), len(self.cleared)
@@ -298,14 +301,13 @@ class Store:
         table = SignalRow.__table__  # type: ignore[attr-defined]
         by_fp = {s.fingerprint: s for s in signals}
         with self._tx() as conn:
-            before = {
-                r.fingerprint: r.cleared_at
-                for r in conn.execute(
-                    select(table.c.fingerprint, table.c.cleared_at).where(
-                        table.c.watcher == watcher
-                    )
+            earlier = conn.execute(
+                select(table.c.fingerprint, table.c.cleared_at, table.c.kind).where(
+                    table.c.watcher == watcher
                 )
-            }
+            ).all()
+            before = {r.fingerprint: r.cleared_at for r in earlier}
+            kinds = {r.fingerprint: r.kind for r in earlier}
             rows = [
                 {
                     "fingerprint": fp,
@@ -355,7 +357,9 @@ class Store:
                     update(table).where(table.c.fingerprint.in_(chunk_fp)).values(cleared_at=now)
                 )
         raised = tuple(fp for fp in by_fp if fp not in before or before[fp] is not None)
-        return SignalChanges(raised=raised, cleared=tuple(gone))
+        return SignalChanges(
+            raised=raised, cleared=tuple(gone), cleared_kinds=tuple(kinds[fp] for fp in gone)
+        )
 
     def signals(
         self, *, account_id: str | None = None, active_only: bool = True
@@ -542,6 +546,23 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(select(table).where(cond).limit(2)).all()
         return _alert(rows[0]) if len(rows) == 1 else None
+
+    def alerts_by_ref(self, ref: str, *, prefix: bool = True, limit: int = 3) -> list[Alert]:
+        """The alerts ``ref`` may name: the one whose id is ``ref`` (when it is digits) and,
+        with ``prefix``, those whose fingerprint starts with ``ref``; at most ``limit``, the
+        one whose fingerprint is ``ref`` first."""
+        table = AlertRow.__table__  # type: ignore[attr-defined]
+        conds = []
+        if prefix and ref:
+            conds.append(table.c.fingerprint.startswith(ref, autoescape=True))
+        if ref.isdigit():
+            conds.append(table.c.id == int(ref))
+        if not conds:
+            return []
+        exact = case((table.c.fingerprint == ref, 0), else_=1)
+        query = select(table).where(or_(*conds)).order_by(exact, table.c.id).limit(limit)
+        with self.engine.connect() as conn:
+            return [_alert(r) for r in conn.execute(query)]
 
     def save_alerts(self, alerts: Sequence[Alert], outbox: Sequence[NewNotification]) -> int:
         """Write alert changes and their notifications in one transaction.

@@ -1,0 +1,291 @@
+"""`swanwatch alerts` and `swanwatch silences`: see alerts, act on them, mute them.
+
+Every action goes through :mod:`swanwatch.actions`, as the signed links and the board do;
+an alert is named by its id or 4 or more characters of its fingerprint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from swanwatch.cli_common import (
+    DURATION,
+    Failure,
+    actor,
+    config_option,
+    emit_json,
+    json_option,
+    load,
+    records,
+    stamp,
+    store_for,
+    tty,
+)
+
+if TYPE_CHECKING:
+    from swanwatch.actions import Action, AlertActions, Done
+    from swanwatch.model import Account, Alert
+
+_BY = click.option("--by", default=None, help="Who acts (default $SWANWATCH_USER or $USER).")
+
+
+@contextmanager
+def _actions(config_path: Path) -> Iterator[AlertActions]:
+    """The actions on the config's store, now; a missing alert or silence says where to
+    look, and every action error exits 1."""
+    from swanwatch.actions import AlertActions
+    from swanwatch.clock import SystemClock
+    from swanwatch.errors import AlertNotFound, SilenceNotFound
+
+    config = load(config_path)
+    with store_for(config) as store:
+        try:
+            yield AlertActions(store, SystemClock())
+        except AlertNotFound as exc:
+            raise Failure(f"{exc}; see `swanwatch alerts list`") from exc
+        except SilenceNotFound as exc:
+            raise Failure(f"{exc}; see `swanwatch silences list`") from exc
+
+
+def _act(config_path: Path, ref: str, action: Action, by: str | None) -> Done:
+    with _actions(config_path) as actions:
+        return actions.act(ref, action, by=actor(by))
+
+
+def print_alerts(alerts: Sequence[Alert], accounts: dict[str, Account]) -> None:
+    """Alerts explained, as their first message would tell them."""
+    from swanwatch.alerts import Notice
+    from swanwatch.delivery import render
+    from swanwatch.model import NoticeEvent
+
+    if not alerts:
+        click.echo("No open alerts.")
+        return
+    rendered = []
+    for alert in alerts:
+        account = accounts.get(alert.account_id)
+        notice = Notice(alert, NoticeEvent.FIRING)
+        rendered.append(render(notice, account.label if account else None))
+    if tty():
+        from rich.console import Console
+        from rich.markdown import Markdown
+        from rich.panel import Panel
+
+        console = Console()
+        for title, body in rendered:
+            console.print(Panel(Markdown(body), title=title, title_align="left"))
+        return
+    for title, body in rendered:
+        click.echo(f"{title}\n{body}\n")
+
+
+# --- alerts --------------------------------------------------------------------------------
+
+
+@click.group()
+def alerts() -> None:
+    """Compound risk alerts: list, explain, act on them (REF: the id, or 4+ characters of
+    the fingerprint)."""
+
+
+@alerts.command("list")
+@config_option
+@click.option("--all", "include_resolved", is_flag=True, help="Include resolved alerts.")
+@json_option
+def alerts_list(config_path: Path, include_resolved: bool, as_json: bool) -> None:
+    """Open alerts, riskiest first."""
+    records(
+        config_path,
+        lambda store: store.alerts(open_only=not include_resolved),
+        as_json,
+        "Alerts",
+        ["id", "account", "rule", "severity", "score", "state", "since", "title"],
+        lambda a: (
+            a.id,
+            a.account_id,
+            a.rule,
+            a.severity,
+            f"{a.score:.2f}",
+            a.state,
+            stamp(a.started_at),
+            a.title,
+        ),
+    )
+
+
+@alerts.command("show")
+@config_option
+@click.argument("ref")
+@json_option
+def alerts_show(config_path: Path, ref: str, as_json: bool) -> None:
+    """One alert, explained."""
+    with _actions(config_path) as actions:
+        alert = actions.find(ref)
+        accounts = {a.id: a for a in actions.store.accounts([alert.account_id])}
+    if as_json:
+        emit_json(alert.model_dump(mode="json"))
+        return
+    print_alerts([alert], accounts)
+
+
+def _plain(name: str, done_word: str, help_text: str) -> None:
+    """An alert command with nothing to say but REF and who acts: ack, resolve."""
+
+    @alerts.command(name, help=help_text)
+    @config_option
+    @click.argument("ref")
+    @_BY
+    def command(config_path: Path, ref: str, by: str | None) -> None:
+        from swanwatch.actions import Acknowledge, Resolve
+
+        done = _act(config_path, ref, Acknowledge() if name == "ack" else Resolve(), by)
+        click.echo(f"alert {done.alert.id} {done_word} by {done.by}")
+
+
+_plain("ack", "acknowledged", "Acknowledge an alert: someone owns it; no more repeats.")
+_plain(
+    "resolve",
+    "resolved",
+    "Resolve an alert by hand; it comes back only on new evidence or higher severity.",
+)
+
+
+@alerts.command("snooze")
+@config_option
+@click.argument("ref")
+@click.option("--for", "delta", type=DURATION, default="1d", show_default=True, help="e.g. 4h, 3d.")
+@_BY
+def alerts_snooze(config_path: Path, ref: str, delta: timedelta, by: str | None) -> None:
+    """Snooze an alert; if still firing when the snooze ends, it reminds."""
+    from swanwatch.actions import Snooze
+
+    alert = _act(config_path, ref, Snooze(delta), by).alert
+    click.echo(f"alert {alert.id} snoozed until {alert.snoozed_until:%Y-%m-%d %H:%M} UTC")
+
+
+@alerts.command("mark")
+@config_option
+@click.argument("ref")
+@click.argument("verdict", type=click.Choice(["useful", "noise", "acted"]))
+@click.option("--note", default="", help="Why.")
+@_BY
+def alerts_mark(config_path: Path, ref: str, verdict: str, note: str, by: str | None) -> None:
+    """Tell Swanwatch whether an alert was useful, noise, or acted on."""
+    from swanwatch.actions import Mark
+    from swanwatch.model import Verdict
+
+    done = _act(config_path, ref, Mark(Verdict(verdict), note), by)
+    said = f"marked {verdict}" if done.new else "already marked"
+    click.echo(f"alert {done.alert.id} {said}")
+
+
+@alerts.command("silence")
+@config_option
+@click.argument("ref")
+@click.option(
+    "--on",
+    "on",
+    multiple=True,
+    # swanwatch.alerts.SIMILAR_FIELDS, written out so the CLI starts without importing it
+    type=click.Choice(["account", "rule", "owner", "segment"]),
+    help="What similar alerts share with this one (repeat; default: account and rule).",
+)
+@click.option("--for", "delta", type=DURATION, default="1d", show_default=True, help="e.g. 7d.")
+@click.option("--reason", required=True, help="Why, for the next person.")
+@_BY
+def alerts_silence(
+    config_path: Path, ref: str, on: tuple[str, ...], delta: timedelta, reason: str, by: str | None
+) -> None:
+    """Silence alerts similar to this one: the same account and rule, or what --on says."""
+    from swanwatch.actions import SilenceSimilar
+
+    action = SilenceSimilar(delta, reason, on or ("account", "rule"))
+    silence = _act(config_path, ref, action, by).silence
+    assert silence is not None  # a SilenceSimilar always adds one
+    matchers = " ".join(f"{k}={v}" for k, v in silence.matchers.items())
+    click.echo(f"silence {silence.id} until {silence.ends_at:%Y-%m-%d %H:%M} UTC: {matchers}")
+
+
+# --- silences ------------------------------------------------------------------------------
+
+
+@click.group()
+def silences() -> None:
+    """Mute alerts by account, rule, kind, owner or segment, for a while, with a reason."""
+
+
+def _matchers(values: Sequence[str]) -> dict[str, str]:
+    from swanwatch.alerts import SILENCE_FIELDS
+
+    out = {}
+    for item in values:
+        name, sep, pattern = item.partition("=")
+        if not sep or name not in SILENCE_FIELDS or not pattern:
+            raise click.BadParameter(
+                f"{item!r}: use FIELD=GLOB with FIELD one of {', '.join(SILENCE_FIELDS)}",
+                param_hint="--match",
+            )
+        out[name] = pattern
+    if not out:
+        raise click.BadParameter("give at least one --match", param_hint="--match")
+    return out
+
+
+@silences.command("add")
+@config_option
+@click.option("--match", "match", multiple=True, help="FIELD=GLOB, e.g. account=acme, rule=*.")
+@click.option(
+    "--for", "delta", type=DURATION, default="1d", show_default=True, help="How long: 4h, 7d."
+)
+@click.option("--reason", required=True, help="Why, for the next person.")
+@click.option("--author", default=None, help="Who (default $SWANWATCH_USER or $USER).")
+def silences_add(
+    config_path: Path, match: tuple[str, ...], delta: timedelta, reason: str, author: str | None
+) -> None:
+    """Add a silence."""
+    matchers = _matchers(match)
+    with _actions(config_path) as actions:
+        silence = actions.silence(matchers, delta, reason=reason, by=actor(author))
+    click.echo(f"silence {silence.id} until {silence.ends_at:%Y-%m-%d %H:%M} UTC")
+
+
+@silences.command("list")
+@config_option
+@click.option("--all", "include_expired", is_flag=True, help="Include expired silences.")
+@json_option
+def silences_list(config_path: Path, include_expired: bool, as_json: bool) -> None:
+    """Active silences (or all)."""
+    from swanwatch.clock import SystemClock
+
+    now = SystemClock().now()
+    records(
+        config_path,
+        lambda store: store.silences(active_at=None if include_expired else now),
+        as_json,
+        "Silences",
+        ["id", "matchers", "until", "author", "reason"],
+        lambda s: (
+            s.id,
+            " ".join(f"{k}={v}" for k, v in s.matchers.items()),
+            stamp(s.ends_at),
+            s.author,
+            s.reason,
+        ),
+    )
+
+
+@silences.command("expire")
+@config_option
+@click.argument("silence_id", type=int)
+@_BY
+def silences_expire(config_path: Path, silence_id: int, by: str | None) -> None:
+    """End a silence now."""
+    with _actions(config_path) as actions:
+        actions.expire_silence(silence_id, by=actor(by))
+    click.echo(f"silence {silence_id} expired")
