@@ -25,12 +25,11 @@ import resource
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
-from importlib import resources
 
 import yaml
 
 from swanwatch.alerts import inhibitions, muter, reconcile
-from swanwatch.config import CorrelationConfig, Rule
+from swanwatch.config import CorrelationConfig, Rule, bundled
 from swanwatch.correlate import assess_all, candidates
 from swanwatch.model import Account, Signal
 
@@ -86,7 +85,7 @@ def make(accounts: int, signals: int, seed: int) -> tuple[list[Account], list[Si
 
 
 def rules() -> list[Rule]:
-    text = (resources.files("swanwatch") / "data" / "rules" / "default.yaml").read_text()
+    text = bundled("rules", "default.yaml").read_text()
     return [Rule.model_validate(r) for r in yaml.safe_load(text)["rules"]]
 
 

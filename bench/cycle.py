@@ -17,11 +17,10 @@ import resource
 import subprocess
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 from swanwatch.clock import FrozenClock
-from swanwatch.config import load_config
+from swanwatch.config import bundled, load_config
 from swanwatch.engine import Engine
 from swanwatch.store import Store
 
@@ -43,8 +42,8 @@ def prepare(accounts: int, days: int, out: Path) -> None:
         ],
         check=True,
     )
-    demo = (resources.files("swanwatch") / "data" / "demo.yaml").read_text()
-    rules = resources.files("swanwatch") / "data" / "rules" / "default.yaml"
+    demo = bundled("demo.yaml").read_text()
+    rules = bundled("rules", "default.yaml")
     (out / "rules.yaml").write_text(rules.read_text())
     config = demo.replace("sqlite:///swanwatch-demo.db", "sqlite:///cycle.db").replace(
         "rule_files: [rules/default.yaml]", "rule_files: [rules.yaml]"

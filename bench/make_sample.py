@@ -1,6 +1,6 @@
 """Generate Swanwatch's sample data (deterministic): the bundled demo set or a big benchmark set.
 
-    python bench/make_sample.py                                   # swanwatch/data/sample/
+    python bench/make_sample.py                                   # config/sample/
     python bench/make_sample.py --accounts 100000 --days 90 --out /tmp/big
 
 Writes accounts.csv, contacts.csv, contracts.csv, usage.csv and tickets.csv. Most accounts are
@@ -21,7 +21,7 @@ from pathlib import Path
 
 END = date(2026, 11, 20)
 HOLIDAYS = (date(2026, 9, 7),)  # Labor Day: everyone's usage dips for one day
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "swanwatch" / "data" / "sample"
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "config" / "sample"
 
 #: The planted stories of the bundled set, by account id (what the demo should find).
 STORIES = {

@@ -17,7 +17,8 @@ The flow, one direction, one module per stage:
 speaks SQL; ``swanwatch.daemon``, ``swanwatch.server`` (signed links, the board) and the
 ``swanwatch.cli*`` modules are the faces.
 
-Plugins import only the names below (and ``swanwatch.testing`` in their tests).
+Plugins import only the names below, the row readers of ``swanwatch.values`` (and
+``swanwatch.testing`` in their tests).
 """
 
 from __future__ import annotations

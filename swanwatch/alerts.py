@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from swanwatch.config import Config, NotifyConfig
 from swanwatch.correlate import Assessment, Candidate, alert_fingerprint, candidates
 from swanwatch.errors import AlertClosed, InvalidAction
 from swanwatch.model import JSON, Alert, AlertState, NoticeEvent, Severity, Silence
+from swanwatch.settings import Config, NotifyConfig
 
 #: The account Swanwatch's own alerts (a watcher failing) are filed under.
 OPS_ACCOUNT = "@swanwatch"

@@ -217,11 +217,10 @@ def config_schema_command() -> None:
 )
 def demo(now: datetime) -> None:
     """One full cycle on the bundled sample data, in a temporary SQLite store."""
-    from swanwatch.config import StoreConfig
+    from swanwatch.config import StoreConfig, bundled
 
     with tempfile.TemporaryDirectory(prefix="swanwatch-demo-") as tmp, errors():
-        demo_file = resources.files("swanwatch") / "data" / "demo.yaml"
-        with resources.as_file(demo_file) as path:
+        with resources.as_file(bundled("demo.yaml")) as path:
             config = load(path)
         config = config.model_copy(update={"store": StoreConfig(url=f"sqlite:///{tmp}/demo.db")})
         _run_once(config, now, show_alerts=True)

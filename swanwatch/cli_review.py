@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,6 +21,13 @@ from swanwatch.cli_common import (
     tty,
 )
 from swanwatch.errors import SwanwatchError
+
+if TYPE_CHECKING:  # the review's and rich's imports wait until the command runs
+    from rich.console import Console
+    from rich.table import Table
+
+    from swanwatch.review import Outcome, Review, WeightFit
+    from swanwatch.settings import Config
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -69,42 +76,43 @@ def review(
 ) -> None:
     """Replay history and hold it against what happened: lead times, blind spots,
     precision and recall per signal kind and rule, and weights fitted to the outcomes."""
-    from swanwatch.review import read_outcomes, review, weights_yaml
+    from swanwatch.review import review as review_history
 
-    config = load(config_path)
+    config, outcomes = _read(config_path, outcomes_path)
     try:
-        outcomes = read_outcomes(outcomes_path)
-    except SwanwatchError as exc:
-        raise BadConfig(str(exc)) from exc
-    try:
-        found = asyncio.run(
-            review(
-                config,
-                outcomes,
-                start,
-                end,
-                step=step,
-                window=window,
-            )
-        )
+        found = asyncio.run(review_history(config, outcomes, start, end, step=step, window=window))
     except SwanwatchError as exc:
         raise Failure(str(exc)) from exc
     if write_weights is not None:
-        if found.fit is None:
-            raise Failure(f"no weights to write: {found.fit_problem}")
-        write_weights.write_text(weights_yaml(found.fit), encoding="utf-8")
-        click.echo(f"wrote the fitted weights to {write_weights}", err=True)
+        _write_weights(found, write_weights)
     if as_json or not tty():
         emit_json(found.as_json())
     else:
         _print(found)
 
 
-def _print(found: Any) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _read(config_path: Path, outcomes_path: Path) -> tuple[Config, list[Outcome]]:
+    """The config and the outcomes; a bad outcomes file exits 2, as a bad config does."""
+    from swanwatch.review import read_outcomes
 
-    from swanwatch.review import CURRENT, FITTED
+    config = load(config_path)
+    try:
+        return config, read_outcomes(outcomes_path)
+    except SwanwatchError as exc:
+        raise BadConfig(str(exc)) from exc
+
+
+def _write_weights(found: Review, path: Path) -> None:
+    from swanwatch.review import weights_yaml
+
+    if found.fit is None:
+        raise Failure(f"no weights to write: {found.fit_problem}")
+    path.write_text(weights_yaml(found.fit), encoding="utf-8")
+    click.echo(f"wrote the fitted weights to {path}", err=True)
+
+
+def _print(found: Review) -> None:
+    from rich.console import Console
 
     console = Console()
     window = found.window.total_seconds() / 86400
@@ -113,6 +121,17 @@ def _print(found: Any) -> None:
         f", {len(found.losses)} losses; an event counts if it came within {window:g} days "
         "before the outcome."
     )
+    console.print(_losses_table(found))
+    console.print(_predictors_table(found))
+    if found.fit is None:
+        console.print(f"Weights not fitted: {found.fit_problem}")
+        return
+    _print_fit(console, found.fit)
+
+
+def _losses_table(found: Review) -> Table:
+    from rich.table import Table
+
     losses = Table(title="Losses and what came before them")
     for col in ("account", "outcome", "date", "first alert", "first signal", "alerts", "signals"):
         losses.add_column(col)
@@ -126,7 +145,12 @@ def _print(found: Any) -> None:
             ", ".join(sorted({s.event.name for s in r.alerts})),
             ", ".join(sorted({s.event.name for s in r.signals})),
         )
-    console.print(losses)
+    return losses
+
+
+def _predictors_table(found: Review) -> Table:
+    from rich.table import Table
+
     stats = Table(title="Per signal kind and rule, against the outcomes")
     for col in ("type", "name", "flagged", "losses", "precision", "recall", "lift", "median lead"):
         stats.add_column(col)
@@ -141,11 +165,14 @@ def _print(found: Any) -> None:
             _fmt(p.lift),
             _days(p.median_lead_days),
         )
-    console.print(stats)
-    if found.fit is None:
-        console.print(f"Weights not fitted: {found.fit_problem}")
-        return
-    fit = found.fit
+    return stats
+
+
+def _print_fit(console: Console, fit: WeightFit) -> None:
+    from rich.table import Table
+
+    from swanwatch.review import CURRENT, FITTED
+
     weights = Table(title="Weights fitted to the outcomes")
     for col in ("kind", "fitted", "coefficient"):
         weights.add_column(col)

@@ -18,8 +18,8 @@ from datetime import datetime
 from functools import cached_property
 from typing import Protocol
 
-from swanwatch.config import CorrelationConfig, Rule
 from swanwatch.model import JSON, Account, Contribution, Severity, Signal, fingerprint
+from swanwatch.settings import CorrelationConfig, Rule
 
 #: The rule every account is held to even without a rule file: a high combined score.
 SCORE_RULE = "risk_score"

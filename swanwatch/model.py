@@ -289,10 +289,3 @@ class Unknown(_Record):
     reason: str
     first_seen: UTCDateTime
     last_seen: UTCDateTime
-
-
-def as_date(value: date | datetime) -> date:
-    """The calendar date of ``value`` (a datetime is taken in UTC)."""
-    if isinstance(value, datetime):
-        return ensure_utc(value).date()
-    return value

@@ -49,15 +49,18 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from swanwatch.backtest import Event, replay
-from swanwatch.config import Config, CorrelationConfig
+from swanwatch.correlate import noisy_or, weigh
 from swanwatch.errors import SwanwatchError
+from swanwatch.model import Signal
+from swanwatch.settings import Config, CorrelationConfig
+from swanwatch.values import midnight
 
 #: The outcomes an outcomes file may record.
 OUTCOMES = ("churned", "downgraded", "renewed", "expanded")
@@ -161,8 +164,7 @@ class Case:
 
     @property
     def cutoff(self) -> datetime:
-        d = self.outcome.date
-        return datetime(d.year, d.month, d.day, tzinfo=UTC)
+        return midnight(self.outcome.date)
 
 
 def select_cases(
@@ -340,33 +342,47 @@ def features(
 ) -> tuple[tuple[str, ...], list[list[float]]]:
     """Per case, per signal kind: the largest ``strength x decay`` at the cutoff among the
     kind's signals raised in the window (0 when none). Returns the kinds and the rows."""
-    by_account: dict[str, list[Event]] = defaultdict(list)
+    by_account: dict[str, list[Signal]] = defaultdict(list)
     for e in events:
         if e.type == "signal":
-            by_account[e.account].append(e)
+            by_account[e.account].append(_raised(e))
     rows: list[dict[str, float]] = []
     kinds: set[str] = set()
     for case in cases:
         best: dict[str, float] = {}
-        for e in by_account.get(case.account_id, ()):
-            if not case.cutoff - window <= e.at < case.cutoff:
+        for s in by_account.get(case.account_id, ()):
+            if not case.cutoff - window <= s.observed_at < case.cutoff:
                 continue
-            half_life = correlation.half_life_days.get(e.name, correlation.default_half_life_days)
-            age = (case.cutoff - e.at).total_seconds() / 86400
-            value = e.score * math.pow(0.5, age / half_life)
-            best[e.name] = max(best.get(e.name, 0.0), value)
-            kinds.add(e.name)
+            # decay exactly as correlation weighs it, from the raising to the cutoff
+            value = s.strength * weigh(s, case.cutoff, correlation).decay
+            best[s.kind] = max(best.get(s.kind, 0.0), value)
+            kinds.add(s.kind)
         rows.append(best)
     ordered = tuple(sorted(kinds))
     return ordered, [[row.get(k, 0.0) for k in ordered] for row in rows]
 
 
+def _raised(event: Event) -> Signal:
+    """A replay's signal event as the signal it was, observed when it was raised."""
+    return Signal(
+        account_id=event.account,
+        kind=event.name,
+        strength=event.score,
+        observed_at=event.at,
+        summary=event.summary or event.name,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Term:
+    """One kind's ``weight x feature``, in the shape correlation's noisy-OR reads."""
+
+    effective: float
+
+
 def noisy_or_score(row: Sequence[float], weights: Sequence[float]) -> float:
     """The correlation score of one case's features under the given weights."""
-    remaining = 1.0
-    for x, w in zip(row, weights, strict=True):
-        remaining *= 1.0 - min(1.0, max(0.0, w * x))
-    return 1.0 - remaining
+    return noisy_or(_Term(w * x) for x, w in zip(row, weights, strict=True))
 
 
 def coefficients_to_weights(intercept: float, coefficients: Sequence[float]) -> list[float]:
@@ -404,8 +420,6 @@ def fit_weights(
     try:
         import numpy as np
         from sklearn.linear_model import LogisticRegression
-        from sklearn.metrics import log_loss, roc_auc_score
-        from sklearn.model_selection import StratifiedKFold
     except ImportError as exc:
         raise MissingExtraError(
             f"fitting weights needs scikit-learn: pip install 'swanwatch[review]' ({exc})"
@@ -423,10 +437,35 @@ def fit_weights(
     ya = np.asarray(y, dtype=int)
     k = max(2, min(folds, positives, negatives))
     current = [correlation.weights.get(kind, correlation.default_weight) for kind in kinds]
-    uniform = [UNIFORM_WEIGHT] * len(kinds)
-    held: dict[str, Any] = {name: np.zeros(len(y)) for name in SCORINGS}  # for log loss
-    bare: dict[str, Any] = {name: np.zeros(len(y)) for name in SCORINGS}  # for ROC AUC
-    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    scores = _held_out(xa, ya, current, folds=k, c=c, seed=seed)
+    model = LogisticRegression(C=c, max_iter=1000).fit(xa, ya)
+    intercept = float(model.intercept_[0])
+    betas = [float(b) for b in model.coef_[0]]
+    return WeightFit(
+        kinds=tuple(kinds),
+        weights=dict(zip(kinds, coefficients_to_weights(intercept, betas), strict=True)),
+        coefficients=dict(zip(kinds, betas, strict=True)),
+        intercept=intercept,
+        scores=scores,
+        folds=k,
+        c=c,
+    )
+
+
+def _held_out(
+    xa: Any, ya: Any, current: Sequence[float], *, folds: int, c: float, seed: int
+) -> tuple[ModelScore, ...]:
+    """Every scoring of the cases (SCORINGS), each case predicted by a model fitted on the
+    folds without it (numpy arrays in; scikit-learn is installed)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss, roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+
+    uniform = [UNIFORM_WEIGHT] * len(current)
+    held: dict[str, Any] = {name: np.zeros(len(ya)) for name in SCORINGS}  # for log loss
+    bare: dict[str, Any] = {name: np.zeros(len(ya)) for name in SCORINGS}  # for ROC AUC
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for train, test in splitter.split(xa, ya):
         model = LogisticRegression(C=c, max_iter=1000).fit(xa[train], ya[train])
         held[LOGISTIC][test] = bare[LOGISTIC][test] = model.predict_proba(xa[test])[:, 1]
@@ -439,25 +478,13 @@ def fit_weights(
         for name, weights in ((FITTED, fold_weights), (CURRENT, current), (UNIFORM, uniform)):
             bare[name][test] = [noisy_or_score(row, weights) for row in xa[test]]
             held[name][test] = 1.0 - (1.0 - leak) * (1.0 - bare[name][test])
-    scores = tuple(
+    return tuple(
         ModelScore(
             name=name,
             auc=float(roc_auc_score(ya, bare[name])),
             log_loss=float(log_loss(ya, np.clip(held[name], _EPS, 1 - _EPS), labels=[0, 1])),
         )
         for name in SCORINGS
-    )
-    model = LogisticRegression(C=c, max_iter=1000).fit(xa, ya)
-    intercept = float(model.intercept_[0])
-    betas = [float(b) for b in model.coef_[0]]
-    return WeightFit(
-        kinds=tuple(kinds),
-        weights=dict(zip(kinds, coefficients_to_weights(intercept, betas), strict=True)),
-        coefficients=dict(zip(kinds, betas, strict=True)),
-        intercept=intercept,
-        scores=scores,
-        folds=k,
-        c=c,
     )
 
 
@@ -540,12 +567,43 @@ def review_events(
     cases, left_out = select_cases(outcomes, start, end)
     if not cases:
         raise ReviewError(f"no outcome falls within the replayed days {start.date()}..{end.date()}")
+    losses, earliest = _sightings(cases, events, window)
+    fitted: WeightFit | None = None
+    problem: str | None = None
+    if fit:
+        kinds, x = features(cases, events, window, correlation)
+        try:
+            fitted = fit_weights(kinds, x, [int(c.loss) for c in cases], correlation, c=c)
+        except ReviewError as exc:
+            problem = str(exc)
+    return Review(
+        start=start,
+        end=end,
+        window=window,
+        cases=tuple(cases),
+        losses=tuple(sorted(losses, key=lambda r: (r.case.outcome.date, r.case.account_id))),
+        predictors=tuple(_predictors(cases, earliest)),
+        fit=fitted,
+        fit_problem=problem,
+        left_out=tuple(left_out),
+        events=len(events),
+    )
+
+
+#: Per (event type, name), per case index: the earliest event's lead time in the window.
+_Earliest = dict[tuple[str, str], dict[int, float]]
+
+
+def _sightings(
+    cases: Sequence[Case], events: Iterable[Event], window: timedelta
+) -> tuple[list[LossReport], _Earliest]:
+    """What came before each loss in its window, and the earliest lead of each signal kind
+    and rule on each case."""
     by_account: dict[str, list[Event]] = defaultdict(list)
     for e in events:
         by_account[e.account].append(e)
     losses: list[LossReport] = []
-    # (type, name) -> per case index: the earliest event's lead time in the window
-    earliest: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
+    earliest: _Earliest = defaultdict(dict)
     for i, case in enumerate(cases):
         seen: list[Sighting] = []
         for e in sorted(by_account.get(case.account_id, ()), key=lambda e: e.at):
@@ -563,6 +621,11 @@ def review_events(
                     alerts=tuple(s for s in seen if s.event.type == "alert"),
                 )
             )
+    return losses, earliest
+
+
+def _predictors(cases: Sequence[Case], earliest: _Earliest) -> list[PredictorStats]:
+    """Precision, recall and lead time of each signal kind and rule over the cases."""
     total_losses = sum(1 for c in cases if c.loss)
     predictors = []
     for (kind, name), leads in sorted(earliest.items()):
@@ -578,26 +641,7 @@ def review_events(
                 median_lead_days=round(statistics.median(hit_leads), 1) if hit_leads else None,
             )
         )
-    fitted: WeightFit | None = None
-    problem: str | None = None
-    if fit:
-        kinds, x = features(cases, events, window, correlation)
-        try:
-            fitted = fit_weights(kinds, x, [int(c.loss) for c in cases], correlation, c=c)
-        except ReviewError as exc:
-            problem = str(exc)
-    return Review(
-        start=start,
-        end=end,
-        window=window,
-        cases=tuple(cases),
-        losses=tuple(sorted(losses, key=lambda r: (r.case.outcome.date, r.case.account_id))),
-        predictors=tuple(predictors),
-        fit=fitted,
-        fit_problem=problem,
-        left_out=tuple(left_out),
-        events=len(events),
-    )
+    return predictors
 
 
 async def review(

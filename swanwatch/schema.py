@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from swanwatch import plugins
-from swanwatch.config import Config
 from swanwatch.errors import PluginError
+from swanwatch.settings import Config
 
 
 def _plugin_branches(group: str) -> list[dict[str, Any]]:

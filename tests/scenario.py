@@ -1,7 +1,7 @@
 """A seeded scenario for end-to-end tests: N accounts over 120 days with planted black swans.
 
 ``build(folder, accounts=50)`` writes accounts, contacts, contracts, usage and tickets CSVs
-(the formats of ``swanwatch/data/sample``) plus a config that reads them with the four
+(the formats of ``config/sample``) plus a config that reads them with the four
 historical watchers and the default rule pack, and returns what was planted.
 
 About a fifth of the accounts carry a story that ends in a loss on a planted date:
@@ -31,8 +31,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from importlib import resources
 from pathlib import Path
+
+from swanwatch.config import bundled
 
 END = date(2026, 11, 20)
 DAYS = 120
@@ -357,7 +358,7 @@ def build(
             for row in sorted(_tickets(rng, p)):
                 counter += 1
                 f.write(f"{p.id},T-{counter:06d},{row}\n")
-    rules = resources.files("swanwatch") / "data" / "rules" / "default.yaml"
+    rules = bundled("rules", "default.yaml")
     config = folder / "swanwatch.yaml"
     config.write_text(
         CONFIG.format(holiday=HOLIDAY.isoformat(), rules=str(rules)), encoding="utf-8"

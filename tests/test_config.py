@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -129,3 +132,22 @@ def test_the_demo_config_is_valid() -> None:
     root = Path(__file__).resolve().parents[1]
     config = load_config(root / "config" / "demo.yaml")
     assert {w.type for w in config.watchers} >= {"usage_drop", "champion_departure"}
+
+
+def test_the_config_types_load_without_yaml_or_plugins() -> None:
+    # Pure code (correlation, routing) imports the types from swanwatch.settings alone.
+    code = (
+        "import sys, swanwatch.settings, swanwatch.correlate\n"
+        "print(sorted(m for m in ('yaml', 'swanwatch.config', 'swanwatch.plugins') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_loader_still_offers_the_config_types() -> None:
+    import swanwatch.config as loader
+    import swanwatch.settings as settings
+
+    assert loader.NotifyConfig is settings.NotifyConfig and loader.Rule is settings.Rule
+    assert loader.parse_duration("2h") == timedelta(hours=2)

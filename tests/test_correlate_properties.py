@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from importlib import resources
 
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swanwatch.alerts import Notice, inhibitions, muter, reconcile
-from swanwatch.config import CorrelationConfig, Rule
+from swanwatch.config import CorrelationConfig, Rule, bundled
 from swanwatch.correlate import Candidate, assess, assess_all, candidates, score_rule
 from swanwatch.model import Account, Alert, AlertState, Signal, Silence
 
@@ -30,9 +29,7 @@ ACCOUNTS = (
 CONFIG = CorrelationConfig()
 RULES = [
     Rule.model_validate(r)
-    for r in yaml.safe_load(
-        (resources.files("swanwatch") / "data" / "rules" / "default.yaml").read_text()
-    )["rules"]
+    for r in yaml.safe_load(bundled("rules", "default.yaml").read_text())["rules"]
 ]
 ALL_RULES = [*RULES, score_rule(CONFIG)]
 SETTINGS = settings(max_examples=300, deadline=None)

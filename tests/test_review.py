@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -10,15 +11,22 @@ import scenario as scenario_module
 import yaml
 from click.testing import CliRunner
 
+from swanwatch.backtest import Event
 from swanwatch.cli import main
 from swanwatch.config import load_config
+from swanwatch.correlate import assess
+from swanwatch.model import Account, Severity, Signal
 from swanwatch.review import (
     CURRENT,
     FITTED,
     LOGISTIC,
     UNIFORM,
+    Case,
+    Outcome,
     ReviewError,
     coefficients_to_weights,
+    features,
+    noisy_or_score,
     read_outcomes,
     review,
     weights_yaml,
@@ -56,6 +64,38 @@ def test_coefficients_map_to_noisy_or_weights() -> None:
     (w,) = coefficients_to_weights(-2.0, [2.0])
     p0 = 1 / (1 + 2.718281828459045**2)
     assert w == pytest.approx((0.5 - p0) / (1 - p0), abs=1e-3)
+
+
+def test_features_score_a_case_as_correlation_scores_its_signals() -> None:
+    # The review's decay and noisy-OR are correlation's: a case's features under the
+    # config's weights score what correlation gives the same signals at the cutoff.
+    config = load_config(Path(__file__).resolve().parents[1] / "config" / "demo.yaml")
+    correlation = config.correlation.model_copy(
+        update={"half_life_days": {"usage_drop": 10.0, "nps_drop": 3.0}}
+    )
+    cutoff = datetime(2026, 5, 1, tzinfo=UTC)
+    case = Case("acme", Outcome("acme", date(2026, 5, 1), "churned", 2))
+    raised = [
+        ("usage_drop", 0.8, 12),
+        ("usage_drop", 0.5, 2),  # weaker but fresher: its strength x decay is the larger
+        ("nps_drop", 0.9, 5),
+        ("champion_departure", 0.7, 200),  # outside the 90-day window
+    ]
+    events = [
+        Event("signal", cutoff - timedelta(days=d), "acme", k, Severity.WARNING, s, f"{k}.")
+        for k, s, d in raised
+    ]
+    kinds, [row] = features([case], events, timedelta(days=90), correlation)
+    assert kinds == ("nps_drop", "usage_drop")
+    assert row == [pytest.approx(0.9 * 0.5 ** (5 / 3)), pytest.approx(0.5 * 0.5 ** (2 / 10))]
+    strongest = [
+        Signal(account_id="acme", kind=k, strength=s, observed_at=cutoff - timedelta(days=d),
+               summary=f"{k}.")
+        for k, s, d in (raised[1], raised[2])
+    ]  # fmt: skip
+    weights = [correlation.weights.get(k, correlation.default_weight) for k in kinds]
+    assessed = assess(Account(id="acme"), strongest, cutoff, correlation, [])
+    assert noisy_or_score(row, weights) == pytest.approx(assessed.score)
 
 
 async def test_review_of_the_scenario_finds_every_loss_and_fitted_weights_beat_uniform(

@@ -289,6 +289,16 @@ class DomainLookup:
             record.error = f"unsupported_tld: no RDAP server known for .{tld_of(domain)}"
             return record
         url = _rdap.domain_url(base, domain)
+        answer = await self._fetch_rdap(record, base, url)
+        if answer is not None:
+            _read_rdap(record, url, *answer)
+        return record
+
+    async def _fetch_rdap(
+        self, record: DomainRecord, base: str, url: str
+    ) -> tuple[int, bytes] | None:
+        """The HTTP status and body of the RDAP answer, a short Retry-After waited out; None,
+        with ``record.error`` said, when there is no answer to read."""
         client = self._client(base)
         for _attempt in range(3):
             try:
@@ -302,49 +312,26 @@ class DomainLookup:
             except _Blocked as exc:
                 record.error = f"rate_limited: {base} {exc}"
                 record.retry_after_s = exc.seconds
-                return record
+                return None
             except httpx.TimeoutException:
                 limit = self.settings.rdap_timeout_s
                 record.error = f"timeout: no answer from {url} in {limit:g} s"
-                return record
+                return None
             except httpx.HTTPError as exc:
                 record.error = f"unreachable: {url}: {exc.__class__.__name__}: {exc}"[:300]
-                return record
-            if response.status_code == 429:
-                wait = _retry_after(response.headers.get("retry-after"))
-                record.retry_after_s = wait
-                if wait is not None and wait <= self.settings.max_retry_wait_s:
-                    continue  # the gate waits out the back-off before the next try
-                record.error = f"rate_limited: HTTP 429 from {url}" + (
-                    f", retry after {wait:g} s" if wait is not None else ""
-                )
-                return record
-            break
-        else:
-            record.error = f"rate_limited: HTTP 429 from {url} after retrying"
-            return record
-        if response.status_code == 404:
-            record.error = f"not_found: HTTP 404 from {url}"
-            return record
-        if response.status_code >= 400:
-            record.error = f"unreachable: HTTP {response.status_code} from {url}"
-            return record
-        try:
-            found = _rdap.read_domain(body)
-        except _rdap.RdapUnparseable as exc:
-            record.error = f"unparseable: {exc}"
-            return record
-        record.registrar = found["registrar"]
-        record.status = found["status"]
-        record.nameservers = found["nameservers"]
-        record.expires_at = found["expires_at"]
-        if record.expires_at is None:
-            record.error = (
-                f"unparseable: expiration eventDate {found['bad_date']!r} is no date"
-                if found["bad_date"]
-                else "no_expiry: the RDAP answer has no expiration event"
+                return None
+            if response.status_code != 429:
+                return response.status_code, body
+            wait = _retry_after(response.headers.get("retry-after"))
+            record.retry_after_s = wait
+            if wait is not None and wait <= self.settings.max_retry_wait_s:
+                continue  # the gate waits out the back-off before the next try
+            record.error = f"rate_limited: HTTP 429 from {url}" + (
+                f", retry after {wait:g} s" if wait is not None else ""
             )
-        return record
+            return None
+        record.error = f"rate_limited: HTTP 429 from {url} after retrying"
+        return None
 
     def _client(self, base: str) -> httpx.AsyncClient:
         if base not in self._clients:
@@ -430,6 +417,31 @@ class DomainLookup:
 @dataclass
 class _WhoisRecord(DomainRecord):
     referral: str | None = None
+
+
+def _read_rdap(record: DomainRecord, url: str, status: int, body: bytes) -> None:
+    """Fill ``record`` from an RDAP answer, or say in ``record.error`` why it cannot be."""
+    if status == 404:
+        record.error = f"not_found: HTTP 404 from {url}"
+        return
+    if status >= 400:
+        record.error = f"unreachable: HTTP {status} from {url}"
+        return
+    try:
+        found = _rdap.read_domain(body)
+    except _rdap.RdapUnparseable as exc:
+        record.error = f"unparseable: {exc}"
+        return
+    record.registrar = found["registrar"]
+    record.status = found["status"]
+    record.nameservers = found["nameservers"]
+    record.expires_at = found["expires_at"]
+    if record.expires_at is None:
+        record.error = (
+            f"unparseable: expiration eventDate {found['bad_date']!r} is no date"
+            if found["bad_date"]
+            else "no_expiry: the RDAP answer has no expiration event"
+        )
 
 
 def _retry_after(value: str | None) -> float | None:

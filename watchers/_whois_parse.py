@@ -327,45 +327,61 @@ def parse_whois(
     if expiry is None and not pw.get("not_found"):
         expiry = _aware(pw.get("expiration_date"))
     registrar = _first(pw.get("registrar")) or own["registrar"]
-    statuses: list[str] = list(own["status"])
-    raw_status = pw.get("status") or []
-    for raw in raw_status if isinstance(raw_status, list) else [raw_status]:
-        code = normalise_status(str(raw))
-        if code and code not in statuses:
-            statuses.append(code)
-    nameservers = list(own["nameservers"])
-    raw_ns = pw.get("name_servers") or []
-    for ns in raw_ns if isinstance(raw_ns, list) else [raw_ns]:
-        host = str(ns).split()[0].rstrip(".").lower() if str(ns).split() else ""
-        if "." in host and host not in nameservers:
-            nameservers.append(host)
+    statuses = _statuses(own["status"], pw.get("status"))
     referral = _REFERRAL.search(text)
     result.update(
         registrar=str(registrar).strip() if registrar else None,
         status=statuses,
-        nameservers=nameservers,
+        nameservers=_nameservers(own["nameservers"], pw.get("name_servers")),
         referral=referral.group(1).strip() if referral else None,
     )
     if expiry is not None:
         result.update(outcome="ok", expires_at=expiry[0].isoformat(), tz_known=expiry[1])
         return result
+    outcome, detail = _without_expiry(domain, text, own, pw, statuses)
+    result.update(outcome=outcome, detail=detail)
+    return result
+
+
+def _statuses(own: list[str], raw_status: Any) -> list[str]:
+    """Our rules' EPP statuses, then python-whois's that they missed."""
+    statuses = list(own)
+    raw_status = raw_status or []
+    for raw in raw_status if isinstance(raw_status, list) else [raw_status]:
+        code = normalise_status(str(raw))
+        if code and code not in statuses:
+            statuses.append(code)
+    return statuses
+
+
+def _nameservers(own: list[str], raw_ns: Any) -> list[str]:
+    """Our rules' nameservers, then python-whois's that they missed (lower case, no dot)."""
+    nameservers = list(own)
+    raw_ns = raw_ns or []
+    for ns in raw_ns if isinstance(raw_ns, list) else [raw_ns]:
+        host = str(ns).split()[0].rstrip(".").lower() if str(ns).split() else ""
+        if "." in host and host not in nameservers:
+            nameservers.append(host)
+    return nameservers
+
+
+def _without_expiry(
+    domain: str, text: str, own: dict[str, Any], pw: dict[str, Any], statuses: list[str]
+) -> tuple[str, str]:
+    """The outcome and detail of an answer with no readable expiry date."""
     limited = _rate_limit_line(text)
     if limited is not None:
-        result.update(outcome="rate_limited", detail=limited)
-    elif pw.get("not_found") or NOT_FOUND.search(text):
+        return "rate_limited", limited
+    if pw.get("not_found") or NOT_FOUND.search(text):
         found = NOT_FOUND.search(text)
-        result.update(
-            outcome="not_found", detail=_line_of(NOT_FOUND, text) if found else "no such domain"
-        )
-    elif pw.get("overran"):
-        result.update(outcome="unparseable", detail="the parser overran its time bound")
-    elif own["expiry_field_seen"]:
-        result.update(outcome="unparseable", detail="an expiry field with no readable date")
-    elif _looks_like_record(domain, text, statuses):
-        result.update(outcome="no_expiry", detail="the registry publishes no expiry date")
-    else:
-        result.update(outcome="unparseable", detail="no registration record in the answer")
-    return result
+        return "not_found", _line_of(NOT_FOUND, text) if found else "no such domain"
+    if pw.get("overran"):
+        return "unparseable", "the parser overran its time bound"
+    if own["expiry_field_seen"]:
+        return "unparseable", "an expiry field with no readable date"
+    if _looks_like_record(domain, text, statuses):
+        return "no_expiry", "the registry publishes no expiry date"
+    return "unparseable", "no registration record in the answer"
 
 
 def _rate_limit_line(text: str) -> str | None:

@@ -4,30 +4,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import ClassVar
 
 from pydantic import Field
 
 from swanwatch import Account, Signal, WatchContext, Watcher, WatcherOptions
+from swanwatch.values import day_of, midnight, text_of
 
 _EPOCH = date.min
 
 
-def _day(value: object) -> date | None:
-    """A row's date field as a date; accepts date, datetime, ISO text or empty."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).date() if value.tzinfo else value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str) and value.strip():
-        return date.fromisoformat(value.strip()[:10])
-    return None
-
-
 def _text(row: Mapping[str, object] | None, field: str) -> str:
-    value = None if row is None else row.get(field)
-    return "" if value is None else str(value).strip()
+    return "" if row is None else text_of(row.get(field))
+
+
+def _role(row: Mapping[str, object] | None) -> str:
+    return _text(row, "role").lower()
 
 
 @dataclass
@@ -47,8 +40,27 @@ class _Finding:
     reason: str
 
 
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+@dataclass(frozen=True)
+class _Judging:
+    """What one account's contacts are judged by, today."""
+
+    today: date
+    key_roles: tuple[str, ...]
+    champion_role: str
+    gone: frozenset[str]
+    bounced: frozenset[str]
+    silent_before: date
+    recent_after: date
+
+    def status(self, c: _Contact) -> str:
+        return _text(c.latest, "status").lower() or "active"
+
+    def login(self, c: _Contact) -> date | None:
+        seen = day_of(c.latest.get("last_login"))
+        return min(seen, self.today) if seen else None
+
+    def present(self, c: _Contact) -> bool:
+        return self.status(c) not in self.gone and self.status(c) not in self.bounced
 
 
 class ChampionDepartureWatcher(Watcher):
@@ -113,7 +125,7 @@ class ChampionDepartureWatcher(Watcher):
             email = _text(row, "email").lower() or _text(row, "name")
             if not email:
                 continue
-            changed = _day(row.get("changed_at")) or _EPOCH
+            changed = day_of(row.get("changed_at")) or _EPOCH
             if changed > today:
                 continue  # a change from the future (snapshot read in a replay)
             people = contacts.setdefault(str(account_id), {})
@@ -123,7 +135,7 @@ class ChampionDepartureWatcher(Watcher):
             elif changed >= known.changed:
                 people[email] = _Contact(row, changed, known.latest)
             elif known.previous is None or changed >= (
-                _day(known.previous.get("changed_at")) or _EPOCH
+                day_of(known.previous.get("changed_at")) or _EPOCH
             ):
                 known.previous = row
         for account in wanted.values():
@@ -134,151 +146,139 @@ class ChampionDepartureWatcher(Watcher):
             for signal in self._judge(account, found, today):
                 yield signal
 
-    def _judge(self, account: Account, people: dict[str, _Contact], today: date) -> list[Signal]:
+    def _judging(self, today: date) -> _Judging:
         opts = self.options
-        champion_role = opts.key_roles[0] if opts.key_roles else "champion"
-        gone = {s.lower() for s in opts.gone_statuses}
-        bounced = {s.lower() for s in opts.bounced_statuses}
-        silent_before = today - timedelta(days=opts.inactive_days)
-        recent_after = today - timedelta(days=opts.recent_days)
+        return _Judging(
+            today=today,
+            key_roles=tuple(opts.key_roles),
+            champion_role=opts.key_roles[0] if opts.key_roles else "champion",
+            gone=frozenset(s.lower() for s in opts.gone_statuses),
+            bounced=frozenset(s.lower() for s in opts.bounced_statuses),
+            silent_before=today - timedelta(days=opts.inactive_days),
+            recent_after=today - timedelta(days=opts.recent_days),
+        )
 
-        def status(c: _Contact) -> str:
-            return _text(c.latest, "status").lower() or "active"
-
-        def login(c: _Contact) -> date | None:
-            seen = _day(c.latest.get("last_login"))
-            return min(seen, today) if seen else None
-
-        def role(row: Mapping[str, object] | None) -> str:
-            return _text(row, "role").lower() if row is not None else ""
-
-        def present(c: _Contact) -> bool:
-            return status(c) not in gone and status(c) not in bounced
-
+    def _judge(self, account: Account, people: dict[str, _Contact], today: date) -> list[Signal]:
+        j = self._judging(today)
         signals = []
         for email, contact in sorted(people.items()):
-            now_role = role(contact.latest)
-            was_role = role(contact.previous)
-            key_role = now_role if now_role in opts.key_roles else was_role
-            if key_role not in opts.key_roles:
-                continue
-            others_active = any(
-                (seen := login(other)) is not None and seen > silent_before and present(other)
-                for e, other in people.items()
-                if e != email
-            )
-            finding = self._finding(
-                contact,
-                key_role,
-                now_role,
-                status(contact),
-                login(contact),
-                gone,
-                bounced,
-                others_active,
-                silent_before,
-            )
-            if finding is None or finding.observed < recent_after:
-                continue
-            strength = finding.strength
-            successor = None
-            if key_role == champion_role and finding.reason != "silent":
-                successor = next(
-                    (
-                        other
-                        for e, other in sorted(people.items())
-                        if e != email
-                        and role(other.latest) == champion_role
-                        and present(other)
-                        and other.changed >= contact.changed
-                    ),
-                    None,
-                )
-            summary = finding.summary
-            if successor is not None:
-                strength *= 0.75  # someone took over: a new relationship, not none
-                summary = summary.rstrip(".") + (
-                    f"; {_text(successor.latest, 'name') or 'someone'} has taken over as "
-                    f"{champion_role}."
-                )
-            signals.append(
-                Signal(
-                    account_id=account.id,
-                    kind=self.name,
-                    key=email,
-                    strength=round(min(1.0, strength), 3),
-                    observed_at=_midnight(finding.observed),
-                    summary=summary,
-                    evidence={
-                        "contact": email,
-                        "name": _text(contact.latest, "name"),
-                        "role": key_role,
-                        "reason": finding.reason,
-                        "status": status(contact),
-                        "title": _text(contact.latest, "title"),
-                        "previous_title": _text(contact.previous, "title") or None,
-                        "last_login": (seen.isoformat() if (seen := login(contact)) else None),
-                        "since": finding.observed.isoformat(),
-                        "replaced_by": (_text(successor.latest, "email") if successor else None),
-                    },
-                )
-            )
-        if opts.signal_no_champion:
-            champions = [c for c in people.values() if role(c.latest) == champion_role]
-            if not any(present(c) for c in champions):
-                left = [
-                    c.changed
-                    for c in people.values()
-                    if champion_role in (role(c.latest), role(c.previous))
-                ]
-                since = max(left) if left else min(c.changed for c in people.values())
-                if since == _EPOCH:
-                    since = today
-                signals.append(
-                    Signal(
-                        account_id=account.id,
-                        kind=self.name,
-                        key="no_champion",
-                        strength=0.5,
-                        observed_at=_midnight(since),
-                        summary=f"{account.label} has no active {champion_role} among its "
-                        f"{len(people)} contacts.",
-                        evidence={
-                            "contacts": len(people),
-                            "since": since.isoformat(),
-                            "former_champions": sorted(_text(c.latest, "email") for c in champions),
-                        },
-                    )
-                )
+            signal = self._key_contact(account, email, contact, people, j)
+            if signal is not None:
+                signals.append(signal)
+        if self.options.signal_no_champion:
+            signal = self._no_champion(account, people, j)
+            if signal is not None:
+                signals.append(signal)
         return signals
+
+    def _key_contact(
+        self,
+        account: Account,
+        email: str,
+        contact: _Contact,
+        people: dict[str, _Contact],
+        j: _Judging,
+    ) -> Signal | None:
+        """The signal about one contact, if it holds a key role and something is wrong."""
+        now_role = _role(contact.latest)
+        key_role = now_role if now_role in j.key_roles else _role(contact.previous)
+        if key_role not in j.key_roles:
+            return None
+        others_active = any(
+            (seen := j.login(other)) is not None and seen > j.silent_before and j.present(other)
+            for e, other in people.items()
+            if e != email
+        )
+        finding = self._finding(contact, key_role, now_role, j, others_active)
+        if finding is None or finding.observed < j.recent_after:
+            return None
+        strength = finding.strength
+        successor = None
+        if key_role == j.champion_role and finding.reason != "silent":
+            successor = _successor(email, contact, people, j)
+        summary = finding.summary
+        if successor is not None:
+            strength *= 0.75  # someone took over: a new relationship, not none
+            summary = summary.rstrip(".") + (
+                f"; {_text(successor.latest, 'name') or 'someone'} has taken over as "
+                f"{j.champion_role}."
+            )
+        seen = j.login(contact)
+        return Signal(
+            account_id=account.id,
+            kind=self.name,
+            key=email,
+            strength=round(min(1.0, strength), 3),
+            observed_at=midnight(finding.observed),
+            summary=summary,
+            evidence={
+                "contact": email,
+                "name": _text(contact.latest, "name"),
+                "role": key_role,
+                "reason": finding.reason,
+                "status": j.status(contact),
+                "title": _text(contact.latest, "title"),
+                "previous_title": _text(contact.previous, "title") or None,
+                "last_login": seen.isoformat() if seen else None,
+                "since": finding.observed.isoformat(),
+                "replaced_by": _text(successor.latest, "email") if successor else None,
+            },
+        )
+
+    def _no_champion(
+        self, account: Account, people: dict[str, _Contact], j: _Judging
+    ) -> Signal | None:
+        """The signal for an account none of whose champions is still there."""
+        champion_role = j.champion_role
+        champions = [c for c in people.values() if _role(c.latest) == champion_role]
+        if any(j.present(c) for c in champions):
+            return None
+        left = [
+            c.changed
+            for c in people.values()
+            if champion_role in (_role(c.latest), _role(c.previous))
+        ]
+        since = max(left) if left else min(c.changed for c in people.values())
+        if since == _EPOCH:
+            since = j.today
+        return Signal(
+            account_id=account.id,
+            kind=self.name,
+            key="no_champion",
+            strength=0.5,
+            observed_at=midnight(since),
+            summary=f"{account.label} has no active {champion_role} among its "
+            f"{len(people)} contacts.",
+            evidence={
+                "contacts": len(people),
+                "since": since.isoformat(),
+                "former_champions": sorted(_text(c.latest, "email") for c in champions),
+            },
+        )
 
     def _finding(
         self,
         contact: _Contact,
         key_role: str,
         now_role: str,
-        status: str,
-        seen: date | None,
-        gone: set[str],
-        bounced: set[str],
+        j: _Judging,
         others_active: bool,
-        silent_before: date,
     ) -> _Finding | None:
         """The most telling thing about one key contact, if anything is wrong."""
-        champion = key_role == (self.options.key_roles[0] if self.options.key_roles else "")
+        champion = key_role == j.champion_role
         who = _text(contact.latest, "name") or _text(contact.latest, "email")
         title = _text(contact.latest, "title")
-        old_title = _text(contact.previous, "title")
         label = f"{key_role.capitalize()} {who}" + (f" ({title})" if title else "")
         on = contact.changed
-        if status in gone:
+        status = j.status(contact)
+        if status in j.gone:
             return _Finding(
                 0.8 if champion else 0.6,
                 on,
                 f"{label} was marked {status} on {on.isoformat()}.",
                 "gone",
             )
-        if status in bounced:
+        if status in j.bounced:
             return _Finding(
                 0.7 if champion else 0.5,
                 on,
@@ -287,39 +287,71 @@ class ChampionDepartureWatcher(Watcher):
                 + f" has bounced since {on.isoformat()}.",
                 "bounced",
             )
-        previous = contact.previous
-        if previous is not None:
-            old_company = _text(previous, "company")
-            new_company = _text(contact.latest, "company")
-            if old_company and new_company and old_company != new_company:
-                return _Finding(
-                    0.7 if champion else 0.5,
-                    on,
-                    f"{label} moved from {old_company} to {new_company} on {on.isoformat()}.",
-                    "company_changed",
-                )
-            if now_role != key_role:
-                return _Finding(
-                    0.6 if champion else 0.4,
-                    on,
-                    f"{who} is no longer the {key_role} since {on.isoformat()}.",
-                    "role_changed",
-                )
-            if old_title and title and old_title != title:
-                return _Finding(
-                    0.4 if champion else 0.3,
-                    on,
-                    f"{key_role.capitalize()} {who} changed title from {old_title} "
-                    f"to {title} on {on.isoformat()}.",
-                    "title_changed",
-                )
-        if seen is not None and seen <= silent_before and others_active:
-            days = (silent_before - seen).days + self.options.inactive_days
-            became = seen + timedelta(days=self.options.inactive_days)
+        changed = _change(contact, key_role, now_role, champion, who, label)
+        if changed is not None:
+            return changed
+        seen = j.login(contact)
+        if seen is not None and seen <= j.silent_before and others_active:
+            inactive_days = self.options.inactive_days
             return _Finding(
                 0.5 if champion else 0.4,
-                became,
-                f"{label} has not logged in for {days} days while colleagues have.",
+                seen + timedelta(days=inactive_days),
+                f"{label} has not logged in for {(j.silent_before - seen).days + inactive_days} "
+                "days while colleagues have.",
                 "silent",
             )
         return None
+
+
+def _successor(
+    email: str, contact: _Contact, people: dict[str, _Contact], j: _Judging
+) -> _Contact | None:
+    """Another contact present in the champion role since the departure, if any."""
+    return next(
+        (
+            other
+            for e, other in sorted(people.items())
+            if e != email
+            and _role(other.latest) == j.champion_role
+            and j.present(other)
+            and other.changed >= contact.changed
+        ),
+        None,
+    )
+
+
+def _change(
+    contact: _Contact, key_role: str, now_role: str, champion: bool, who: str, label: str
+) -> _Finding | None:
+    """What changed since the contact's previous row: company, role or title."""
+    previous = contact.previous
+    if previous is None:
+        return None
+    on = contact.changed
+    old_company = _text(previous, "company")
+    new_company = _text(contact.latest, "company")
+    if old_company and new_company and old_company != new_company:
+        return _Finding(
+            0.7 if champion else 0.5,
+            on,
+            f"{label} moved from {old_company} to {new_company} on {on.isoformat()}.",
+            "company_changed",
+        )
+    if now_role != key_role:
+        return _Finding(
+            0.6 if champion else 0.4,
+            on,
+            f"{who} is no longer the {key_role} since {on.isoformat()}.",
+            "role_changed",
+        )
+    title = _text(contact.latest, "title")
+    old_title = _text(previous, "title")
+    if old_title and title and old_title != title:
+        return _Finding(
+            0.4 if champion else 0.3,
+            on,
+            f"{key_role.capitalize()} {who} changed title from {old_title} "
+            f"to {title} on {on.isoformat()}.",
+            "title_changed",
+        )
+    return None

@@ -227,40 +227,61 @@ class DomainExpiryWatcher(Watcher):
         now: datetime,
     ) -> Signal | None:  # fmt: skip
         last = DomainRecord.from_state(entry["last"])
-        good = DomainRecord.from_state(entry["good"]) if entry.get("good") else None
-        failures = int(entry.get("failures", 0))
-        shown = to_unicode(domain)
         evidence: dict[str, Any] = {"domain": domain, "checked_at": entry.get("checked_at")}
         record = last
         if last.expires_at is None and last.code != "no_expiry":
-            if last.code == "not_found" and good is not None and good.expires_at is not None:
-                # it was registered when last seen: it has lapsed and been deleted
-                seen = str(entry.get("good_at", "?"))[:10]
-                return self._signal(
-                    account, domain, 1.0, now, {**evidence, **_evidence(last)},
-                    f"{shown} is no longer registered (it was, as of {seen}).",
-                )  # fmt: skip
-            age = ""
-            if good is not None:
-                record = good
-                age = str(entry.get("good_at") or "")
-                evidence["stale_since"] = age
-                evidence["last_error"] = last.error
-            ctx.report_unknown(
-                account, f"{domain}: lookup failed ({last.error})"
-                + (f"; using the answer of {age[:10]}" if age else ""), key=domain,
-            )  # fmt: skip
+            good, signal = self._after_failure(ctx, account, domain, entry, evidence, now)
             if good is None:
-                if failures >= self.options.unknown_after_failures:
-                    return self._signal(
-                        account, domain, self.options.unknown_strength, now,
-                        {**evidence, **_evidence(last), "failures": failures},
-                        f"Expiry of {shown} unknown after {failures} failed lookups ({last.code}).",
-                    )  # fmt: skip
-                return None
+                return signal
+            record = good
         evidence.update(_evidence(record))
         if record.code == "no_expiry":
             ctx.report_unknown(account, f"{domain}: {record.error}", key=domain)
+        return self._judge(account, domain, record, evidence, now)
+
+    def _after_failure(
+        self, ctx: WatchContext, account: Account, domain: str, entry: Mapping[str, Any],
+        evidence: dict[str, Any], now: datetime,
+    ) -> tuple[DomainRecord | None, Signal | None]:  # fmt: skip
+        """After a failed lookup: the last good answer to grade instead, or no answer and
+        what to signal (a lapsed domain, or one unknown for too long). Reports the account
+        unknown unless the domain is gone."""
+        last = DomainRecord.from_state(entry["last"])
+        good = DomainRecord.from_state(entry["good"]) if entry.get("good") else None
+        shown = to_unicode(domain)
+        if last.code == "not_found" and good is not None and good.expires_at is not None:
+            # it was registered when last seen: it has lapsed and been deleted
+            seen = str(entry.get("good_at", "?"))[:10]
+            return None, self._signal(
+                account, domain, 1.0, now, {**evidence, **_evidence(last)},
+                f"{shown} is no longer registered (it was, as of {seen}).",
+            )  # fmt: skip
+        age = ""
+        if good is not None:
+            age = str(entry.get("good_at") or "")
+            evidence["stale_since"] = age
+            evidence["last_error"] = last.error
+        ctx.report_unknown(
+            account, f"{domain}: lookup failed ({last.error})"
+            + (f"; using the answer of {age[:10]}" if age else ""), key=domain,
+        )  # fmt: skip
+        if good is not None:
+            return good, None
+        failures = int(entry.get("failures", 0))
+        if failures < self.options.unknown_after_failures:
+            return None, None
+        return None, self._signal(
+            account, domain, self.options.unknown_strength, now,
+            {**evidence, **_evidence(last), "failures": failures},
+            f"Expiry of {shown} unknown after {failures} failed lookups ({last.code}).",
+        )  # fmt: skip
+
+    def _judge(
+        self, account: Account, domain: str, record: DomainRecord, evidence: dict[str, Any],
+        now: datetime,
+    ) -> Signal | None:  # fmt: skip
+        """A critical EPP state, an expiry date past or within the thresholds."""
+        shown = to_unicode(domain)
         registrar = f" (registrar {record.registrar})" if record.registrar else ""
         critical = sorted(CRITICAL_STATUSES.intersection(record.status))
         stale = f" as of {str(evidence['stale_since'])[:10]}" if "stale_since" in evidence else ""
@@ -272,25 +293,17 @@ class DomainExpiryWatcher(Watcher):
         expires = record.expires_at
         if expires is None:
             return None
-        left = days_left(expires, now)
         if is_past(expires, now, zone_known=record.tz_known):
             return self._signal(
                 account, domain, 1.0, now, evidence,
                 f"{shown} expired on {expires.date().isoformat()}{registrar}{stale}.",
             )  # fmt: skip
-        left = max(left, 0)
+        left = max(days_left(expires, now), 0)
         strength = strength_for_days(left, self.options.thresholds_days)
         if strength <= 0:
             return None
         evidence["days_left"] = left
-        if left == 0:
-            when = "today" if record.tz_known else (
-                f"on {expires.date().isoformat()} (registry time zone unknown)"
-            )  # fmt: skip
-        elif left == 1:
-            when = "in 1 day"
-        else:
-            when = f"in {left} days"
+        when = _when(left, expires, tz_known=record.tz_known)
         return self._signal(
             account, domain, strength, now, evidence, f"{shown} expires {when}{registrar}{stale}."
         )
@@ -335,6 +348,16 @@ def _http_errors() -> type[Exception]:
     import httpx
 
     return httpx.HTTPError
+
+
+def _when(left: int, expires: datetime, *, tz_known: bool) -> str:
+    """Today, in 1 day or in N days; on the day, the date itself when the registry's time
+    zone is unknown."""
+    if left == 0:
+        return "today" if tz_known else (
+            f"on {expires.date().isoformat()} (registry time zone unknown)"
+        )  # fmt: skip
+    return "in 1 day" if left == 1 else f"in {left} days"
 
 
 def _evidence(record: DomainRecord) -> dict[str, Any]:

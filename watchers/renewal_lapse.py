@@ -3,41 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import ClassVar
 
 from pydantic import Field, field_validator
 
 from swanwatch import Account, Signal, StateMap, WatchContext, Watcher, WatcherOptions
-
-_TRUE = frozenset({"true", "t", "yes", "y", "1", "on"})
-
-
-def _day(value: object) -> date | None:
-    """A row's date field as a date; accepts date, datetime, ISO text or empty."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).date() if value.tzinfo else value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str) and value.strip():
-        return date.fromisoformat(value.strip()[:10])
-    return None
-
-
-def _flag(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in _TRUE if value is not None else False
-
-
-def _int(value: object) -> int:
-    if value is None or value == "":
-        return 0
-    return int(float(value))  # type: ignore[arg-type]
-
-
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+from swanwatch.values import day_of, int_or_zero, is_true, midnight
 
 
 class RenewalLapseWatcher(Watcher):
@@ -161,7 +133,7 @@ class RenewalLapseWatcher(Watcher):
             kind=self.name,
             key=key,
             strength=round(strength, 3),
-            observed_at=_midnight(min(began, today)),
+            observed_at=midnight(min(began, today)),
             summary=summary,
             evidence={
                 **evidence,
@@ -195,52 +167,22 @@ class RenewalLapseWatcher(Watcher):
         opts = self.options
         contract = str(row.get("contract_id") or "contract")
         stage = str(row.get("renewal_stage") or "").strip().lower()
-        auto = _flag(row.get("auto_renew"))
-        end = _day(row.get("end_date")) or account.renewal_date
+        auto = is_true(row.get("auto_renew"))
+        end = day_of(row.get("end_date")) or account.renewal_date
         signals = []
         if end is not None and stage in opts.idle_stages and not auto:
-            signal = self._renewal_signal(
-                account,
-                contract,
-                end,
-                today,
-                f"Contract {contract}",
-                {"contract_id": contract, "renewal_stage": stage or "none", "auto_renew": auto},
-            )
-            if signal is not None:
-                signals.append(signal)
-        overdue = _int(row.get("invoice_overdue_days"))
-        if overdue >= opts.overdue_min_days:
-            strength = 0.3 + 0.7 * min(
-                1.0,
-                (overdue - opts.overdue_min_days)
-                / max(1, opts.overdue_full_days - opts.overdue_min_days),
-            )
             signals.append(
-                Signal(
-                    account_id=account.id,
-                    kind=self.name,
-                    key=f"{contract}:overdue",
-                    strength=round(strength, 3),
-                    observed_at=_midnight(today - timedelta(days=overdue)),
-                    summary=f"An invoice on contract {contract} is {overdue} days overdue.",
-                    evidence={"contract_id": contract, "invoice_overdue_days": overdue},
+                self._renewal_signal(
+                    account,
+                    contract,
+                    end,
+                    today,
+                    f"Contract {contract}",
+                    {"contract_id": contract, "renewal_stage": stage or "none", "auto_renew": auto},
                 )
             )
-        failed_raw = row.get("payment_failed")
-        failed_on = None
-        if isinstance(failed_raw, (date, datetime)) or (
-            isinstance(failed_raw, str) and failed_raw[:4].isdigit()
-        ):
-            failed_on = _day(failed_raw)
-        if failed_on is None and _flag(failed_raw):
-            state_key = f"failed_since:{account.id}:{contract}"
-            seen_keys.add(state_key)
-            remembered = state.get(state_key)
-            failed_on = date.fromisoformat(remembered) if isinstance(remembered, str) else None
-            if failed_on is None or failed_on > today:
-                failed_on = today
-                state.set(state_key, today.isoformat())
+        signals.append(self._overdue(account, contract, row, today))
+        failed_on = _failed_on(account, contract, row, today, state, seen_keys)
         if failed_on is not None and failed_on <= today:
             signals.append(
                 Signal(
@@ -248,11 +190,61 @@ class RenewalLapseWatcher(Watcher):
                     kind=self.name,
                     key=f"{contract}:payment_failed",
                     strength=0.6,
-                    observed_at=_midnight(failed_on),
+                    observed_at=midnight(failed_on),
                     summary=(
                         f"A payment on contract {contract} failed (seen {failed_on.isoformat()})."
                     ),
                     evidence={"contract_id": contract, "payment_failed_on": failed_on.isoformat()},
                 )
             )
-        return signals
+        return [s for s in signals if s is not None]
+
+    def _overdue(
+        self, account: Account, contract: str, row: Mapping[str, object], today: date
+    ) -> Signal | None:
+        """An invoice overdue for at least ``overdue_min_days``, stronger the longer."""
+        opts = self.options
+        overdue = int_or_zero(row.get("invoice_overdue_days"))
+        if overdue < opts.overdue_min_days:
+            return None
+        strength = 0.3 + 0.7 * min(
+            1.0,
+            (overdue - opts.overdue_min_days)
+            / max(1, opts.overdue_full_days - opts.overdue_min_days),
+        )
+        return Signal(
+            account_id=account.id,
+            kind=self.name,
+            key=f"{contract}:overdue",
+            strength=round(strength, 3),
+            observed_at=midnight(today - timedelta(days=overdue)),
+            summary=f"An invoice on contract {contract} is {overdue} days overdue.",
+            evidence={"contract_id": contract, "invoice_overdue_days": overdue},
+        )
+
+
+def _failed_on(
+    account: Account,
+    contract: str,
+    row: Mapping[str, object],
+    today: date,
+    state: StateMap,
+    seen_keys: set[str],
+) -> date | None:
+    """The day a payment failed: the row's date, or for a bare flag the day it was first
+    seen (remembered in the state)."""
+    failed_raw = row.get("payment_failed")
+    failed_on = None
+    if isinstance(failed_raw, (date, datetime)) or (
+        isinstance(failed_raw, str) and failed_raw[:4].isdigit()
+    ):
+        failed_on = day_of(failed_raw)
+    if failed_on is None and is_true(failed_raw):
+        state_key = f"failed_since:{account.id}:{contract}"
+        seen_keys.add(state_key)
+        remembered = state.get(state_key)
+        failed_on = date.fromisoformat(remembered) if isinstance(remembered, str) else None
+        if failed_on is None or failed_on > today:
+            failed_on = today
+            state.set(state_key, today.isoformat())
+    return failed_on

@@ -180,49 +180,16 @@ class TlsExpiryWatcher(Watcher):
         evidence: dict[str, Any] = {"endpoint": endpoint.key, "checked_at": now.isoformat()}
         stale = ""
         if isinstance(result, ProbeFailure):
-            good = entry.get("good")
-            age = str(entry.get("good_at") or "")
-            ctx.report_unknown(
-                account, f"{endpoint.key}: certificate check failed ({result})"
-                + (f"; using the certificate seen {age[:10]}" if good else ""),
-                key=endpoint.key,
-            )  # fmt: skip
-            evidence["error"] = str(result)
-            if not isinstance(good, dict):
-                failures = int(entry.get("failures", 0))
-                if failures < self.options.unknown_after_failures:
-                    return []
-                return [self._signal(
-                    account, endpoint.key, self.options.unknown_strength, now,
-                    {**evidence, "check": "unknown", "failures": failures},
-                    f"Certificate of {shown} unknown after {failures} failed checks "
-                    f"({result.code}).",
-                )]  # fmt: skip
-            info = CertInfo.from_state(good)
-            evidence["stale_since"] = age
-            stale = f" (as of {age[:10]})"
+            known = self._last_good(ctx, account, endpoint, result, entry, now, evidence)
+            if not isinstance(known, CertInfo):
+                return known
+            info = known
+            stale = f" (as of {evidence['stale_since'][:10]})"
         else:
             info = result
         evidence.update(info.to_state())
         evidence["names"] = info.names[:20]
-        signals: list[Signal] = []
-        issuer = f" (issuer {info.issuer})" if info.issuer else ""
-        if is_past(info.not_after, now):
-            signals.append(self._signal(
-                account, endpoint.key, 1.0, now, {**evidence, "check": "expiry"},
-                f"The certificate of {shown} expired on {info.not_after.date().isoformat()}"
-                f"{stale}.",
-            ))  # fmt: skip
-        else:
-            left = max(days_left(info.not_after, now), 0)
-            strength = strength_for_days(left, self.options.thresholds_days)
-            if strength > 0:
-                when = {0: "today", 1: "in 1 day"}.get(left, f"in {left} days")
-                signals.append(self._signal(
-                    account, endpoint.key, strength, now,
-                    {**evidence, "check": "expiry", "days_left": left},
-                    f"The certificate of {shown} expires {when}{issuer}{stale}.",
-                ))  # fmt: skip
+        signals = [self._expiry(account, endpoint, info, now, evidence, stale)]
         if not info.hostname_ok:
             names = ", ".join(info.names[:3]) or info.subject or "no name"
             signals.append(self._signal(
@@ -231,20 +198,65 @@ class TlsExpiryWatcher(Watcher):
                 f"The certificate at {shown} does not cover {endpoint.host} "
                 f"(it names {names}){stale}.",
             ))  # fmt: skip
-        chain_problem = None
-        if not info.chain_ok:
-            chain_problem = f"is not trusted: {info.verify_error}"
-        elif now < info.not_before:
-            chain_problem = f"is not valid until {info.not_before.date().isoformat()}"
-        elif info.verify_error and not leaf_explains(info, now):
-            chain_problem = f"fails verification: {info.verify_error}"
+        chain_problem = _chain_problem(info, now)
         if chain_problem:
             signals.append(self._signal(
                 account, f"{endpoint.key} chain", self.options.untrusted_strength, now,
                 {**evidence, "check": "chain"},
                 f"The certificate at {shown} {chain_problem}{stale}.",
             ))  # fmt: skip
-        return signals
+        return [s for s in signals if s is not None]
+
+    def _last_good(
+        self, ctx: WatchContext, account: Account, endpoint: Endpoint, result: ProbeFailure,
+        entry: dict[str, Any], now: datetime, evidence: dict[str, Any],
+    ) -> CertInfo | list[Signal]:  # fmt: skip
+        """After a failed check: the certificate seen last time, or (with none) the signals
+        of an endpoint unknown for too long. Reports the account unknown either way."""
+        good = entry.get("good")
+        age = str(entry.get("good_at") or "")
+        ctx.report_unknown(
+            account, f"{endpoint.key}: certificate check failed ({result})"
+            + (f"; using the certificate seen {age[:10]}" if good else ""),
+            key=endpoint.key,
+        )  # fmt: skip
+        evidence["error"] = str(result)
+        if isinstance(good, dict):
+            evidence["stale_since"] = age
+            return CertInfo.from_state(good)
+        failures = int(entry.get("failures", 0))
+        if failures < self.options.unknown_after_failures:
+            return []
+        return [self._signal(
+            account, endpoint.key, self.options.unknown_strength, now,
+            {**evidence, "check": "unknown", "failures": failures},
+            f"Certificate of {endpoint.shown} unknown after {failures} failed checks "
+            f"({result.code}).",
+        )]  # fmt: skip
+
+    def _expiry(
+        self, account: Account, endpoint: Endpoint, info: CertInfo, now: datetime,
+        evidence: dict[str, Any], stale: str,
+    ) -> Signal | None:  # fmt: skip
+        """Expired, or expiring within the thresholds."""
+        shown = endpoint.shown
+        if is_past(info.not_after, now):
+            return self._signal(
+                account, endpoint.key, 1.0, now, {**evidence, "check": "expiry"},
+                f"The certificate of {shown} expired on {info.not_after.date().isoformat()}"
+                f"{stale}.",
+            )  # fmt: skip
+        left = max(days_left(info.not_after, now), 0)
+        strength = strength_for_days(left, self.options.thresholds_days)
+        if strength <= 0:
+            return None
+        when = {0: "today", 1: "in 1 day"}.get(left, f"in {left} days")
+        issuer = f" (issuer {info.issuer})" if info.issuer else ""
+        return self._signal(
+            account, endpoint.key, strength, now,
+            {**evidence, "check": "expiry", "days_left": left},
+            f"The certificate of {shown} expires {when}{issuer}{stale}.",
+        )  # fmt: skip
 
     def _signal(
         self, account: Account, key: str, strength: float, now: datetime,
@@ -254,3 +266,14 @@ class TlsExpiryWatcher(Watcher):
             account_id=account.id, kind=self.name, key=key, strength=strength,
             observed_at=now, summary=summary, evidence=evidence,
         )  # fmt: skip
+
+
+def _chain_problem(info: CertInfo, now: datetime) -> str | None:
+    """Why the certificate's chain or validity is wrong now, if it is."""
+    if not info.chain_ok:
+        return f"is not trusted: {info.verify_error}"
+    if now < info.not_before:
+        return f"is not valid until {info.not_before.date().isoformat()}"
+    if info.verify_error and not leaf_explains(info, now):
+        return f"fails verification: {info.verify_error}"
+    return None

@@ -16,14 +16,14 @@ from datetime import timedelta
 from urllib.parse import quote
 
 from swanwatch.alerts import OPS_ACCOUNT
-from swanwatch.config import (
+from swanwatch.model import Account, Alert, Severity
+from swanwatch.settings import (
     DigestConfig,
     NotifyConfig,
     QuietHours,
     RouteConfig,
     format_for_url,
 )
-from swanwatch.model import Account, Alert, Severity
 
 #: The built-in channel that prints to standard output when ``notify.console`` is on.
 CONSOLE = "console"

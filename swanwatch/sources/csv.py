@@ -19,7 +19,7 @@ from pydantic import Field
 from swanwatch.clock import ensure_utc
 from swanwatch.errors import SourceError
 from swanwatch.interfaces import Row, Source, SourceOptions
-from swanwatch.sources._types import CONVERTERS, BadValue, TypeName, to_str
+from swanwatch.values import CONVERTERS, BadValue, TypeName, to_str
 
 log = logging.getLogger("swanwatch.sources.csv")
 

@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 from swanwatch.clock import ensure_utc
 from swanwatch.errors import SourceError
 from swanwatch.interfaces import Row, Source, SourceOptions
-from swanwatch.sources._types import CONVERTERS, BadValue, TypeName, is_after
+from swanwatch.values import CONVERTERS, BadValue, TypeName, is_after
 
 log = logging.getLogger("swanwatch.sources.http")
 

@@ -141,7 +141,7 @@ async def test_streams_a_large_file_in_batches(tmp_path: Path) -> None:
 
 
 async def test_bundled_sample_reads_cleanly() -> None:
-    base = Path(__file__).parents[2] / "swanwatch" / "data" / "sample"
+    base = Path(__file__).parents[2] / "config" / "sample"
     source = make_source(
         "csv",
         {"path": "usage.csv", "types": {"value": "float"}, "date_field": "date"},

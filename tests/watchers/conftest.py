@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 
 Answer = str | bytes | None | Callable[[str], "str | bytes | None"]
+RdapAnswer = tuple[int, object, dict[str, str]]
 
 
 @dataclass
@@ -43,9 +44,12 @@ class FakeWhois:
 
 @dataclass
 class FakeRdap:
-    """An RDAP server: GET /domain/<name> answers (status, body, headers) mapped to the name."""
+    """An RDAP server: GET /domain/<name> answers (status, body, headers) mapped to the name.
 
-    answers: dict[str, tuple[int, object, dict[str, str]]] = field(default_factory=dict)
+    A list of answers is given one per query, in order, the last one repeated.
+    """
+
+    answers: dict[str, RdapAnswer | list[RdapAnswer]] = field(default_factory=dict)
     latency_s: float = 0.0
     queries: list[str] = field(default_factory=list)
     starts: list[float] = field(default_factory=list)
@@ -90,9 +94,10 @@ def _serve_rdap(fake: FakeRdap) -> http.server.ThreadingHTTPServer:
             fake.starts.append(time.monotonic())
             fake.queries.append(self.path)
             name = self.path.rstrip("/").rsplit("/", 1)[-1].lower()
-            status, body, headers = fake.answers.get(
-                name, (404, {"errorCode": 404, "title": "Not Found"}, {})
-            )
+            found = fake.answers.get(name, (404, {"errorCode": 404, "title": "Not Found"}, {}))
+            if isinstance(found, list):
+                found = found.pop(0) if len(found) > 1 else found[0]
+            status, body, headers = found
             if fake.latency_s:
                 time.sleep(fake.latency_s)
             raw = body if isinstance(body, bytes) else json.dumps(body).encode()
