@@ -29,7 +29,8 @@ from swanwatch.errors import SwanwatchError
 
 if TYPE_CHECKING:
     from swanwatch.config import Config
-    from swanwatch.model import Account, Alert
+    from swanwatch.delivery.routing import Routing
+    from swanwatch.model import Account, Alert, Severity
 
 
 def _now() -> Any:
@@ -146,6 +147,20 @@ def _find_account(config: Config, account_id: str) -> Account:
     return accounts[account_id]
 
 
+def sample_account() -> Account:
+    """The account of `swanwatch notify test`."""
+    from swanwatch.model import Account
+
+    return Account(
+        id="sample",
+        name="Sample Customer Inc.",
+        owner="csm@example.com",
+        segment="enterprise",
+        arr=120000.0,
+        tags=("sample",),
+    )
+
+
 def sample_alert(
     account: Account,
     rule: str,
@@ -156,8 +171,7 @@ def sample_alert(
 ) -> Alert:
     """An alert as correlation would raise it for ``account`` under ``rule``."""
     from swanwatch.config import all_rules
-    from swanwatch.correlate import alert_fingerprint
-    from swanwatch.model import Alert, Contribution, Severity
+    from swanwatch.model import Alert, Contribution, Severity, alert_fingerprint
 
     rules = {r.name: r for r in all_rules(config)} if config is not None else {}
     known = rules.get(rule)
@@ -223,7 +237,6 @@ def routes_test(
     as_json: bool,
 ) -> None:
     """Where an alert on ACCOUNT under RULE would go, when, and why."""
-    from swanwatch.delivery.pacing import pace
     from swanwatch.delivery.routing import Facts, route
 
     config = load(config_path)
@@ -232,22 +245,7 @@ def routes_test(
     alert = sample_alert(account, rule, config, severity, kinds, now)
     routing = route(alert, account, config.notify)
     facts = Facts.of(alert, account)
-    planned = []
-    for target in routing.targets:
-        pacing = pace(target, alert.severity, now)
-        planned.append(
-            {
-                "channel": target.channel,
-                "route": target.route,
-                "format": target.format,
-                "timezone": target.timezone,
-                "due_at": pacing.due_at.isoformat(),
-                "held": pacing.held or None,
-                "group": pacing.group_key or None,
-                "fallback": target.settings.fallback,
-                "send_resolved": target.settings.send_resolved,
-            }
-        )
+    planned = _plan(routing, alert.severity, now)
     if as_json:
         emit_json(
             {
@@ -270,9 +268,38 @@ def routes_test(
         f"{', '.join(facts.kinds)}, owner {facts.owner or '-'}, segment {facts.segment or '-'}, "
         f"tags {', '.join(facts.tags) or '-'}"
     )
+    _echo_plan(routing.trace, planned, now)
+
+
+def _plan(routing: Routing, severity: Severity, now: datetime) -> list[dict[str, Any]]:
+    """Each target of ``routing``: its channel, route, format, when it is due and why."""
+    from swanwatch.delivery.pacing import pace
+    from swanwatch.model import GroupKind
+
+    planned = []
+    for target in routing.targets:
+        pacing = pace(target, severity, now)
+        grouped = pacing.group_kind != GroupKind.NONE
+        planned.append(
+            {
+                "channel": target.channel,
+                "route": target.route,
+                "format": target.format,
+                "timezone": target.timezone,
+                "due_at": pacing.due_at.isoformat(),
+                "held": pacing.held or None,
+                "group": {"kind": pacing.group_kind, "key": pacing.group_key} if grouped else None,
+                "fallback": target.settings.fallback,
+                "send_resolved": target.settings.send_resolved,
+            }
+        )
+    return planned
+
+
+def _echo_plan(trace: Sequence[str], planned: Sequence[dict[str, Any]], now: datetime) -> None:
     click.echo("")
     click.echo("Why:")
-    for line in routing.trace:
+    for line in trace:
         click.echo(f"  {line}")
     click.echo("")
     if not planned:
@@ -300,8 +327,8 @@ def notify() -> None:
 def notify_test(config_path: Path, channels: tuple[str, ...]) -> None:
     """Send a sample alert through each channel (or --channel NAME) now, bypassing the
     outbox; report each channel's outcome."""
+    from swanwatch.delivery import DeliveryWorker
     from swanwatch.delivery.render import Part
-    from swanwatch.delivery.worker import DeliveryWorker, sample_account
     from swanwatch.model import Message
 
     config = load(config_path)
@@ -322,9 +349,8 @@ def notify_test(config_path: Path, channels: tuple[str, ...]) -> None:
             worker = DeliveryWorker(config, store, clock)
             out = []
             for name in names:
-                fmt = worker.channel_format(name)
                 part = Part(alert, "firing", account.label)
-                title, body = worker.renderer.message(fmt, [part])
+                title, body = worker.renderer.message(worker.channel_format(name), [part])
                 message = Message(
                     title=f"[test] {title}",
                     body=body,
@@ -333,7 +359,7 @@ def notify_test(config_path: Path, channels: tuple[str, ...]) -> None:
                     account_id=account.id,
                     alert_fingerprint=alert.fingerprint,
                 )
-                result = await worker._send(name, message)
+                result = await worker.send_now(name, message)
                 out.append((name, result.ok, result.reason))
             return out
 
@@ -351,8 +377,7 @@ def notify_test(config_path: Path, channels: tuple[str, ...]) -> None:
 @click.option("--now", "send_now", is_flag=True, help="Queue this week's even if not due yet.")
 def notify_leaders(config_path: Path, name: str | None, send_now: bool) -> None:
     """Queue the leaders' weekly digests that are due (and send what is due)."""
-    from swanwatch.delivery import enqueue_leaders
-    from swanwatch.engine import Engine
+    from swanwatch.delivery import DeliveryWorker, enqueue_leaders
 
     config = load(config_path)
     if name is not None and name not in {d.name for d in config.notify.leaders}:
@@ -364,8 +389,7 @@ def notify_leaders(config_path: Path, name: str | None, send_now: bool) -> None:
             queued = await asyncio.to_thread(
                 enqueue_leaders, config, store, clock.now(), only=name, force=send_now
             )
-            async with Engine(config, store, clock) as engine:
-                stats = await engine.deliver()
+            stats = await DeliveryWorker(config, store, clock).drain()
             return queued, stats.sent
 
     try:

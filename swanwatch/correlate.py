@@ -18,7 +18,8 @@ from datetime import datetime
 from functools import cached_property
 from typing import Protocol
 
-from swanwatch.model import JSON, Account, Contribution, Severity, Signal, fingerprint
+from swanwatch.model import JSON, Account, Contribution, Severity, Signal
+from swanwatch.model import alert_fingerprint as alert_fingerprint  # public here too, as before
 from swanwatch.settings import CorrelationConfig, Rule
 
 #: The rule every account is held to even without a rule file: a high combined score.
@@ -99,11 +100,6 @@ class Weighed:
             age_days=round(self.age_days, 3),
             observed_at=s.observed_at,
         )
-
-
-def alert_fingerprint(account_id: str, rule: str) -> str:
-    """The identity of an alert: one per (account, rule)."""
-    return fingerprint("alert", account_id, rule)
 
 
 def weigh(signal: Signal, now: datetime, config: CorrelationConfig) -> Weighed:

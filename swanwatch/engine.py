@@ -338,12 +338,7 @@ class Engine:
 
     async def deliver(self) -> DeliveryStats:
         """Send what is due in the outbox."""
-        total = DeliveryStats()
-        while True:
-            stats = await self.delivery.run_once()
-            total.add(stats)
-            if stats.tried == 0:
-                return total
+        return await self.delivery.drain()
 
     async def cycle(self) -> tuple[list[RunOutcome], CorrelationOutcome, DeliveryStats]:
         """Everything once: accounts, every watcher, correlation, delivery."""

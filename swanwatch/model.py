@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -26,6 +26,11 @@ def fingerprint(*parts: str) -> str:
     """A stable short hash of ``parts``: the identity that unique constraints key on."""
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
     return digest[:32]
+
+
+def alert_fingerprint(account_id: str, rule: str) -> str:
+    """The identity of an alert: one per (account, rule)."""
+    return fingerprint("alert", account_id, rule)
 
 
 class Severity(StrEnum):
@@ -224,6 +229,19 @@ class NotificationStatus(StrEnum):
     DEAD = "dead"
 
 
+class GroupKind(StrEnum):
+    """Why a notification goes out together with the others of its group key."""
+
+    #: On its own.
+    NONE = "none"
+    #: A route's group_wait and group_interval: a burst becomes one message.
+    GROUP = "group"
+    #: A route's daily digest of low severities.
+    DIGEST = "digest"
+    #: Held back over quiet hours.
+    QUIET = "quiet"
+
+
 class Message(_Record):
     """What a notifier sends: a rendered alert, channel-neutral."""
 
@@ -236,35 +254,148 @@ class Message(_Record):
     event: str = "firing"
 
 
-class Notification(_Record):
-    """One message for one channel, stored in the outbox before it is sent."""
+class AlertNotice(_Record):
+    """An alert's news for one channel, as it was decided; rendered when it is sent, so
+    that its action links are fresh and a group becomes one message."""
 
-    id: int
-    idempotency_key: str
+    kind: Literal["alert"] = "alert"
+    alert: Alert
+    event: NoticeEvent
+    label: str = Field(description="The account's display name.")
+    new_signals: tuple[str, ...] = Field(
+        (), description="Contribution fingerprints that are new since the last notice."
+    )
+    who: str = Field(description="Who acts through the links: an owner, or channel:<name>.")
+
+
+class DigestWeek(_Record):
+    """One bar of the leaders' chart: ARR at risk at the end of a week."""
+
+    label: str
+    arr: float
+    top: float
+
+    def bar(self, height: int) -> int:
+        return max(1, round(height * self.arr / self.top)) if self.top > 0 else 1
+
+
+class DigestItem(_Record):
+    """One alert in the leaders' digest."""
+
+    label: str
+    title: str
+    severity: str
+    arr: float
+
+
+class DigestPlay(_Record):
+    """An acknowledged alert with its play: someone is on it."""
+
+    label: str
+    play: str
+    by: str
+
+
+_SPARK = "▁▂▃▄▅▆▇█"
+
+
+class LeadersReport(_Record):
+    """What the leaders' weekly digest says for one week."""
+
+    title: str
+    weekday: str
+    arr_at_risk: float
+    previous_arr: float
+    accounts_at_risk: int
+    weeks: tuple[DigestWeek, ...] = ()
+    new: tuple[DigestItem, ...] = ()
+    escalated: tuple[DigestItem, ...] = ()
+    resolved: tuple[DigestItem, ...] = ()
+    plays: tuple[DigestPlay, ...] = ()
+
+    @property
+    def change_text(self) -> str:
+        delta = self.arr_at_risk - self.previous_arr
+        if abs(delta) < 0.5:
+            return "unchanged"
+        return f"{'up' if delta > 0 else 'down'} ${abs(delta):,.0f}"
+
+    @property
+    def sparkline(self) -> str:
+        top = max((w.arr for w in self.weeks), default=0.0)
+        if top <= 0:
+            return _SPARK[0] * len(self.weeks)
+        return "".join(_SPARK[min(7, int(w.arr / top * 7.999))] for w in self.weeks)
+
+
+class LeadersNotice(_Record):
+    """The leaders' weekly digest for one channel; rendered when it is sent."""
+
+    kind: Literal["leaders"] = "leaders"
+    report: LeadersReport
+
+
+class RenderedNotice(_Record):
+    """A notification queued as finished text, before rendering moved to send time (the
+    store's migration 0005 keeps those this way): sent as it is."""
+
+    kind: Literal["rendered"] = "rendered"
+    body: str
+
+
+#: What a notification tells, stored with it as JSON and validated back when it is sent.
+NoticePayload = Annotated[AlertNotice | LeadersNotice | RenderedNotice, Field(discriminator="kind")]
+
+
+class _Outgoing(_Record):
+    """What the outbox knows of a notification from the moment it is queued."""
+
+    idempotency_key: str = Field(
+        description="Unique in the outbox: queueing the same decision twice is a no-op; "
+        "sent along as an Idempotency-Key header to webhooks."
+    )
     alert_fingerprint: str
     account_id: str = ""
     channel: str
-    event: str
+    event: NoticeEvent
     severity: Severity
-    title: str
-    body: str
+    title: str = Field(
+        description="The message's title, for listing; the body is rendered "
+        "when the notification is sent."
+    )
+    route: str = Field("", description="The route that chose the channel (pacing, fallback).")
+    group_kind: GroupKind = GroupKind.NONE
+    group_key: str = Field("", description="Sent together: the same group kind and key.")
+    fallback: str | None = Field(
+        None, description="The channel to hand it to when its own keeps failing."
+    )
+    payload: NoticePayload
+    created_at: UTCDateTime
+
+
+class OutboxEntry(_Outgoing):
+    """A notification to put in the outbox, due at ``due_at`` (the store gives it an id)."""
+
+    due_at: UTCDateTime
+
+
+class Notification(_Outgoing):
+    """One notification in the outbox: what was queued, where it is, and who holds it.
+
+    A sender holds a claim (``lease_owner`` and ``lease_token``, which counts the claims)
+    until ``lease_until``; the store records an outcome only for the claim's current
+    holder, so a sender whose lease ran out and was taken over cannot overwrite it.
+    """
+
+    id: int
     status: NotificationStatus
     attempts: int
     next_attempt_at: UTCDateTime
     last_error: str | None = None
-    created_at: UTCDateTime
     sent_at: UTCDateTime | None = None
-
-    def message(self) -> Message:
-        return Message(
-            title=self.title,
-            body=self.body,
-            severity=self.severity,
-            idempotency_key=self.idempotency_key,
-            account_id=self.account_id,
-            alert_fingerprint=self.alert_fingerprint,
-            event=self.event,
-        )
+    lease_owner: str | None = None
+    lease_token: int = 0
+    lease_until: UTCDateTime | None = None
 
 
 class WatcherRun(_Record):

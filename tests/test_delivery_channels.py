@@ -194,3 +194,39 @@ notify:
         assert hook.received == [] and len(backup.received) == 1
     finally:
         backup.close()
+
+
+async def test_a_template_that_cannot_render_is_a_failed_try_then_sent_once_fixed(
+    hook, make_config, tmp_path
+) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    broken = templates / "alert.md.j2"
+    broken.write_text("{{ alert.title }} {{ no_such_thing.at_all }}\n")
+    config = load_config(
+        make_config(
+            SIGNALS
+            + f"""
+notify:
+  console: false
+  templates_dir: templates
+  retry_backoff: 1m
+  channels:
+    team: {{url: "json://127.0.0.1:{hook.port}/hook"}}
+"""
+        )
+    )
+    clock = FrozenClock("2026-11-20T12:00:00Z")
+    await _cycle(config, clock)  # the pass goes on; the notification waits for its retry
+    assert hook.received == []
+    store = Store(config.store_url)
+    (note,) = store.notifications()
+    assert note.status == "pending" and note.attempts == 1
+    assert "cannot render" in (note.last_error or "") and "no_such_thing" in note.last_error
+    broken.write_text("fixed: {{ alert.title }}\n")
+    clock.set("2026-11-20T12:01:00Z")
+    await _cycle(config, clock)
+    (got,) = hook.received
+    assert got.body["message"] == "fixed: Champion left and usage fell"
+    assert store.notifications()[0].status == "sent"
+    store.close()

@@ -87,7 +87,7 @@ notify:
                 if op == "decide":
                     entries = outbox_entries([_notice(example, arg, clock)], config, clock.now())
                     store.save_alerts([], entries)
-                    decided.update(e.values["idempotency_key"] for e in entries)
+                    decided.update(e.idempotency_key for e in entries)
                 elif op == "deliver":
                     HOOK.fail_with = None if arg else 503
                     await worker.run_once()
@@ -95,9 +95,8 @@ notify:
                     store.claim_outbox(clock.now(), "doomed", timedelta(seconds=30), 2)
                 elif op == "die_after_send":
                     HOOK.fail_with = None
-                    for item in store.claim_outbox(clock.now(), "doomed", timedelta(seconds=30), 1):
-                        note = item.notification
-                        message = worker.compose(note.channel, [item], clock.now())
+                    for note in store.claim_outbox(clock.now(), "doomed", timedelta(seconds=30), 1):
+                        message = worker.compose(note.channel, [note], clock.now())
                         result = await worker.notifier(note.channel).send(message)
                         if result.ok:
                             died_after_send[note.idempotency_key] += 1

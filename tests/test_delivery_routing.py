@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import delivery_support
+import pytest
 from click.testing import CliRunner
 
 from swanwatch.cli import main
 from swanwatch.clock import FrozenClock
 from swanwatch.config import load_config
-from swanwatch.delivery import channels_for, enqueue_leaders
+from swanwatch.delivery import DeliveryWorker, channels_for, enqueue_leaders
 from swanwatch.delivery.leaders import last_slot
 from swanwatch.engine import Engine
 from swanwatch.model import Account, Alert, Contribution, Severity
@@ -189,6 +192,57 @@ notify:
     store.close()
 
 
+@pytest.fixture
+def hook() -> Iterator[delivery_support.Hook]:
+    h = delivery_support.Hook()
+    yield h
+    h.close()
+
+
+def test_notify_test_sends_a_sample_alert_past_the_outbox(make_config, hook) -> None:
+    path = make_config(
+        f"""
+notify:
+  console: false
+  channels:
+    team: {{url: "json://127.0.0.1:{hook.port}/hook"}}
+"""
+    )
+    tested = CliRunner().invoke(main, ["notify", "test", "-c", str(path)])
+    assert tested.exit_code == 0, tested.output
+    assert "team: sent" in tested.output
+    (got,) = hook.received
+    assert got.body["title"] == "[test] [HIGH] Sample Customer Inc.: Sample alert (swanwatch_test)"
+    assert got.headers["Idempotency-Key"].startswith("test:team:")
+    store = Store(load_config(path).store_url)
+    assert store.notifications() == []  # nothing went through the outbox
+    store.close()
+
+
+def test_notify_leaders_queues_and_sends_the_digest(make_config, hook) -> None:
+    path = make_config(
+        f"""
+notify:
+  console: false
+  channels:
+    chat: {{url: "json://127.0.0.1:{hook.port}/hook"}}
+  leaders:
+    - {{name: all, channels: [chat], weekday: mon, at: "08:00"}}
+"""
+    )
+    runner = CliRunner()
+    sent = runner.invoke(main, ["notify", "leaders", "-c", str(path), "--now"])
+    assert sent.exit_code == 0, sent.output
+    assert "1 digests queued, 1 notifications sent" in sent.output
+    (got,) = hook.received
+    assert got.body["title"].startswith("Swanwatch weekly: all (all accounts), week to ")
+    assert "ARR at risk: **$0**" in got.body["message"]
+    again = runner.invoke(main, ["notify", "leaders", "-c", str(path), "--now"])
+    assert "0 digests queued, 0 notifications sent" in again.output
+    missing = runner.invoke(main, ["notify", "leaders", "-c", str(path), "--name", "nope"])
+    assert missing.exit_code == 2
+
+
 def test_notify_test_reports_each_channel(make_config) -> None:
     path = make_config(
         """
@@ -235,7 +289,12 @@ notify:
     assert enqueue_leaders(config, store, now) == 2
     assert enqueue_leaders(config, store, now) == 0  # the same week is never queued twice
     notes = {n.channel: n for n in store.notifications() if n.event == "digest"}
-    html, chat = notes["leads"].body, notes["chat"].body
+    assert {n.title for n in notes.values()} == {
+        "Swanwatch weekly: ent (enterprise), week to 23 Nov 2026"
+    }
+    # Rendered when sent, for each channel's format, from the report stored with it.
+    worker = DeliveryWorker(config, store, FrozenClock(now))
+    (_, html), (_, chat) = (worker.render(c, [notes[c]], now) for c in ("leads", "chat"))
     assert "ARR at risk: <strong>$120,000</strong> across 1 accounts" in html
     assert 'class="chart"' in html and html.count("background:#d1495b") == 8
     assert "Acme Corp: Usage sagging" in html

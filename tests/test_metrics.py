@@ -54,9 +54,10 @@ def test_a_real_daemon_exports_parseable_metrics_and_json_logs(
             if ready is None or metrics is None or ready.status_code != 200:
                 return None
             found = samples(metrics.text)
-            key = ("swanwatch_watcher_failures_total", (("watcher", "boom"),))
+            failed = ("swanwatch_watcher_failures_total", (("watcher", "boom"),))
+            ran = ("swanwatch_watcher_runs_total", (("watcher", "static"),))
             opened = [k for k in found if k[0] == "swanwatch_open_alerts"]
-            return found if found.get(key) and len(opened) >= 2 else None
+            return found if found.get(failed) and found.get(ran) and len(opened) >= 2 else None
 
         found = wait_until(scraped, "the first runs to show in /metrics")
         assert httpx.get(f"{base}/healthz").text == "ok\n"

@@ -9,8 +9,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from swanwatch.model import Severity, Signal
-from swanwatch.store import NewNotification, Store
+from swanwatch.model import (
+    Alert,
+    AlertNotice,
+    GroupKind,
+    NoticeEvent,
+    OutboxEntry,
+    RenderedNotice,
+    Severity,
+    Signal,
+)
+from swanwatch.store import Store
 from swanwatch.testing import make_account
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -64,42 +73,108 @@ def test_clearing_respects_the_scope(store: Store) -> None:
     assert [s.account_id for s in store.signals()] == ["globex"]
 
 
-def _note(key: str) -> NewNotification:
-    return NewNotification(
-        idempotency_key=key,
-        alert_fingerprint="fp",
-        account_id="acme",
-        channel="team",
-        event="firing",
-        severity=Severity.HIGH,
-        title="t",
-        body="b",
-        due_at=NOW,
-    )
+def _note(key: str, **kw) -> OutboxEntry:
+    values = {
+        "idempotency_key": key,
+        "alert_fingerprint": "fp",
+        "account_id": "acme",
+        "channel": "team",
+        "event": "firing",
+        "severity": Severity.HIGH,
+        "title": "t",
+        "payload": RenderedNotice(body="b"),
+        "created_at": NOW,
+        "due_at": NOW,
+        **kw,
+    }
+    return OutboxEntry.model_validate(values)
+
+
+LEASE = timedelta(minutes=5)
 
 
 def test_outbox_is_idempotent_and_leases_are_exclusive(store: Store) -> None:
     assert store.save_alerts([], [_note("k1"), _note("k2")]) == 2
     assert store.save_alerts([], [_note("k1")]) == 0
-    first = store.claim_notifications(NOW, "replica-a", timedelta(minutes=5))
-    second = store.claim_notifications(NOW, "replica-b", timedelta(minutes=5))
+    first = store.claim_outbox(NOW, "replica-a", LEASE)
+    second = store.claim_outbox(NOW, "replica-b", LEASE)
     assert len(first) == 2 and second == []
-    store.mark_sent(first[0].id, NOW)
-    store.mark_failed(first[1].id, "503 from chat", NOW + timedelta(minutes=1))
-    assert store.claim_notifications(NOW, "replica-b", timedelta(minutes=5)) == []
-    retry = store.claim_notifications(NOW + timedelta(minutes=2), "replica-b", timedelta(minutes=5))
+    assert store.mark_sent(first[0], NOW)
+    assert store.mark_failed(first[1], "503 from chat", NOW + timedelta(minutes=1))
+    assert store.claim_outbox(NOW, "replica-b", LEASE) == []
+    retry = store.claim_outbox(NOW + timedelta(minutes=2), "replica-b", LEASE)
     assert [n.idempotency_key for n in retry] == ["k2"] and retry[0].attempts == 1
-    store.mark_failed(retry[0].id, "503 again", None)
+    assert store.mark_failed(retry[0], "503 again", None)
     assert [n.status for n in store.notifications()] == ["dead", "sent"]
     assert store.retry_dead(NOW) == 1
 
 
 def test_an_expired_lease_is_taken_over(store: Store) -> None:
     store.save_alerts([], [_note("k1")])
-    assert store.claim_notifications(NOW, "crashed", timedelta(minutes=5))
+    assert store.claim_outbox(NOW, "crashed", LEASE)
     later = NOW + timedelta(minutes=6)
-    (taken,) = store.claim_notifications(later, "survivor", timedelta(minutes=5))
+    (taken,) = store.claim_outbox(later, "survivor", LEASE)
     assert taken.idempotency_key == "k1"
+
+
+def test_only_the_current_claim_records_an_outcome(store: Store) -> None:
+    """A sender stalled past its lease is taken over; what it then reports changes
+    nothing, even under the same owner name: the token tells the claims apart."""
+    store.save_alerts([], [_note("k1"), _note("k2")])
+    stalled = store.claim_outbox(NOW, "replica-a", LEASE)
+    later = NOW + timedelta(minutes=6)
+    taken = store.claim_outbox(later, "replica-a", LEASE)
+    assert [n.id for n in taken] == [n.id for n in stalled]
+    assert all(t.lease_token == s.lease_token + 1 for s, t in zip(stalled, taken, strict=True))
+    assert not store.mark_sent(stalled[0], later)
+    assert not store.mark_failed(stalled[1], "late", None)
+    assert not store.fail_over(stalled[1], "late", _note("k2>backup", channel="backup"))
+    store.release(stalled, later + timedelta(hours=1))  # a no-op: no longer theirs
+    assert {n.status for n in store.notifications()} == {"pending"}
+    assert all(n.lease_token == 2 and n.attempts == 0 for n in store.notifications())
+    assert store.mark_sent(taken[0], later) and store.mark_failed(taken[1], "503", None)
+    assert not store.mark_sent(taken[0], later)  # settled: the claim is over
+    assert [n.status for n in store.notifications()] == ["dead", "sent"]
+    (unclaimed,) = [n for n in store.notifications() if n.status == "dead"]
+    assert not store.mark_sent(unclaimed, later)  # never claimed by anyone: refused
+
+
+def test_a_group_is_claimed_together_and_released_untried(store: Store) -> None:
+    late = NOW + timedelta(hours=1)
+    burst = [
+        _note("a", group_kind=GroupKind.GROUP, group_key="root|team"),
+        _note("b", group_kind=GroupKind.GROUP, group_key="root|team", due_at=late),
+        # The same key under another kind is another group.
+        _note("c", group_kind=GroupKind.DIGEST, group_key="root|team", due_at=late),
+    ]
+    store.save_alerts([], burst)
+    claimed = store.claim_outbox(NOW, "w", LEASE)
+    assert [n.idempotency_key for n in claimed] == ["a", "b"]
+    store.release(claimed, late)
+    assert store.claim_outbox(NOW, "w", LEASE) == []
+    again = store.claim_outbox(late, "w", LEASE)
+    assert [n.idempotency_key for n in again] == ["a", "b", "c"]
+    assert store.mark_sent(again[0], late)
+    assert store.group_last_sent(GroupKind.GROUP, "root|team") == late
+    assert store.group_last_sent(GroupKind.DIGEST, "root|team") is None
+
+
+def test_a_notice_comes_back_as_it_was_queued(store: Store) -> None:
+    alert = Alert(
+        fingerprint="fp",
+        account_id="acme",
+        rule="r",
+        title="Usage fell",
+        severity=Severity.HIGH,
+        score=0.7,
+        started_at=NOW,
+        updated_at=NOW,
+    )
+    notice = AlertNotice(alert=alert, event="escalated", label="Acme", who="channel:team")
+    store.save_alerts([], [_note("k1", payload=notice, event="escalated")])
+    (note,) = store.claim_outbox(NOW, "w", LEASE)
+    assert note.payload == notice and note.event == NoticeEvent.ESCALATED
+    assert note.created_at == NOW and note.next_attempt_at == NOW and note.lease_owner == "w"
 
 
 def test_concurrent_writers_wait_instead_of_failing(store: Store) -> None:

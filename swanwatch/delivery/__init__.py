@@ -7,11 +7,13 @@
 - ``worker``   the outbox worker: lease, send, retry with backoff, fall back, dead-letter
 - ``leaders``  the leaders' weekly digest
 
-Every notification is written to the store, with the alert as it was decided, before it is
-sent. The idempotency key (alert, episode, event, severity, notice count, channel) makes
-enqueueing the same decision twice, from a restart or a second replica, a no-op; the key
-goes along to webhooks as an ``Idempotency-Key`` header so a receiver can drop the one
-duplicate a crash between sending and recording can cause.
+Every notification is written to the store, with the alert as it was decided (a typed
+notice, see ``swanwatch.model.OutboxEntry``), before it is sent; its body is rendered once,
+when it is sent, so action links are fresh and a group becomes one message. The
+idempotency key (alert, episode, event, severity, notice count, channel) makes enqueueing
+the same decision twice, from a restart or a second replica, a no-op; the key goes along
+to webhooks as an ``Idempotency-Key`` header so a receiver can drop the one duplicate a
+crash between sending and recording can cause.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ from swanwatch.alerts import Notice
 from swanwatch.config import Config, NotifyConfig
 from swanwatch.delivery.leaders import last_slot, leaders_entries
 from swanwatch.delivery.pacing import Pacing, pace
-from swanwatch.delivery.render import Part, Renderer
-from swanwatch.delivery.routing import CONSOLE, Routing, Target, route
-from swanwatch.delivery.worker import DeliveryStats, DeliveryWorker, renderer_for
-from swanwatch.model import Account, Alert
-from swanwatch.store import NewNotification, Store
+from swanwatch.delivery.render import Part, Renderer, title_of
+from swanwatch.delivery.routing import CONSOLE, OWNER_PREFIX, Routing, Target, route
+from swanwatch.delivery.worker import DeliveryStats, DeliveryWorker
+from swanwatch.model import Account, Alert, AlertNotice, OutboxEntry
+from swanwatch.store import Store
 
 __all__ = [
     "CONSOLE",
@@ -37,10 +39,8 @@ __all__ = [
     "Routing",
     "Target",
     "channels_for",
-    "dead_letter_count",
     "enqueue_leaders",
     "outbox_entries",
-    "outbox_gauges",
     "render",
     "route",
 ]
@@ -76,23 +76,19 @@ def idempotency_key(notice: Notice, channel: str) -> str:
     )
 
 
-def _account_payload(account: Account | None) -> dict[str, object] | None:
-    return account.model_dump(mode="json") if account is not None else None
-
-
 def outbox_entries(
     notices: Iterable[Notice],
     config: Config | NotifyConfig,
     now: datetime,
     accounts: Mapping[str, Account] | Mapping[str, str] | None = None,
-) -> list[NewNotification]:
+) -> list[OutboxEntry]:
     """One outbox entry per notice and chosen channel, keyed for idempotency and paced.
+    Nothing is rendered here but the title: the worker renders each when it sends it.
 
     ``accounts`` maps account ids to Accounts (for owner routing, segments and tags) or,
     as before, to display names.
     """
     notify = config.notify if isinstance(config, Config) else config
-    renderer = renderer_for(config) if isinstance(config, Config) else _DEFAULT_RENDERER
     known = accounts or {}
     out = []
     for notice in notices:
@@ -101,22 +97,13 @@ def outbox_entries(
         account = found if isinstance(found, Account) else None
         label = account.label if account else (found if isinstance(found, str) else None)
         label = label or alert.account_id
-        part = Part(alert, notice.event, label, notice.new_signals)
-        title, body = renderer.message("chat", [part])
-        payload = {
-            "kind": "alert",
-            "alert": alert.model_dump(mode="json"),
-            "event": notice.event,
-            "label": label,
-            "new_signals": list(notice.new_signals),
-            "account": _account_payload(account),
-        }
+        title = title_of(Part(alert, notice.event, label, notice.new_signals))
         for target in route(alert, account, notify).targets:
             if notice.event == "resolved" and not target.settings.send_resolved:
                 continue
             pacing = pace(target, alert.severity, now)
             out.append(
-                NewNotification(
+                OutboxEntry(
                     idempotency_key=idempotency_key(notice, target.channel),
                     alert_fingerprint=alert.fingerprint,
                     account_id=alert.account_id,
@@ -124,21 +111,28 @@ def outbox_entries(
                     event=notice.event,
                     severity=alert.severity,
                     title=title,
-                    body=body,
-                    due_at=pacing.due_at,
                     route=target.route,
+                    group_kind=pacing.group_kind,
                     group_key=pacing.group_key,
                     fallback=target.settings.fallback,
-                    payload={**payload, "format": target.format, "who": _who(target, account)},
+                    payload=AlertNotice(
+                        alert=alert,
+                        event=notice.event,
+                        label=label,
+                        new_signals=notice.new_signals,
+                        who=_who(target),
+                    ),
+                    created_at=now,
+                    due_at=pacing.due_at,
                 )
             )
     return out
 
 
-def _who(target: Target, account: Account | None) -> str:
+def _who(target: Target) -> str:
     """Who acts through this channel's links: the owner on their own channel."""
-    if target.channel.startswith("owner:"):
-        return target.channel.removeprefix("owner:")
+    if target.channel.startswith(OWNER_PREFIX):
+        return target.channel.removeprefix(OWNER_PREFIX)
     return f"channel:{target.channel}"
 
 
@@ -154,7 +148,6 @@ def enqueue_leaders(
     )
     entries = leaders_entries(
         config.notify,
-        renderer_for(config),
         store.alerts(),
         {a.id: a for a in store.accounts()},
         store.notification_events(since, now),
@@ -163,13 +156,3 @@ def enqueue_leaders(
         force=force,
     )
     return store.save_alerts([], entries) if entries else 0
-
-
-def dead_letter_count(store: Store) -> int:
-    """How many notifications are dead-lettered (for /metrics)."""
-    return store.outbox_counts()["dead"]
-
-
-def outbox_gauges(store: Store) -> dict[str, int]:
-    """The outbox by status: pending, sent, dead (for /metrics)."""
-    return store.outbox_counts()

@@ -9,82 +9,30 @@ daemon's job can run as often as it likes and a restart never sends a week twice
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from swanwatch.alerts import OPS_ACCOUNT
 from swanwatch.config import LeadersDigestConfig, NotifyConfig
 from swanwatch.delivery.pacing import next_local
-from swanwatch.delivery.render import Renderer
-from swanwatch.model import Account, Alert, AlertState, Severity
-from swanwatch.store import NewNotification
+from swanwatch.model import (
+    Account,
+    Alert,
+    AlertState,
+    DigestItem,
+    DigestPlay,
+    DigestWeek,
+    LeadersNotice,
+    LeadersReport,
+    NoticeEvent,
+    OutboxEntry,
+    Severity,
+)
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_SPARK = "▁▂▃▄▅▆▇█"
 #: A digest whose slot passed longer ago than this (the daemon was down) is skipped.
 CATCH_UP = timedelta(days=1)
-
-
-@dataclass(frozen=True)
-class Week:
-    """One bar of the chart: ARR at risk at the end of a week."""
-
-    label: str
-    arr: float
-    top: float
-
-    def bar(self, height: int) -> int:
-        return max(1, round(height * self.arr / self.top)) if self.top > 0 else 1
-
-
-@dataclass(frozen=True)
-class Item:
-    """One alert in the digest."""
-
-    label: str
-    title: str
-    severity: str
-    arr: float
-
-
-@dataclass(frozen=True)
-class Play:
-    """An acknowledged alert with its play: someone is on it."""
-
-    label: str
-    play: str
-    by: str
-
-
-@dataclass
-class LeadersReport:
-    """What the leaders' digest says for one week."""
-
-    title: str
-    weekday: str
-    arr_at_risk: float
-    previous_arr: float
-    accounts_at_risk: int
-    weeks: list[Week] = field(default_factory=list)
-    new: list[Item] = field(default_factory=list)
-    escalated: list[Item] = field(default_factory=list)
-    resolved: list[Item] = field(default_factory=list)
-    plays: list[Play] = field(default_factory=list)
-
-    @property
-    def change_text(self) -> str:
-        delta = self.arr_at_risk - self.previous_arr
-        if abs(delta) < 0.5:
-            return "unchanged"
-        return f"{'up' if delta > 0 else 'down'} ${abs(delta):,.0f}"
-
-    @property
-    def sparkline(self) -> str:
-        top = max((w.arr for w in self.weeks), default=0.0)
-        if top <= 0:
-            return _SPARK[0] * len(self.weeks)
-        return "".join(_SPARK[min(7, int(w.arr / top * 7.999))] for w in self.weeks)
 
 
 def last_slot(spec: LeadersDigestConfig, now: datetime) -> datetime:
@@ -123,6 +71,44 @@ def _open_at(alert: Alert, when: datetime) -> bool:
     return alert.started_at <= when and (alert.resolved_at is None or alert.resolved_at > when)
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """The alerts a digest covers, with the accounts they are on."""
+
+    alerts: list[Alert]
+    accounts: Mapping[str, Account]
+
+    def label(self, a: Alert) -> str:
+        account = self.accounts.get(a.account_id)
+        return account.label if account else a.account_id
+
+    def arr(self, a: Alert) -> float:
+        return _arr(a, self.accounts.get(a.account_id))
+
+    def at_risk(self, when: datetime) -> tuple[float, int]:
+        """ARR at risk at ``when``, and on how many accounts."""
+        by_account = {a.account_id: self.arr(a) for a in self.alerts if _open_at(a, when)}
+        return sum(by_account.values()), len(by_account)
+
+    def item(self, a: Alert) -> DigestItem:
+        return DigestItem(
+            label=self.label(a), title=a.title, severity=str(a.severity), arr=self.arr(a)
+        )
+
+    def play(self, a: Alert) -> DigestPlay:
+        play = a.play[0] if a.play else a.title
+        return DigestPlay(label=self.label(a), play=play, by=(a.acted_by or "").partition(":")[2])
+
+    def weeks(self, count: int, slot: datetime, zone: ZoneInfo) -> list[DigestWeek]:
+        ends = [slot - timedelta(days=7 * k) for k in range(count - 1, -1, -1)]
+        series = [self.at_risk(t)[0] for t in ends]
+        top = max(series, default=0.0)
+        return [
+            DigestWeek(label=f"{t.astimezone(zone):%d %b}", arr=arr, top=top)
+            for t, arr in zip(ends, series, strict=True)
+        ]
+
+
 def leaders_report(
     spec: LeadersDigestConfig,
     alerts: Sequence[Alert],
@@ -131,62 +117,38 @@ def leaders_report(
     slot: datetime,
 ) -> LeadersReport:
     """The digest for the week ending at ``slot`` (pure)."""
-    scoped = [a for a in alerts if _in_scope(spec, a, accounts.get(a.account_id))]
-
-    def label(a: Alert) -> str:
-        account = accounts.get(a.account_id)
-        return account.label if account else a.account_id
-
-    def arr_at(when: datetime) -> tuple[float, int]:
-        at_risk: dict[str, float] = {}
-        for a in scoped:
-            if _open_at(a, when):
-                at_risk[a.account_id] = _arr(a, accounts.get(a.account_id))
-        return sum(at_risk.values()), len(at_risk)
-
-    def item(a: Alert) -> Item:
-        return Item(label(a), a.title, str(a.severity), _arr(a, accounts.get(a.account_id)))
-
+    scope = _Scope([a for a in alerts if _in_scope(spec, a, accounts.get(a.account_id))], accounts)
     start = slot - timedelta(days=7)
-    values = [(slot - timedelta(days=7 * k)) for k in range(spec.weeks - 1, -1, -1)]
-    series = [arr_at(t)[0] for t in values]
-    top = max(series, default=0.0)
     zone = ZoneInfo(spec.timezone)
-    weeks = [
-        Week(f"{t.astimezone(zone):%d %b}", arr, top) for t, arr in zip(values, series, strict=True)
-    ]
-    now_arr, now_accounts = arr_at(slot)
-    by_fp = {a.fingerprint: a for a in scoped}
-    escalated_fps = {fp for fp, event, _at in events if event == "escalated" and fp in by_fp}
-    order = sorted(scoped, key=lambda a: (-a.severity.rank, -_arr(a, accounts.get(a.account_id))))
-    scope = ", ".join([*spec.segments, *spec.owners]) or "all accounts"
+    now_arr, now_accounts = scope.at_risk(slot)
+    fps = {a.fingerprint for a in scope.alerts}
+    escalated = {fp for fp, event, _at in events if event == NoticeEvent.ESCALATED and fp in fps}
+    order = sorted(scope.alerts, key=lambda a: (-a.severity.rank, -scope.arr(a)))
+    covers = ", ".join([*spec.segments, *spec.owners]) or "all accounts"
     return LeadersReport(
-        title=f"Swanwatch weekly: {spec.name} ({scope}), week to {slot.astimezone(zone):%d %b %Y}",
+        title=f"Swanwatch weekly: {spec.name} ({covers}), week to {slot.astimezone(zone):%d %b %Y}",
         weekday=spec.weekday.capitalize(),
         arr_at_risk=now_arr,
-        previous_arr=arr_at(start)[0],
+        previous_arr=scope.at_risk(start)[0],
         accounts_at_risk=now_accounts,
-        weeks=weeks,
-        new=[item(a) for a in order if start <= a.started_at < slot],
-        escalated=[item(a) for a in order if a.fingerprint in escalated_fps],
-        resolved=[
-            item(a)
+        weeks=tuple(scope.weeks(spec.weeks, slot, zone)),
+        new=tuple(scope.item(a) for a in order if start <= a.started_at < slot),
+        escalated=tuple(scope.item(a) for a in order if a.fingerprint in escalated),
+        resolved=tuple(
+            scope.item(a)
             for a in order
             if a.resolved_at is not None
             and start <= a.resolved_at < slot
             and not (a.acted_by or "").startswith("retired:")
-        ],
-        plays=[
-            Play(label(a), a.play[0] if a.play else a.title, (a.acted_by or "").partition(":")[2])
-            for a in order
-            if a.state == AlertState.ACKNOWLEDGED and _open_at(a, slot)
-        ],
+        ),
+        plays=tuple(
+            scope.play(a) for a in order if a.state == AlertState.ACKNOWLEDGED and _open_at(a, slot)
+        ),
     )
 
 
 def leaders_entries(
     config: NotifyConfig,
-    renderer: Renderer,
     alerts: Sequence[Alert],
     accounts: Mapping[str, Account],
     events: Iterable[tuple[str, str, datetime]],
@@ -194,12 +156,13 @@ def leaders_entries(
     *,
     only: str | None = None,
     force: bool = False,
-) -> list[NewNotification]:
-    """The outbox entries of the leaders' digests due now (all, or ``only`` one by name).
+) -> list[OutboxEntry]:
+    """The outbox entries of the leaders' digests due now (all, or ``only`` one by name),
+    one per digest and channel; each is rendered when it is sent, for its channel.
 
     ``force`` sends the latest week even when its slot is older than the catch-up window.
     """
-    out = []
+    out: list[OutboxEntry] = []
     events = list(events)
     for spec in config.leaders:
         if only is not None and spec.name != only:
@@ -208,24 +171,20 @@ def leaders_entries(
         if not force and now - slot > CATCH_UP:
             continue
         report = leaders_report(spec, alerts, accounts, events, slot)
-        for channel in spec.channels:
-            channel_spec = config.channels.get(channel)
-            fmt = channel_spec.render_format if channel_spec else "chat"
-            suffix = {"chat": "md", "text": "txt", "email": "html"}[fmt]
-            body = renderer.page(f"leaders.{suffix}.j2", r=report, chart_height=80)
-            out.append(
-                NewNotification(
-                    idempotency_key=f"leaders:{spec.name}:{slot.astimezone(UTC):%Y-%m-%d}:{channel}",
-                    alert_fingerprint=f"leaders:{spec.name}",
-                    account_id="",
-                    channel=channel,
-                    event="digest",
-                    severity=Severity.INFO,
-                    title=report.title,
-                    body=body,
-                    due_at=now,
-                    route=f"leaders:{spec.name}",
-                    payload={"kind": "leaders", "format": fmt},
-                )
+        week = f"{slot.astimezone(UTC):%Y-%m-%d}"
+        out.extend(
+            OutboxEntry(
+                idempotency_key=f"leaders:{spec.name}:{week}:{channel}",
+                alert_fingerprint=f"leaders:{spec.name}",
+                channel=channel,
+                event=NoticeEvent.DIGEST,
+                severity=Severity.INFO,
+                title=report.title,
+                route=f"leaders:{spec.name}",
+                payload=LeadersNotice(report=report),
+                created_at=now,
+                due_at=now,
             )
+            for channel in spec.channels
+        )
     return out

@@ -14,15 +14,17 @@ from zoneinfo import ZoneInfo
 
 from swanwatch.config import QuietHours
 from swanwatch.delivery.routing import Target
-from swanwatch.model import Severity
+from swanwatch.model import GroupKind, Severity
 
 
 @dataclass(frozen=True)
 class Pacing:
-    """When to send, which batch it joins (empty: on its own), and why it waits."""
+    """When to send, which batch it joins (kind and key; ``NONE``: on its own), and why
+    it waits."""
 
     due_at: datetime
-    group_key: str
+    group_kind: GroupKind = GroupKind.NONE
+    group_key: str = ""
     held: str = ""
 
 
@@ -72,25 +74,22 @@ def pace(target: Target, severity: Severity, now: datetime) -> Pacing:
     settings = target.settings
     zone = ZoneInfo(target.timezone)
     grouped = bool(settings.group_wait or settings.group_interval)
-    group = f"group|{settings.route}|{target.channel}" if grouped else ""
+    kind = GroupKind.GROUP if grouped else GroupKind.NONE
+    group = f"{settings.route}|{target.channel}" if grouped else ""
     if severity == Severity.CRITICAL:
-        return Pacing(now + settings.group_wait, group)
+        return Pacing(now + settings.group_wait, kind, group)
     digest = settings.digest
     if digest is not None and severity.rank <= digest.max_severity.rank:
         dzone = ZoneInfo(digest.timezone) if digest.timezone else zone
         due = next_local(digest.at, dzone, now)
-        return Pacing(
-            due, f"digest|{target.channel}|{due.isoformat()}", f"digest at {due.isoformat()}"
-        )
+        key = f"{target.channel}|{due.isoformat()}"
+        return Pacing(due, GroupKind.DIGEST, key, f"digest at {due.isoformat()}")
     due = now + settings.group_wait
     quiet = settings.quiet_hours
     if quiet is not None:
         qzone = ZoneInfo(quiet.timezone) if quiet.timezone else zone
         until = quiet_until(quiet, qzone, due)
         if until is not None:
-            return Pacing(
-                until,
-                f"quiet|{target.channel}|{until.isoformat()}",
-                f"quiet hours until {until.isoformat()}",
-            )
-    return Pacing(due, group)
+            key = f"{target.channel}|{until.isoformat()}"
+            return Pacing(until, GroupKind.QUIET, key, f"quiet hours until {until.isoformat()}")
+    return Pacing(due, kind, group)

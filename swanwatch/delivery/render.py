@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from swanwatch.model import JSON, Alert, Severity
+from swanwatch.model import JSON, Alert, LeadersReport, Severity
 
 #: Template file suffix by channel format.
 SUFFIX = {"chat": "md", "text": "txt", "email": "html"}
@@ -153,6 +153,11 @@ class Renderer:
         body = self.template(f"batch.{SUFFIX[fmt]}.j2").render(heading=heading, sections=sections)
         return title, body.strip()
 
+    def leaders(self, fmt: str, report: LeadersReport) -> tuple[str, str]:
+        """The leaders' weekly digest in ``fmt``: (title, body)."""
+        body = self.page(f"leaders.{SUFFIX[fmt]}.j2", r=report, chart_height=80)
+        return report.title, body
+
     def page(self, name: str, **values: Any) -> str:
-        """Any other template (leaders' digest, the action pages)."""
+        """Any other template (the action pages, the leaders' digest)."""
         return self.template(name).render(**values).strip()

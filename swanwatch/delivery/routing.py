@@ -10,7 +10,7 @@ Pure: config and facts in, targets and a readable trace out.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from urllib.parse import quote
@@ -293,7 +293,3 @@ def _add(
         pacing.append(f"fallback {settings.fallback}")
     extra = f" ({'; '.join(pacing)}; time zone {zone})" if pacing else ""
     out.trace.append(f"{pad}-> {channel} [{fmt}] via {via}{extra}")
-
-
-def targets_by_channel(routing: Routing) -> Mapping[str, Target]:
-    return {t.channel: t for t in routing.targets}

@@ -1,11 +1,13 @@
-"""The outbox worker: lease what is due, send each batch through its channel, record it.
+"""The outbox worker: lease what is due, render and send each batch through its channel,
+record it.
 
 A batch is one notification, or all the leased notifications of one group (a burst under
-group_wait, a digest, what quiet hours held back) for one channel, sent as one message.
-Each channel is its own notifier, so each outcome is recorded on its own: sent; failed and
-retried with exponential backoff; handed to the route's fallback channel after
-``fallback_after`` failed tries; or dead-lettered after ``max_attempts``. A sender that
-dies mid-send holds its lease until it expires; then another sends it.
+group_wait, a digest, what quiet hours held back) for one channel, sent as one message,
+rendered here and only here. Each channel is its own notifier, so each outcome is recorded
+on its own: sent; failed and retried with exponential backoff; handed to the route's
+fallback channel after ``fallback_after`` failed tries; or dead-lettered after
+``max_attempts``. A sender that dies mid-send holds its lease until it expires; then
+another sends it, and an outcome the first one reports afterwards is refused (``lost``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+
+import jinja2
 
 from swanwatch import plugins
 from swanwatch.clock import Clock
@@ -27,8 +31,18 @@ from swanwatch.delivery.render import Part, Renderer
 from swanwatch.delivery.routing import CONSOLE, OWNER_PREFIX, owner_url, route_settings
 from swanwatch.errors import PluginError
 from swanwatch.interfaces import DeliveryResult, Notifier
-from swanwatch.model import Account, Alert, Message, fingerprint
-from swanwatch.store import NewNotification, QueuedNotification, Store
+from swanwatch.model import (
+    AlertNotice,
+    GroupKind,
+    LeadersNotice,
+    Message,
+    NoticeEvent,
+    Notification,
+    OutboxEntry,
+    RenderedNotice,
+    fingerprint,
+)
+from swanwatch.store import Store
 
 if TYPE_CHECKING:
     from swanwatch.metrics import Metrics
@@ -37,6 +51,16 @@ log = logging.getLogger("swanwatch.delivery")
 
 #: Apprise body_format by channel format.
 BODY_FORMAT = {"chat": "markdown", "text": "text", "email": "html"}
+#: The heading of a message that carries several alerts, by why they were held together.
+_HEADING = {
+    GroupKind.DIGEST: "Digest: {n} alerts",
+    GroupKind.QUIET: "{n} alerts held over quiet hours",
+}
+
+#: What a notification handed to its fallback channel keeps.
+_KEPT_ON_FALLBACK = {"alert_fingerprint", "account_id", "event", "severity", "title", "route"}
+#: What became of one notification in a pass.
+Outcome = Literal["sent", "retried", "dead", "failed_over", "lost"]
 
 
 def renderer_for(config: Config) -> Renderer:
@@ -47,13 +71,15 @@ def renderer_for(config: Config) -> Renderer:
 
 @dataclass
 class DeliveryStats:
-    """What one delivery pass did."""
+    """What one delivery pass did. ``lost``: sent, but the claim ran out and another
+    sender took the notification over before the outcome was recorded (it is theirs)."""
 
     sent: int = 0
     retried: int = 0
     dead: int = 0
     deferred: int = 0
     failed_over: int = 0
+    lost: int = 0
 
     def add(self, other: DeliveryStats) -> None:
         self.sent += other.sent
@@ -61,11 +87,15 @@ class DeliveryStats:
         self.dead += other.dead
         self.deferred += other.deferred
         self.failed_over += other.failed_over
+        self.lost += other.lost
+
+    def count(self, outcome: Outcome) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
 
     @property
     def tried(self) -> int:
         """Notifications a send was attempted for (deferred ones were not)."""
-        return self.sent + self.retried + self.dead + self.failed_over
+        return self.sent + self.retried + self.dead + self.failed_over + self.lost
 
 
 class DeliveryWorker:
@@ -124,62 +154,54 @@ class DeliveryWorker:
 
     # --- rendering ------------------------------------------------------------------
 
-    def _part(self, item: QueuedNotification, now: datetime) -> Part | None:
-        payload = item.payload or {}
-        if payload.get("kind") != "alert" or not isinstance(payload.get("alert"), dict):
-            return None
-        alert = Alert.model_validate(payload["alert"])
+    def render(self, channel: str, batch: Sequence[Notification], now: datetime) -> tuple[str, str]:
+        """(title, body) of one message for ``batch``, in the channel's format: the one
+        place a notification's body is rendered, when it is sent."""
+        fmt = self.channel_format(channel)
+        payload = batch[0].payload
+        if len(batch) == 1 and isinstance(payload, LeadersNotice):
+            return self.renderer.leaders(fmt, payload.report)
+        if len(batch) == 1 and isinstance(payload, RenderedNotice):
+            return batch[0].title, payload.body
+        notices = [n.payload for n in batch if isinstance(n.payload, AlertNotice)]
+        if len(notices) < len(batch):
+            raise ValueError("only alert notices are sent together in one message")
+        heading = _HEADING.get(batch[0].group_kind, "") if len(batch) > 1 else ""
+        parts = [self._part(n, now) for n in notices]
+        return self.renderer.message(fmt, parts, heading.format(n=len(batch)))
+
+    def _part(self, notice: AlertNotice, now: datetime) -> Part:
         notify = self.config.notify
         secret = notify.secret()
         links = None
-        if notify.base_url and secret and item.notification.event != "resolved":
+        if notify.base_url and secret and notice.event != NoticeEvent.RESOLVED:
             links = action_links(
                 notify.base_url,
                 secret,
-                fingerprint=alert.fingerprint,
-                episode=alert.episode,
-                who=str(payload.get("who") or item.notification.channel),
+                fingerprint=notice.alert.fingerprint,
+                episode=notice.alert.episode,
+                who=notice.who,
                 now=now,
                 ttl=notify.link_ttl,
             )
-        return Part(
-            alert=alert,
-            event=str(payload.get("event") or item.notification.event),
-            label=str(payload.get("label") or alert.account_id),
-            new_signals=tuple(payload.get("new_signals") or ()),
-            links=links,
-        )
+        return Part(notice.alert, notice.event, notice.label, notice.new_signals, links)
 
-    def compose(self, channel: str, items: Sequence[QueuedNotification], now: datetime) -> Message:
-        """One message for a batch, rendered for the channel's format."""
-        first = items[0].notification
+    def compose(self, channel: str, batch: Sequence[Notification], now: datetime) -> Message:
+        """One message for a batch (one notification, or a group's), for the channel."""
+        title, body = self.render(channel, batch, now)
+        first = batch[0]
+        single = len(batch) == 1
         key = first.idempotency_key
-        if len(items) > 1:
-            key = "batch:" + fingerprint(*sorted(i.notification.idempotency_key for i in items))
-        parts = [self._part(i, now) for i in items]
-        top = max((i.notification.severity for i in items), key=lambda s: s.rank)
-        if any(p is None for p in parts):
-            # Stored before rendering moved to send time, or a leaders' digest: as stored.
-            title = first.title if len(items) == 1 else f"{len(items)} notifications"
-            body = "\n\n---\n\n".join(i.notification.body for i in items)
-        else:
-            heading = ""
-            group = items[0].group_key
-            if len(items) > 1 and group.startswith("digest|"):
-                heading = f"Digest: {len(items)} alerts"
-            elif len(items) > 1 and group.startswith("quiet|"):
-                heading = f"{len(items)} alerts held over quiet hours"
-            title, body = self.renderer.message(
-                self.channel_format(channel), [p for p in parts if p is not None], heading
-            )
+        if not single:
+            key = "batch:" + fingerprint(*sorted(n.idempotency_key for n in batch))
         return Message(
             title=title,
             body=body,
-            severity=top,
+            severity=max((n.severity for n in batch), key=lambda s: s.rank),
             idempotency_key=key,
-            account_id=first.account_id if len(items) == 1 else "",
-            alert_fingerprint=first.alert_fingerprint if len(items) == 1 else "",
-            event=first.event if len(items) == 1 else "batch",
+            account_id=first.account_id if single else "",
+            alert_fingerprint=first.alert_fingerprint if single else "",
+            event=str(first.event) if single else "batch",
         )
 
     # --- the pass -------------------------------------------------------------------
@@ -189,41 +211,38 @@ class DeliveryWorker:
         stats = DeliveryStats()
         now = self.clock.now()
         held = lease if lease is not None else self.config.notify.lease
-        batch = await asyncio.to_thread(self.store.claim_outbox, now, self.owner, held, limit)
-        groups: dict[tuple[str, str], list[QueuedNotification]] = {}
-        for item in batch:
-            note = item.notification
-            key = item.group_key or f"#{note.id}"
-            groups.setdefault((note.channel, key), []).append(item)
-        for (channel, key), items in groups.items():
-            if await self._defer(key, items, now, stats):
+        claimed = await asyncio.to_thread(self.store.claim_outbox, now, self.owner, held, limit)
+        for batch in batches(claimed):
+            if await self._defer(batch, now, stats):
                 continue
-            message = self.compose(channel, items, now)
-            result = await self._send(channel, message)
+            channel = batch[0].channel
+            try:
+                message = self.compose(channel, batch, now)
+            except jinja2.TemplateError as exc:  # a broken template: retried, then dead
+                result = DeliveryResult(ok=False, reason=f"cannot render: {exc!r}")
+            else:
+                result = await self.send_now(channel, message)
             if self.metrics is not None:
-                self.metrics.observe_delivery(channel, result.ok, len(items))
-            await self._record(items, result, stats)
+                self.metrics.observe_delivery(channel, result.ok, len(batch))
+            for note in batch:
+                outcome = await asyncio.to_thread(self._settle, note, result)
+                if outcome == "dead" and self.metrics is not None:
+                    self.metrics.dead_letter(note.channel)
+                stats.count(outcome)
         return stats
 
-    async def _defer(
-        self, key: str, items: list[QueuedNotification], now: datetime, stats: DeliveryStats
-    ) -> bool:
-        """Hold a group back until group_interval has passed since its last message."""
-        if not key.startswith("group|"):
-            return False
-        settings = self.settings.get(items[0].route)
-        interval = settings.group_interval if settings is not None else timedelta(0)
-        if not interval:
-            return False
-        last = await asyncio.to_thread(self.store.group_last_sent, key)
-        if last is None or last + interval <= now:
-            return False
-        ids = [i.notification.id for i in items]
-        await asyncio.to_thread(self.store.defer_notifications, ids, last + interval)
-        stats.deferred += len(ids)
-        return True
+    async def drain(self) -> DeliveryStats:
+        """Send until a pass finds nothing due to try; what all the passes did."""
+        total = DeliveryStats()
+        while True:
+            stats = await self.run_once()
+            total.add(stats)
+            if stats.tried == 0:
+                return total
 
-    async def _send(self, channel: str, message: Message) -> DeliveryResult:
+    async def send_now(self, channel: str, message: Message) -> DeliveryResult:
+        """Send ``message`` through ``channel`` now, past the outbox: the outcome, a
+        notifier's error included (as a failed result)."""
         try:
             notifier = self.notifier(channel)
             return await notifier.send(message)
@@ -233,84 +252,101 @@ class DeliveryWorker:
             log.exception("channel %s failed on %s", channel, message.idempotency_key)
             return DeliveryResult(ok=False, reason=f"{type(exc).__name__}: {exc}")
 
-    async def _record(
-        self, items: Sequence[QueuedNotification], result: DeliveryResult, stats: DeliveryStats
-    ) -> None:
+    async def _defer(
+        self, batch: Sequence[Notification], now: datetime, stats: DeliveryStats
+    ) -> bool:
+        """Hold a group back until group_interval has passed since its last message."""
+        first = batch[0]
+        if first.group_kind != GroupKind.GROUP:
+            return False
+        settings = self.settings.get(first.route)
+        interval = settings.group_interval if settings is not None else timedelta(0)
+        if not interval:
+            return False
+        last = await asyncio.to_thread(
+            self.store.group_last_sent, first.group_kind, first.group_key
+        )
+        if last is None or last + interval <= now:
+            return False
+        await asyncio.to_thread(self.store.release, batch, last + interval)
+        stats.deferred += len(batch)
+        return True
+
+    def _settle(self, note: Notification, result: DeliveryResult) -> Outcome:
+        """Record what became of ``note`` (blocking: run in a thread)."""
         now = self.clock.now()
         notify = self.config.notify
+        attempts = note.attempts + 1
+        fallback = note.fallback
         if result.ok:
-            for item in items:
-                await asyncio.to_thread(self.store.mark_sent, item.notification.id, now)
-                stats.sent += 1
-            return
-        for item in items:
-            note = item.notification
-            attempts = note.attempts + 1
-            fallback = item.fallback
-            if fallback and fallback != note.channel and attempts >= notify.fallback_after:
-                reason = f"failed over to {fallback} after {attempts} tries: {result.reason}"
-                await asyncio.to_thread(
-                    self.store.fail_over, note.id, reason, self._replacement(item, now)
-                )
-                stats.failed_over += 1
-                log.error("notification %s to %s %s", note.id, note.channel, reason)
-                continue
-            if attempts >= notify.max_attempts:
-                await asyncio.to_thread(self.store.mark_failed, note.id, result.reason, None)
-                stats.dead += 1
-                if self.metrics is not None:
-                    self.metrics.dead_letter(note.channel)
-                log.error(
-                    "notification %s to %s dead-lettered after %d tries: %s",
-                    note.id,
-                    note.channel,
-                    attempts,
-                    result.reason,
-                )
-                continue
-            backoff = min(notify.retry_backoff * (2 ** (attempts - 1)), notify.retry_backoff_max)
-            if result.retry_after_s is not None:
-                backoff = max(backoff, timedelta(seconds=result.retry_after_s))
-            await asyncio.to_thread(self.store.mark_failed, note.id, result.reason, now + backoff)
-            stats.retried += 1
-            log.warning(
-                "notification %s to %s failed (try %d of %d), retry in %s: %s",
+            done = self.store.mark_sent(note, now)
+            return "sent" if done else _lost(note)
+        if fallback and fallback != note.channel and attempts >= notify.fallback_after:
+            reason = f"failed over to {fallback} after {attempts} tries: {result.reason}"
+            if not self.store.fail_over(note, reason, _replacement(note, fallback, now)):
+                return _lost(note)
+            log.error("notification %s to %s %s", note.id, note.channel, reason)
+            return "failed_over"
+        if attempts >= notify.max_attempts:
+            if not self.store.mark_failed(note, result.reason, None):
+                return _lost(note)
+            log.error(
+                "notification %s to %s dead-lettered after %d tries: %s",
                 note.id,
                 note.channel,
                 attempts,
-                notify.max_attempts,
-                backoff,
                 result.reason,
             )
-
-    def _replacement(self, item: QueuedNotification, now: datetime) -> NewNotification:
-        note = item.notification
-        assert item.fallback is not None
-        payload = dict(item.payload or {})
-        if payload.get("kind") == "alert":
-            payload["who"] = f"channel:{item.fallback}"
-        return NewNotification(
-            idempotency_key=f"{note.idempotency_key}>{item.fallback}",
-            alert_fingerprint=note.alert_fingerprint,
-            account_id=note.account_id,
-            channel=item.fallback,
-            event=note.event,
-            severity=note.severity,
-            title=note.title,
-            body=note.body,
-            due_at=now,
-            route=item.route,
-            payload=payload,
+            return "dead"
+        backoff = min(notify.retry_backoff * (2 ** (attempts - 1)), notify.retry_backoff_max)
+        if result.retry_after_s is not None:
+            backoff = max(backoff, timedelta(seconds=result.retry_after_s))
+        if not self.store.mark_failed(note, result.reason, now + backoff):
+            return _lost(note)
+        log.warning(
+            "notification %s to %s failed (try %d of %d), retry in %s: %s",
+            note.id,
+            note.channel,
+            attempts,
+            notify.max_attempts,
+            backoff,
+            result.reason,
         )
+        return "retried"
 
 
-def sample_account() -> Account:
-    """The account of `swanwatch notify test`."""
-    return Account(
-        id="sample",
-        name="Sample Customer Inc.",
-        owner="csm@example.com",
-        segment="enterprise",
-        arr=120000.0,
-        tags=("sample",),
+def batches(claimed: Sequence[Notification]) -> list[list[Notification]]:
+    """Claimed notifications as messages: the alert notices of one group (kind and key)
+    for one channel together, everything else on its own."""
+    out: dict[tuple[str, str, str], list[Notification]] = {}
+    for note in claimed:
+        alone = note.group_kind == GroupKind.NONE or not isinstance(note.payload, AlertNotice)
+        key = (f"#{note.id}", "", "") if alone else (note.channel, note.group_kind, note.group_key)
+        out.setdefault(key, []).append(note)
+    return list(out.values())
+
+
+def _lost(note: Notification) -> Outcome:
+    log.warning(
+        "notification %s to %s: the lease ran out and another sender took it over; "
+        "this outcome is not recorded",
+        note.id,
+        note.channel,
+    )
+    return "lost"
+
+
+def _replacement(note: Notification, fallback: str, now: datetime) -> OutboxEntry:
+    """``note`` for its fallback channel, due now, its links acted on as by that channel."""
+    payload = note.payload
+    if isinstance(payload, AlertNotice):
+        payload = payload.model_copy(update={"who": f"channel:{fallback}"})
+    kept = note.model_dump(include=_KEPT_ON_FALLBACK)
+    return OutboxEntry(
+        **kept,
+        idempotency_key=f"{note.idempotency_key}>{fallback}",
+        channel=fallback,
+        payload=payload,
+        created_at=now,
+        due_at=now,
     )

@@ -1,18 +1,40 @@
-"""The tables, as SQLModel classes. Unique constraints carry idempotency, not timing."""
+"""The tables, as SQLModel classes, all on one metadata. Unique constraints carry
+idempotency, not timing.
+
+The upper-case names beside the classes (``ACCOUNTS``, ``NOTIFICATIONS``, ...) are the
+SQLAlchemy tables the store's queries are written against. A fresh database migrated to
+head has exactly this schema (tests/test_store_migrations.py checks, on both backends).
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Table, Text, UniqueConstraint
+from sqlalchemy import text as sql_text
 from sqlmodel import Field, SQLModel
 
 from swanwatch.store.types import UTCDateTime
 
+#: The metadata every table of the store is declared on.
+METADATA = SQLModel.metadata
+#: An empty-string server default, spelled as SQL (as the database reports it back).
+_EMPTY = sql_text("''")
+
+
+def table_of(row: type[SQLModel]) -> Table:
+    """The SQLAlchemy table of a row class."""
+    table: Table = row.__table__  # type: ignore[attr-defined]
+    return table
+
 
 def _utc(nullable: bool = False, index: bool = False) -> Any:
     return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _count() -> Any:
+    return Field(0, sa_column_kwargs={"server_default": "0"})
 
 
 def _json() -> Any:
@@ -31,6 +53,9 @@ class AccountRow(SQLModel, table=True):
     renewal_date: date | None = None
     tags: Any = _json()
     updated_at: datetime = _utc()
+
+
+ACCOUNTS = table_of(AccountRow)
 
 
 class SignalRow(SQLModel, table=True):
@@ -53,6 +78,9 @@ class SignalRow(SQLModel, table=True):
     half_life_days: float | None = None
 
 
+SIGNALS = table_of(SignalRow)
+
+
 class UnknownRow(SQLModel, table=True):
     __tablename__ = "unknowns"
     __table_args__ = (UniqueConstraint("watcher", "account_id", "key"),)
@@ -64,6 +92,9 @@ class UnknownRow(SQLModel, table=True):
     reason: str
     first_seen: datetime = _utc()
     last_seen: datetime = _utc()
+
+
+UNKNOWNS = table_of(UnknownRow)
 
 
 class WatcherRunRow(SQLModel, table=True):
@@ -80,6 +111,9 @@ class WatcherRunRow(SQLModel, table=True):
     traceback: str | None = None
 
 
+WATCHER_RUNS = table_of(WatcherRunRow)
+
+
 class WatcherStatusRow(SQLModel, table=True):
     __tablename__ = "watcher_status"
 
@@ -90,6 +124,9 @@ class WatcherStatusRow(SQLModel, table=True):
     last_error: str | None = None
 
 
+WATCHER_STATUS = table_of(WatcherStatusRow)
+
+
 class WatcherStateRow(SQLModel, table=True):
     __tablename__ = "watcher_state"
 
@@ -97,6 +134,9 @@ class WatcherStateRow(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=500)
     value: Any = _json()
     updated_at: datetime = _utc()
+
+
+WATCHER_STATE = table_of(WatcherStateRow)
 
 
 class AlertRow(SQLModel, table=True):
@@ -126,12 +166,18 @@ class AlertRow(SQLModel, table=True):
     notified_signals: Any = _json()
     muted_by: str | None = None
     acted_by: str | None = None
-    flaps: int = 0
+    flaps: int = _count()
+
+
+ALERTS = table_of(AlertRow)
 
 
 class NotificationRow(SQLModel, table=True):
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_notifications_due", "status", "next_attempt_at"),
+        Index("ix_notifications_group", "group_kind", "group_key"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=400, unique=True)
@@ -140,8 +186,8 @@ class NotificationRow(SQLModel, table=True):
     channel: str = Field(max_length=200)
     event: str = Field(max_length=20)
     severity: str = Field(max_length=20)
+    #: The title, for `outbox list`: the body is rendered when the notification is sent.
     title: str
-    body: str
     status: str = Field(max_length=20)
     attempts: int = 0
     next_attempt_at: datetime = _utc()
@@ -150,14 +196,21 @@ class NotificationRow(SQLModel, table=True):
     sent_at: datetime | None = _utc(nullable=True)
     lease_owner: str | None = None
     lease_until: datetime | None = _utc(nullable=True)
+    #: Counts the claims: a sender records an outcome only under the claim it holds.
+    lease_token: int = _count()
     #: The route that chose this channel (for pacing and the fallback).
-    route: str = Field("", max_length=200)
-    #: Notifications sharing a group key are sent together (group_wait, digests).
-    group_key: str = Field("", max_length=400, index=True)
+    route: str = Field("", max_length=200, sa_column_kwargs={"server_default": _EMPTY})
+    #: Why it is batched (a GroupKind: none, group, digest, quiet) and with what: the
+    #: notifications of one kind and key are sent together.
+    group_kind: str = Field("none", max_length=16, sa_column_kwargs={"server_default": "none"})
+    group_key: str = Field("", max_length=400, sa_column_kwargs={"server_default": _EMPTY})
     #: The channel to hand this notification to when its own keeps failing.
     fallback: str | None = None
-    #: What the renderer needs at send time: the alert, the account, the event.
+    #: What the renderer needs at send time (a NoticePayload as JSON).
     payload: Any = _json()
+
+
+NOTIFICATIONS = table_of(NotificationRow)
 
 
 class SilenceRow(SQLModel, table=True):
@@ -172,6 +225,9 @@ class SilenceRow(SQLModel, table=True):
     created_at: datetime = _utc()
 
 
+SILENCES = table_of(SilenceRow)
+
+
 class FeedbackRow(SQLModel, table=True):
     __tablename__ = "feedback"
     __table_args__ = (UniqueConstraint("alert_fingerprint", "episode", "author", "verdict"),)
@@ -184,3 +240,66 @@ class FeedbackRow(SQLModel, table=True):
     author: str
     note: str = ""
     created_at: datetime = _utc()
+
+
+FEEDBACK = table_of(FeedbackRow)
+
+
+class ShardCycleRow(SQLModel, table=True):
+    __tablename__ = "shard_cycles"
+    # At most one open cycle per watcher instance: a new leader adopts it, never doubles it.
+    __table_args__ = (
+        Index(
+            "uq_shard_cycles_open",
+            "instance",
+            unique=True,
+            postgresql_where=sql_text("finished_at IS NULL"),
+            sqlite_where=sql_text("finished_at IS NULL"),
+        ),
+    )
+
+    instance: str = Field(primary_key=True, max_length=200)
+    cycle_id: str = Field(primary_key=True, max_length=64)
+    shards: int
+    started_at: datetime = _utc()
+    finished_at: datetime | None = _utc(nullable=True)
+
+
+SHARD_CYCLES = table_of(ShardCycleRow)
+
+
+class ShardRunRow(SQLModel, table=True):
+    __tablename__ = "shard_runs"
+
+    instance: str = Field(primary_key=True, max_length=200)
+    cycle_id: str = Field(primary_key=True, max_length=64)
+    shard: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    #: queued, running, retrying, done or failed.
+    state: str = Field(max_length=16)
+    attempts: int = _count()
+    completions: int = _count()
+    job_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    signals: int = _count()
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    started_at: datetime | None = _utc(nullable=True)
+    finished_at: datetime | None = _utc(nullable=True)
+
+
+SHARD_RUNS = table_of(ShardRunRow)
+
+
+class LeadershipRow(SQLModel, table=True):
+    """Two rows: ``leader`` carries the epoch that fences leader-only writes, ``lease`` the
+    leader's renewals (swanwatch.store.leader)."""
+
+    __tablename__ = "leadership"
+
+    name: str = Field(primary_key=True, max_length=32)
+    epoch: int = Field(
+        0, sa_column=Column(BigInteger, nullable=False, server_default=sql_text("0"))
+    )
+    holder: str | None = Field(default=None, max_length=200)
+    renewed_at: datetime | None = _utc(nullable=True)
+
+
+LEADERSHIP = table_of(LeadershipRow)

@@ -8,10 +8,10 @@ Create Date: ${create_date}
 from __future__ import annotations
 
 import sqlalchemy as sa
-
 from alembic import op
 
-import swanwatch.store.types
+# Self-contained: spell out tables and types here (sa.DateTime(timezone=True) for
+# instants), never import swanwatch.
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}

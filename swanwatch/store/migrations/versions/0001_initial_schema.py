@@ -10,8 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import swanwatch.store.types
-
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -29,7 +27,7 @@ def upgrade() -> None:
         sa.Column("arr", sa.Float(), nullable=False),
         sa.Column("renewal_date", sa.Date(), nullable=True),
         sa.Column("tags", sa.JSON(), nullable=True),
-        sa.Column("updated_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
@@ -47,14 +45,12 @@ def upgrade() -> None:
         sa.Column("play", sa.JSON(), nullable=True),
         sa.Column("at_stake", sa.JSON(), nullable=True),
         sa.Column("episode", sa.Integer(), nullable=False),
-        sa.Column("started_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("resolved_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("clear_since", swanwatch.store.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("snoozed_until", swanwatch.store.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column(
-            "last_notified_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("clear_since", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("snoozed_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_notified_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_notified_severity", sa.String(), nullable=True),
         sa.Column("notify_count", sa.Integer(), nullable=False),
         sa.Column("notified_signals", sa.JSON(), nullable=True),
@@ -78,14 +74,12 @@ def upgrade() -> None:
         sa.Column("body", sa.String(), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column(
-            "next_attempt_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_error", sa.String(), nullable=True),
-        sa.Column("created_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("lease_owner", sa.String(), nullable=True),
-        sa.Column("lease_until", swanwatch.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("idempotency_key"),
     )
@@ -104,10 +98,10 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=100), nullable=False),
         sa.Column("key", sa.String(), nullable=False),
         sa.Column("strength", sa.Float(), nullable=False),
-        sa.Column("observed_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("first_seen", swanwatch.store.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_seen", swanwatch.store.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("cleared_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("cleared_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("summary", sa.String(), nullable=False),
         sa.Column("evidence", sa.JSON(), nullable=True),
         sa.Column("half_life_days", sa.Float(), nullable=True),
@@ -126,8 +120,8 @@ def upgrade() -> None:
         sa.Column("account_id", sa.String(length=200), nullable=False),
         sa.Column("key", sa.String(), nullable=False),
         sa.Column("reason", sa.String(), nullable=False),
-        sa.Column("first_seen", swanwatch.store.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_seen", swanwatch.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("watcher", "account_id", "key"),
     )
@@ -135,8 +129,8 @@ def upgrade() -> None:
         "watcher_runs",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("instance", sa.String(length=200), nullable=False),
-        sa.Column("started_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ok", sa.Boolean(), nullable=False),
         sa.Column("signals", sa.Integer(), nullable=False),
         sa.Column("unknowns", sa.Integer(), nullable=False),
@@ -152,16 +146,14 @@ def upgrade() -> None:
         sa.Column("instance", sa.String(length=200), nullable=False),
         sa.Column("key", sa.String(length=500), nullable=False),
         sa.Column("value", sa.JSON(), nullable=True),
-        sa.Column("updated_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("instance", "key"),
     )
     op.create_table(
         "watcher_status",
         sa.Column("instance", sa.String(length=200), nullable=False),
-        sa.Column("last_run_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column(
-            "last_success_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("last_run_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_success_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("consecutive_failures", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.String(), nullable=True),
         sa.PrimaryKeyConstraint("instance"),

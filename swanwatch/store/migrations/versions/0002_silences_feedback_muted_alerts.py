@@ -10,8 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import swanwatch.store.types
-
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -28,7 +26,7 @@ def upgrade() -> None:
         sa.Column("verdict", sa.String(length=20), nullable=False),
         sa.Column("author", sa.String(), nullable=False),
         sa.Column("note", sa.String(), nullable=False),
-        sa.Column("created_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("alert_fingerprint", "episode", "author", "verdict"),
     )
@@ -41,11 +39,11 @@ def upgrade() -> None:
         "silences",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("matchers", sa.JSON(), nullable=True),
-        sa.Column("starts_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("ends_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("author", sa.String(), nullable=False),
         sa.Column("reason", sa.String(), nullable=False),
-        sa.Column("created_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("silences", schema=None) as batch_op:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
-import swanwatch.store.types
+from sqlalchemy.engine import Connection
 
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
+
+#: The store's migration lock (swanwatch.store.base.MIGRATION_LOCK), frozen here.
+MIGRATION_LOCK = 0x5357_414E
 
 
 def upgrade() -> None:
@@ -24,8 +26,8 @@ def upgrade() -> None:
         sa.Column("instance", sa.String(length=200), nullable=False),
         sa.Column("cycle_id", sa.String(length=64), nullable=False),
         sa.Column("shards", sa.Integer(), nullable=False),
-        sa.Column("started_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("instance", "cycle_id"),
     )
     # At most one open cycle per watcher instance: a new leader adopts it, never doubles it.
@@ -48,20 +50,31 @@ def upgrade() -> None:
         sa.Column("job_id", sa.BigInteger(), nullable=True),
         sa.Column("signals", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("started_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("finished_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("instance", "cycle_id", "shard"),
     )
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
-        # The queue lives beside the store: install procrastinate's schema when it is there.
-        from swanwatch.store import apply_queue_schema
+        _install_queue_schema(bind)
 
-        try:
-            from procrastinate.schema import SchemaManager
-        except ImportError:  # the `shards` extra is not installed: the daemon applies it later
-            return
-        apply_queue_schema(bind, SchemaManager.get_schema())
+
+def _install_queue_schema(bind: Connection) -> None:
+    """The queue lives beside the store: install procrastinate's schema when it is there
+    (the daemon applies it later otherwise), under the migration lock, once."""
+    try:
+        from procrastinate.schema import SchemaManager
+    except ImportError:  # the `shards` extra is not installed
+        return
+    bind.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+    if bind.execute(sa.text("SELECT to_regclass('procrastinate_jobs')")).scalar() is not None:
+        return
+    # Straight to the driver, without parameters: the script's `%` are not placeholders.
+    cursor = bind.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(SchemaManager.get_schema())
+    finally:
+        cursor.close()
 
 
 def downgrade() -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import swanwatch.store.types
-
 revision = "0005"
 down_revision = "0004"
 branch_labels = None
@@ -26,7 +24,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=32), nullable=False),
         sa.Column("epoch", sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column("holder", sa.String(length=200), nullable=True),
-        sa.Column("renewed_at", swanwatch.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("renewed_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("name"),
     )
     op.bulk_insert(table, [{"name": "leader", "epoch": 0}, {"name": "lease", "epoch": 0}])

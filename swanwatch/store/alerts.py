@@ -1,0 +1,162 @@
+"""Alerts (written with their notices in one transaction), silences and feedback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, or_, select, update
+
+from swanwatch.model import Alert, AlertState, Feedback, OutboxEntry, Silence
+from swanwatch.store.base import StoreBase, chunks, insert, upsert
+from swanwatch.store.outbox import enqueue
+from swanwatch.store.tables import ALERTS, FEEDBACK, SILENCES
+from swanwatch.store.types import UTCDateTime
+
+#: The alert columns that hold instants (the others take the alert's JSON form).
+_ALERT_TIMES = frozenset(c.name for c in ALERTS.columns if isinstance(c.type, UTCDateTime))
+
+
+class AlertsStore(StoreBase):
+    """Alerts, silences and the verdicts given on alerts."""
+
+    def alerts(
+        self,
+        *,
+        open_only: bool = False,
+        account_id: str | None = None,
+        fingerprints: Iterable[str] | None = None,
+    ) -> list[Alert]:
+        table = ALERTS
+        query = select(table).order_by(table.c.score.desc(), table.c.account_id, table.c.rule)
+        if open_only:
+            query = query.where(table.c.state != AlertState.RESOLVED.value)
+        if account_id is not None:
+            query = query.where(table.c.account_id == account_id)
+        if fingerprints is not None:
+            query = query.where(table.c.fingerprint.in_(list(fingerprints)))
+        with self.engine.connect() as conn:
+            return [Alert.model_validate(r, from_attributes=True) for r in conn.execute(query)]
+
+    def alert(self, ref: str) -> Alert | None:
+        """An alert by id or by (a prefix of at least 6 characters of) its fingerprint."""
+        table = ALERTS
+        cond = table.c.fingerprint.startswith(ref) if len(ref) >= 6 else None
+        if ref.isdigit():
+            cond = table.c.id == int(ref) if cond is None else or_(cond, table.c.id == int(ref))
+        if cond is None:
+            return None
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(table).where(cond).limit(2)).all()
+        return Alert.model_validate(rows[0], from_attributes=True) if len(rows) == 1 else None
+
+    def alerts_by_ref(self, ref: str, *, prefix: bool = True, limit: int = 3) -> list[Alert]:
+        """The alerts ``ref`` may name: the one whose id is ``ref`` (when it is digits) and,
+        with ``prefix``, those whose fingerprint starts with ``ref``; at most ``limit``, the
+        one whose fingerprint is ``ref`` first."""
+        table = ALERTS
+        conds = []
+        if prefix and ref:
+            conds.append(table.c.fingerprint.startswith(ref, autoescape=True))
+        if ref.isdigit():
+            conds.append(table.c.id == int(ref))
+        if not conds:
+            return []
+        exact = case((table.c.fingerprint == ref, 0), else_=1)
+        query = select(table).where(or_(*conds)).order_by(exact, table.c.id).limit(limit)
+        with self.engine.connect() as conn:
+            return [Alert.model_validate(r, from_attributes=True) for r in conn.execute(query)]
+
+    def save_alerts(self, alerts: Sequence[Alert], outbox: Sequence[OutboxEntry]) -> int:
+        """Write alert changes and their notifications in one transaction.
+
+        A notification whose idempotency key is already in the outbox is skipped, so two
+        replicas (or a restart) deciding the same thing enqueue it once. Returns how many
+        notifications were new.
+        """
+        rows = [_alert_row(a) for a in alerts]
+        with self._tx() as conn:
+            upsert(conn, ALERTS, rows, ["fingerprint"])
+            return enqueue(conn, outbox)
+
+    def alert_counts(self) -> dict[tuple[str, str, bool], int]:
+        """Alerts per (state, severity, muted)."""
+        table = ALERTS
+        muted = table.c.muted_by.is_not(None)
+        query = select(table.c.state, table.c.severity, muted, func.count()).group_by(
+            table.c.state, table.c.severity, muted
+        )
+        with self.engine.connect() as conn:
+            return {(str(st), str(sev), bool(m)): int(n) for st, sev, m, n in conn.execute(query)}
+
+    # --- silences -------------------------------------------------------------------
+
+    def add_silence(self, silence: Silence) -> Silence:
+        values = silence.model_dump(exclude={"id"})
+        with self._tx() as conn:
+            new_id = conn.execute(
+                SILENCES.insert().values(**values).returning(SILENCES.c.id)
+            ).scalar()
+        return silence.model_copy(update={"id": new_id})
+
+    def silences(self, *, active_at: datetime | None = None) -> list[Silence]:
+        """All silences, or those active at ``active_at``."""
+        table = SILENCES
+        query = select(table).order_by(table.c.id)
+        if active_at is not None:
+            query = query.where(table.c.starts_at <= active_at, table.c.ends_at > active_at)
+        with self.engine.connect() as conn:
+            return [Silence.model_validate(r, from_attributes=True) for r in conn.execute(query)]
+
+    def expire_silence(self, silence_id: int, now: datetime) -> bool:
+        """End a silence now; False when there is no such active silence."""
+        table = SILENCES
+        with self._tx() as conn:
+            result = conn.execute(
+                update(table)
+                .where(table.c.id == silence_id, table.c.ends_at > now)
+                .values(ends_at=now)
+            )
+        return bool(result.rowcount)
+
+    # --- feedback -------------------------------------------------------------------
+
+    def add_feedback(self, feedback: Feedback) -> bool:
+        """Record a verdict; False when the same person gave it on this episode already."""
+        with self._tx() as conn:
+            stmt = (
+                insert(conn, FEEDBACK)
+                .values(**feedback.model_dump())
+                .on_conflict_do_nothing(
+                    index_elements=["alert_fingerprint", "episode", "author", "verdict"]
+                )
+                .returning(FEEDBACK.c.id)
+            )
+            return conn.execute(stmt).first() is not None
+
+    def feedback(self) -> list[Feedback]:
+        query = select(FEEDBACK).order_by(FEEDBACK.c.id)
+        with self.engine.connect() as conn:
+            return [Feedback.model_validate(r, from_attributes=True) for r in conn.execute(query)]
+
+    def feedback_for(self, fingerprints: Iterable[str]) -> list[Feedback]:
+        """The verdicts given on the alerts with these fingerprints, oldest first."""
+        wanted = list(dict.fromkeys(fingerprints))
+        out: list[Feedback] = []
+        with self.engine.connect() as conn:
+            for chunk in chunks(wanted):
+                query = (
+                    select(FEEDBACK)
+                    .where(FEEDBACK.c.alert_fingerprint.in_(chunk))
+                    .order_by(FEEDBACK.c.id)
+                )
+                out.extend(
+                    Feedback.model_validate(r, from_attributes=True) for r in conn.execute(query)
+                )
+        return out
+
+
+def _alert_row(a: Alert) -> dict[str, Any]:
+    """An alert as a row: datetimes as datetimes, the rest in its JSON form."""
+    return {**a.model_dump(mode="json", exclude={"id"}), **a.model_dump(include=set(_ALERT_TIMES))}

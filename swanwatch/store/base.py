@@ -1,0 +1,165 @@
+"""The store's ground floor: the engine, migrations, transactions and the upsert helper.
+
+SQLite runs in WAL mode and every transaction starts with BEGIN IMMEDIATE, so concurrent
+writers wait for the lock (up to ``busy_timeout``) instead of failing half-way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from swanwatch.errors import StoreError
+from swanwatch.store.leader import Leadership
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+#: Rows per statement where a list goes into ``IN (...)``: well under every backend's limit.
+BATCH = 500
+#: A fixed key for PostgreSQL's advisory lock that serialises migrations across replicas.
+MIGRATION_LOCK = 0x5357_414E
+
+T = TypeVar("T")
+
+
+class StoreBase:
+    """One SQL database: the engine, its schema, and transactions. Each aggregate's part of
+    the store (accounts, signals, runs, alerts, outbox, shards) builds on this."""
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        if migrate:
+            self.upgrade()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def safe_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def leadership(self) -> Leadership:
+        """A handle to campaign for leadership among the replicas sharing this store."""
+        return Leadership(self.engine, self.url)
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Apply the Alembic migrations up to ``revision``."""
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        try:
+            with self.engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot migrate the store at {self.safe_url}: {exc}") from exc
+
+    def revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            try:
+                row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+            except SQLAlchemyError:
+                return None
+        return str(row[0]) if row else None
+
+    def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return False
+        return True
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """A transaction: committed when the block ends, rolled back when it raises."""
+        with self.engine.begin() as conn:
+            yield conn
+
+
+def insert(conn: Connection, table: Table) -> Any:
+    """An INSERT with ``on_conflict_do_*`` for the connection's backend."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise StoreError(f"upserts are not supported on {conn.dialect.name}; use SQLite or PostgreSQL")
+
+
+def upsert(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    keys: list[str],
+    updates: Callable[[Any], dict[str, Any]] | None = None,
+) -> None:
+    """Insert ``rows``, updating those whose ``keys`` exist: one statement, compiled once
+    and executed for all rows (executemany), not one statement per row or chunk.
+
+    ``updates(excluded)`` gives the SET clause; by default every non-key column.
+    """
+    if not rows:
+        return
+    stmt = insert(conn, table)
+    set_ = (
+        updates(stmt.excluded)
+        if updates is not None
+        else {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    )
+    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=set_), list(rows))
+
+
+def chunks(items: Sequence[T], size: int = BATCH) -> Iterator[Sequence[T]]:
+    """``items`` in slices of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``: SQLite in WAL mode with BEGIN IMMEDIATE, PostgreSQL pooled."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, parsed.database or "")
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_engine(url: str, database: str) -> Engine:
+    if database and database != ":memory:":
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url, poolclass=NullPool, connect_args={"timeout": 30, "check_same_thread": False}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,248 @@
+"""The outbox: notifications stored before they are sent, claimed by one sender at a time.
+
+A sender claims due notifications for a while (a lease); each claim counts up the
+notification's ``lease_token``, so the owner and the token together name one claim. The
+outcome of a send (sent, failed, handed to the fallback, released untried) is recorded only
+under the claim that still holds the notification: a sender whose lease ran out and was
+taken over learns that it lost it (False) and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.engine import Connection
+
+from swanwatch.model import GroupKind, Notification, NotificationStatus, OutboxEntry
+from swanwatch.store.base import StoreBase, chunks, insert
+from swanwatch.store.tables import NOTIFICATIONS
+
+_N = NOTIFICATIONS
+#: Longest error text kept on a notification.
+_MAX_ERROR = 2000
+
+
+class OutboxStore(StoreBase):
+    """Queue, claim, settle and list notifications."""
+
+    def claim_outbox(
+        self, now: datetime, owner: str, lease: timedelta, limit: int = 100
+    ) -> list[Notification]:
+        """Lease the due notifications to ``owner`` until ``now + lease``, and with them the
+        fresh ones of the same groups; each comes back with its claim (owner and token).
+
+        A group (kind and key) is sent together: when one of its notifications falls due,
+        its siblings not yet tried come along, so a burst of alerts becomes one message.
+        """
+        with self._tx() as conn:
+            picked = self._due(conn, now, limit)
+            ids = [r.id for r in picked]
+            known = set(ids)
+            ids.extend(i for i in self._siblings(conn, now, picked) if i not in known)
+            rows: list[Any] = []
+            for chunk in chunks(ids):
+                rows.extend(
+                    conn.execute(
+                        update(_N)
+                        .where(_N.c.id.in_(chunk), _free(now))
+                        .values(
+                            lease_owner=owner,
+                            lease_until=now + lease,
+                            lease_token=_N.c.lease_token + 1,
+                        )
+                        .returning(*_N.c)
+                    ).all()
+                )
+        return sorted((_notification(r) for r in rows), key=lambda n: n.id)
+
+    def mark_sent(self, held: Notification, now: datetime) -> bool:
+        """Record that ``held`` (as claimed) was sent; False when its claim was lost."""
+        return self._settle(
+            held,
+            status=NotificationStatus.SENT.value,
+            sent_at=now,
+            attempts=_N.c.attempts + 1,
+            last_error=None,
+        )
+
+    def mark_failed(self, held: Notification, error: str, retry_at: datetime | None) -> bool:
+        """Record a failed try of ``held``: retry at ``retry_at``, or dead-letter when it is
+        None. False when its claim was lost."""
+        values: dict[str, Any] = {"attempts": _N.c.attempts + 1, "last_error": error[:_MAX_ERROR]}
+        if retry_at is None:
+            values["status"] = NotificationStatus.DEAD.value
+        else:
+            values["next_attempt_at"] = retry_at
+        return self._settle(held, **values)
+
+    def fail_over(self, held: Notification, error: str, replacement: OutboxEntry) -> bool:
+        """Dead-letter ``held``, which its channel keeps refusing, and queue ``replacement``
+        (for the fallback channel) in the same transaction. False when its claim was lost:
+        then nothing changes."""
+        with self._tx() as conn:
+            settled = self._settle_on(
+                conn,
+                held,
+                status=NotificationStatus.DEAD.value,
+                attempts=_N.c.attempts + 1,
+                last_error=error[:_MAX_ERROR],
+            )
+            if settled:
+                enqueue(conn, [replacement])
+        return settled
+
+    def release(self, held: Sequence[Notification], until: datetime) -> None:
+        """Give claimed notifications back untried, due again at ``until`` (group_interval,
+        or a sender stopping before it sent them). Those whose claim was lost stay as
+        they are."""
+        with self._tx() as conn:
+            for note in held:
+                self._settle_on(conn, note, next_attempt_at=until)
+
+    def group_last_sent(self, kind: GroupKind, key: str) -> datetime | None:
+        """When a notification of this group was last sent, if ever."""
+        query = select(func.max(_N.c.sent_at)).where(
+            _N.c.group_kind == kind.value,
+            _N.c.group_key == key,
+            _N.c.status == NotificationStatus.SENT.value,
+        )
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar()
+        return value if isinstance(value, datetime) else None
+
+    def notifications(
+        self, status: NotificationStatus | None = None, limit: int = 200
+    ) -> list[Notification]:
+        """The newest notifications first, all or in one status."""
+        query = select(_N).order_by(_N.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(_N.c.status == status.value)
+        with self.engine.connect() as conn:
+            return [_notification(r) for r in conn.execute(query)]
+
+    def retry_dead(self, now: datetime, ids: Iterable[int] | None = None) -> int:
+        """Put dead-lettered notifications back in the queue; returns how many."""
+        stmt = update(_N).where(_N.c.status == NotificationStatus.DEAD.value)
+        if ids is not None:
+            stmt = stmt.where(_N.c.id.in_(list(ids)))
+        with self._tx() as conn:
+            result = conn.execute(
+                stmt.values(
+                    status=NotificationStatus.PENDING.value, next_attempt_at=now, attempts=0
+                )
+            )
+        return int(result.rowcount or 0)
+
+    def outbox_counts(self) -> dict[str, int]:
+        """How many notifications are pending, sent and dead-lettered."""
+        counts = {s.value: 0 for s in NotificationStatus}
+        query = select(_N.c.status, func.count()).group_by(_N.c.status)
+        with self.engine.connect() as conn:
+            for status, n in conn.execute(query):
+                counts[str(status)] = int(n)
+        return counts
+
+    def notification_events(
+        self, since: datetime, until: datetime
+    ) -> list[tuple[str, str, datetime]]:
+        """(alert fingerprint, event, created_at) of the notifications created in a window."""
+        query = (
+            select(_N.c.alert_fingerprint, _N.c.event, _N.c.created_at)
+            .where(_N.c.created_at >= since, _N.c.created_at < until)
+            .distinct()
+        )
+        with self.engine.connect() as conn:
+            return [(str(r[0]), str(r[1]), r[2]) for r in conn.execute(query)]
+
+    # --- claims -----------------------------------------------------------------------
+
+    def _due(self, conn: Connection, now: datetime, limit: int) -> list[Any]:
+        """The due notifications nobody holds: id, group kind and key."""
+        query = (
+            select(_N.c.id, _N.c.group_kind, _N.c.group_key)
+            .where(_free(now), _N.c.next_attempt_at <= now)
+            .order_by(_N.c.next_attempt_at, _N.c.id)
+            .limit(limit)
+        )
+        if self.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return list(conn.execute(query).all())
+
+    def _siblings(self, conn: Connection, now: datetime, picked: Sequence[Any]) -> list[int]:
+        """The untried notifications nobody holds in the groups of ``picked``."""
+        groups: dict[str, set[str]] = {}
+        for r in picked:
+            if r.group_kind != GroupKind.NONE.value:
+                groups.setdefault(r.group_kind, set()).add(r.group_key)
+        out: list[int] = []
+        for kind, keys in sorted(groups.items()):
+            for chunk in chunks(sorted(keys)):
+                query = select(_N.c.id).where(
+                    _free(now),
+                    _N.c.group_kind == kind,
+                    _N.c.group_key.in_(chunk),
+                    _N.c.attempts == 0,
+                )
+                if self.dialect == "postgresql":
+                    query = query.with_for_update(skip_locked=True)
+                out.extend(r.id for r in conn.execute(query))
+        return out
+
+    def _settle(self, held: Notification, **values: Any) -> bool:
+        with self._tx() as conn:
+            return self._settle_on(conn, held, **values)
+
+    def _settle_on(self, conn: Connection, held: Notification, **values: Any) -> bool:
+        """Update ``held`` and end its claim, if the claim still holds it; whether it did."""
+        if held.lease_owner is None:
+            return False  # never claimed: nobody may record an outcome for it
+        result = conn.execute(
+            update(_N)
+            .where(
+                _N.c.id == held.id,
+                _N.c.status == NotificationStatus.PENDING.value,
+                _N.c.lease_owner == held.lease_owner,
+                _N.c.lease_token == held.lease_token,
+            )
+            .values(**values, lease_owner=None, lease_until=None)
+        )
+        return bool(result.rowcount)
+
+
+def enqueue(conn: Connection, entries: Sequence[OutboxEntry]) -> int:
+    """Queue ``entries`` on ``conn`` (in the caller's transaction), skipping those whose
+    idempotency key is queued already; returns how many were new."""
+    added = 0
+    for chunk in chunks([_row(e) for e in entries]):
+        stmt = (
+            insert(conn, _N)
+            .values(list(chunk))
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(_N.c.id)
+        )
+        added += len(conn.execute(stmt).all())
+    return added
+
+
+def _row(entry: OutboxEntry) -> dict[str, Any]:
+    return {
+        **entry.model_dump(mode="json", exclude={"due_at", "created_at"}),
+        "created_at": entry.created_at,
+        "next_attempt_at": entry.due_at,
+        "status": NotificationStatus.PENDING.value,
+        "attempts": 0,
+    }
+
+
+def _free(now: datetime) -> Any:
+    """Pending, and nobody holds it (never leased, or the lease ran out)."""
+    return (_N.c.status == NotificationStatus.PENDING.value) & or_(
+        _N.c.lease_until.is_(None), _N.c.lease_until < now
+    )
+
+
+def _notification(row: Any) -> Notification:
+    return Notification.model_validate(row, from_attributes=True)

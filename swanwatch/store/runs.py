@@ -1,0 +1,98 @@
+"""Watcher runs, each instance's status (the failures in a row), and watcher state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import delete, select
+
+from swanwatch.model import JSON, UTCDateTime, WatcherRun
+from swanwatch.store.base import StoreBase, chunks, insert, upsert
+from swanwatch.store.tables import WATCHER_RUNS, WATCHER_STATE, WATCHER_STATUS
+
+
+class WatcherStatus(BaseModel):
+    """How a watcher instance has been doing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    instance: str
+    last_run_at: UTCDateTime | None = None
+    last_success_at: UTCDateTime | None = None
+    consecutive_failures: int = 0
+    last_error: str | None = None
+
+
+class RunsStore(StoreBase):
+    """Runs, statuses and state of the watcher instances."""
+
+    def record_run(self, run: WatcherRun) -> WatcherStatus:
+        """Store a run's outcome and update the instance's status; return the new status."""
+        status = WATCHER_STATUS
+        values: dict[str, Any] = {
+            "instance": run.instance,
+            "last_run_at": run.finished_at,
+            "consecutive_failures": 0 if run.ok else 1,
+            "last_error": None if run.ok else run.error,
+            "last_success_at": run.finished_at if run.ok else None,
+        }
+        with self._tx() as conn:
+            conn.execute(WATCHER_RUNS.insert().values(**run.model_dump()))
+            # One statement, so that runs finishing together (shards, replicas) never race
+            # on the status row's first insert: the database counts the failures.
+            stmt = insert(conn, status).values(**values)
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["instance"],
+                    set_={
+                        "last_run_at": stmt.excluded.last_run_at,
+                        "last_error": stmt.excluded.last_error,
+                        "consecutive_failures": (
+                            0 if run.ok else status.c.consecutive_failures + 1
+                        ),
+                        "last_success_at": (
+                            stmt.excluded.last_success_at if run.ok else status.c.last_success_at
+                        ),
+                    },
+                )
+            )
+            row = conn.execute(select(status).where(status.c.instance == run.instance)).one()
+        return WatcherStatus.model_validate(row, from_attributes=True)
+
+    def watcher_statuses(self) -> dict[str, WatcherStatus]:
+        with self.engine.connect() as conn:
+            return {
+                r.instance: WatcherStatus.model_validate(r, from_attributes=True)
+                for r in conn.execute(select(WATCHER_STATUS))
+            }
+
+    def runs(self, instance: str | None = None, limit: int = 50) -> list[WatcherRun]:
+        query = select(WATCHER_RUNS).order_by(WATCHER_RUNS.c.id.desc()).limit(limit)
+        if instance is not None:
+            query = query.where(WATCHER_RUNS.c.instance == instance)
+        with self.engine.connect() as conn:
+            return [WatcherRun.model_validate(r, from_attributes=True) for r in conn.execute(query)]
+
+    def load_state(self, instance: str) -> dict[str, JSON]:
+        query = select(WATCHER_STATE.c.key, WATCHER_STATE.c.value).where(
+            WATCHER_STATE.c.instance == instance
+        )
+        with self.engine.connect() as conn:
+            return {r.key: r.value for r in conn.execute(query)}
+
+    def save_state(
+        self, instance: str, changed: dict[str, JSON], deleted: frozenset[str], now: datetime
+    ) -> None:
+        table = WATCHER_STATE
+        rows = [
+            {"instance": instance, "key": k, "value": v, "updated_at": now}
+            for k, v in changed.items()
+        ]
+        with self._tx() as conn:
+            upsert(conn, table, rows, ["instance", "key"])
+            for chunk in chunks(sorted(deleted)):
+                conn.execute(
+                    delete(table).where(table.c.instance == instance, table.c.key.in_(chunk))
+                )

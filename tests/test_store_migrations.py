@@ -1,0 +1,186 @@
+"""The migrations: self-contained scripts that build exactly the schema the tables declare,
+and that carry existing rows over (0005: the typed outbox)."""
+
+from __future__ import annotations
+
+import ast
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config as AlembicConfig
+from alembic.migration import MigrationContext
+
+from swanwatch.model import AlertNotice, GroupKind, LeadersNotice, OutboxEntry, RenderedNotice
+from swanwatch.store import Store
+from swanwatch.store.base import MIGRATIONS
+from swanwatch.store.tables import METADATA
+
+VERSIONS = MIGRATIONS / "versions"
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def _differences(store: Store) -> list[Any]:
+    def ours(name: str | None, type_: str, _parent: object) -> bool:
+        # The task queue's own tables live beside ours on PostgreSQL (migration 0004).
+        return not (type_ == "table" and (name or "").startswith("procrastinate"))
+
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn,
+            opts={"compare_type": True, "compare_server_default": True, "include_name": ours},
+        )
+        return list(compare_metadata(context, METADATA))
+
+
+def test_a_fresh_database_at_head_has_exactly_the_declared_schema(store: Store) -> None:
+    assert _differences(store) == []
+
+
+def test_the_comparison_sees_a_difference(store: Store) -> None:
+    """The check above can fail: a column the tables do not declare is reported."""
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE notifications ADD COLUMN stray INTEGER"))
+    assert any("stray" in str(d) for d in _differences(store))
+
+
+def test_migrations_import_no_live_code() -> None:
+    for path in sorted(VERSIONS.glob("0*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            assert not [n for n in names if n.split(".")[0] == "swanwatch"], path.name
+
+
+_OLD_ALERT = {
+    "fingerprint": "fp-acme",
+    "account_id": "acme",
+    "rule": "sag",
+    "title": "Usage sagging",
+    "severity": "warning",
+    "score": 0.6,
+    "started_at": NOW.isoformat(),
+    "updated_at": NOW.isoformat(),
+}
+
+
+def _old_row(key: str, group_key: str, payload: object, body: str = "old body") -> dict:
+    return {
+        "idempotency_key": key,
+        "alert_fingerprint": "fp-acme",
+        "account_id": "acme",
+        "channel": "team",
+        "event": "firing",
+        "severity": "warning",
+        "title": f"title {key}",
+        "body": body,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": NOW,
+        "created_at": NOW,
+        "route": "root",
+        "group_key": group_key,
+        "payload": payload,
+    }
+
+
+def test_0005_carries_the_old_outbox_over(store_url: str) -> None:
+    store = Store(store_url, migrate=False)
+    try:
+        store.upgrade("0004")
+        alert = {
+            "kind": "alert",
+            "alert": _OLD_ALERT,
+            "event": "firing",
+            "label": "Acme Corp",
+            "new_signals": ["s1"],
+            "account": {"id": "acme", "name": "Acme Corp"},
+            "format": "chat",
+            "who": "ann@csm.example",
+        }
+        rows = [
+            _old_row("grouped", "group|root|team", alert),
+            _old_row("digest", "digest|team|2026-11-21T07:30:00+00:00", alert),
+            _old_row("quiet", "quiet|team|2026-11-21T07:00:00+00:00", alert),
+            _old_row("alone", "", {**alert, "who": None}),
+            _old_row("before-0003", "", None, body="rendered long ago"),
+            _old_row("leaders", "", {"kind": "leaders", "format": "email"}, body="<html>"),
+        ]
+        notes = sa.table(
+            "notifications", *(sa.column(c, sa.JSON() if c == "payload" else None) for c in rows[0])
+        )
+        with store.engine.begin() as conn:
+            conn.execute(sa.insert(notes), rows)
+        store.upgrade()
+        assert _differences(store) == []
+        got = {n.idempotency_key: n for n in store.notifications()}
+    finally:
+        store.close()
+    kinds = {k: (n.group_kind, n.group_key) for k, n in got.items()}
+    assert kinds == {
+        "grouped": (GroupKind.GROUP, "root|team"),
+        "digest": (GroupKind.DIGEST, "team|2026-11-21T07:30:00+00:00"),
+        "quiet": (GroupKind.QUIET, "team|2026-11-21T07:00:00+00:00"),
+        "alone": (GroupKind.NONE, ""),
+        "before-0003": (GroupKind.NONE, ""),
+        "leaders": (GroupKind.NONE, ""),
+    }
+    notice = got["grouped"].payload
+    assert isinstance(notice, AlertNotice) and notice.alert.title == "Usage sagging"
+    assert (notice.label, notice.new_signals, notice.who) == (
+        "Acme Corp",
+        ("s1",),
+        "ann@csm.example",
+    )
+    alone = got["alone"].payload
+    assert isinstance(alone, AlertNotice) and alone.who == "team"  # the channel, as the worker did
+    assert got["before-0003"].payload == RenderedNotice(body="rendered long ago")
+    assert got["leaders"].payload == RenderedNotice(body="<html>")
+    assert not any(isinstance(n.payload, LeadersNotice) for n in got.values())
+
+
+def _downgrade(store: Store, revision: str) -> None:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
+def test_0005_goes_back_down_and_up_again(store: Store) -> None:
+    notice = AlertNotice.model_validate(
+        {"alert": _OLD_ALERT, "event": "firing", "label": "Acme Corp", "who": "channel:team"}
+    )
+    entries = [
+        OutboxEntry(
+            idempotency_key=key,
+            alert_fingerprint="fp-acme",
+            channel="team",
+            event="firing",
+            severity="warning",
+            title=f"title {key}",
+            group_kind=kind,
+            group_key=group,
+            payload=payload,
+            created_at=NOW,
+            due_at=NOW,
+        )
+        for key, kind, group, payload in [
+            ("grouped", GroupKind.GROUP, "root|team", notice),
+            ("text", GroupKind.NONE, "", RenderedNotice(body="as it was")),
+        ]
+    ]
+    store.save_alerts([], entries)
+    before = store.notifications()
+    _downgrade(store, "0004")
+    with store.engine.connect() as conn:
+        old = {r.idempotency_key: r for r in conn.execute(sa.text("SELECT * FROM notifications"))}
+    assert old["grouped"].group_key == "group|root|team" and old["grouped"].body == "title grouped"
+    assert old["text"].group_key == "" and old["text"].body == "as it was"
+    store.upgrade()
+    assert store.notifications() == before
