@@ -43,9 +43,13 @@ class FakeWhois:
 
 @dataclass
 class FakeRdap:
-    """An RDAP server: GET /domain/<name> answers (status, body, headers) mapped to the name."""
+    """An RDAP server: GET /domain/<name> answers (status, body, headers) mapped to the name.
+
+    ``queued`` answers for a name come first, one per request, before its ``answers``.
+    """
 
     answers: dict[str, tuple[int, object, dict[str, str]]] = field(default_factory=dict)
+    queued: dict[str, list[tuple[int, object, dict[str, str]]]] = field(default_factory=dict)
     latency_s: float = 0.0
     queries: list[str] = field(default_factory=list)
     starts: list[float] = field(default_factory=list)
@@ -90,8 +94,11 @@ def _serve_rdap(fake: FakeRdap) -> http.server.ThreadingHTTPServer:
             fake.starts.append(time.monotonic())
             fake.queries.append(self.path)
             name = self.path.rstrip("/").rsplit("/", 1)[-1].lower()
-            status, body, headers = fake.answers.get(
-                name, (404, {"errorCode": 404, "title": "Not Found"}, {})
+            queued = fake.queued.get(name)
+            status, body, headers = (
+                queued.pop(0)
+                if queued
+                else fake.answers.get(name, (404, {"errorCode": 404, "title": "Not Found"}, {}))
             )
             if fake.latency_s:
                 time.sleep(fake.latency_s)

@@ -156,17 +156,8 @@ async def test_rdap_404_falls_back_to_whois(rdap_server: FakeRdap, whois_server:
 
 
 async def test_429_retry_after_is_honoured(rdap_server: FakeRdap) -> None:
-    calls = {"n": 0}
-    ok = (200, rdap_domain("acme.com", "2026-01-20T00:00:00Z"), {})
-    rdap_server.answers["acme.com"] = (429, {"errorCode": 429}, {"Retry-After": "1"})
-
-    def flip() -> None:
-        calls["n"] += 1
-        rdap_server.answers["acme.com"] = ok
-
-    import threading
-
-    threading.Timer(0.2, flip).start()
+    rdap_server.queued["acme.com"] = [(429, {"errorCode": 429}, {"Retry-After": "1"})]
+    rdap_server.answers["acme.com"] = (200, rdap_domain("acme.com", "2026-01-20T00:00:00Z"), {})
     [signal] = await run(["acme.com"], opts(rdap=rdap_server))
     assert len(rdap_server.queries) == 2
     assert rdap_server.starts[1] - rdap_server.starts[0] >= 0.9
@@ -297,8 +288,10 @@ async def test_per_server_rate_limit_is_kept(whois_server: FakeWhois) -> None:
         names, opts(whois_server, per_server_rate_per_s=10, per_server_concurrency=8)
     )
     assert len(signals) == 8
-    gaps = [b - a for a, b in zip(whois_server.starts, whois_server.starts[1:], strict=False)]
-    assert min(gaps) >= 0.08 and time.monotonic() - started >= 0.65
+    # Paced at 10 a second from the first start: the k-th request cannot have left before
+    # k tenths of a second, however late each one reached the server.
+    arrived = sorted(t - started for t in whois_server.starts)
+    assert all(at >= k * 0.1 for k, at in enumerate(arrived)), arrived
 
 
 async def test_bootstrap_refresh_keeps_last_good_copy(rdap_server: FakeRdap) -> None:
@@ -335,7 +328,7 @@ async def test_hung_parse_is_killed_and_its_worker_replaced() -> None:
         started = time.monotonic()
         with pytest.raises(WorkerOverran, match=r"overran 0\.5 s"):
             await pool.call("time:sleep", 60)
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 30  # killed, not left to sleep its 60 s
         assert worker.proc.returncode is not None and pool.killed == 1
         answer = await pool.call("parse_whois", "acme.org", ORG)  # a fresh worker takes over
         assert answer["outcome"] == "ok" and answer["expires_at"].startswith("2026-02-11")
@@ -348,6 +341,6 @@ async def test_slow_parse_is_reported_unparseable_in_bounded_time(whois_server: 
     whois_server.answers["acme.org"] = "Domain Name: acme.org\n" + filler
     started = time.monotonic()
     assert await run(["acme.org"], opts(whois_server, parse_timeout_s=0.02)) == []
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # bounded: a hung parse would never return
     [(_, key, reason)] = last_unknowns()
     assert key == "acme.org" and "unparseable:" in reason and "overran" in reason
