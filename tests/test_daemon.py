@@ -6,11 +6,11 @@ import os
 import random
 import signal
 import subprocess
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 from swanwatch.config import WatcherConfig
 from swanwatch.daemon import first_run_at
@@ -84,15 +84,11 @@ daemon:
     )
     try:
         # Wait until the slow watcher is mid-run, then ask the daemon to stop.
-        deadline = time.monotonic() + 30
         store = Store(f"sqlite:///{tmp_path / 'sw.db'}")
-        while time.monotonic() < deadline and "static" not in store.watcher_statuses():
-            time.sleep(0.2)
-        assert "static" in store.watcher_statuses(), "the daemon never ran a watcher"
-        started = time.monotonic()
+        wait_until(lambda: "static" in store.watcher_statuses(), "a first watcher run")
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
-        assert time.monotonic() - started < 10
+        # It stops once the run under way is done, not at the next tick an hour away.
+        _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()

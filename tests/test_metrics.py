@@ -5,11 +5,11 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from waiting import wait_until
 
 CONFIG = """
 watchers:
@@ -50,19 +50,22 @@ def test_health_readiness_and_metrics(make_config, swanwatch_cmd, subprocess_env
             stderr=log,
         )
     try:
-        deadline = time.monotonic() + 30
-        metrics = ""
-        while time.monotonic() < deadline:
+        seen: dict[str, httpx.Response] = {}
+
+        def ready_with_alerts() -> bool:
             try:
-                ready = httpx.get(f"{base}/readyz", timeout=2)
-                metrics = httpx.get(f"{base}/metrics", timeout=2).text
+                seen["ready"] = httpx.get(f"{base}/readyz", timeout=30)
+                seen["metrics"] = httpx.get(f"{base}/metrics", timeout=30)
             except httpx.TransportError:
-                time.sleep(0.2)
-                continue
-            if ready.status_code == 200 and 'swanwatch_alerts{muted="false"' in metrics:
-                break
-            time.sleep(0.2)
-        assert httpx.get(f"{base}/healthz", timeout=2).text == "ok\n"
+                return False  # not listening yet
+            return (
+                seen["ready"].status_code == 200
+                and 'swanwatch_alerts{muted="false"' in seen["metrics"].text
+            )
+
+        wait_until(ready_with_alerts, "/readyz ready and an alert in /metrics")
+        ready, metrics = seen["ready"], seen["metrics"].text
+        assert httpx.get(f"{base}/healthz", timeout=30).text == "ok\n"
         assert ready.status_code == 200, ready.text
         assert "swanwatch_leader 1" in metrics
         assert 'swanwatch_watcher_consecutive_failures{watcher="boom"} 1' in metrics
@@ -72,5 +75,5 @@ def test_health_readiness_and_metrics(make_config, swanwatch_cmd, subprocess_env
         assert "# TYPE swanwatch_dead_letters gauge" in metrics
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=15)
+        proc.wait(timeout=60)
     assert proc.returncode == 0, (tmp_path / "daemon.log").read_text()
