@@ -1,22 +1,48 @@
-"""Shared fixtures: the test plugins on sys.path; one store fixture, SQLite and PostgreSQL."""
+"""Shared fixtures: the test plugins on sys.path; one store fixture, SQLite and PostgreSQL.
+
+The suite runs in parallel (pytest-xdist) and in random order (pytest-randomly), so nothing
+here is shared between tests but what is read-only: each test gets its own folder, its own
+SQLite file or PostgreSQL database, its own ports. Scratch files go to a RAM disk when the
+machine has one (SQLite's syncs cost nothing there), and each xdist worker migrates one
+PostgreSQL template database that every test of that worker clones.
+"""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Protocol
 
 import pytest
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from swanwatch import plugins
 from swanwatch.store import Store
 
 PLUGINS = Path(__file__).parent / "plugins"
 POSTGRES_URL = os.environ.get("SWANWATCH_TEST_POSTGRES_URL")
+#: The RAM disk for scratch files, used when it exists and SWANWATCH_TEST_TMPDIR is unset.
+RAM_DISK = Path("/dev/shm")
+
+
+def _scratch_on_ram_disk() -> None:
+    """Point TMPDIR (tmp_path, tempfile and the subprocesses, which inherit it) at a RAM disk."""
+    chosen = os.environ.get("SWANWATCH_TEST_TMPDIR")
+    if chosen is None and RAM_DISK.is_dir() and os.access(RAM_DISK, os.W_OK):
+        chosen = str(RAM_DISK)
+    if chosen:
+        os.environ["TMPDIR"] = chosen
+        tempfile.tempdir = None  # recomputed from TMPDIR on next use
+
+
+_scratch_on_ram_disk()
 
 if str(PLUGINS) not in sys.path:
     sys.path.insert(0, str(PLUGINS))
@@ -39,14 +65,37 @@ def swanwatch_cmd() -> list[str]:
     return list(SWANWATCH)
 
 
+class CliRun(Protocol):
+    def __call__(
+        self, *args: str, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+@pytest.fixture
+def run_cli() -> CliRun:
+    """The `swanwatch` CLI run in this process by click's test runner: the same commands as
+    the console script, without a Python start-up each (the tests that are about the
+    process itself, signals, exit on kill, the installed script, use ``swanwatch_cmd``).
+    Returns what subprocess.run would: the exit code, standard output and standard error."""
+    from click.testing import CliRunner
+
+    from swanwatch.cli import main
+
+    def run(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        result = CliRunner(env=dict(env or {})).invoke(main, list(args), catch_exceptions=False)
+        return subprocess.CompletedProcess(
+            ["swanwatch", *args], result.exit_code, result.stdout, result.stderr
+        )
+
+    return run
+
+
 @pytest.fixture
 def install_package(tmp_path: Path) -> Callable[[Path], dict[str, str]]:
     """Install a plugin package into a folder of its own (no network, no build isolation);
     returns the environment for a swanwatch subprocess that sees it."""
 
     def install(package: Path) -> dict[str, str]:
-        import subprocess
-
         site = tmp_path / f"site-{package.name}"
         subprocess.run(
             [
@@ -77,18 +126,44 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
-def _fresh_postgres_url() -> Iterator[str]:
+def _database_url(name: str) -> str:
     assert POSTGRES_URL is not None
-    name = f"swanwatch_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[Engine]:
+    """An AUTOCOMMIT engine on the server's maintenance database, for CREATE/DROP DATABASE."""
+    if POSTGRES_URL is None:
+        pytest.skip("set SWANWATCH_TEST_POSTGRES_URL to run")
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    yield admin
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_admin: Engine) -> Iterator[str]:
+    """This worker's migrated template database: cloning it beats migrating each test's."""
+    name = f"swanwatch_tmpl_{uuid.uuid4().hex[:12]}"
+    with postgres_admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        Store(_database_url(name)).close()  # the migrations, once per worker
+        yield name
+    finally:
+        with postgres_admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _fresh_postgres_url(admin: Engine, template: str) -> Iterator[str]:
+    name = f"swanwatch_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    try:
+        yield _database_url(name)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(
@@ -106,13 +181,16 @@ def _fresh_postgres_url() -> Iterator[str]:
     ]
 )
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database URL: a SQLite file, or a new PostgreSQL database."""
+    """A fresh database URL of its own: a new SQLite file (empty), or a new PostgreSQL
+    database cloned from the worker's template (migrated, no rows)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'swanwatch.db'}"
     elif POSTGRES_URL is None:
         pytest.skip("set SWANWATCH_TEST_POSTGRES_URL to run")
     else:
-        yield from _fresh_postgres_url()
+        admin = request.getfixturevalue("postgres_admin")
+        template = request.getfixturevalue("postgres_template")
+        yield from _fresh_postgres_url(admin, template)
 
 
 @pytest.fixture
