@@ -8,14 +8,12 @@ import os
 import signal
 import subprocess
 import textwrap
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from waiting import wait_until
 
 from swanwatch.clock import FrozenClock
@@ -24,6 +22,9 @@ from swanwatch.engine import Engine
 from swanwatch.errors import ConfigError
 from swanwatch.model import Account
 from swanwatch.store import Store
+
+if TYPE_CHECKING:
+    from conftest import Databases
 
 POSTGRES_URL = os.environ.get("SWANWATCH_TEST_POSTGRES_URL")
 needs_postgres = pytest.mark.skipif(
@@ -172,19 +173,13 @@ async def test_a_failing_shard_is_a_failed_run_retried_up_to_the_bound(
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    if POSTGRES_URL is None:
-        pytest.skip("set SWANWATCH_TEST_POSTGRES_URL to run")
-    name = f"swanwatch_shards_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+def pg_url(postgres_databases: Databases) -> Iterator[str]:
+    """An empty database: the leader applies procrastinate's schema and the migrations."""
+    name = postgres_databases.create("swanwatch_shards")
     try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        yield postgres_databases.url(name)
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        postgres_databases.drop_later(name)
 
 
 class Cluster:
