@@ -30,7 +30,9 @@ def sw(make_config, run_cli):
 
     def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         # In-process: a dozen commands, each a Python start-up less.
-        done = run_cli(*args[:2], "-c", str(config), *args[2:], env={"SWANWATCH_USER": "ann"})
+        done: subprocess.CompletedProcess[str] = run_cli(
+            *args[:2], "-c", str(config), *args[2:], env={"SWANWATCH_USER": "ann"}
+        )
         if ok:
             assert done.returncode == 0, done.stderr
         return done
@@ -80,7 +82,7 @@ def test_silences_and_risk_report(sw) -> None:
     bad = sw("silences", "add", "--match", "colour=red", "--reason", "x", ok=False)
     assert bad.returncode == 2 and "FIELD=GLOB" in bad.stderr
     sw("run", "--once")  # the silence applies from the next pass
-    assert _alerts(sw)["globex"]["muted_by"].startswith("silence 1 by ann")
+    assert str(_alerts(sw)["globex"]["muted_by"]).startswith("silence 1 by ann")
     report = json.loads(sw("risk", "report", "--by", "owner", "--json").stdout)
     assert [a["account"] for a in report["accounts"]] == ["acme"]  # muted risk left out
     (total,) = report["totals"]

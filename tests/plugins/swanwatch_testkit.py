@@ -69,6 +69,7 @@ class HangWatcher(Watcher):
 
     async def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:
         await asyncio.sleep(3600)
+        return
         yield  # pragma: no cover
 
 

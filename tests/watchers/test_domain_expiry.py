@@ -304,7 +304,7 @@ async def test_bootstrap_refresh_keeps_last_good_copy(rdap_server: FakeRdap) -> 
     assert signal.evidence["server"] == rdap_server.url
     rdap_server.answers["dns.json"] = (200, {"services": "broken"}, {})
     await run(["acme.test"], options, state=state, now="2026-01-17T12:00:00Z")
-    assert state.get("rdap_bootstrap")["map"] == {"test": rdap_server.url}  # type: ignore[index]
+    assert state.get("rdap_bootstrap")["map"] == {"test": rdap_server.url}
     assert sum("dns.json" in q for q in rdap_server.queries) == 2
 
 

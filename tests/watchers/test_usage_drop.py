@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 
 from swanwatch.testing import (
@@ -208,7 +208,7 @@ async def test_no_slide_reported_for_a_sudden_drop() -> None:
 
 
 def seats(
-    levels: dict[date, float],
+    levels: Mapping[date, float],
     *,
     start: date = END - timedelta(days=83),
     account: str = "acme",
