@@ -58,40 +58,51 @@ def test_cron_schedule_after_restart() -> None:
 def test_sigterm_stops_a_real_daemon_cleanly(
     make_config, subprocess_env, swanwatch_cmd, tmp_path: Path
 ) -> None:
+    gate = tmp_path / "gate"
     config = make_config(
-        """
+        f"""
 watchers:
   - type: counting
     name: slow
-    schedule: {every: 1h}
-    options: {sleep_s: 1.5}
+    schedule: {{every: 1h}}
+    options: {{gate: "{gate}"}}
   - type: static
-    schedule: {every: 1h}
+    schedule: {{every: 1h}}
     options:
-      signals: [{account: acme, kind: usage_drop, strength: 0.5}]
+      signals: [{{account: acme, kind: usage_drop, strength: 0.5}}]
 daemon:
   startup_spread: 0s
+  shutdown_grace: 5m
 """
     )
     env = {**subprocess_env, "SWANWATCH_LOG_LEVEL": "INFO"}
-    proc = subprocess.Popen(
-        [*swanwatch_cmd, "run", "-c", str(config)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = tmp_path / "daemon.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [*swanwatch_cmd, "run", "-c", str(config)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    store = Store(f"sqlite:///{tmp_path / 'sw.db'}")
     try:
-        # Wait until the slow watcher is mid-run, then ask the daemon to stop.
-        store = Store(f"sqlite:///{tmp_path / 'sw.db'}")
-        wait_until(lambda: "static" in store.watcher_statuses(), "a first watcher run")
+        # The slow watcher is mid-run (held at its gate) when the daemon is asked to stop.
+        wait_until(
+            lambda: "static" in store.watcher_statuses() and (tmp_path / "gate.started").exists(),
+            "a first run of static, and slow's run under way",
+        )
         proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: "stopping: letting" in log.read_text(), "the daemon to start stopping")
+        assert "slow" not in store.watcher_statuses()  # still under way
+        gate.touch()
         # It stops once the run under way is done, not at the next tick an hour away.
-        _, err = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
+    err = log.read_text()
     assert proc.returncode == 0, err
     assert "stopped" in err
     # The slow run was allowed to finish: its run and state are stored, the store is sound.
