@@ -77,13 +77,13 @@ daemon:
     )
     env = {**subprocess_env, "SWANWATCH_LOG_LEVEL": "INFO"}
     log = tmp_path / "daemon.log"
-    with log.open("wb") as err:
+    with log.open("wb") as stderr:
         proc = subprocess.Popen(
             [*swanwatch_cmd, "run", "-c", str(config)],
             cwd=tmp_path,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=err,
+            stderr=stderr,
         )
     store = Store(f"sqlite:///{tmp_path / 'sw.db'}")
     try:
