@@ -46,6 +46,14 @@ def _scratch_on_ram_disk() -> None:
 
 _scratch_on_ram_disk()
 
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first, each group still in the run's random order: the workers take
+    the long ones while the short ones are left to fill the gaps, and end together."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 if str(PLUGINS) not in sys.path:
     sys.path.insert(0, str(PLUGINS))
 plugins.refresh()

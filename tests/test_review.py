@@ -58,6 +58,7 @@ def test_coefficients_map_to_noisy_or_weights() -> None:
     assert w == pytest.approx((0.5 - p0) / (1 - p0), abs=1e-3)
 
 
+@pytest.mark.slow
 async def test_review_of_the_scenario_finds_every_loss_and_fitted_weights_beat_uniform(
     tmp_path: Path,
 ) -> None:
