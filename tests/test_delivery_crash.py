@@ -47,7 +47,8 @@ notify:
   console: false
   lease: {lease}
   channels:
-    team: {{url: "json://127.0.0.1:{port}/hook"}}
+    # rto: Apprise's read timeout (4 s by default) never cuts a request the test holds
+    team: {{url: "json://127.0.0.1:{port}/hook?rto=300"}}
 daemon:
   startup_spread: 0s
   deliver_every: 1s

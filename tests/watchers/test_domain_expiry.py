@@ -341,6 +341,6 @@ async def test_slow_parse_is_reported_unparseable_in_bounded_time(whois_server: 
     whois_server.answers["acme.org"] = "Domain Name: acme.org\n" + filler
     started = time.monotonic()
     assert await run(["acme.org"], opts(whois_server, parse_timeout_s=0.02)) == []
-    assert time.monotonic() - started < 30  # bounded: a hung parse would never return
+    assert time.monotonic() - started < 30  # bounded by the kill, not by the parse
     [(_, key, reason)] = last_unknowns()
     assert key == "acme.org" and "unparseable:" in reason and "overran" in reason
