@@ -127,7 +127,8 @@ def test_kill_9_mid_delivery_then_restart_delivers_the_rest_once(
         "and never renews it while it sends one group after another, so a batch slower "
         "than notify.lease loses the leases of what it has not sent yet; a second delivery "
         "pass (the daemon's delivery job beside the watcher job's, or another replica) "
-        "claims and sends those again, and Store.mark_sent does not check the lease holder"
+        "claims and sends those again. Checking the lease holder when the outcome is "
+        "recorded (Store.mark_sent here; fenced claims on main) cannot unsend the message"
     ),
 )
 async def test_a_batch_slower_than_its_lease_sends_nothing_twice(make_config) -> None:
