@@ -35,6 +35,7 @@ from swanwatch.cli_common import (
 )
 from swanwatch.cli_delivery import notify, outbox, routes
 from swanwatch.cli_domain import domain
+from swanwatch.cli_ops import health
 from swanwatch.cli_reports import risk, rules
 from swanwatch.cli_review import review
 from swanwatch.cli_watchers import signals, sources, unknowns, watchers
@@ -308,5 +309,6 @@ for _command in (
     review,
     worker,
     reload,
+    health,
 ):
     main.add_command(_command)

@@ -221,6 +221,7 @@ def parse_config(
     data = doc.data
     if not isinstance(data, dict):
         raise ConfigError([*problems, doc.problem((), "the config must be a mapping of sections")])
+    data = _store_url_from_env(data)
     config: Config | None = None
     try:
         config = Config.model_validate({**data, "base_dir": str(base_dir)})
@@ -236,6 +237,19 @@ def parse_config(
         raise ConfigError(_unique(problems))
     assert config is not None
     return config
+
+
+#: When set (and not empty), replaces the file's ``store.url``: a container gets its
+#: database from its environment, whatever config is mounted.
+STORE_URL_ENV = "SWANWATCH_STORE_URL"
+
+
+def _store_url_from_env(data: dict[str, Any]) -> dict[str, Any]:
+    url = os.environ.get(STORE_URL_ENV)
+    store = data.get("store")
+    if not url or not (store is None or isinstance(store, dict)):
+        return data  # unset; or a malformed `store`, which validation reports
+    return {**data, "store": {**(store or {}), "url": url}}
 
 
 def _unique(problems: list[ConfigProblem]) -> list[ConfigProblem]:

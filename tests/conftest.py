@@ -1,22 +1,58 @@
-"""Shared fixtures: the test plugins on sys.path; one store fixture, SQLite and PostgreSQL."""
+"""Shared fixtures: the test plugins on sys.path; one store fixture, SQLite and PostgreSQL.
+
+The suite runs in parallel (pytest-xdist) and in random order (pytest-randomly), so nothing
+here is shared between tests but what is read-only: each test gets its own folder, its own
+SQLite file or PostgreSQL database, its own ports. Scratch files go to a RAM disk when the
+machine has one (SQLite's syncs cost nothing there), and each xdist worker migrates one
+SQLite file and one PostgreSQL database that its tests' stores start from as copies.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from swanwatch import plugins
 from swanwatch.store import Store
 
 PLUGINS = Path(__file__).parent / "plugins"
 POSTGRES_URL = os.environ.get("SWANWATCH_TEST_POSTGRES_URL")
+#: The RAM disk for scratch files, used when it exists and SWANWATCH_TEST_TMPDIR is unset.
+RAM_DISK = Path("/dev/shm")
+
+
+def _scratch_on_ram_disk() -> None:
+    """Point TMPDIR (tmp_path, tempfile and the subprocesses, which inherit it) at a RAM disk."""
+    chosen = os.environ.get("SWANWATCH_TEST_TMPDIR")
+    if chosen is None and RAM_DISK.is_dir() and os.access(RAM_DISK, os.W_OK):
+        chosen = str(RAM_DISK)
+    if chosen:
+        os.environ["TMPDIR"] = chosen
+        tempfile.tempdir = None  # recomputed from TMPDIR on next use
+
+
+_scratch_on_ram_disk()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first, each group still in the run's random order: the workers take
+    the long ones while the short ones are left to fill the gaps, and end together."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
 
 if str(PLUGINS) not in sys.path:
     sys.path.insert(0, str(PLUGINS))
@@ -39,14 +75,37 @@ def swanwatch_cmd() -> list[str]:
     return list(SWANWATCH)
 
 
+class CliRun(Protocol):
+    def __call__(
+        self, *args: str, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+@pytest.fixture
+def run_cli() -> CliRun:
+    """The `swanwatch` CLI run in this process by click's test runner: the same commands as
+    the console script, without a Python start-up each (the tests that are about the
+    process itself, signals, exit on kill, the installed script, use ``swanwatch_cmd``).
+    Returns what subprocess.run would: the exit code, standard output and standard error."""
+    from click.testing import CliRunner
+
+    from swanwatch.cli import main
+
+    def run(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        result = CliRunner(env=dict(env or {})).invoke(main, list(args), catch_exceptions=False)
+        return subprocess.CompletedProcess(
+            ["swanwatch", *args], result.exit_code, result.stdout, result.stderr
+        )
+
+    return run
+
+
 @pytest.fixture
 def install_package(tmp_path: Path) -> Callable[[Path], dict[str, str]]:
     """Install a plugin package into a folder of its own (no network, no build isolation);
     returns the environment for a swanwatch subprocess that sees it."""
 
     def install(package: Path) -> dict[str, str]:
-        import subprocess
-
         site = tmp_path / f"site-{package.name}"
         subprocess.run(
             [
@@ -77,18 +136,72 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
-def _fresh_postgres_url() -> Iterator[str]:
-    assert POSTGRES_URL is not None
-    name = f"swanwatch_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
+class Databases:
+    """Databases of their own on the test server: CREATE DATABASE now, DROP DATABASE in the
+    background (a drop is slow and nobody waits for it); every drop is done, and any that
+    failed is raised, by :meth:`close`."""
+
+    def __init__(self, url: str) -> None:
+        self.server = make_url(url)
+        self.admin = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        self._dropper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dropdb")
+        self._drops: list[Future[None]] = []
+
+    def create(self, prefix: str, template: str | None = None) -> str:
+        """A new database (a copy of ``template``, if given); returns its name."""
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        clone = f' TEMPLATE "{template}"' if template else ""
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"{clone}'))
+        return name
+
+    def url(self, name: str) -> str:
+        return self.server.set(database=name).render_as_string(hide_password=False)
+
+    def drop(self, name: str) -> None:
+        with self.admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+
+    def drop_later(self, name: str) -> None:
+        self._drops.append(self._dropper.submit(self.drop, name))
+
+    def close(self) -> None:
+        self._dropper.shutdown(wait=True)
+        self.admin.dispose()
+        for drop in self._drops:
+            drop.result()
+
+
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[Databases]:
+    """Databases of their own on SWANWATCH_TEST_POSTGRES_URL's server (skips without it)."""
+    if POSTGRES_URL is None:
+        pytest.skip("set SWANWATCH_TEST_POSTGRES_URL to run")
+    databases = Databases(POSTGRES_URL)
+    try:
+        yield databases
+    finally:
+        databases.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_databases: Databases) -> Iterator[str]:
+    """This worker's migrated PostgreSQL database, cloned for each ``store``: a clone costs
+    a fraction of the migrations."""
+    name = postgres_databases.create("swanwatch_tmpl")
+    try:
+        Store(postgres_databases.url(name)).close()  # the migrations, once per worker
+        yield name
+    finally:
+        postgres_databases.drop_later(name)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This worker's migrated SQLite file, copied for each ``store``."""
+    path = tmp_path_factory.mktemp("template") / "swanwatch.db"
+    Store(f"sqlite:///{path}").close()
+    return path
 
 
 @pytest.fixture(
@@ -106,13 +219,27 @@ def _fresh_postgres_url() -> Iterator[str]:
     ]
 )
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database URL: a SQLite file, or a new PostgreSQL database."""
+    """A fresh, empty database URL of its own: a SQLite file, or a new PostgreSQL database.
+
+    For a test that takes the ``store`` fixture too, the database comes migrated already
+    (a copy of the worker's template), as ``store`` would leave it: same result, less time.
+    """
+    migrated = "store" in request.fixturenames
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'swanwatch.db'}"
+        path = tmp_path / "swanwatch.db"
+        if migrated:
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
     elif POSTGRES_URL is None:
         pytest.skip("set SWANWATCH_TEST_POSTGRES_URL to run")
     else:
-        yield from _fresh_postgres_url()
+        databases: Databases = request.getfixturevalue("postgres_databases")
+        template = request.getfixturevalue("postgres_template") if migrated else None
+        name = databases.create("swanwatch_test", template)
+        try:
+            yield databases.url(name)
+        finally:
+            databases.drop_later(name)
 
 
 @pytest.fixture

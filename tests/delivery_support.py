@@ -33,29 +33,39 @@ class Received:
 
 
 class Hook:
-    """A JSON webhook on 127.0.0.1: records each POST; can fail or be slow."""
+    """A JSON webhook on 127.0.0.1: records each POST it answers 200; can fail, or hold.
 
-    def __init__(self, port: int = 0, delay_s: float = 0.0) -> None:
+    ``fail_with`` answers every POST with that status (nothing is recorded). After
+    :meth:`hold`, each POST waits, once read, for the test to :meth:`release` it: the test
+    decides when a request is "in flight" and when it ends, no timer does. ``arrivals``
+    lists every POST read (held, failed or answered), in order.
+    """
+
+    def __init__(self, port: int = 0) -> None:
         self.received: list[Received] = []
+        self.arrivals: list[Received] = []
         self.fail_with: int | None = None
-        self.delay_s = delay_s
         self.lock = threading.Lock()
+        self._changed = threading.Condition(self.lock)
+        self._holding = False
+        self._permits = 0
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if hook.delay_s:
-                    time.sleep(hook.delay_s)
-                if hook.fail_with is not None:
-                    self.send_response(hook.fail_with)
-                    self.end_headers()
-                    return
-                with hook.lock:
-                    hook.received.append(
-                        Received(dict(self.headers), json.loads(raw), time.monotonic())
-                    )
-                self.send_response(200)
+                got = Received(dict(self.headers), json.loads(raw), time.monotonic())
+                with hook._changed:
+                    hook.arrivals.append(got)
+                    hook._changed.notify_all()
+                    while hook._holding and hook._permits == 0:
+                        hook._changed.wait()
+                    if hook._holding:
+                        hook._permits -= 1
+                    failing = hook.fail_with
+                    if failing is None:
+                        hook.received.append(got)
+                self.send_response(failing or 200)
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:
@@ -69,9 +79,38 @@ class Hook:
 
     @property
     def keys(self) -> list[str]:
-        return [r.headers.get("Idempotency-Key", "") for r in self.received]
+        """The Idempotency-Key of each answered POST, in order."""
+        with self.lock:
+            return [r.headers.get("Idempotency-Key", "") for r in self.received]
+
+    def hold(self) -> None:
+        """From now on, each POST waits for :meth:`release` before it is answered."""
+        with self._changed:
+            self._holding = True
+
+    def release(self, count: int = 1) -> None:
+        """Let ``count`` held (or future) POSTs be answered."""
+        with self._changed:
+            self._permits += count
+            self._changed.notify_all()
+
+    def open(self) -> None:
+        """Stop holding: every waiting and future POST is answered at once."""
+        with self._changed:
+            self._holding = False
+            self._changed.notify_all()
+
+    def wait_for_arrivals(self, count: int, timeout_s: float = 120.0) -> list[Received]:
+        """Block until ``count`` POSTs have arrived (answered or held); returns them all."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(self.arrivals) >= count, timeout_s):
+                raise AssertionError(
+                    f"webhook: {len(self.arrivals)} of {count} requests in {timeout_s:g} s"
+                )
+            return list(self.arrivals)
 
     def close(self) -> None:
+        self.open()
         self.server.shutdown()
         self.server.server_close()
 

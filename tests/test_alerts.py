@@ -78,7 +78,7 @@ class Book:
         )
         for a in result.changed:
             self.alerts[a.fingerprint] = a
-        events = [n.event for n in result.notices]
+        events: list[str] = [n.event for n in result.notices]
         self.told.extend((n.alert.fingerprint, n.event) for n in result.notices)
         return events
 

@@ -3,31 +3,30 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from conftest import CliRun
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "config" / "demo.yaml"
 
 
-def _backtest(cmd: list[str], tmp_path: Path, start: str, end: str) -> list[dict[str, object]]:
+def _backtest(run_cli: CliRun, tmp_path: Path, start: str, end: str) -> list[dict[str, object]]:
     out = tmp_path / f"{start}-{end}.jsonl"
-    done = subprocess.run(
-        [*cmd, "backtest", "-c", str(DEMO), "--start", start, "--end", end, "--output", str(out)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=300,
+    done = run_cli(
+        "backtest", "-c", str(DEMO), "--start", start, "--end", end, "--output", str(out)
     )
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in out.read_text().splitlines()]
 
 
 @pytest.mark.slow
-def test_backtest_replays_the_sample_without_look_ahead(swanwatch_cmd, tmp_path: Path) -> None:
-    full = _backtest(swanwatch_cmd, tmp_path, "2026-10-20", "2026-11-20")
+def test_backtest_replays_the_sample_without_look_ahead(run_cli: CliRun, tmp_path: Path) -> None:
+    full = _backtest(run_cli, tmp_path, "2026-10-20", "2026-11-20")
     for event in full:
         key = "kind" if event["type"] == "signal" else "rule"
         assert set(event) == {"type", "at", "account", key, "severity", "score", "summary"}
@@ -37,25 +36,11 @@ def test_backtest_replays_the_sample_without_look_ahead(swanwatch_cmd, tmp_path:
     assert ("acc-013", "silent_renewal_with_support_spike") in alerts
     assert len(alerts) == len(set(alerts)), "an alert was told twice"
     # No look-ahead: a replay that stops early says exactly what the long one said up to then.
-    prefix = _backtest(swanwatch_cmd, tmp_path, "2026-10-20", "2026-11-05")
+    prefix = _backtest(run_cli, tmp_path, "2026-10-20", "2026-11-05")
     assert prefix == [e for e in full if str(e["at"]) <= "2026-11-05T23:59:59Z"]
 
 
-def test_backtest_rejects_an_inverted_range(swanwatch_cmd, tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            *swanwatch_cmd,
-            "backtest",
-            "-c",
-            str(DEMO),
-            "--start",
-            "2026-11-20",
-            "--end",
-            "2026-11-01",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+def test_backtest_rejects_an_inverted_range(run_cli: CliRun) -> None:
+    done = run_cli("backtest", "-c", str(DEMO), "--start", "2026-11-20", "--end", "2026-11-01")
     assert done.returncode == 1
     assert "is before --start" in done.stderr

@@ -246,7 +246,8 @@ async def _act(client, store, account: str, action: str, **extra: str) -> httpx.
     (alert,) = store.alerts(account_id=account)
     page = await client.get("/board")
     form = {"csrf": _csrf(page.text), "episode": str(alert.episode), "action": action, **extra}
-    return await client.post(f"/board/alerts/{alert.fingerprint}", data=form)
+    response: httpx.Response = await client.post(f"/board/alerts/{alert.fingerprint}", data=form)
+    return response
 
 
 async def test_acknowledge_then_redirect_back_with_the_filters(board) -> None:

@@ -7,7 +7,6 @@ import random
 import signal
 import socket
 import subprocess
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -64,44 +63,51 @@ def test_cron_schedule_after_restart() -> None:
 def test_sigterm_stops_a_real_daemon_cleanly(
     make_config, subprocess_env, swanwatch_cmd, tmp_path: Path
 ) -> None:
+    gate = tmp_path / "gate"
     config = make_config(
-        """
+        f"""
 watchers:
   - type: counting
     name: slow
-    schedule: {every: 1h}
-    options: {sleep_s: 1.5}
+    schedule: {{every: 1h}}
+    options: {{gate: "{gate}"}}
   - type: static
-    schedule: {every: 1h}
+    schedule: {{every: 1h}}
     options:
-      signals: [{account: acme, kind: usage_drop, strength: 0.5}]
+      signals: [{{account: acme, kind: usage_drop, strength: 0.5}}]
 daemon:
   startup_spread: 0s
+  shutdown_grace: 5m
 """
     )
     env = {**subprocess_env, "SWANWATCH_LOG_LEVEL": "INFO"}
-    proc = subprocess.Popen(
-        [*swanwatch_cmd, "run", "-c", str(config)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = tmp_path / "daemon.log"
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [*swanwatch_cmd, "run", "-c", str(config)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    store = Store(f"sqlite:///{tmp_path / 'sw.db'}")
     try:
-        # Wait until the slow watcher is mid-run, then ask the daemon to stop.
-        deadline = time.monotonic() + 30
-        store = Store(f"sqlite:///{tmp_path / 'sw.db'}")
-        while time.monotonic() < deadline and "static" not in store.watcher_statuses():
-            time.sleep(0.2)
-        assert "static" in store.watcher_statuses(), "the daemon never ran a watcher"
-        started = time.monotonic()
+        # The slow watcher is mid-run (held at its gate) when the daemon is asked to stop.
+        wait_until(
+            lambda: "static" in store.watcher_statuses() and (tmp_path / "gate.started").exists(),
+            "a first run of static, and slow's run under way",
+        )
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
-        assert time.monotonic() - started < 10
+        wait_until(lambda: "stopping: letting" in log.read_text(), "the daemon to start stopping")
+        assert "slow" not in store.watcher_statuses()  # still under way
+        gate.touch()
+        # It stops once the run under way is done, not at the next tick an hour away.
+        proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
+    err = log.read_text()
     assert proc.returncode == 0, err
     assert "stopped" in err
     # The slow run was allowed to finish: its run and state are stored, the store is sound.
@@ -199,7 +205,8 @@ def test_sighup_applies_a_valid_config_and_refuses_a_broken_one(
         runs = len(store.runs("counting", limit=1000))
         wait_until(lambda: len(store.runs("counting", limit=1000)) > runs + 1, "runs to go on")
         assert metric("swanwatch_config_hash") == hash_after
-        assert proc.poll() is None and get(f"{base}/healthz").status_code == 200
+        health = get(f"{base}/healthz")
+        assert proc.poll() is None and health is not None and health.status_code == 200
 
         # `swanwatch reload` says the same, and exits 1; with the file fixed, 0.
         cli = subprocess.run(

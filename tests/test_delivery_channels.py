@@ -222,7 +222,7 @@ notify:
     store = Store(config.store_url)
     (note,) = store.notifications()
     assert note.status == "pending" and note.attempts == 1
-    assert "cannot render" in (note.last_error or "") and "no_such_thing" in note.last_error
+    assert "cannot render" in (note.last_error or "") and "no_such_thing" in (note.last_error or "")
     broken.write_text("fixed: {{ alert.title }}\n")
     clock.set("2026-11-20T12:01:00Z")
     await _cycle(config, clock)

@@ -1,37 +1,32 @@
 """A real daemon killed with SIGKILL mid-delivery, then restarted: every notification
 arrives, none is lost, and the only repeat possible (the one whose request was cut off)
-carries the same Idempotency-Key, so the receiver can drop it."""
+carries the same Idempotency-Key, so the receiver can drop it. And a batch slower than its
+lease: the leases of what it has not sent yet must not run out under it.
+
+The webhook holds each request until the test releases it, so "mid-delivery" is a fact the
+test sets up, not a moment it hopes to catch.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
-import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import delivery_support
 import pytest
+from waiting import wait_until, wait_until_async
 
+from swanwatch.clock import FrozenClock
+from swanwatch.config import load_config
+from swanwatch.engine import Engine
+from swanwatch.model import NotificationStatus
 from swanwatch.store import Store
 
-
-def _wait(condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.mark.slow
-def test_kill_9_mid_delivery_then_restart_delivers_the_rest_once(
-    make_config, subprocess_env, swanwatch_cmd, tmp_path: Path
-) -> None:
-    hook = delivery_support.Hook(delay_s=0.6)  # a slow webhook: each POST takes 0.6 s
-    config = make_config(
-        f"""
+SIX_ALERTS = """
 watchers:
   - type: static
     schedule: {{every: 1h}}
@@ -50,61 +45,123 @@ correlation:
     - {{name: gone, title: Champion gone, severity: high, any_of: [champion_departure]}}
 notify:
   console: false
-  lease: 2s
+  lease: {lease}
   channels:
-    team: {{url: "json://127.0.0.1:{hook.port}/hook"}}
+    # rto: Apprise's read timeout (4 s by default) never cuts a request the test holds
+    team: {{url: "json://127.0.0.1:{port}/hook?rto=300"}}
 daemon:
   startup_spread: 0s
   deliver_every: 1s
   leader_check: 1s
 """
-    )
+
+
+@pytest.mark.slow
+def test_kill_9_mid_delivery_then_restart_delivers_the_rest_once(
+    make_config, subprocess_env, swanwatch_cmd, tmp_path: Path
+) -> None:
+    hook = delivery_support.Hook()
+    hook.hold()
+    # The lease only has to outlast two quick sends before the kill; the restarted daemon
+    # waits it out before it sends what the killed one had leased.
+    config = make_config(SIX_ALERTS.format(lease="4s", port=hook.port))
     cmd = [*swanwatch_cmd, "run", "-c", str(config)]
     env = {**subprocess_env, "SWANWATCH_LOG_LEVEL": "INFO"}
     store = Store(f"sqlite:///{tmp_path / 'sw.db'}")
     try:
-        log = (tmp_path / "first.log").open("w")
-        first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        with (tmp_path / "first.log").open("w") as log:
+            first = subprocess.Popen(
+                cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=log
+            )
         try:
-            _wait(lambda: len(hook.received) >= 2, 30, "two deliveries")
-            first.send_signal(signal.SIGKILL)  # mid-delivery: the third POST is in flight
-            first.wait(timeout=10)
+            hook.wait_for_arrivals(1)
+            hook.release()
+            hook.wait_for_arrivals(2)
+            hook.release()
+            # The third request has reached the webhook and waits for its answer: kill now.
+            arrived = hook.wait_for_arrivals(3)
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=60)
         finally:
             if first.poll() is None:
                 first.kill()
-                first.wait(timeout=10)
-            log.close()
+                first.wait(timeout=60)
+        assert len(hook.arrivals) == 3, (tmp_path / "first.log").read_text()
+        cut_off = arrived[2].headers["Idempotency-Key"]
         notes = store.notifications()
         assert len(notes) == 6
-        left = [n for n in notes if n.status != "sent"]
-        assert left, "the daemon was killed too late: nothing was left to deliver"
-        time.sleep(1.0)  # let the in-flight request finish on the server side
-        before_restart = len(hook.received)
+        sent = {n.idempotency_key for n in notes if n.status == NotificationStatus.SENT}
+        assert sent == {r.headers["Idempotency-Key"] for r in arrived[:2]}
+        hook.open()  # the cut-off request completes on the server; the rest go straight in
 
-        second = subprocess.Popen(
-            cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        with (tmp_path / "second.log").open("w") as log:
+            second = subprocess.Popen(
+                cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=log
+            )
         try:
-            _wait(
-                lambda: all(n.status == "sent" for n in store.notifications()),
-                40,
+            wait_until(
+                lambda: all(n.status == NotificationStatus.SENT for n in store.notifications()),
                 "every notification sent after the restart",
             )
-            time.sleep(1.5)  # a further delivery pass or two: nothing more must arrive
+            # A clean stop lets a delivery pass under way finish: nothing comes after it.
             second.send_signal(signal.SIGTERM)
-            _, err = second.communicate(timeout=15)
+            second.wait(timeout=60)
         finally:
             if second.poll() is None:
                 second.kill()
-        assert second.returncode == 0, err
+                second.wait(timeout=60)
+        assert second.returncode == 0, (tmp_path / "second.log").read_text()
+        keys = {n.idempotency_key for n in store.notifications()}
     finally:
         hook.close()
-    keys = {n.idempotency_key for n in store.notifications()}
-    store.close()
-    counts = Counter(hook.keys)
-    # Nothing lost: every notification reached the webhook, with its key.
-    assert set(counts) == keys and len(keys) == 6
-    assert len(hook.received) > before_restart
-    # Nothing repeated but, at most, the one request cut off by the kill, same key.
-    repeated = [k for k, n in counts.items() if n > 1]
-    assert len(repeated) <= 1 and all(counts[k] == 2 for k in repeated)
+        store.close()
+    # Nothing lost, and nothing repeated but the request cut off by the kill, same key.
+    assert len(keys) == 6 and cut_off in keys
+    assert Counter(hook.keys) == {key: 2 if key == cut_off else 1 for key in keys}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "issue 11: DeliveryWorker.run_once leases its whole batch once (Store.claim_outbox) "
+        "and never renews it while it sends one group after another, so a batch slower "
+        "than notify.lease loses the leases of what it has not sent yet; a second delivery "
+        "pass (the daemon's delivery job beside the watcher job's, or another replica) "
+        "claims and sends those again. Checking the lease holder when the outcome is "
+        "recorded (Store.mark_sent here; fenced claims on main) cannot unsend the message"
+    ),
+)
+async def test_a_batch_slower_than_its_lease_sends_nothing_twice(make_config) -> None:
+    hook = delivery_support.Hook()
+    hook.hold()
+    lease = timedelta(minutes=1)
+    config = load_config(make_config(SIX_ALERTS.format(lease="1m", port=hook.port)))
+    clock = FrozenClock("2026-11-20T12:00:00Z")
+    store = Store(config.store_url)
+    try:
+        async with Engine(config, store, clock) as engine:
+            await engine.load_accounts()
+            await engine.run_watchers()
+            await engine.correlate()
+            keys = {n.idempotency_key for n in store.notifications()}
+            assert len(keys) == 6
+            # One pass leases the six and sends them one by one; each send takes 0.6 of the
+            # lease on the frozen clock: less than the lease, but the batch takes longer.
+            first = asyncio.create_task(engine.deliver())
+            await asyncio.to_thread(hook.wait_for_arrivals, 1)
+            clock.advance(lease * 0.6)
+            hook.release()
+            await asyncio.to_thread(hook.wait_for_arrivals, 2)
+            clock.advance(lease * 0.6)
+            # A second pass now: the first is sending its second notification.
+            second = asyncio.create_task(engine.deliver())
+            await wait_until_async(
+                lambda: second.done() or len(hook.arrivals) > 2,
+                "the second delivery pass to finish or to send",
+            )
+            hook.open()
+            await asyncio.gather(first, second)
+    finally:
+        hook.close()
+        store.close()
+    assert Counter(hook.keys) == dict.fromkeys(keys, 1)

@@ -18,7 +18,7 @@ from swanwatch.alerts import Notice
 from swanwatch.clock import FrozenClock
 from swanwatch.config import parse_config
 from swanwatch.delivery import DeliveryWorker, outbox_entries
-from swanwatch.model import Alert, Severity
+from swanwatch.model import Alert, NoticeEvent, Severity
 from swanwatch.store import Store
 
 HOOK = delivery_support.Hook()  # one receiver for every example; keys are unique per example
@@ -47,7 +47,7 @@ def _notice(example: int, i: int, clock: FrozenClock) -> Notice:
         updated_at=clock.now(),
         notify_count=1,
     )
-    return Notice(alert=alert, event="firing")
+    return Notice(alert=alert, event=NoticeEvent.FIRING)
 
 
 COUNTER = iter(range(10**9))

@@ -168,17 +168,10 @@ async def test_a_broken_accounts_source_is_a_failed_run_not_a_crash(
         store.close()
 
 
-def test_run_once_reports_a_missing_accounts_file(make_config, swanwatch_cmd, tmp_path):
-    import subprocess
-
+def test_run_once_reports_a_missing_accounts_file(make_config, run_cli, tmp_path):
     path = make_config("watchers: []\n")
     (tmp_path / "accounts.csv").unlink()
-    done = subprocess.run(
-        [*swanwatch_cmd, "run", "-c", str(path), "--once"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    done = run_cli("run", "-c", str(path), "--once")
     assert done.returncode == 1
     assert "accounts.csv" in done.stderr
 

@@ -14,6 +14,7 @@ from ops_support import daemon, free_port, get, log_records, wait_until
 from sqlalchemy.engine import make_url
 from tcp_proxy import FreezableProxy
 
+from swanwatch.model import WatcherRun
 from swanwatch.store import Store
 
 CONFIG = """
@@ -26,15 +27,6 @@ daemon:
   deliver_every: 1s
 notify: {console: false}
 """
-
-
-def _wait(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
 
 
 @pytest.mark.slow
@@ -55,36 +47,41 @@ def test_failover_between_two_replicas(
                 stderr=err,
             )
 
+    def log(name: str) -> str:
+        return logs[name].read_text()
+
     def runs() -> int:
         return len(store.runs("counting", limit=10_000))
 
     a = start("a")
     b: subprocess.Popen[bytes] | None = None
     try:
-        _wait(lambda: runs() >= 1)
+        wait_until(lambda: runs() >= 1, "a first run by a")
         b = start("b")
-        time.sleep(2.5)  # several leader checks for b
-        assert "leading" in logs["a"].read_text()
-        assert "leading" not in logs["b"].read_text()
-        # While both run, the watcher runs once a second, not twice.
-        before, t0 = runs(), time.monotonic()
-        time.sleep(3)
-        assert runs() - before <= (time.monotonic() - t0) + 1.5
+        # b campaigns every 0.5 s and finds a holding the lead, time and again, while a keeps
+        # running the watcher: b never leads, never runs it.
+        wait_until(lambda: "role: standby" in log("b"), "b to stand by")
+        after_standby = runs()
+        wait_until(lambda: runs() >= after_standby + 2, "two more runs by a")
+        assert "leading" in log("a")
+        assert "leading" not in log("b") and "watcher counting: ok" not in log("b")
         a.send_signal(signal.SIGKILL)
-        a.wait(timeout=10)
-        _wait(lambda: "leading" in logs["b"].read_text(), timeout=15)
+        a.wait(timeout=60)
+        wait_until(lambda: "leading" in log("b"), "b to take the lead")
         after = runs()
-        _wait(lambda: runs() > after + 1, timeout=15)
+        # The run is stored, then logged: once b has logged it, the store has it.
+        wait_until(lambda: "watcher counting: ok" in log("b"), "a run by b")
+        assert runs() > after
     finally:
         for proc in (a, b):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:
-                    proc.wait(timeout=15)
+                    proc.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     proc.kill()
         store.close()
-    assert b is not None and b.returncode == 0, logs["b"].read_text()
+    assert b is not None and b.returncode == 0, log("b")
 
 
 FROZEN = """
@@ -124,7 +121,7 @@ def test_a_frozen_leader_is_replaced_and_fenced(
     logs = {name: tmp_path / f"{name}.log" for name in ("a", "b")}
     store = Store(direct)
 
-    def runs() -> list:
+    def runs() -> list[WatcherRun]:
         return sorted(store.runs("counting", limit=100_000), key=lambda r: r.started_at)
 
     def health(name: str) -> int | None:

@@ -49,7 +49,7 @@ def test_a_real_daemon_exports_parseable_metrics_and_json_logs(
     log = tmp_path / "daemon.log"
     with daemon(swanwatch_cmd, config, subprocess_env, log, tmp_path) as proc:
 
-        def scraped() -> dict | None:
+        def scraped() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
             ready, metrics = get(f"{base}/readyz"), get(f"{base}/metrics")
             if ready is None or metrics is None or ready.status_code != 200:
                 return None

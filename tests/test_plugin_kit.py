@@ -35,14 +35,10 @@ class VipWatcher(Watcher):
 
 @pytest.mark.slow
 def test_a_scaffolded_watcher_installs_registers_and_passes_its_tests(
-    swanwatch_cmd, tmp_path: Path, install_package
+    swanwatch_cmd, run_cli, tmp_path: Path, install_package
 ) -> None:
-    made = subprocess.run(
-        [*swanwatch_cmd, "plugin", "new", "nps_drop", "--dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    made = run_cli("plugin", "new", "nps_drop", "--dir", str(tmp_path))
+    assert made.returncode == 0, made.stderr
     root = tmp_path / "swanwatch-nps-drop"
     assert str(root) in made.stdout
     env = install_package(root)
@@ -66,16 +62,12 @@ def test_a_scaffolded_watcher_installs_registers_and_passes_its_tests(
     assert "2 passed" in tests.stdout
 
 
-def test_scaffold_refuses_a_bad_name_and_an_existing_folder(swanwatch_cmd, tmp_path) -> None:
-    bad = subprocess.run(
-        [*swanwatch_cmd, "plugin", "new", "Bad Name", "--dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-    )
+def test_scaffold_refuses_a_bad_name_and_an_existing_folder(run_cli, tmp_path) -> None:
+    bad = run_cli("plugin", "new", "Bad Name", "--dir", str(tmp_path))
     assert bad.returncode == 2 and "not a watcher name" in bad.stderr
-    args = [*swanwatch_cmd, "plugin", "new", "twice", "--dir", str(tmp_path)]
-    subprocess.run(args, check=True, capture_output=True)
-    again = subprocess.run(args, capture_output=True, text=True)
+    args = ("plugin", "new", "twice", "--dir", str(tmp_path))
+    assert run_cli(*args).returncode == 0
+    again = run_cli(*args)
     assert again.returncode == 1 and "already exists" in again.stderr
 
 

@@ -10,6 +10,7 @@ from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import scenario as scenario_module
 
 from swanwatch.backtest import Event, replay
@@ -19,6 +20,7 @@ from swanwatch.config import load_config
 FALSE_ALERT_BOUND = 0.10
 
 
+@pytest.mark.slow
 async def test_planted_black_swans_are_alerted_before_the_loss_and_clean_accounts_stay_quiet(
     tmp_path: Path,
 ) -> None:

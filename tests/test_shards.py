@@ -3,19 +3,18 @@ leader with `swanwatch worker` processes on a real PostgreSQL (one killed mid-ru
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import textwrap
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from waiting import wait_until
 
 from swanwatch.clock import FrozenClock
 from swanwatch.config import WatcherConfig, parse_config
@@ -23,6 +22,9 @@ from swanwatch.engine import Engine
 from swanwatch.errors import ConfigError
 from swanwatch.model import Account
 from swanwatch.store import Store
+
+if TYPE_CHECKING:
+    from conftest import Databases
 
 POSTGRES_URL = os.environ.get("SWANWATCH_TEST_POSTGRES_URL")
 needs_postgres = pytest.mark.skipif(
@@ -33,13 +35,14 @@ ACCOUNTS = 40
 SHARDS = 4
 
 PROBE = '''
-"""A test watcher: one signal per account it is given, after an optional nap; it counts in
-its state, per account, how often it judged each one."""
+"""A test watcher: one signal per account it is given, once its gate file exists (when it
+has one); it counts in its state, per account, how often it judged each one."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from pydantic import Field
 
@@ -52,12 +55,14 @@ class ShardProbeWatcher(Watcher):
     name = "shardprobe"
 
     class Options(WatcherOptions):
-        sleep_s: float = Field(0.0, description="How long each run naps first.")
+        gate: str | None = Field(None, description="A file each run waits for first.")
 
     options: Options
 
     async def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:
-        await asyncio.sleep(self.options.sleep_s)
+        # The test opens the gate: a run is "under way" for exactly as long as it needs.
+        while self.options.gate and not Path(self.options.gate).exists():
+            await asyncio.sleep(0.05)
         for account in ctx.accounts:
             key = f"seen:{account.id}"
             ctx.state.set(key, int(ctx.state.get(key, 0)) + 1)
@@ -168,19 +173,13 @@ async def test_a_failing_shard_is_a_failed_run_retried_up_to_the_bound(
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    if POSTGRES_URL is None:
-        pytest.skip("set SWANWATCH_TEST_POSTGRES_URL to run")
-    name = f"swanwatch_shards_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+def pg_url(postgres_databases: Databases) -> Iterator[str]:
+    """An empty database: the leader applies procrastinate's schema and the migrations."""
+    name = postgres_databases.create("swanwatch_shards")
     try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        yield postgres_databases.url(name)
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        postgres_databases.drop_later(name)
 
 
 class Cluster:
@@ -191,8 +190,10 @@ class Cluster:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.store = Store(url)
         self.config = tmp_path / "swanwatch.yaml"
+        self.gate = tmp_path / "gate"
 
-    def write(self, url: str, *, sleep_s: float, cycle_timeout: str = "1h") -> None:
+    def write(self, url: str, *, gated: bool = False, cycle_timeout: str = "1h") -> None:
+        gate = str(self.gate) if gated else None
         plugins = self.tmp_path / "plugins"
         plugins.mkdir(exist_ok=True)
         (plugins / "shardprobe.py").write_text(PROBE)
@@ -210,7 +211,7 @@ class Cluster:
                 watchers:
                   - type: shardprobe
                     schedule: {{every: 1h}}
-                    options: {{sleep_s: {sleep_s}}}
+                    options: {{gate: {json.dumps(gate)}}}
                 daemon:
                   shards: {SHARDS}
                   startup_spread: 0s
@@ -245,14 +246,15 @@ class Cluster:
     def cycles(self) -> list[object]:
         return list(self.store.shard_cycles("shardprobe"))
 
-    def wait(self, predicate: Callable[[], bool], timeout: float = 25.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.1)
-        logs = "\n".join(f"--- {n}\n{self.log(n)[-3000:]}" for n in self.procs)
-        raise AssertionError(f"timed out waiting\n{logs}")
+    def open_gate(self) -> None:
+        """Let the gated shard runs finish."""
+        self.gate.touch()
+
+    def wait(self, predicate: Callable[[], bool], what: str) -> None:
+        def logs() -> str:
+            return "\n".join(f"--- {n}\n{self.log(n)[-3000:]}" for n in self.procs)
+
+        wait_until(predicate, what, describe=logs)
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -260,7 +262,7 @@ class Cluster:
                 proc.send_signal(signal.SIGTERM)
         for proc in self.procs.values():
             try:
-                proc.wait(timeout=15)
+                proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -297,11 +299,11 @@ def cluster(
 @pytest.mark.slow
 @needs_postgres
 def test_leader_and_two_workers_run_each_shard_once(cluster: Cluster, pg_url: str) -> None:
-    cluster.write(pg_url, sleep_s=0.2)
+    cluster.write(pg_url)
     cluster.start("w1", "worker", "--concurrency", "2")
     cluster.start("w2", "worker", "--concurrency", "2")
     cluster.start("leader", "run")
-    cluster.wait(lambda: "correlation:" in cluster.log("leader"))
+    cluster.wait(lambda: "correlation:" in cluster.log("leader"), "the leader's correlation")
     cluster.assert_one_clean_cycle()
     assert "cycle" in cluster.log("leader"), cluster.log("leader")
 
@@ -310,7 +312,7 @@ def test_leader_and_two_workers_run_each_shard_once(cluster: Cluster, pg_url: st
 @pytest.mark.slow
 @needs_postgres
 def test_a_worker_killed_mid_shard_is_replaced(cluster: Cluster, pg_url: str) -> None:
-    cluster.write(pg_url, sleep_s=3.0)
+    cluster.write(pg_url, gated=True)
     victim = cluster.start("victim", "worker", "--concurrency", str(SHARDS))
     cluster.start("leader", "run")
 
@@ -320,11 +322,12 @@ def test_a_worker_killed_mid_shard_is_replaced(cluster: Cluster, pg_url: str) ->
             r.state == "running" for r in cluster.store.shard_runs("shardprobe", cycles[0].cycle_id)
         )
 
-    cluster.wait(all_running)
+    cluster.wait(all_running, "every shard running on the victim")
     victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=10)
+    victim.wait(timeout=60)
+    cluster.open_gate()
     cluster.start("rescuer", "worker", "--concurrency", str(SHARDS))
-    cluster.wait(lambda: "correlation:" in cluster.log("leader"), timeout=30)
+    cluster.wait(lambda: "correlation:" in cluster.log("leader"), "the leader's correlation")
     cluster.assert_one_clean_cycle()
     cycle = cluster.store.shard_cycles("shardprobe")[0]
     # Each shard was attempted twice (the killed attempt and the rescue), finished once.
@@ -342,7 +345,7 @@ async def test_shards_no_worker_takes_fail_at_the_cycle_timeout(
     from swanwatch.shards import ShardCoordinator
 
     cluster = Cluster(tmp_path, pg_url, [], {})
-    cluster.write(pg_url, sleep_s=0, cycle_timeout="0.5s")
+    cluster.write(pg_url, cycle_timeout="0.5s")
     config = load_config(cluster.config)
     coordinator = ShardCoordinator(config, cluster.store, SystemClock())
     await coordinator.open()
@@ -365,10 +368,10 @@ async def test_shards_no_worker_takes_fail_at_the_cycle_timeout(
 @pytest.mark.slow
 @needs_postgres
 def test_a_new_leader_adopts_the_open_cycle(cluster: Cluster, pg_url: str) -> None:
-    cluster.write(pg_url, sleep_s=3.0)
+    cluster.write(pg_url, gated=True)
     cluster.start("worker", "worker", "--concurrency", str(SHARDS))
     old = cluster.start("old", "run")
-    cluster.wait(lambda: "leading" in cluster.log("old"))
+    cluster.wait(lambda: "leading" in cluster.log("old"), "the old leader to lead")
     cluster.start("new", "run")
 
     def running() -> bool:
@@ -377,11 +380,13 @@ def test_a_new_leader_adopts_the_open_cycle(cluster: Cluster, pg_url: str) -> No
             r.state == "running" for r in cluster.store.shard_runs("shardprobe", cycles[0].cycle_id)
         )
 
-    cluster.wait(running)
+    cluster.wait(running, "a shard running")
     old.send_signal(signal.SIGKILL)
-    old.wait(timeout=10)
-    cluster.wait(lambda: "correlation:" in cluster.log("new"), timeout=30)
-    assert "adopting the open cycle" in cluster.log("new")
+    old.wait(timeout=60)
+    # The new leader takes over while the shards are still under way, then they finish.
+    cluster.wait(lambda: "adopting the open cycle" in cluster.log("new"), "the adoption")
+    cluster.open_gate()
+    cluster.wait(lambda: "correlation:" in cluster.log("new"), "the new leader's correlation")
     cluster.assert_one_clean_cycle()
     cycle = cluster.store.shard_cycles("shardprobe")[0]
     assert [r.attempts for r in cluster.store.shard_runs("shardprobe", cycle.cycle_id)] == [1] * 4

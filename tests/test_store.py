@@ -223,7 +223,7 @@ def test_the_store_survives_its_connections_being_dropped(store: Store, store_ur
     from sqlalchemy.engine import make_url
 
     store.record_signals("w", [_signal(key="before")], NOW)
-    assert store.engine.pool.checkedin() >= 1  # a pooled connection that is about to die
+    assert store.engine.pool.checkedin() >= 1  # type: ignore[attr-defined]  # a pooled connection that is about to die
     admin = create_engine(
         make_url(store_url).set(database="postgres"), isolation_level="AUTOCOMMIT"
     )

@@ -69,7 +69,9 @@ _OLD_ALERT = {
 }
 
 
-def _old_row(key: str, group_key: str, payload: object, body: str = "old body") -> dict:
+def _old_row(
+    key: str, group_key: str, payload: object, body: str = "old body"
+) -> dict[str, object]:
     return {
         "idempotency_key": key,
         "alert_fingerprint": "fp-acme",

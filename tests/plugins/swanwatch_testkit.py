@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr
 
@@ -79,20 +80,32 @@ class HangWatcher(Watcher):
 
     async def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:
         await asyncio.sleep(3600)
+        return
         yield  # pragma: no cover
 
 
 class CountingWatcher(Watcher):
-    """Counts its runs in its persistent state, and can be slow."""
+    """Counts its runs in its persistent state, and can be slow, or held at a gate."""
 
     name = "counting"
 
     class Options(WatcherOptions):
         sleep_s: float = Field(0.0, description="How long each run takes.")
+        gate: str | None = Field(
+            None,
+            description="A file each run waits for, once it has touched `<gate>.started`: "
+            "a test holds a run under way for exactly as long as it needs.",
+        )
 
     options: Options
 
     async def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:
+        if self.options.gate:
+            gate = Path(self.options.gate)
+            await ctx.run_blocking(gate.with_name(gate.name + ".started").touch)
+            # Another process opens the gate: a file to poll, no event to wait on.
+            while not await ctx.run_blocking(gate.exists):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
         await asyncio.sleep(self.options.sleep_s)
         ctx.state.set("runs", int(ctx.state.get("runs", 0)) + 1)
         return

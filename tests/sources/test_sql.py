@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from waiting import wait_until_async
 
 from swanwatch import SourceError
 from swanwatch.testing import make_account, make_source, run_watcher
@@ -117,8 +118,9 @@ async def test_an_early_stop_returns_the_connection(db_url: str) -> None:
     source = sql_source(db_url, batch_rows=3)
     async for _ in source.rows():  # type: ignore[attr-defined]
         break
-    await asyncio.sleep(0.05)
-    assert source.engine().pool.checkedout() == 0  # type: ignore[attr-defined]
+    # The generator is closed by the event loop once it is dropped: wait for that.
+    pool = source.engine().pool  # type: ignore[attr-defined]
+    await wait_until_async(lambda: pool.checkedout() == 0, "the connection back in the pool")
     source.close()  # type: ignore[attr-defined]
 
 
@@ -186,7 +188,8 @@ async def test_the_event_loop_keeps_running_during_a_slow_query() -> None:
     finally:
         ticker.cancel()
     assert time.monotonic() - started >= 0.4
-    assert ticks >= 10
+    # A query that blocked the loop would leave the ticker no turn at all while it ran.
+    assert ticks >= 3
 
 
 @needs_postgres

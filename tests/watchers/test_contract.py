@@ -44,7 +44,7 @@ async def test_watcher_contract(name: str) -> None:
         # Watchers that look things up live are held to the contract without a network:
         # accounts without domains give them nothing to look up.
         accounts = [a.model_copy(update={"domains": ()}) for a in accounts]
-    options = next((w.options for w in config.watchers if w.type == name), {})
+    options: dict[str, object] = next((w.options for w in config.watchers if w.type == name), {})
     await assert_watcher_contract(
         name, options=options, accounts=accounts, sources=sources, now="2026-11-20T12:00:00Z"
     )

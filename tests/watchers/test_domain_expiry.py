@@ -156,7 +156,11 @@ async def test_rdap_404_falls_back_to_whois(rdap_server: FakeRdap, whois_server:
 
 
 async def test_429_retry_after_is_honoured(rdap_server: FakeRdap) -> None:
-    ok = (200, rdap_domain("acme.com", "2026-01-20T00:00:00Z"), {})
+    ok: tuple[int, object, dict[str, str]] = (
+        200,
+        rdap_domain("acme.com", "2026-01-20T00:00:00Z"),
+        {},
+    )
     rdap_server.answers["acme.com"] = [(429, {"errorCode": 429}, {"Retry-After": "1"}), ok]
     [signal] = await run(["acme.com"], opts(rdap=rdap_server))
     assert len(rdap_server.queries) == 2
@@ -302,7 +306,7 @@ async def test_bootstrap_refresh_keeps_last_good_copy(rdap_server: FakeRdap) -> 
     assert signal.evidence["server"] == rdap_server.url
     rdap_server.answers["dns.json"] = (200, {"services": "broken"}, {})
     await run(["acme.test"], options, state=state, now="2026-01-17T12:00:00Z")
-    assert state.get("rdap_bootstrap")["map"] == {"test": rdap_server.url}  # type: ignore[index]
+    assert state.get("rdap_bootstrap")["map"] == {"test": rdap_server.url}
     assert sum("dns.json" in q for q in rdap_server.queries) == 2
 
 

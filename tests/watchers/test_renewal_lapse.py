@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from swanwatch import StateMap
+from swanwatch import Account, StateMap
 from swanwatch.testing import assert_watcher_contract, make_account, rows_source, run_watcher
 
 NOW = "2026-11-20T12:00:00Z"
@@ -35,7 +35,7 @@ async def run(
     now: str = NOW,
     *,
     state: StateMap | None = None,
-    accounts: list | None = None,
+    accounts: list[Account] | None = None,
     **options: object,
 ) -> list:  # type: ignore[type-arg]
     return await run_watcher(

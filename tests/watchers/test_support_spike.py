@@ -8,7 +8,7 @@ import random
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -175,7 +175,7 @@ async def test_not_enough_history_is_unknown_not_quiet() -> None:
     signals = await run(rows, accounts=("acme", "quiet"))
     assert [s.key for s in signals] == ["unanswered"]
     [(account, key, reason)] = last_unknowns()
-    first = min(r["opened_at"] for r in rows).date()  # type: ignore[type-var]
+    first = min(cast(datetime, r["opened_at"]) for r in rows).date()
     assert (account, key) == ("acme", "")
     assert reason == f"not enough history: tickets since {first.isoformat()}; 63 days needed"
 
@@ -325,12 +325,12 @@ class BookSource(Source):
 
     async def rows(self, *, until: datetime | None = None) -> AsyncIterator[dict[str, Any]]:
         assert until is not None
-        end = bisect.bisect_right(self.times, until)  # type: ignore[arg-type]
+        end = bisect.bisect_right(self.times, until)  # type: ignore[type-var]
         if self.full:
             for row in self.all[:end]:
                 yield row
             return
-        cut = bisect.bisect_right(self.times, until - REACH)  # type: ignore[arg-type]
+        cut = bisect.bisect_right(self.times, until - REACH)  # type: ignore[type-var]
         for i in self.kept[: bisect.bisect_left(self.kept, cut)]:
             yield self.all[i]
         for row in self.all[cut:end]:

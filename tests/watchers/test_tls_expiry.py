@@ -226,7 +226,7 @@ async def test_silent_server_times_out_as_unknown(pems: dict[str, Pem]) -> None:
     server = await asyncio.start_server(hold, "127.0.0.1", 0)
     port = int(server.sockets[0].getsockname()[1])
     try:
-        async with asyncio.timeout(3):
+        async with asyncio.timeout(60):  # a bound on a hang, not a measure of speed
             assert await run(port, opts(pems, connect_timeout_s=0.3)) == []
     finally:
         server.close()

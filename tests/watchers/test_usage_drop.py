@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 
 from swanwatch.testing import (
@@ -238,7 +238,8 @@ async def test_a_slide_is_held_once_signalled() -> None:
             seen.append(found[0].observed_at.date() if found else None)
         first = next(i for i, s in enumerate(seen) if s is not None)
         assert set(seen[first:]) == {seen[first]}, (seed, seen)
-        assert start <= seen[first] <= start + timedelta(days=10), (seed, seen)
+        began = seen[first]
+        assert began is not None and start <= began <= start + timedelta(days=10), (seed, seen)
 
 
 async def test_gradual_decline_reports_when_the_slide_began() -> None:
@@ -262,7 +263,7 @@ async def test_no_slide_reported_for_a_sudden_drop() -> None:
 
 
 def seats(
-    levels: dict[date, float],
+    levels: Mapping[date, float],
     *,
     start: date = END - timedelta(days=83),
     account: str = "acme",
