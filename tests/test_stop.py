@@ -8,11 +8,11 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
+from waiting import wait_until
 
 GRACE_S = 2
 #: The daemon's own margin past the grace (swanwatch.daemon.FORCE_EXIT_AFTER_S), and ours
@@ -38,15 +38,6 @@ notify: {{console: false}}
 """
     )
     return path
-
-
-def _wait(predicate: Callable[[], bool], seconds: float = 60.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def _stop(proc: subprocess.Popen[str], log: Path) -> tuple[float, str]:
@@ -90,7 +81,7 @@ def test_sigterm_ends_a_daemon_with_a_thread_nothing_can_unblock(
         )
     )
     proc = _start(path, swanwatch_cmd, tmp_path, subprocess_env)
-    assert _wait(blocked.exists), "the watcher never ran"
+    wait_until(blocked.exists, "the watcher to block its thread")
     took, err = _stop(proc, tmp_path / "daemon.log")
     assert took < GRACE_S + FORCE_S + SLACK_S, err
     assert "forced exit" in err and proc.returncode == -signal.SIGKILL
@@ -117,12 +108,12 @@ def test_sigterm_cancels_a_hung_query_and_the_daemon_ends(
 
     proc = _start(path, swanwatch_cmd, tmp_path, subprocess_env)
     try:
-        assert _wait(lambda: running() == 1), "the query never started"
+        wait_until(lambda: running() == 1, "the query to start")
         took, err = _stop(proc, tmp_path / "daemon.log")
         assert took < GRACE_S + FORCE_S + SLACK_S, err
         assert proc.returncode == 0, err
         assert "stopped" in err and "forced exit" not in err
-        assert _wait(lambda: running() == 0, 30), "the query outlived the daemon"
+        wait_until(lambda: running() == 0, "the query to end with the daemon")
     finally:
         if proc.poll() is None:
             proc.kill()

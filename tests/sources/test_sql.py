@@ -262,15 +262,6 @@ notify: {{console: false}}
     return path
 
 
-def _wait_for(predicate: object, seconds: float = 30.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return False
-
-
 async def _timed_out_run(path: Path) -> object:
     from swanwatch.clock import FrozenClock
     from swanwatch.config import load_config
@@ -301,7 +292,7 @@ async def test_the_watcher_timeout_interrupts_a_running_sqlite_query(tmp_path: P
     def stopped() -> bool:
         return not [t for t in threading.enumerate() if t.name == "swanwatch-sql-usage"]
 
-    assert await asyncio.to_thread(_wait_for, stopped), "the query still runs in its thread"
+    await wait_until_async(stopped, "the query to stop in its thread")
 
 
 @needs_postgres
@@ -327,7 +318,7 @@ async def test_the_watcher_timeout_cancels_a_running_postgres_query(tmp_path: Pa
 
     try:
         # The connection the query ran on is back in its pool, idle: the query has ended.
-        assert await asyncio.to_thread(_wait_for, lambda: sessions("active") == 0)
+        await wait_until_async(lambda: sessions("active") == 0, "the query to be cancelled")
     finally:
         admin.dispose()
 
