@@ -232,8 +232,8 @@ def test_the_tail_is_exact() -> None:
         if expected > -300:
             assert log10_tail(count, mean, ratio) == pytest.approx(expected, rel=1e-8, abs=1e-10)
     # The predictive: Jeffreys' prior, the rate's uncertainty, the clumping.
-    assert predictive(0, 56, 7) == (pytest.approx(0.0625), pytest.approx(1.125))
-    assert predictive(8, 56, 7, dispersion=2.0) == (pytest.approx(1.0625), pytest.approx(2.25))
+    assert predictive(0, 56, 7) == pytest.approx((0.0625, 1.125))
+    assert predictive(8, 56, 7, dispersion=2.0) == pytest.approx((1.0625, 2.25))
     assert dispersion_index([1, 1, 1, 1]) == 1.0
     assert dispersion_index([0, 4, 0, 4]) == pytest.approx(16 / 3 / 2)
 
