@@ -58,7 +58,9 @@ def main() -> None:
     result = {
         name: {
             "median_s": round(statistics.median(runs), 3),
-            "ratio_to_python": round(statistics.median(r / b for r, b in zip(runs, base)), 2),
+            "ratio_to_python": round(
+                statistics.median(r / b for r, b in zip(runs, base, strict=True)), 2
+            ),
         }
         for name, runs in times.items()
     }
