@@ -179,16 +179,17 @@ class CsvSource(Source):
     async def _columns(
         self, fields: list[str], until: datetime | None, tally: ReadTally
     ) -> AsyncIterator[pa.Table]:
-        date_field = tally.date_field
+        date_field = tally.date_field  # the field the source's health dates rows by
+        read = [*fields, date_field] if date_field and date_field not in fields else fields
         try:
-            tables = self._tables(self.files(), fields, until, tally)
+            tables = self._tables(self.files(), read, until, tally)
             try:
                 while (table := await asyncio.to_thread(next, tables, None)) is not None:
                     newest = None
                     if date_field is not None and date_field in table.column_names:
                         newest = columnar.newest_day(table.column(date_field))
                     tally.count_columns(table.num_rows, newest)
-                    yield table
+                    yield table.select([f for f in fields if f in table.column_names])
             finally:
                 tables.close()
         except SourceError as exc:
@@ -250,7 +251,8 @@ class CsvSource(Source):
         self, path: str, where: str, fields: list[str], until: datetime | None, tally: ReadTally
     ) -> Iterator[pa.Table]:
         """A CSV file through Arrow's reader; back to the row path, where this one stopped,
-        for what only the row path can tell (a value that does not convert, bad text)."""
+        for what only the row path can tell: a row of the wrong width, a value that does not
+        convert, text that is not UTF-8 (it names the line)."""
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
@@ -266,17 +268,6 @@ class CsvSource(Source):
             yield from self._row_tables(path, fields, until, tally, 0)
             return
         wanted = self._wanted(plan, fields)
-        before = (self.problem_count, len(self.problems), tally.malformed, len(tally.problems))
-
-        def invalid(row: Any) -> str:
-            if row.number is None:
-                return "error"
-            line = row.number + header_lines
-            self._problem(
-                tally, where, line, f"expected {len(header)} fields, found {row.actual_columns}"
-            )
-            return "skip"
-
         done = 0
         try:
             batches = pacsv.open_csv(
@@ -287,9 +278,7 @@ class CsvSource(Source):
                     use_threads=False,
                     block_size=8 << 20,
                 ),
-                parse_options=pacsv.ParseOptions(
-                    delimiter=self.options.delimiter, invalid_row_handler=invalid
-                ),
+                parse_options=pacsv.ParseOptions(delimiter=self.options.delimiter),
                 convert_options=pacsv.ConvertOptions(
                     column_types={c: pa.string() for c in header},
                     include_columns=sorted({c for _, c in wanted}),
@@ -302,8 +291,6 @@ class CsvSource(Source):
                     yield table
                     done += table.num_rows
         except (pa.ArrowInvalid, columnar.NotColumnar):
-            self.problem_count, self.problems[before[1] :] = before[0], []
-            tally.malformed, tally.problems[before[3] :] = before[2], []
             yield from self._row_tables(path, fields, until, tally, done)
 
     def _parquet_tables(
