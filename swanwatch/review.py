@@ -48,12 +48,10 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from swanwatch.backtest import Event, replay
 from swanwatch.correlate import noisy_or, weigh
@@ -488,18 +486,24 @@ def _held_out(
     )
 
 
-def weights_yaml(fit: WeightFit) -> str:
-    """The fitted weights as a config snippet: ``correlation: {weights: {...}}``."""
+def weights_yaml(fit: WeightFit, current: Mapping[str, float]) -> str:
+    """Every kind's weight as a config snippet, ``correlation: {weights: {...}}``: the fitted
+    ones, and the ``current`` (configured) weight of each kind the replay gave no signal of,
+    each line saying which it is. Written whole, so that pasting it in changes exactly the
+    fitted kinds and nothing else."""
     head = (
         "# Weights fitted by `swanwatch review` to recorded outcomes "
         f"({fit.folds}-fold held-out ROC AUC {fit.score(FITTED).auc:.3f}; current weights "
         f"{fit.score(CURRENT).auc:.3f}).\n"
+        "# Every kind is listed: those the replay saw no signal of keep their current weight.\n"
     )
-    body = yaml.safe_dump(
-        {"correlation": {"weights": {k: float(w) for k, w in fit.weights.items()}}},
-        sort_keys=True,
-    )
-    return head + body
+    weights = {**current, **fit.weights}
+    width = max(len(k) for k in weights)
+    lines = ["correlation:", "  weights:"]
+    for kind in sorted(weights):
+        why = "fitted" if kind in fit.weights else "kept: no signal of this kind in any window"
+        lines.append(f"    {kind + ':':<{width + 1}} {float(weights[kind])!r:<20} # {why}")
+    return head + "\n".join(lines) + "\n"
 
 
 # --- the review ---------------------------------------------------------------------------
@@ -519,6 +523,8 @@ class Review:
     fit_problem: str | None = None
     left_out: tuple[tuple[Outcome, str], ...] = ()
     events: int = 0
+    #: The configured weight of every kind (the built-in ones merged with the config's).
+    current_weights: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def blind_spots(self) -> list[LossReport]:
@@ -587,6 +593,7 @@ def review_events(
         fit_problem=problem,
         left_out=tuple(left_out),
         events=len(events),
+        current_weights=dict(correlation.weights),
     )
 
 

@@ -22,6 +22,8 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -227,12 +229,14 @@ class CorrelationConfig(_Section):
 
     weights: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_WEIGHTS),
-        description="Weight 0..1 per signal kind; kinds not listed get default_weight.",
+        description="Weight 0..1 per signal kind, merged over the built-in weights kind by "
+        "kind (a kind not listed keeps its built-in weight); other kinds get default_weight.",
     )
     default_weight: float = Field(0.5, ge=0, le=1)
     half_life_days: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_HALF_LIVES),
-        description="Days for a signal's weight to halve, per kind.",
+        description="Days for a signal's weight to halve, per kind, merged over the built-in "
+        "half-lives kind by kind; other kinds get default_half_life_days.",
     )
     default_half_life_days: float = Field(30.0, gt=0)
     min_strength: float = Field(0.05, ge=0, le=1, description="Weaker signals are ignored.")
@@ -253,6 +257,14 @@ class CorrelationConfig(_Section):
         description="An alert back within this long of resolving is flapping: its "
         "hold-down doubles.",
     )
+
+    @field_validator("weights", "half_life_days", mode="after")
+    @classmethod
+    def _over_the_defaults(cls, given: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        # Setting one kind's weight must not send every other kind to default_weight: the
+        # configured kinds override the built-in ones, kind by kind.
+        defaults = DEFAULT_WEIGHTS if info.field_name == "weights" else DEFAULT_HALF_LIVES
+        return {**defaults, **given}
 
     @model_validator(mode="after")
     def _weights_in_range(self) -> CorrelationConfig:
