@@ -124,6 +124,8 @@ def _print(found: Review) -> None:
     )
     console.print(_losses_table(found))
     console.print(_predictors_table(found))
+    for kind in found.history:
+        console.print(f"Lead times of {kind.kind}: {kind.statement()}", markup=False)
     if found.fit is None:
         console.print(f"Weights not fitted: {found.fit_problem}")
         return

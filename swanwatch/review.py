@@ -48,16 +48,17 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from swanwatch.backtest import Event, replay
+from swanwatch.backtest import Event, replay, replayable
 from swanwatch.correlate import noisy_or, weigh
 from swanwatch.errors import SwanwatchError
 from swanwatch.model import Signal
 from swanwatch.settings import Config, CorrelationConfig
+from swanwatch.sources.history import KindHistory, replay_kind_histories
 from swanwatch.values import midnight
 
 #: The outcomes an outcomes file may record.
@@ -525,6 +526,8 @@ class Review:
     events: int = 0
     #: The configured weight of every kind (the built-in ones merged with the config's).
     current_weights: Mapping[str, float] = field(default_factory=dict)
+    #: Per signal kind replayed: are its lead times leak-free (every source it reads dated)?
+    history: tuple[KindHistory, ...] = ()
 
     @property
     def blind_spots(self) -> list[LossReport]:
@@ -553,6 +556,7 @@ class Review:
                 for o, why in self.left_out
             ],
             "events": self.events,
+            "lead_times": [h.as_json() for h in self.history],
         }
 
 
@@ -670,7 +674,10 @@ async def review(
         raise ReviewError("the attribution window must be longer than zero")
     if not select_cases(outcomes, start, end)[0]:
         raise ReviewError(f"no outcome falls within the replayed days {start.date()}..{end.date()}")
+    # Refused here, before the replay, if it would look ahead; else said per kind.
+    history = await replay_kind_histories(config, replayable(config)[0])
     events = [e async for e in replay(config, start, end, step)]
-    return review_events(
+    found = review_events(
         events, outcomes, config.correlation, start, end, window=window, c=c, fit=fit
     )
+    return replace(found, history=tuple(history))

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from swanwatch.model import Severity
+from swanwatch.signing import weak_secret
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
@@ -51,23 +52,6 @@ def parse_duration(value: object) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-
-#: The shortest secret (link key, board token) accepted, and the fewest distinct characters.
-MIN_SECRET_CHARS = 16
-MIN_SECRET_DISTINCT = 8
-
-
-def weak_secret(name: str, value: str) -> str | None:
-    """Why ``value`` is too weak to sign links or guard the board, or None when it will do.
-
-    Length alone is not strength: ``"xxxxxxxxxxxxxxxx"`` is refused too.
-    """
-    hint = "use at least 16 random characters, e.g. from `openssl rand -base64 24`"
-    if len(value) < MIN_SECRET_CHARS:
-        return f"{name} is too short ({len(value)} characters): {hint}"
-    if len(set(value)) < MIN_SECRET_DISTINCT:
-        return f"{name} is too predictable (only {len(set(value))} distinct characters): {hint}"
-    return None
 
 
 class _Section(BaseModel):
@@ -108,6 +92,12 @@ class SourceConfig(PluginConfig):
         None,
         description="The field whose newest value tells how fresh the source is; unset: the "
         "one the reading watcher names, or the source's own `date_field` option.",
+    )
+    static: bool = Field(
+        False,
+        description="The source's rows never change (a fixed lookup table): a replay "
+        "(backtest, review) may read them as they are today. Without it, a replay refuses a "
+        "source that keeps no history (no date_field, no snapshots).",
     )
     max_shrink_pct: float = Field(
         20.0,
