@@ -114,6 +114,13 @@ async def test_review_of_the_scenario_finds_every_loss_and_fitted_weights_beat_u
     found = await review(config, outcomes, scenario.start, scenario.end)
 
     assert len(found.cases) == 200
+    # Accounts and contracts are dated snapshots, the rest dated rows: every lead time is clean.
+    assert {h.kind: h.leak_free for h in found.history} == {
+        "champion_departure": True,
+        "renewal_lapse": True,
+        "support_spike": True,
+        "usage_drop": True,
+    }
     reported = {r.case.account_id: r for r in found.losses}
     assert set(reported) == {p.id for p in scenario.losses}
     for plan in scenario.losses:
@@ -172,6 +179,7 @@ def test_review_command_writes_usable_weights(tmp_path: Path) -> None:
     report = json.loads(done.stdout)
     assert {r["account"] for r in report["losses"]} == {p.id for p in scenario.losses}
     assert report["window_days"] == 90
+    assert {h["kind"]: h["leak_free"] for h in report["lead_times"]}["renewal_lapse"] is True
     assert {m["model"] for m in report["fit"]["held_out"]} == {LOGISTIC, FITTED, CURRENT, UNIFORM}
     # The snippet drops into a config as it is.
     merged = yaml.safe_load(scenario.config.read_text())
