@@ -276,6 +276,53 @@ async def test_a_usage_feed_that_stopped_makes_usage_unknown(
         store.close()
 
 
+def _usage_book(tmp_path: Path, store_url: str, usage_extra: str, watchers: str) -> Path:
+    """Five accounts and a usage CSV source (with ``usage_extra`` beside its options), read
+    by ``watchers``."""
+    path = _book(tmp_path, store_url, alerted=0)
+    text = path.read_text().replace(
+        "  accounts: {type: csv, options: {path: accounts.csv}}\n",
+        "  accounts: {type: csv, options: {path: accounts.csv}}\n"
+        "  usage: {type: csv, options: {path: usage.csv, types: {date: date, value: float}}"
+        f"{usage_extra}}}\n",
+    )
+    text = text[: text.index("watchers:")] + watchers + text[text.index("correlation:") :]
+    path.write_text(text)
+    (tmp_path / "accounts.csv").write_text(HEADER + "\n".join(_account_rows(5)) + "\n")
+    return path
+
+
+async def test_freshness_is_set_per_source_and_a_stale_one_is_one_ops_alert(
+    tmp_path: Path, store_url: str
+) -> None:
+    # Two watchers read the same stopped feed: every account unknown to both, and one ops
+    # alert, for the source. Then the source says its data may be a month old: fresh again.
+    _usage_csv(tmp_path / "usage.csv", T0.date(), {"acc-001": 10})
+    two = "watchers:\n  - type: usage_drop\n  - {type: usage_drop, name: usage_weekly}\n"
+    path = _usage_book(tmp_path, store_url, "", two)
+    store = Store(store_url)
+    try:
+        await _cycle(path, store, T0)
+        now = T0 + timedelta(days=20)
+        await _cycle(path, store, now)
+        assert store.source_health()["usage"].state == SourceState.STALE
+        everyone = {f"acc-{i:03d}" for i in range(5)}
+        for watcher in ("usage_drop", "usage_weekly"):
+            unknown = [u for u in store.unknowns() if u.watcher == watcher]
+            assert {u.account_id for u in unknown} == everyone
+            assert all("usage data ends 2026-11-20, 20 days ago" in u.reason for u in unknown)
+        ops = [a for a in store.alerts(open_only=True) if a.account_id == OPS_ACCOUNT]
+        assert [a.title for a in ops] == ["Source usage is stale"]
+
+        path = _usage_book(tmp_path, store_url, ", fresh_within: 30d", two)
+        await _cycle(path, store, now + timedelta(hours=1))
+        assert store.source_health()["usage"].state == SourceState.OK
+        assert not [u for u in store.unknowns() if "usage data ends" in u.reason]
+        assert {s.account_id for s in store.signals() if s.kind == "usage_drop"} == {"acc-001"}
+    finally:
+        store.close()
+
+
 def _tally(rows: int, **kw: object) -> ReadTally:
     tally = ReadTally(rows=rows, finished=True, date_field=kw.pop("date_field", None))  # type: ignore[arg-type]
     for name, value in kw.items():
