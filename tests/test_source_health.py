@@ -17,8 +17,10 @@ from swanwatch.config import load_config
 from swanwatch.engine import Engine
 from swanwatch.interfaces import ReadTally
 from swanwatch.model import Alert, AlertState, SourceHealth, SourceState
-from swanwatch.sources.health import HealthPolicy, judge
+from swanwatch.settings import SourceConfig
+from swanwatch.sources.health import HealthPolicy, judge, metered
 from swanwatch.store import Store
+from swanwatch.testing import make_source
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 HEADER = "id,name,domains,owner,segment,arr,renewal_date,tags\n"
@@ -408,3 +410,22 @@ def test_a_suspect_source_can_be_accepted(
         env=subprocess_env,
     )
     assert refused.returncode == 1 and "has not been read yet" in refused.stderr
+
+
+async def test_a_snapshot_source_is_as_fresh_as_its_newest_file(tmp_path: Path) -> None:
+    # Contracts have no date of their own; kept as dated snapshots, the newest file's date
+    # is what `fresh_within` is held against.
+    (tmp_path / "contracts-2026-10-21.csv").write_text("account_id,contract_id\na,C-1\n")
+    source = make_source(
+        "csv", {"path": "contracts-*.csv", "snapshots": True}, base_dir=str(tmp_path)
+    )
+    configs = {"contracts": SourceConfig(type="csv", fresh_within=timedelta(days=14))}
+    view = metered({"contracts": source}, configs)["contracts"]
+    assert [dict(r) async for r in view.rows()] == [{"account_id": "a", "contract_id": "C-1"}]
+    health = judge(view.reads[-1], "contracts", None, view.policy, T0)
+    assert health is not None and health.state == SourceState.STALE
+    assert health.reason == "contracts data ends 2026-10-21, 30 days ago (expected within 14 days)"
+    unchecked = metered({"contracts": source}, {})["contracts"]  # no fresh_within: not checked
+    assert [r async for r in unchecked.rows()]
+    judged = judge(unchecked.reads[-1], "contracts", None, unchecked.policy, T0)
+    assert judged is not None and judged.ok
