@@ -38,7 +38,7 @@ from swanwatch.errors import (
     StaleEpisode,
 )
 from swanwatch.model import Alert, Feedback, Silence, Verdict
-from swanwatch.store import Store
+from swanwatch.store import LoggedAction, Store
 
 log = logging.getLogger("swanwatch.actions")
 
@@ -171,6 +171,7 @@ class AlertActions:
             case SilenceSimilar():
                 matchers = similar_matchers(alert, action.on)
                 added = self.silence(matchers, action.length, reason=action.reason, by=who)
+                self._log(alert, "silenced similar alerts", who, action.reason)
                 return Done(action, alert, who, silence=added)
             case _:
                 assert_never(action)
@@ -217,7 +218,22 @@ class AlertActions:
     def _change(self, action: Action, before: Alert, after: Alert, by: str) -> Done:
         self.store.save_alerts([after], [])
         log.info("alert %s (%s): %s by %s", before.id, before.fingerprint, after.state, by)
+        self._log(after, _what(action, after), by)
         return Done(action, after, by)
+
+    def _log(self, alert: Alert, what: str, by: str, detail: str = "") -> None:
+        """Keep who did what for the account's timeline (the action log)."""
+        self.store.log_action(
+            LoggedAction(
+                alert_fingerprint=alert.fingerprint,
+                account_id=alert.account_id,
+                episode=alert.episode,
+                action=what,
+                person=by,
+                at=self.clock.now(),
+                detail=detail,
+            )
+        )
 
     def _mark(self, action: Mark, alert: Alert, by: str, now: datetime) -> Done:
         added = self.store.add_feedback(
@@ -232,7 +248,21 @@ class AlertActions:
             )
         )
         log.info("alert %s (%s): marked %s by %s", alert.id, alert.fingerprint, action.verdict, by)
+        if added:
+            self._log(alert, f"marked {action.verdict}", by, action.note)
         return Done(action, alert, by, new=added)
+
+
+def _what(action: Action, after: Alert) -> str:
+    """An action as the timeline says it: acknowledged, snoozed until ..., resolved."""
+    match action:
+        case Snooze() if after.snoozed_until is not None:
+            return f"snoozed until {after.snoozed_until:%Y-%m-%d %H:%M} UTC"
+        case Resolve():
+            return "resolved"
+        case Acknowledge():
+            return "acknowledged"
+    return str(after.state)
 
 
 def _who(by: str) -> str:

@@ -38,6 +38,7 @@ from swanwatch.cli_domain import domain
 from swanwatch.cli_ops import health
 from swanwatch.cli_reports import risk, rules
 from swanwatch.cli_review import review
+from swanwatch.cli_users import users
 from swanwatch.cli_watchers import signals, sources, unknowns, watchers
 from swanwatch.cli_worker import worker
 
@@ -310,5 +311,6 @@ for _command in (
     worker,
     reload,
     health,
+    users,
 ):
     main.add_command(_command)

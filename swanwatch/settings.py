@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from swanwatch.model import Severity
+from swanwatch.settings_board import BoardConfig
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
@@ -531,6 +532,7 @@ class ServerConfig(_Section):
         timedelta(days=7),
         description="How long the board's sign-in cookie lasts after the token was presented.",
     )
+    board: BoardConfig = Field(default_factory=BoardConfig, description=BoardConfig.__doc__)
 
     @model_validator(mode="before")
     @classmethod
@@ -552,6 +554,8 @@ class ServerConfig(_Section):
                 raise ValueError(weak)
         if self.board_session <= timedelta(0):
             raise ValueError("board_session must be positive")
+        if self.board.proxy_auth and not self.board.trusted_proxies:
+            raise ValueError("board.proxy_auth needs board.trusted_proxies: the proxies' addresses")
         return self
 
     @property
