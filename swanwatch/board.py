@@ -89,6 +89,19 @@ ACTIONS: dict[str, BoardAction] = {
     "useful": BoardAction("Mark useful", "Marked useful", Mark(Verdict.USEFUL)),
     "noise": BoardAction("Mark noise", "Marked as noise", Mark(Verdict.NOISE)),
 }
+#: The book's columns as the sort control names them.
+SORT_LABELS = {
+    "risk": "ARR at risk",
+    "account": "Account",
+    "owner": "Owner",
+    "segment": "Segment",
+    "severity": "Severity",
+    "score": "Score",
+    "arr": "ARR",
+    "renewal": "Renewal",
+    "since": "Open for",
+    "alerts": "Alerts",
+}
 _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": (
@@ -510,6 +523,7 @@ class Board:
             clocks=clocks,
             actions=ACTIONS,
             export_url=self.path(request) + "/export.csv",
+            sort_labels=SORT_LABELS,
             **self.common(request, person, await self.csrf(request, person)),
         )
 

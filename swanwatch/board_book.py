@@ -8,7 +8,7 @@ import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from swanwatch.model import Alert, AlertState, Feedback, fingerprint
@@ -126,7 +126,7 @@ class Clocks:
     @classmethod
     def of(cls, now: datetime, zone_name: str | None) -> Clocks:
         try:
-            zone = ZoneInfo(zone_name) if zone_name else ZoneInfo("UTC")
+            zone = ZoneInfo(unquote(zone_name)) if zone_name else ZoneInfo("UTC")
         except (ZoneInfoNotFoundError, ValueError):
             zone = ZoneInfo("UTC")
         return cls(now=now, zone=zone)

@@ -124,6 +124,7 @@ def alerts_list(config_path: Path, include_resolved: bool, as_json: bool) -> Non
             stamp(a.started_at),
             a.title,
         ),
+        dump=lambda a: {**a.model_dump(mode="json"), "status": _state(a)},
     )
 
 
