@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: An address or network a trusted proxy may connect from.
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -61,6 +61,12 @@ class BoardConfig(BaseModel):
                     f"trusted_proxies: {item!r} is not an IP address or network (10.0.0.0/24)"
                 ) from None
         return [item.strip() for item in value]
+
+    @model_validator(mode="after")
+    def _proxies_for_proxy_auth(self) -> BoardConfig:
+        if self.proxy_auth and not self.trusted_proxies:
+            raise ValueError("proxy_auth needs trusted_proxies: the proxies' addresses")
+        return self
 
     def networks(self) -> list[Network]:
         return [ipaddress.ip_network(item, strict=False) for item in self.trusted_proxies]
