@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from swanwatch.model import Severity
+from swanwatch.settings_board import BoardConfig
 from swanwatch.signing import weak_secret
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -533,6 +534,7 @@ class ServerConfig(_Section):
         timedelta(days=7),
         description="How long the board's sign-in cookie lasts after the token was presented.",
     )
+    board: BoardConfig = Field(default_factory=BoardConfig, description=BoardConfig.__doc__)
 
     @model_validator(mode="before")
     @classmethod
