@@ -29,7 +29,12 @@ FILES = {
 }
 
 
-async def both(source: object, fields: list[str], until: datetime | None = None) -> tuple:
+Read = tuple[list[dict[str, object]], list[str], ReadTally]
+
+
+async def both(
+    source: object, fields: list[str], until: datetime | None = None
+) -> tuple[Read, Read]:
     """(rows, problems, tally) of the row path, then of the columns."""
     out = []
     for columns in (False, True):
@@ -59,7 +64,7 @@ async def test_columns_read_what_rows_read(tmp_path: Path, name: str) -> None:
     cut = datetime(2026, 11, 2, 12, tzinfo=UTC)
     rows, columns = await both(source, ["account_id", "value"], cut)  # no date asked for
     assert columns == rows
-    assert all(r["account_id"] in "ab" for r in rows[0])  # later days left out
+    assert all(str(r["account_id"]) in "ab" for r in rows[0])  # later days left out
 
 
 async def test_wrong_widths_are_named_by_line_on_both_paths(tmp_path: Path) -> None:
@@ -108,7 +113,9 @@ async def test_a_file_that_is_not_parquet_breaks_the_read(tmp_path: Path) -> Non
     tally = ReadTally()
     CURRENT_READ.set(tally)
     with pytest.raises(SourceError, match=r"usage\.parquet: not a readable Parquet file"):
-        async for _ in source.columns(["account_id"]):  # type: ignore[attr-defined]
+        tables = source.columns(["account_id"])
+        assert tables is not None
+        async for _ in tables:
             pass
     assert tally.error is not None and "Parquet" in tally.error
 
@@ -116,4 +123,4 @@ async def test_a_file_that_is_not_parquet_breaks_the_read(tmp_path: Path) -> Non
 async def test_json_lines_are_read_row_by_row(tmp_path: Path) -> None:
     (tmp_path / "usage.jsonl").write_text('{"account_id": "a", "value": 1}\n')
     source = make_source("csv", {"path": "usage.jsonl"}, base_dir=str(tmp_path))
-    assert source.columns(["account_id"]) is None  # type: ignore[attr-defined]
+    assert source.columns(["account_id"]) is None
