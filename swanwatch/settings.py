@@ -8,7 +8,6 @@ discovery: ``swanwatch.config`` reads the file and checks plugin options.
 from __future__ import annotations
 
 import os
-import re
 from datetime import time as dt_time
 from datetime import timedelta
 from pathlib import Path
@@ -17,38 +16,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
+    field_validator,
     model_validator,
 )
 
 from swanwatch.model import Severity
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
-
-
-def parse_duration(value: object) -> timedelta:
-    """``"90s"``, ``"5m"``, ``"1h"``, ``"2d"``, ``"1w"`` or a number of seconds."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 5m, 1h or 1d")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=float(value))
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    raise ValueError(f"{value!r} is not a duration; use e.g. 30s, 5m, 1h or 1d")
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+from swanwatch.rules import DEFAULT_PHRASES, DEFAULT_SCORE_RAISE, RaiseStep, Section
+from swanwatch.rules import Duration as Duration  # re-exported: where they lived before
+from swanwatch.rules import Rule as Rule
+from swanwatch.rules import parse_duration as parse_duration
 
 #: The shortest secret (link key, board token) accepted, and the fewest distinct characters.
 MIN_SECRET_CHARS = 16
@@ -68,8 +48,8 @@ def weak_secret(name: str, value: str) -> str | None:
     return None
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class _Section(Section):
+    """A section of the config (the rule language's base, shared)."""
 
 
 class StoreConfig(_Section):
@@ -176,32 +156,6 @@ class AccountsConfig(_Section):
     )
 
 
-class Rule(_Section):
-    """A compound rule: which signal kinds, together, within a window, make an alert."""
-
-    name: str = Field(min_length=1)
-    title: str = Field(min_length=1)
-    severity: Severity = Severity.WARNING
-    all_of: tuple[str, ...] = ()
-    any_of: tuple[str, ...] = ()
-    at_least: int | None = Field(None, ge=1, description="At least N distinct kinds.")
-    of: tuple[str, ...] = Field((), description="Kinds counted by at_least; empty = any.")
-    within: Duration = timedelta(days=30)
-    min_score: float = Field(0.0, ge=0, le=1, description="Score of the matched signals.")
-    min_strength: float = Field(0.0, ge=0, le=1, description="Ignore weaker signals.")
-    renewal_within_days: int | None = Field(None, ge=0)
-    arr_at_least: float | None = Field(None, ge=0)
-    segments: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-    play: tuple[str, ...] = ()
-
-    @model_validator(mode="after")
-    def _has_condition(self) -> Rule:
-        if not (self.all_of or self.any_of or self.at_least):
-            raise ValueError("a rule needs at least one of all_of, any_of or at_least")
-        return self
-
-
 #: How much one full-strength signal of each kind says about churn on its own.
 DEFAULT_WEIGHTS = {
     "domain_expiry": 0.9,
@@ -245,6 +199,14 @@ class CorrelationConfig(_Section):
     score_window: Duration = Field(
         timedelta(days=30), description="The catch-all rule counts signals this recent."
     )
+    score_raise: tuple[RaiseStep, ...] = Field(
+        DEFAULT_SCORE_RAISE, description="The catch-all rule's steps up in severity."
+    )
+    phrases: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_PHRASES),
+        description="A few words per signal kind (or kind:topic) for the catch-all title; "
+        "merged over the built-in ones.",
+    )
     resolve_hold_down: Duration = Field(
         timedelta(days=3), description="Signals must stay clear this long to resolve."
     )
@@ -253,6 +215,11 @@ class CorrelationConfig(_Section):
         description="An alert back within this long of resolving is flapping: its "
         "hold-down doubles.",
     )
+
+    @field_validator("phrases", mode="before")
+    @classmethod
+    def _merge_phrases(cls, value: object) -> object:
+        return {**DEFAULT_PHRASES, **value} if isinstance(value, dict) else value
 
     @model_validator(mode="after")
     def _weights_in_range(self) -> CorrelationConfig:

@@ -196,7 +196,14 @@ class DeliveryWorker:
                 now=now,
                 ttl=notify.link_ttl,
             )
-        return Part(notice.alert, notice.event, notice.label, notice.new_signals, links)
+        return Part(
+            notice.alert,
+            notice.event,
+            notice.label,
+            notice.new_signals,
+            links,
+            whats_new=notice.whats_new,
+        )
 
     def compose(self, channel: str, batch: Sequence[Notification], now: datetime) -> Message:
         """One message for a batch (one notification, or a group's), for the channel."""

@@ -193,6 +193,8 @@ class AlertRow(SQLModel, table=True):
     muted_by: str | None = None
     acted_by: str | None = None
     flaps: int = _count()
+    #: Every rule that holds, most severe first (migration 0008).
+    reasons: Any = _json()
 
 
 ALERTS = table_of(AlertRow)
