@@ -42,7 +42,7 @@ from swanwatch.correlate import assess_all
 from swanwatch.delivery import DeliveryStats, DeliveryWorker, outbox_entries
 from swanwatch.errors import SourceError, StoreError
 from swanwatch.interfaces import ReadTally, StateMap, WatchContext, Watcher
-from swanwatch.model import Account, AlertState, Signal, SourceHealth, WatcherRun
+from swanwatch.model import Account, Alert, AlertState, Signal, SourceHealth, WatcherRun
 from swanwatch.sources.health import MeteredSource, held_reason, judge, metered
 from swanwatch.store import Findings, Store, WatcherStatus
 from swanwatch.store.health import first_line
@@ -70,6 +70,8 @@ class CorrelationOutcome:
     open_alerts: int
     notices: tuple[Notice, ...]
     enqueued: int
+    #: The alerts the pass changed, as saved.
+    changed: tuple[Alert, ...] = ()
 
 
 @dataclass
@@ -578,6 +580,7 @@ class Engine:
             open_alerts=open_alerts,
             notices=tuple(decided.notices),
             enqueued=enqueued,
+            changed=tuple(decided.changed),
         )
 
     # --- delivery -----------------------------------------------------------------------

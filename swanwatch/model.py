@@ -329,6 +329,8 @@ class DigestItem(_Record):
     title: str
     severity: str
     arr: float
+    #: ARR x score (:func:`arr_at_risk`); the raw ARR is shown beside it.
+    at_risk: float = 0.0
 
 
 class DigestPlay(_Record):
@@ -347,9 +349,12 @@ class LeadersReport(_Record):
 
     title: str
     weekday: str
+    #: ARR x score summed over the accounts at risk (:func:`arr_at_risk`).
     arr_at_risk: float
     previous_arr: float
     accounts_at_risk: int
+    #: The whole ARR of the accounts at risk, shown beside ARR at risk.
+    arr_of_accounts: float = 0.0
     weeks: tuple[DigestWeek, ...] = ()
     new: tuple[DigestItem, ...] = ()
     escalated: tuple[DigestItem, ...] = ()

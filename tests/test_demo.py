@@ -48,7 +48,8 @@ def test_the_demo_shows_each_account_once_with_severity_rising_with_stake(
     # Read top to bottom: the most severe first, and a larger stake is never less severe.
     assert ranks == sorted(ranks, reverse=True)
     by_stake = [rank for _, rank in sorted(zip(stakes, ranks, strict=True), reverse=True)]
-    assert by_stake == sorted(by_stake, reverse=True), list(zip(accounts, stakes, ranks))
+    seen = list(zip(accounts, stakes, ranks, strict=True))
+    assert by_stake == sorted(by_stake, reverse=True), seen
     assert heads[0][0] == "CRITICAL" and heads[0][1] == "Quarry Health"  # $312k, the largest
     # The catch-all names what it combines; the score is explained; no raw Markdown.
     assert "Quarry Health: Usage falling and payment failed" in out
