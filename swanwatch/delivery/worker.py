@@ -129,7 +129,7 @@ class DeliveryWorker:
 
     def channel_format(self, channel: str) -> str:
         if channel == CONSOLE:
-            return "chat"
+            return "text"  # a terminal or a log shows Markdown raw
         if channel.startswith(OWNER_PREFIX):
             return format_for_url(owner_url(channel[len(OWNER_PREFIX) :], self.config.notify))
         spec = self.config.notify.channels.get(channel)
