@@ -351,7 +351,7 @@ def _candidate(
         contributions=contributions,
         why_now=_why_now(account, contributions, now),
         play=play,
-        at_stake=_at_stake(account, a.score, now),
+        at_stake=_at_stake(account, round(a.score, 4), now),
         reasons=reasons,
     )
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from swanwatch.actions import Acknowledge, AlertActions
 from swanwatch.clock import FrozenClock
 from swanwatch.config import load_config
-from swanwatch.engine import Engine
 from swanwatch.delivery.render import Part, Renderer
+from swanwatch.engine import Engine
 from swanwatch.model import Alert, AlertNotice, AlertState, NoticeEvent, Severity
 from swanwatch.store import Store
 
