@@ -45,7 +45,8 @@ from swanwatch.model import (
 )
 from swanwatch.muting import SILENCE_FIELDS as SILENCE_FIELDS  # public here too, as before
 from swanwatch.muting import SIMILAR_FIELDS as SIMILAR_FIELDS
-from swanwatch.muting import Muter, muter
+from swanwatch.muting import Muter
+from swanwatch.muting import muter as muter
 from swanwatch.muting import silence_matches as silence_matches
 from swanwatch.muting import similar_matchers as similar_matchers
 from swanwatch.settings import Config, NotifyConfig

@@ -40,7 +40,8 @@ notify:
 def _config(make_config, store_url: str, *signals: str) -> Path:
     listed = "".join(f"        - {s}\n" for s in signals)
     body = "watchers:\n  - type: static\n    options:\n      signals:\n" + listed + RULES
-    return make_config(body, store_url=store_url)
+    path: Path = make_config(body, store_url=store_url)
+    return path
 
 
 async def _cycle(path: Path, store: Store, now: str) -> None:

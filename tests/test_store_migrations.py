@@ -188,7 +188,9 @@ def test_0005_goes_back_down_and_up_again(store: Store) -> None:
     assert store.notifications() == before
 
 
-def _alert_row(fp: str, account: str, rule: str, severity: str, **extra: object) -> dict:
+def _alert_row(
+    fp: str, account: str, rule: str, severity: str, **extra: object
+) -> dict[str, object]:
     at = NOW
     return {
         "fingerprint": fp,
