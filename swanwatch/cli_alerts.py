@@ -87,6 +87,14 @@ def print_alerts(alerts: Sequence[Alert], accounts: dict[str, Account]) -> None:
         click.echo(f"{body}\n")  # the body's first line is the title
 
 
+def _state(alert: Alert) -> str:
+    """The state and, for a person's, who: ``acknowledged by ann@csm.example``."""
+    who = (alert.acted_by or "").partition(":")[2]
+    if who and str(alert.state) in ("acknowledged", "snoozed"):
+        return f"{alert.state} by {who}"
+    return str(alert.state)
+
+
 # --- alerts --------------------------------------------------------------------------------
 
 
@@ -114,11 +122,12 @@ def alerts_list(config_path: Path, include_resolved: bool, as_json: bool) -> Non
             a.severity,
             f"{a.score:.0%}",
             _money(a.at_stake.get("revenue_at_risk")),
-            a.state,
+            _state(a),
             stamp(a.started_at),
             a.title,
             "; ".join(r.title for r in a.reasons[1:]),
         ),
+        dump=lambda a: {**a.model_dump(mode="json"), "status": _state(a)},
     )
 
 

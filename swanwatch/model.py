@@ -200,6 +200,9 @@ class Alert(_Record):
     acted_by: str | None = None
     #: How often it came back soon after resolving (flapping).
     flaps: int = 0
+    #: How many times it was written: a write is made only over the version it was read
+    #: at, so a correlation pass never overwrites a person's action (nor one the other).
+    version: int = 0
     #: Every rule that holds, most severe first (the first names the alert).
     reasons: tuple[Reason, ...] = ()
     id: int | None = None

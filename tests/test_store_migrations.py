@@ -214,12 +214,12 @@ def _alert_row(
     }
 
 
-def test_0008_merges_the_open_alerts_of_an_account_into_one(store_url: str) -> None:
+def test_0010_merges_the_open_alerts_of_an_account_into_one(store_url: str) -> None:
     from swanwatch.model import AlertState, Severity, account_alert_fingerprint
 
     store = Store(store_url, migrate=False)
     try:
-        store.upgrade("0007")
+        store.upgrade("0009")
         rows = [
             _alert_row("a-sag", "acme", "sag", "warning", state="acknowledged", acted_by="ack:x"),
             _alert_row("a-pair", "acme", "pair", "high"),

@@ -1,9 +1,9 @@
 """one alert per account: alerts keep every rule that holds as their reasons; the open
 alerts of each account are merged into one
 
-Revision ID: 0008
-Revises: 0007
-Create Date: 2026-12-04
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-02
 
 An account's alert is now keyed by the account alone (``sha256("alert", account, "*")``),
 every rule that holds on it is one of its ``reasons``, and the most severe names it. Open
@@ -26,8 +26,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
@@ -52,6 +52,7 @@ _ALERTS = sa.table(
     sa.column("resolved_at", sa.DateTime(timezone=True)),
     sa.column("acted_by", sa.String()),
     sa.column("reasons", sa.JSON()),
+    sa.column("version", sa.Integer()),
 )
 
 
@@ -91,6 +92,7 @@ def _merge(conn: sa.engine.Connection, group: list[Any]) -> None:
             contributions=contributions,
             why_now=_once([w for r in ranked for w in (r.why_now or [])]),
             play=_once([p for r in ranked for p in (r.play or [])]),
+            version=_ALERTS.c.version + 1,
         )
     )
     for r in others:
@@ -102,6 +104,7 @@ def _merge(conn: sa.engine.Connection, group: list[Any]) -> None:
                 resolved_at=keeper.updated_at,
                 acted_by=f"merged into {merged}",
                 reasons=[],
+                version=_ALERTS.c.version + 1,
             )
         )
 
