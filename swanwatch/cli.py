@@ -30,6 +30,7 @@ from swanwatch.cli_common import (
     emit_json,
     errors,
     load,
+    load_checked,
     store_for,
     tty,
 )
@@ -73,10 +74,11 @@ def main(ctx: click.Context, log_level: str | None) -> None:
 @click.option("--once", is_flag=True, help="Run every watcher once, correlate, deliver, exit.")
 @click.option("--now", type=INSTANT, default=None, help="Pretend it is this time (with --once).")
 def run(config_path: Path, once: bool, now: datetime | None) -> None:
-    """Run the daemon (or one cycle with --once)."""
-    config = load(config_path)
+    """Run the daemon (or one cycle with --once). The config is checked as `validate`
+    checks it first: a problem exits 2 before anything runs."""
+    config = load_checked(config_path)[0]
     if once:
-        _run_once(config, now)
+        _run_once(config, now or config.now)
         return
     if now is not None:
         raise click.UsageError("--now only goes with --once")
@@ -160,9 +162,18 @@ async def _cycle(
 
 @main.command()
 @config_option
-def validate(config_path: Path) -> None:
-    """Check a config file: every problem, with file, line and field."""
-    config = load(config_path)
+@click.option(
+    "--connect",
+    is_flag=True,
+    help="Also open each source (its first row) and the store, read-only.",
+)
+def validate(config_path: Path, connect: bool) -> None:
+    """Check a config file: every problem, with file, line, field and the fix; exit 2 if
+    there is one. Files, sources, channel addresses and rules are checked too, without
+    side effects; --connect also reads each source's first row and opens the store."""
+    config, reached = load_checked(config_path, connect=connect)
+    for line in reached:
+        click.echo(f"  {line}")
     click.echo(
         f"{config_path}: ok ({len(config.sources)} sources, {len(config.watchers)} watchers, "
         f"{len(config.notify.channels)} channels)"
