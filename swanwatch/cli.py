@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import click
 
 from swanwatch.cli_admin import reload
-from swanwatch.cli_alerts import alerts, print_alerts, silences
+from swanwatch.cli_alerts import alerts, silences
 from swanwatch.cli_common import (
     DURATION,
     INSTANT,
@@ -94,12 +94,12 @@ def _clock(now: datetime | None) -> Clock:
     return FrozenClock(now) if now is not None else SystemClock()
 
 
-def _run_once(config: Config, now: datetime | None, *, show_alerts: bool = False) -> None:
+def _run_once(config: Config, now: datetime | None) -> None:
     with store_for(config) as store:
-        _cycle_once(config, store, _clock(now), show_alerts=show_alerts)
+        _cycle_once(config, store, _clock(now))
 
 
-def _cycle_once(config: Config, store: Store, clock: Clock, *, show_alerts: bool) -> None:
+def _cycle_once(config: Config, store: Store, clock: Clock) -> None:
     """One cycle, with a progress bar on a terminal, then what it did on standard error."""
     outcomes, correlation, delivered = asyncio.run(_cycle(config, store, clock))
     for o in outcomes:
@@ -113,18 +113,17 @@ def _cycle_once(config: Config, store: Store, clock: Clock, *, show_alerts: bool
     open_alerts = store.alerts(open_only=True)
     muted = sum(1 for a in open_alerts if a.muted_by is not None)
     unknown = sum(o.run.unknowns for o in outcomes)
+    at_risk = len({a.account_id for a in open_alerts if a.muted_by is None})
     click.echo(
-        f"{correlation.accounts} accounts with signals, {correlation.open_alerts} open alerts"
-        + (f" ({muted} muted: silenced or inhibited)" if muted else "")
+        f"{correlation.accounts} accounts with signals, {at_risk} at risk: "
+        f"{len(open_alerts) - muted} open alerts"
+        + (f" and {muted} muted (silenced or inhibited)" if muted else "")
         + f", {delivered.sent} notifications sent"
         + (f", {delivered.retried} to retry" if delivered.retried else "")
         + (f", {delivered.dead} dead-lettered" if delivered.dead else "")
         + (f"; {unknown} could not be judged (swanwatch unknowns list)" if unknown else ""),
         err=True,
     )
-    if show_alerts:
-        shown = [a for a in open_alerts if a.muted_by is None]
-        print_alerts(shown, {a.id: a for a in store.accounts()})
     failed = [o.run for o in outcomes if not o.run.ok]
     if failed:
         raise Failure(f"{len(failed)} of {len(outcomes)} watchers failed")
@@ -224,19 +223,25 @@ def config_schema_command() -> None:
 @click.option(
     "--now",
     type=INSTANT,
-    default="2026-11-20T12:00:00Z",
-    show_default=True,
-    help="The demo's clock: the bundled sample data ends on this day.",
+    default=None,
+    help="The demo's clock (default: the config's `now`, 2026-11-20T12:00:00Z, the day the "
+    "bundled sample data ends).",
 )
-def demo(now: datetime) -> None:
-    """One full cycle on the bundled sample data, in a temporary SQLite store."""
+def demo(now: datetime | None) -> None:
+    """One full cycle on the bundled sample data, in a temporary SQLite store: the same
+    alerts as `swanwatch run -c config/demo.yaml --once` from a clone."""
     from swanwatch.config import StoreConfig, bundled
 
     with tempfile.TemporaryDirectory(prefix="swanwatch-demo-") as tmp, errors():
         with resources.as_file(bundled("demo.yaml")) as path:
             config = load(path)
         config = config.model_copy(update={"store": StoreConfig(url=f"sqlite:///{tmp}/demo.db")})
-        _run_once(config, now, show_alerts=True)
+        _run_once(config, now or config.now)
+    click.echo(
+        "The same from a clone, its store kept in this folder: "
+        "swanwatch run -c config/demo.yaml --once",
+        err=True,
+    )
 
 
 # --- backtest ------------------------------------------------------------------------------

@@ -171,7 +171,6 @@ _plain(
 def alerts_snooze(config_path: Path, ref: str, delta: timedelta, by: str | None) -> None:
     """Snooze an alert; if still firing when the snooze ends, it reminds."""
     from swanwatch.actions import Snooze
-
     from swanwatch.durations import describe
 
     alert = _act(config_path, ref, Snooze(delta), by).alert

@@ -122,9 +122,7 @@ def read_store(config: Config) -> Iterator[Store | None]:
 
     with errors():
         if existing_revision(config.store_url) is None:
-            click.echo(
-                "note: no store yet (swanwatch run creates it): nothing recorded", err=True
-            )
+            click.echo("note: no store yet (swanwatch run creates it): nothing recorded", err=True)
             yield None
             return
         store = Store(config.store_url)

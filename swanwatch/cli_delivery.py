@@ -263,19 +263,10 @@ def routes_test(
     as_json: bool,
 ) -> None:
     """Where an alert on ACCOUNT under RULE would go, when, and why."""
-    from swanwatch import plugins
     from swanwatch.delivery.routing import Facts, route
 
     config = load(config_path)
-    rules = known_rules(config)
-    if rule not in rules:
-        raise BadConfig(
-            f"no rule named {rule!r}{did_you_mean(rule, rules)}; the rules: "
-            f"{', '.join(sorted(rules))}"
-        )
-    unknown = sorted(set(kinds) - set(plugins.available(plugins.WATCHERS)) - {"ops"})
-    if unknown:
-        click.echo(f"note: no installed watcher emits {', '.join(unknown)}", err=True)
+    _check_rule(config, rule, kinds)
     now = at if at is not None else _now().now()
     account = _find_account(config, account_id)
     alert = sample_alert(account, rule, config, severity, kinds, now)
@@ -305,6 +296,21 @@ def routes_test(
         f"tags {', '.join(facts.tags) or '-'}"
     )
     _echo_plan(routing.trace, planned, now)
+
+
+def _check_rule(config: Config, rule: str, kinds: Sequence[str]) -> None:
+    """Exit 2 for a rule the config does not have; a note for kinds no watcher emits."""
+    from swanwatch import plugins
+
+    rules = known_rules(config)
+    if rule not in rules:
+        raise BadConfig(
+            f"no rule named {rule!r}{did_you_mean(rule, rules)}; the rules: "
+            f"{', '.join(sorted(rules))}"
+        )
+    unknown = sorted(set(kinds) - set(plugins.available(plugins.WATCHERS)) - {"ops"})
+    if unknown:
+        click.echo(f"note: no installed watcher emits {', '.join(unknown)}", err=True)
 
 
 def _plan(routing: Routing, severity: Severity, now: datetime) -> list[dict[str, Any]]:

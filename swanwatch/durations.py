@@ -37,7 +37,7 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 def describe(delta: timedelta) -> str:
     """A duration in words, in its largest whole unit: ``3 days``, ``4 hours``, ``90 seconds``."""
     seconds = delta.total_seconds()
-    for unit, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60)):
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size and seconds % size == 0:
             count = int(seconds // size)
             return f"{count} {unit}{'s' if count != 1 else ''}"
