@@ -8,20 +8,15 @@ tables; with ``--json`` or off a terminal the output is plain and machine-readab
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
-import tempfile
 from datetime import datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from swanwatch.cli_admin import reload
-from swanwatch.cli_alerts import alerts, silences
 from swanwatch.cli_common import (
     DURATION,
     INSTANT,
@@ -34,13 +29,7 @@ from swanwatch.cli_common import (
     store_for,
     tty,
 )
-from swanwatch.cli_delivery import notify, outbox, routes
-from swanwatch.cli_domain import domain
-from swanwatch.cli_ops import health
-from swanwatch.cli_reports import risk, rules
-from swanwatch.cli_review import review
-from swanwatch.cli_watchers import signals, sources, unknowns, watchers
-from swanwatch.cli_worker import worker
+from swanwatch.cli_lazy import LazyGroup
 
 if TYPE_CHECKING:
     from swanwatch.clock import Clock
@@ -50,7 +39,7 @@ if TYPE_CHECKING:
     from swanwatch.store import Store
 
 
-@click.group()
+@click.group(cls=LazyGroup)
 @click.version_option(package_name="swanwatch")
 @click.option(
     "--log-level",
@@ -101,6 +90,8 @@ def _run_once(config: Config, now: datetime | None) -> None:
 
 def _cycle_once(config: Config, store: Store, clock: Clock) -> None:
     """One cycle, with a progress bar on a terminal, then what it did on standard error."""
+    import asyncio
+
     outcomes, correlation, delivered = asyncio.run(_cycle(config, store, clock))
     for o in outcomes:
         said = "ok" if o.run.ok else f"FAILED: {o.run.error}"
@@ -230,6 +221,9 @@ def config_schema_command() -> None:
 def demo(now: datetime | None) -> None:
     """One full cycle on the bundled sample data, in a temporary SQLite store: the same
     alerts as `swanwatch run -c config/demo.yaml --once` from a clone."""
+    import tempfile
+    from importlib import resources
+
     from swanwatch.config import StoreConfig, bundled
 
     with tempfile.TemporaryDirectory(prefix="swanwatch-demo-") as tmp, errors():
@@ -262,6 +256,8 @@ def backtest(
     config_path: Path, start: datetime, end: datetime, step: timedelta, output: Path | None
 ) -> None:
     """Replay history on a simulated clock; write the signals and alerts as JSON Lines."""
+    import asyncio
+
     from swanwatch.backtest import replay
 
     config = load(config_path)
@@ -307,24 +303,4 @@ def db_upgrade(config_path: Path, revision: str) -> None:
             store.close()
 
 
-# --- commands defined in their own modules -------------------------------------------------
-
-for _command in (
-    watchers,
-    signals,
-    unknowns,
-    sources,
-    alerts,
-    silences,
-    rules,
-    risk,
-    domain,
-    outbox,
-    routes,
-    notify,
-    review,
-    worker,
-    reload,
-    health,
-):
-    main.add_command(_command)
+# The other commands live in cli_*.py, one group each, imported when run (cli_lazy.py).

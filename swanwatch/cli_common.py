@@ -64,12 +64,16 @@ def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")(f)
 
 
-def load(config_path: Path) -> Config:
-    """The config, or exit 2 with every problem in it."""
+def load(config_path: Path, *, check_plugins: bool = True) -> Config:
+    """The config, or exit 2 with every problem in it.
+
+    ``check_plugins=False`` (commands that only read the store) leaves the plugins'
+    options unchecked, so those commands import no plugin and start quickly.
+    """
     from swanwatch.config import load_config
 
     try:
-        return load_config(config_path)
+        return load_config(config_path, check_plugins=check_plugins)
     except ConfigError as exc:
         raise BadConfig(str(exc)) from exc
 
@@ -163,7 +167,7 @@ def records(
     """A list command: ``query`` the config's store, then print the records as JSON (with
     ``--json`` or off a terminal: ``dump`` of each, by default its JSON fields) or as a
     table of ``row`` of each."""
-    with read_store(load(config_path)) as store:
+    with read_store(load(config_path, check_plugins=False)) as store:
         found = query(store) if store is not None else []
     if as_json or not tty():
         emit_json([dump(r) if dump else r.model_dump(mode="json") for r in found])

@@ -15,7 +15,10 @@ unknown and keeps its signals until it has been absent from ``accounts.retire_af
 good reads; then it is retired.
 
 A correlation pass is ``assess_all`` (correlate), :func:`swanwatch.alerts.decide` (the
-lifecycle and the notices due), ``outbox_entries`` and one ``save_alerts``: one transaction.
+lifecycle and the notices due), ``outbox_entries`` and one ``save_pass``: one transaction
+that writes only the alerts the pass changed, each over the version the pass read, so a
+person's action made during the pass is never overwritten (the pass's change to that alert
+waits for the next pass, which starts from the action).
 """
 
 from __future__ import annotations
@@ -70,6 +73,11 @@ class CorrelationOutcome:
     open_alerts: int
     notices: tuple[Notice, ...]
     enqueued: int
+    #: Alerts written: those the pass changed.
+    written: int = 0
+    #: Alerts a person (or another pass) wrote while the pass ran: left as they are now,
+    #: with their notices, for the next pass to decide on.
+    refused: tuple[str, ...] = ()
 
 
 @dataclass
@@ -554,9 +562,10 @@ class Engine:
         configured = {w.instance for w in cfg.active_watchers()}
         signals = [s for s in self.store.signals(active_only=True) if s.watcher in configured]
         assessments = assess_all(accounts, signals, now, cfg.correlation, self.rules)
+        on_record = self.store.alerts()
         decided = decide(
             assessments,
-            self.store.alerts(),
+            on_record,
             listed=[a.id for a in accounts],
             silences=self.store.silences(active_at=now),
             # A watcher or source removed from the config has no ops alert: its old one
@@ -567,7 +576,16 @@ class Engine:
             config=cfg,
         )
         entries = outbox_entries(decided.notices, cfg, now, {a.id: a for a in accounts})
-        enqueued = self.store.save_alerts(decided.changed, entries)
+        read = {a.fingerprint: a.version for a in on_record}
+        saved = self.store.save_pass(decided.changed, entries, read)
+        refused = set(saved.refused)
+        if refused:
+            log.info(
+                "correlation: %d alerts changed by someone else during the pass, left for "
+                "the next pass: %s",
+                len(saved.refused),
+                ", ".join(saved.refused[:10]),
+            )
         open_alerts = sum(
             n
             for (state, _severity, _muted), n in self.store.alert_counts().items()
@@ -576,8 +594,10 @@ class Engine:
         return CorrelationOutcome(
             accounts=len(assessments),
             open_alerts=open_alerts,
-            notices=tuple(decided.notices),
-            enqueued=enqueued,
+            notices=tuple(n for n in decided.notices if n.alert.fingerprint not in refused),
+            enqueued=saved.enqueued,
+            written=saved.written,
+            refused=saved.refused,
         )
 
     # --- delivery -----------------------------------------------------------------------

@@ -13,6 +13,7 @@
         ├── StaleEpisode     the alert came back as a new episode since the person looked
         ├── InvalidAction    the action does not apply (a snooze into the past, no reason)
         │   └── AlertClosed  the alert is already resolved
+        ├── AlertBusy        the alert kept changing under the action: try again
         └── SilenceNotFound  no active silence has this id
 
 A message says what failed, where (file:line, field path, account, URL) and what to do.
@@ -110,6 +111,11 @@ class InvalidAction(ActionError):
 
 class AlertClosed(InvalidAction):
     """The alert is already resolved: there is nothing to acknowledge, snooze or resolve."""
+
+
+class AlertBusy(ActionError):
+    """The alert was written by someone else each time the action was about to be saved
+    (compare-and-set lost every try); nothing was changed, and acting again is safe."""
 
 
 class SilenceNotFound(ActionError):

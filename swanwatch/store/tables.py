@@ -193,6 +193,8 @@ class AlertRow(SQLModel, table=True):
     muted_by: str | None = None
     acted_by: str | None = None
     flaps: int = _count()
+    #: Counts the writes: each is made only over the version it was read at.
+    version: int = _count()
 
 
 ALERTS = table_of(AlertRow)
