@@ -43,7 +43,7 @@ from swanwatch.clock import Clock
 from swanwatch.config import Config, WatcherConfig, all_rules
 from swanwatch.correlate import assess_all
 from swanwatch.delivery import DeliveryStats, DeliveryWorker, outbox_entries
-from swanwatch.errors import SourceError, StoreError
+from swanwatch.errors import LookAheadError, SourceError, StoreError
 from swanwatch.interfaces import ReadTally, StateMap, WatchContext, Watcher
 from swanwatch.model import Account, AlertState, Signal, SourceHealth, WatcherRun
 from swanwatch.sources.health import MeteredSource, held_reason, judge, metered
@@ -294,8 +294,10 @@ class Engine:
 
         Everything that can fail on the way (the accounts source, the plugin, the run, its
         timeout, storing what it found) is this run's failure: stored with its traceback
-        and counted towards the ops alert, never an exception out of here. A run whose
-        source is unhealthy is held (ok, its accounts unknown, its signals kept).
+        and counted towards the ops alert, never an exception out of here; bar, in a
+        replay, a LookAheadError (a read of a source that keeps no history): the replay's
+        configuration error, not the run's. A run whose source is unhealthy is held (ok,
+        its accounts unknown, its signals kept).
 
         ``accounts`` runs the watcher over these accounts only (a shard): it then clears
         only their signals and unknowns, and the instance's others stay as they are.
@@ -424,8 +426,8 @@ class Engine:
             seen.error = f"timed out after {spec.timeout.total_seconds():g} s"
             seen.trace = traceback.format_exc()
             log.error("watcher %s %s", spec.instance, seen.error)
-        except asyncio.CancelledError:
-            raise
+        except (asyncio.CancelledError, LookAheadError):
+            raise  # a replay reading a source with no history is the replay's error
         except Exception as exc:  # isolation: one watcher's failure is its own
             seen.error = f"{type(exc).__name__}: {exc}"
             seen.trace = traceback.format_exc()

@@ -183,6 +183,18 @@ class Source(ABC):
         cannot be opened at all (a missing file). ``swanwatch validate`` calls it."""
         return None
 
+    def history(self) -> str | None:
+        """How the source keeps its history, in a few words ("rows dated by 'date'"), or
+        None when it keeps none: it can only say how things are now, so ``rows(until=...)``
+        cannot leave out what came later. A replay (``backtest``, ``review``) refuses to
+        read a source without history unless its config declares it ``static``.
+
+        By default: dated by the ``date_field`` option, if the source has one. A source that
+        cuts at ``until`` in another way says so here.
+        """
+        field_name = getattr(self.options, "date_field", None)
+        return f"rows dated by {field_name!r}" if isinstance(field_name, str) else None
+
     async def aclose(self) -> None:  # noqa: B027 (optional hook, empty by default)
         """Release what the source holds (connections, clients); called at shutdown."""
 

@@ -22,28 +22,14 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
 from swanwatch.durations import Duration
 from swanwatch.model import Severity
-
-#: The shortest secret (link key, board token) accepted, and the fewest distinct characters.
-MIN_SECRET_CHARS = 16
-MIN_SECRET_DISTINCT = 8
-
-
-def weak_secret(name: str, value: str) -> str | None:
-    """Why ``value`` is too weak to sign links or guard the board, or None when it will do.
-
-    Length alone is not strength: ``"xxxxxxxxxxxxxxxx"`` is refused too.
-    """
-    hint = "use at least 16 random characters, e.g. from `openssl rand -base64 24`"
-    if len(value) < MIN_SECRET_CHARS:
-        return f"{name} is too short ({len(value)} characters): {hint}"
-    if len(set(value)) < MIN_SECRET_DISTINCT:
-        return f"{name} is too predictable (only {len(set(value))} distinct characters): {hint}"
-    return None
+from swanwatch.signing import weak_secret
 
 
 class _Section(BaseModel):
@@ -85,6 +71,12 @@ class SourceConfig(PluginConfig):
         None,
         description="The field whose newest value tells how fresh the source is; unset: the "
         "one the reading watcher names, or the source's own `date_field` option.",
+    )
+    static: bool = Field(
+        False,
+        description="The source's rows never change (a fixed lookup table): a replay "
+        "(backtest, review) may read them as they are today. Without it, a replay refuses a "
+        "source that keeps no history (no date_field, no snapshots).",
     )
     max_shrink_pct: float = Field(
         20.0,
@@ -206,12 +198,14 @@ class CorrelationConfig(_Section):
 
     weights: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_WEIGHTS),
-        description="Weight 0..1 per signal kind; kinds not listed get default_weight.",
+        description="Weight 0..1 per signal kind, merged over the built-in weights kind by "
+        "kind (a kind not listed keeps its built-in weight); other kinds get default_weight.",
     )
     default_weight: float = Field(0.5, ge=0, le=1)
     half_life_days: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_HALF_LIVES),
-        description="Days for a signal's weight to halve, per kind.",
+        description="Days for a signal's weight to halve, per kind, merged over the built-in "
+        "half-lives kind by kind; other kinds get default_half_life_days.",
     )
     default_half_life_days: float = Field(30.0, gt=0)
     min_strength: float = Field(0.05, ge=0, le=1, description="Weaker signals are ignored.")
@@ -232,6 +226,14 @@ class CorrelationConfig(_Section):
         description="An alert back within this long of resolving is flapping: its "
         "hold-down doubles.",
     )
+
+    @field_validator("weights", "half_life_days", mode="after")
+    @classmethod
+    def _over_the_defaults(cls, given: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        # Setting one kind's weight must not send every other kind to default_weight: the
+        # configured kinds override the built-in ones, kind by kind.
+        defaults = DEFAULT_WEIGHTS if info.field_name == "weights" else DEFAULT_HALF_LIVES
+        return {**defaults, **given}
 
     @model_validator(mode="after")
     def _weights_in_range(self) -> CorrelationConfig:
