@@ -105,7 +105,7 @@ CASES: list[tuple[str, dict[int, str] | str, int, str]] = [
     ),
     (
         "wrong file for watcher",
-        {10: "    options: {path: sample/contracts.csv}"},
+        {10: "    options: {path: sample/contacts.csv}"},
         10,
         "columns: {date",
     ),
