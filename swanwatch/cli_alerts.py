@@ -90,6 +90,14 @@ def print_alerts(alerts: Sequence[Alert], accounts: dict[str, Account]) -> None:
         click.echo(f"{title}\n{body}\n")
 
 
+def _state(alert: Alert) -> str:
+    """The state and, for a person's, who: ``acknowledged by ann@csm.example``."""
+    who = (alert.acted_by or "").partition(":")[2]
+    if who and str(alert.state) in ("acknowledged", "snoozed"):
+        return f"{alert.state} by {who}"
+    return str(alert.state)
+
+
 # --- alerts --------------------------------------------------------------------------------
 
 
@@ -117,10 +125,11 @@ def alerts_list(config_path: Path, include_resolved: bool, as_json: bool) -> Non
             a.rule,
             a.severity,
             f"{a.score:.2f}",
-            a.state,
+            _state(a),
             stamp(a.started_at),
             a.title,
         ),
+        dump=lambda a: {**a.model_dump(mode="json"), "status": _state(a)},
     )
 
 

@@ -41,7 +41,7 @@ from swanwatch.accounts import AccountRead, build_sources, read_accounts
 from swanwatch.alerts import Notice, decide
 from swanwatch.clock import Clock
 from swanwatch.config import Config, WatcherConfig, all_rules
-from swanwatch.correlate import assess_all
+from swanwatch.correlate import Assessment, assess_all
 from swanwatch.delivery import DeliveryStats, DeliveryWorker, outbox_entries
 from swanwatch.errors import LookAheadError, SourceError, StoreError
 from swanwatch.interfaces import ReadTally, StateMap, WatchContext, Watcher
@@ -588,6 +588,7 @@ class Engine:
                 len(saved.refused),
                 ", ".join(saved.refused[:10]),
             )
+        self._record_scores(assessments, now)
         open_alerts = sum(
             n
             for (state, _severity, _muted), n in self.store.alert_counts().items()
@@ -601,6 +602,13 @@ class Engine:
             written=saved.written,
             refused=saved.refused,
         )
+
+    def _record_scores(self, assessments: Sequence[Assessment], now: datetime) -> None:
+        """Each account's score today, for the board's chart; older than the kept period
+        is dropped (``server.board.history_days``)."""
+        keep = timedelta(days=self.config.server.board.history_days)
+        scores = {a.account.id: a.score for a in assessments}
+        self.store.record_scores(scores, now.date(), keep_from=(now - keep).date())
 
     # --- delivery -----------------------------------------------------------------------
 

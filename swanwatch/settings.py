@@ -29,6 +29,7 @@ from pydantic import (
 
 from swanwatch.durations import Duration
 from swanwatch.model import Severity
+from swanwatch.settings_board import BoardConfig
 from swanwatch.signing import weak_secret
 
 
@@ -512,6 +513,7 @@ class ServerConfig(_Section):
         timedelta(days=7),
         description="How long the board's sign-in cookie lasts after the token was presented.",
     )
+    board: BoardConfig = Field(default_factory=BoardConfig, description=BoardConfig.__doc__)
 
     @model_validator(mode="before")
     @classmethod
