@@ -147,8 +147,16 @@ def decide(
     )
     return Reconciliation(
         changed=[*gone, *_and_resumed(told.changed, resumed), *ops_told.changed],
-        notices=[*told.notices, *ops_told.notices],
+        notices=sorted([*told.notices, *ops_told.notices], key=_telling_order),
     )
+
+
+def _telling_order(notice: Notice) -> tuple[int, float, str]:
+    """Most severe first, then the most ARR at risk: what a reader meets first."""
+    alert = notice.alert
+    at_risk = alert.at_stake.get("revenue_at_risk")
+    money = float(at_risk) if isinstance(at_risk, int | float) else 0.0
+    return (-alert.severity.rank, -money, alert.account_id)
 
 
 def _and_resumed(changed: list[Alert], resumed: Mapping[str, Alert]) -> list[Alert]:

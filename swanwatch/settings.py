@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -25,11 +26,10 @@ from pydantic import (
     model_validator,
 )
 
+from swanwatch.durations import Duration
 from swanwatch.model import Severity
 from swanwatch.rules import DEFAULT_PHRASES, DEFAULT_SCORE_RAISE, RaiseStep, Section
-from swanwatch.rules import Duration as Duration  # re-exported: where they lived before
-from swanwatch.rules import Rule as Rule
-from swanwatch.rules import parse_duration as parse_duration
+from swanwatch.rules import Rule as Rule  # re-exported: where it lived before
 from swanwatch.settings_board import BoardConfig
 from swanwatch.signing import weak_secret
 
@@ -43,7 +43,8 @@ class StoreConfig(_Section):
 
     url: str = Field(
         "sqlite:///swanwatch.db",
-        description="SQLAlchemy URL; a relative SQLite path is relative to the config file.",
+        description="SQLAlchemy URL; a relative SQLite path is relative to the config file, "
+        "one written ./name.db to the working directory.",
     )
 
 
@@ -643,6 +644,11 @@ class Config(_Section):
     daemon: DaemonConfig = DaemonConfig()
     server: ServerConfig = ServerConfig()
     logging: LoggingConfig = LoggingConfig()
+    now: AwareDatetime | None = Field(
+        None,
+        description="A fixed clock for demos: `run --once` and `swanwatch demo` pretend it "
+        "is this time unless --now says otherwise; the daemon ignores it.",
+    )
 
     #: The folder the config file is in; relative paths resolve against it.
     base_dir: str = Field(".", exclude=True)
@@ -653,13 +659,14 @@ class Config(_Section):
 
     @property
     def store_url(self) -> str:
-        """The store URL, a relative SQLite path made relative to the config file."""
-        url = self.store.url
-        prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith(prefix + "/"):
-            rest = url[len(prefix) :]
-            if rest and rest != ":memory:":
-                return prefix + str(self.resolve_path(rest))
+        """The store URL, a relative SQLite path made relative to the config file (one
+        written ``./name.db``: to the working directory)."""
+        url, prefix = self.store.url, "sqlite:///"
+        rest = url[len(prefix) :] if url.startswith(prefix) else "/"
+        if rest.startswith("./"):
+            return prefix + str(Path.cwd() / rest[2:])
+        if rest and not rest.startswith("/") and rest != ":memory:":
+            return prefix + str(self.resolve_path(rest))
         return url
 
     def active_watchers(self) -> list[WatcherConfig]:

@@ -191,5 +191,6 @@ def test_a_raise_step_below_the_rule_and_an_empty_range_are_refused_with_the_lin
     with pytest.raises(ConfigError) as info:
         load_rules(path)
     text = str(info.value)
-    assert "not above the rule's severity high" in text and f"{path}:2" in text
+    assert f"{path}:7: rules[0].raise[0].to" in text
+    assert "not above the rule's severity high" in text
     assert "give at_least, at_most or both" in text and "rules[1].where.days_left" in text
