@@ -124,3 +124,11 @@ async def test_json_lines_are_read_row_by_row(tmp_path: Path) -> None:
     (tmp_path / "usage.jsonl").write_text('{"account_id": "a", "value": 1}\n')
     source = make_source("csv", {"path": "usage.jsonl"}, base_dir=str(tmp_path))
     assert source.columns(["account_id"]) is None
+
+
+async def test_a_parquet_files_fields_come_from_its_schema(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"account_id": ["a"], "day": [date(2026, 11, 1)]}), tmp_path / "u.pq")
+    source = make_source(
+        "csv", {"path": "u.pq", "columns": {"date": "day"}}, base_dir=str(tmp_path)
+    )
+    assert source.fields() == ["date", "account_id"]
