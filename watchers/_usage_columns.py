@@ -33,6 +33,18 @@ class Screen:
     min_day_drop_pct: float
     min_baseline_per_day: float
 
+    @classmethod
+    def of(cls, options: Any) -> Screen:
+        """The screen of the watcher's options."""
+        return cls(
+            options.baseline_weeks_min,
+            options.baseline_weeks_max,
+            options.mad_k,
+            options.lookback_days,
+            options.min_day_drop_pct,
+            options.min_baseline_per_day,
+        )
+
 
 @dataclass
 class Columns:

@@ -351,14 +351,7 @@ class UsageDropWatcher(Watcher):
                 usage.series[sums.keys[s]] = series(s)
                 usage.drops[_named(sums.keys[s])] = _Drop(0, -1, 0.0, 0.0, 0, False)
             return
-        screen = columns.Screen(
-            opts.baseline_weeks_min,
-            opts.baseline_weeks_max,
-            opts.mad_k,
-            opts.lookback_days,
-            opts.min_day_drop_pct,
-            opts.min_baseline_per_day,
-        )
+        screen = columns.Screen.of(opts)
         judged = sums.sums[rows, : end + 1]
         runs = columns.judge_all(judged, screen, {day - first for day in ignored})
         floor = max(7 * opts.baseline_weeks_min, end - 2 * 7 * opts.baseline_weeks_max)
