@@ -8,7 +8,6 @@ discovery: ``swanwatch.config`` reads the file and checks plugin options.
 from __future__ import annotations
 
 import os
-import re
 from datetime import time as dt_time
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -27,32 +27,10 @@ from pydantic import (
     model_validator,
 )
 
+from swanwatch.durations import Duration
 from swanwatch.model import Severity
 from swanwatch.settings_board import BoardConfig
 from swanwatch.signing import weak_secret
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
-
-
-def parse_duration(value: object) -> timedelta:
-    """``"90s"``, ``"5m"``, ``"1h"``, ``"2d"``, ``"1w"`` or a number of seconds."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 5m, 1h or 1d")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=float(value))
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    raise ValueError(f"{value!r} is not a duration; use e.g. 30s, 5m, 1h or 1d")
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 class _Section(BaseModel):
@@ -64,7 +42,8 @@ class StoreConfig(_Section):
 
     url: str = Field(
         "sqlite:///swanwatch.db",
-        description="SQLAlchemy URL; a relative SQLite path is relative to the config file.",
+        description="SQLAlchemy URL; a relative SQLite path is relative to the config file, "
+        "one written ./name.db to the working directory.",
     )
 
 
@@ -677,6 +656,11 @@ class Config(_Section):
     daemon: DaemonConfig = DaemonConfig()
     server: ServerConfig = ServerConfig()
     logging: LoggingConfig = LoggingConfig()
+    now: AwareDatetime | None = Field(
+        None,
+        description="A fixed clock for demos: `run --once` and `swanwatch demo` pretend it "
+        "is this time unless --now says otherwise; the daemon ignores it.",
+    )
 
     #: The folder the config file is in; relative paths resolve against it.
     base_dir: str = Field(".", exclude=True)
@@ -687,13 +671,14 @@ class Config(_Section):
 
     @property
     def store_url(self) -> str:
-        """The store URL, a relative SQLite path made relative to the config file."""
-        url = self.store.url
-        prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith(prefix + "/"):
-            rest = url[len(prefix) :]
-            if rest and rest != ":memory:":
-                return prefix + str(self.resolve_path(rest))
+        """The store URL, a relative SQLite path made relative to the config file (one
+        written ``./name.db``: to the working directory)."""
+        url, prefix = self.store.url, "sqlite:///"
+        rest = url[len(prefix) :] if url.startswith(prefix) else "/"
+        if rest.startswith("./"):
+            return prefix + str(Path.cwd() / rest[2:])
+        if rest and not rest.startswith("/") and rest != ":memory:":
+            return prefix + str(self.resolve_path(rest))
         return url
 
     def active_watchers(self) -> list[WatcherConfig]:
