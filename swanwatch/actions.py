@@ -46,7 +46,7 @@ from swanwatch.errors import (
     StaleEpisode,
 )
 from swanwatch.model import Alert, Feedback, Silence, Verdict
-from swanwatch.store import Store
+from swanwatch.store import LoggedAction, Store
 
 log = logging.getLogger("swanwatch.actions")
 
@@ -188,6 +188,7 @@ class AlertActions:
             case SilenceSimilar():
                 matchers = similar_matchers(alert, action.on)
                 added = self.silence(matchers, action.length, reason=action.reason, by=who)
+                self._log(alert, "silenced similar alerts", who, action.reason)
                 return Done(action, alert, who, silence=added)
             case _:
                 assert_never(action)
@@ -237,12 +238,27 @@ class AlertActions:
             saved = self.store.replace_alert(change(alert, by, now), alert.version)
             if saved is not None:
                 log.info("alert %s (%s): %s by %s", saved.id, saved.fingerprint, saved.state, by)
+                self._log(saved, _what(action, saved), by)
                 return Done(action, saved, by)
             log.info("alert %s changed while %s acted on it: acting again", alert.id, by)
             alert = self.find(alert.fingerprint, episode=seen)
         raise AlertBusy(
             f"alert {alert.id} ({alert.title} on {alert.account_id}) was changed by someone "
             f"else each of {TRIES} times this was about to be saved; nothing was done: try again"
+        )
+
+    def _log(self, alert: Alert, what: str, by: str, detail: str = "") -> None:
+        """Keep who did what for the account's timeline (the action log)."""
+        self.store.log_action(
+            LoggedAction(
+                alert_fingerprint=alert.fingerprint,
+                account_id=alert.account_id,
+                episode=alert.episode,
+                action=what,
+                person=by,
+                at=self.clock.now(),
+                detail=detail,
+            )
         )
 
     def _mark(self, action: Mark, alert: Alert, by: str, now: datetime) -> Done:
@@ -258,7 +274,21 @@ class AlertActions:
             )
         )
         log.info("alert %s (%s): marked %s by %s", alert.id, alert.fingerprint, action.verdict, by)
+        if added:
+            self._log(alert, f"marked {action.verdict}", by, action.note)
         return Done(action, alert, by, new=added)
+
+
+def _what(action: Action, after: Alert) -> str:
+    """An action as the timeline says it: acknowledged, snoozed until ..., resolved."""
+    match action:
+        case Snooze() if after.snoozed_until is not None:
+            return f"snoozed until {after.snoozed_until:%Y-%m-%d %H:%M} UTC"
+        case Resolve():
+            return "resolved"
+        case Acknowledge():
+            return "acknowledged"
+    return str(after.state)
 
 
 def _who(by: str) -> str:

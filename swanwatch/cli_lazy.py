@@ -72,6 +72,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "swanwatch.cli_watchers:sources",
         "The health of each source: ok, suspect, stale or broken, as its last read left it.",
     ),
+    "users": (
+        "swanwatch.cli_users:users",
+        "The risk board's local users (server.board.users: true lets them sign in).",
+    ),
     "unknowns": (
         "swanwatch.cli_watchers:unknowns",
         "Accounts a watcher could not judge: never taken for healthy.",

@@ -61,7 +61,8 @@ def _days(value: float | None) -> str:
     "--write-weights",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write the fitted weights as a config snippet (correlation: {weights: ...}).",
+    help="Write every kind's weight as a config snippet (correlation: {weights: ...}): "
+    "the fitted ones, and the current weight of kinds the replay saw no signal of.",
 )
 @json_option
 def review(
@@ -107,7 +108,7 @@ def _write_weights(found: Review, path: Path) -> None:
 
     if found.fit is None:
         raise Failure(f"no weights to write: {found.fit_problem}")
-    path.write_text(weights_yaml(found.fit), encoding="utf-8")
+    path.write_text(weights_yaml(found.fit, found.current_weights), encoding="utf-8")
     click.echo(f"wrote the fitted weights to {path}", err=True)
 
 
@@ -123,6 +124,7 @@ def _print(found: Review) -> None:
     )
     console.print(_losses_table(found))
     console.print(_predictors_table(found))
+    console.print(_history_table(found))
     if found.fit is None:
         console.print(f"Weights not fitted: {found.fit_problem}")
         return
@@ -166,6 +168,20 @@ def _predictors_table(found: Review) -> Table:
             _days(p.median_lead_days),
         )
     return stats
+
+
+def _history_table(found: Review) -> Table:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="Are the lead times leak-free? (no source read as it is today)")
+    for col in ("kind", "leak-free", "how its sources keep their history"):
+        table.add_column(col)
+    for kind in found.history:
+        verdict = "yes" if kind.leak_free else f"[yellow]{escape(kind.statement())}[/yellow]"
+        described = "; ".join(h.describe() for h in kind.sources)
+        table.add_row(escape(kind.kind), verdict, escape(described))
+    return table
 
 
 def _print_fit(console: Console, fit: WeightFit) -> None:

@@ -41,11 +41,11 @@ from swanwatch.accounts import AccountRead, build_sources, read_accounts
 from swanwatch.alerts import Notice, decide
 from swanwatch.clock import Clock
 from swanwatch.config import Config, WatcherConfig, all_rules
-from swanwatch.correlate import assess_all
+from swanwatch.correlate import Assessment, assess_all
 from swanwatch.delivery import DeliveryStats, DeliveryWorker, outbox_entries
-from swanwatch.errors import SourceError, StoreError
+from swanwatch.errors import LookAheadError, SourceError, StoreError
 from swanwatch.interfaces import ReadTally, StateMap, WatchContext, Watcher
-from swanwatch.model import Account, AlertState, Signal, SourceHealth, WatcherRun
+from swanwatch.model import Account, Alert, AlertState, Signal, SourceHealth, WatcherRun
 from swanwatch.sources.health import MeteredSource, held_reason, judge, metered
 from swanwatch.store import Findings, Store, WatcherStatus
 from swanwatch.store.health import first_line
@@ -78,6 +78,8 @@ class CorrelationOutcome:
     #: Alerts a person (or another pass) wrote while the pass ran: left as they are now,
     #: with their notices, for the next pass to decide on.
     refused: tuple[str, ...] = ()
+    #: The alerts the pass changed and saved (the refused ones left out).
+    changed: tuple[Alert, ...] = ()
 
 
 @dataclass
@@ -294,8 +296,10 @@ class Engine:
 
         Everything that can fail on the way (the accounts source, the plugin, the run, its
         timeout, storing what it found) is this run's failure: stored with its traceback
-        and counted towards the ops alert, never an exception out of here. A run whose
-        source is unhealthy is held (ok, its accounts unknown, its signals kept).
+        and counted towards the ops alert, never an exception out of here; bar, in a
+        replay, a LookAheadError (a read of a source that keeps no history): the replay's
+        configuration error, not the run's. A run whose source is unhealthy is held (ok,
+        its accounts unknown, its signals kept).
 
         ``accounts`` runs the watcher over these accounts only (a shard): it then clears
         only their signals and unknowns, and the instance's others stay as they are.
@@ -424,8 +428,8 @@ class Engine:
             seen.error = f"timed out after {spec.timeout.total_seconds():g} s"
             seen.trace = traceback.format_exc()
             log.error("watcher %s %s", spec.instance, seen.error)
-        except asyncio.CancelledError:
-            raise
+        except (asyncio.CancelledError, LookAheadError):
+            raise  # a replay reading a source with no history is the replay's error
         except Exception as exc:  # isolation: one watcher's failure is its own
             seen.error = f"{type(exc).__name__}: {exc}"
             seen.trace = traceback.format_exc()
@@ -586,6 +590,7 @@ class Engine:
                 len(saved.refused),
                 ", ".join(saved.refused[:10]),
             )
+        self._record_scores(assessments, now)
         open_alerts = sum(
             n
             for (state, _severity, _muted), n in self.store.alert_counts().items()
@@ -598,7 +603,15 @@ class Engine:
             enqueued=saved.enqueued,
             written=saved.written,
             refused=saved.refused,
+            changed=tuple(a for a in decided.changed if a.fingerprint not in refused),
         )
+
+    def _record_scores(self, assessments: Sequence[Assessment], now: datetime) -> None:
+        """Each account's score today, for the board's chart; older than the kept period
+        is dropped (``server.board.history_days``)."""
+        keep = timedelta(days=self.config.server.board.history_days)
+        scores = {a.account.id: a.score for a in assessments}
+        self.store.record_scores(scores, now.date(), keep_from=(now - keep).date())
 
     # --- delivery -----------------------------------------------------------------------
 

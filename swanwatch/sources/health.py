@@ -24,15 +24,19 @@ nor judged healthy, signals kept, every account unknown), and ops get one alert 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from swanwatch.errors import SourceError
 from swanwatch.interfaces import CURRENT_READ, ReadTally, Row, Source, SourceUse
 from swanwatch.model import SourceHealth, SourceState
 from swanwatch.settings import SourceConfig
+from swanwatch.sources.history import refusal
+
+if TYPE_CHECKING:
+    from pyarrow import Table
 
 
 @dataclass(frozen=True)
@@ -69,17 +73,26 @@ class MeteredSource(Source):
 
     name: ClassVar[str] = "metered"
 
-    def __init__(self, inner: Source, policy: HealthPolicy) -> None:
+    def __init__(self, inner: Source, policy: HealthPolicy, *, static: bool = False) -> None:
         super().__init__(inner.instance, inner.options, base_dir=inner.base_dir)
         self.inner = inner
         self.policy = policy
+        #: Declared unchanging in its config: a replay may read it as it is today.
+        self.static = static
         #: The tally of each read, in order.
         self.reads: list[ReadTally] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
+    def history(self) -> str | None:
+        return self.inner.history()
+
     def rows(self, *, until: datetime | None = None) -> AsyncIterator[Row]:
+        # A read as of a past day (a replay) from a source that keeps no history would hand
+        # over today's rows: refused, whoever reads it.
+        if until is not None and not self.static and self.inner.history() is None:
+            raise refusal(self.instance, until)
         tally = ReadTally(date_field=self.policy.date_field)
         self.reads.append(tally)
         if self.inner.counts_reads:
@@ -87,6 +100,20 @@ class MeteredSource(Source):
             CURRENT_READ.set(tally)
             return self.inner.rows(until=until)
         return self._counted(tally, until)
+
+    def columns(
+        self, fields: Sequence[str], *, until: datetime | None = None
+    ) -> AsyncIterator[Table] | None:
+        if not self.inner.counts_reads:
+            return None  # counted row by row: read rows()
+        if until is not None and not self.static and self.inner.history() is None:
+            return None  # rows() refuses the read, and says why
+        tally = ReadTally(date_field=self.policy.date_field)
+        CURRENT_READ.set(tally)
+        tables = self.inner.columns(fields, until=until)
+        if tables is not None:
+            self.reads.append(tally)
+        return tables
 
     async def _counted(self, tally: ReadTally, until: datetime | None) -> AsyncIterator[Row]:
         try:
@@ -111,7 +138,9 @@ def metered(
     by_name = {u.source: u for u in uses}
     return {
         name: MeteredSource(
-            source, policy_for(configs.get(name) or _DEFAULT, source, by_name.get(name))
+            source,
+            policy_for(configs.get(name) or _DEFAULT, source, by_name.get(name)),
+            static=(configs.get(name) or _DEFAULT).static,
         )
         for name, source in sources.items()
     }
@@ -181,7 +210,8 @@ def _suspicions(
 
 def _staleness(tally: ReadTally, source: str, policy: HealthPolicy, now: datetime) -> str:
     fresh = policy.fresh_within
-    if fresh is None or policy.date_field is None:
+    # A source is dated by a field of its rows, or (snapshot files) by the read itself.
+    if fresh is None or (policy.date_field is None and tally.newest is None):
         return ""
     if tally.newest is None:
         return f"{source} has no dated rows (field {policy.date_field!r})"
