@@ -477,8 +477,15 @@ class NotifyConfig(_Section):
     )
     lease: Duration = Field(
         timedelta(minutes=5),
-        description="How long a sender holds a notification; a crashed sender's are retried "
-        "after this.",
+        description="How long a sender's claim on a notification lasts unless renewed (it "
+        "renews while it works); a crashed sender's are retried after this.",
+    )
+    send_concurrency: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Messages a sender has in flight at once (one alert's stay in order). "
+        "A kill -9 may repeat at most this many, each with its Idempotency-Key.",
     )
     base_url: str | None = Field(
         None, description="Public URL of this daemon's HTTP endpoint; enables action links."
