@@ -481,12 +481,9 @@ class NotifyConfig(_Section):
         "renews while it works); a crashed sender's are retried after this.",
     )
     send_concurrency: int = Field(
-        1,
-        ge=1,
-        le=64,
-        description="Messages a sender has in flight at once (one alert's stay in order). "
-        "A kill -9 may repeat at most this many, each with its Idempotency-Key.",
-    )
+        1, ge=1, le=64, description="Messages in flight at once per sender (a kill -9 may "
+        "repeat that many, same Idempotency-Key); an alert's stay in order.",
+    )  # fmt: skip
     base_url: str | None = Field(
         None, description="Public URL of this daemon's HTTP endpoint; enables action links."
     )

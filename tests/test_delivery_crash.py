@@ -59,16 +59,16 @@ daemon:
 
 @pytest.mark.slow
 def test_kill_9_mid_delivery_then_restart_delivers_the_rest_once(
-    make_config, subprocess_env, swanwatch_cmd, tmp_path: Path
+    store_url: str, make_config, subprocess_env, swanwatch_cmd, tmp_path: Path
 ) -> None:
     hook = delivery_support.Hook()
     hook.hold()
     # The lease only has to outlast two quick sends before the kill; the restarted daemon
     # waits it out before it sends what the killed one had leased.
-    config = make_config(SIX_ALERTS.format(lease="4s", port=hook.port))
+    config = make_config(SIX_ALERTS.format(lease="4s", port=hook.port), store_url=store_url)
     cmd = [*swanwatch_cmd, "run", "-c", str(config)]
     env = {**subprocess_env, "SWANWATCH_LOG_LEVEL": "INFO"}
-    store = Store(f"sqlite:///{tmp_path / 'sw.db'}")
+    store = Store(store_url)
     try:
         with (tmp_path / "first.log").open("w") as log:
             first = subprocess.Popen(
