@@ -313,6 +313,54 @@ def test_sigterm_mid_delivery_gives_the_rest_back_and_a_restart_sends_it_at_once
         store.close()
 
 
+@pytest.mark.slow
+def test_a_send_cut_off_by_the_stop_is_given_back_at_once(
+    store_url: str, make_config, swanwatch_cmd, subprocess_env, tmp_path: Path
+) -> None:
+    """SIGTERM while a request hangs past ``shutdown_grace`` (1 s): the send is cut off and
+    its notification given back with the rest, all free at once (the process may end by
+    the forced exit, the hung request still holding a thread). A restart sends all six;
+    the cut-off one may arrive twice (its request did reach the webhook), same key."""
+    hook = delivery_support.Hook()
+    hook.hold()
+    config = write_config(
+        make_config,
+        tmp_path,
+        store_url=store_url,
+        port=hook.port,
+        alerts=6,
+        notify="lease: 1h\nsend_concurrency: 1",
+        daemon="deliver_every: 2s\nshutdown_grace: 1s",
+    )
+    store = Store(store_url)
+    replicas = Replicas(swanwatch_cmd, config, subprocess_env, tmp_path)
+    try:
+        first = replicas.start("first")
+        (cut_off,) = hook.wait_for_arrivals(1)
+        first.send_signal(signal.SIGTERM)
+        # Ended, by itself or by its forced exit (the hung request holds a thread).
+        assert first.wait(timeout=120) in (0, -signal.SIGKILL), replicas.describe()
+        notes = store.notifications()
+        assert len(notes) == 6
+        claims = [(n.status.value, n.lease_owner) for n in notes]
+        assert claims == [("pending", None)] * 6, (claims, replicas.describe())
+        replicas.start("second")
+        hook.open()
+        wait_until(lambda: all_sent(store, 6), "all sent", describe=replicas.describe)
+        assert replicas.stop("second") == 0, replicas.describe()
+        key = cut_off.headers["Idempotency-Key"]
+        keys = {n.idempotency_key for n in store.notifications()}
+        counts = Counter(hook.keys)
+        assert set(counts) == keys
+        assert all(n == 1 for k, n in counts.items() if k != key), counts
+        assert counts[key] <= 2
+    finally:
+        for name in replicas.procs:
+            replicas.stop(name)
+        hook.close()
+        store.close()
+
+
 def not_ready(url: str) -> bool:
     """/readyz says not ready (or does not answer in time: not ready either)."""
     response = get(url)

@@ -30,6 +30,7 @@ import logging
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -297,10 +298,32 @@ class DeliveryWorker:
         heartbeat = asyncio.create_task(self._heartbeat(claims))
         try:
             await self._send_all(batches(claimed), claims, stats)
+        except asyncio.CancelledError:
+            self._give_back(list(claims.held.values()))
+            raise
         finally:
             heartbeat.cancel()
             await asyncio.wait([heartbeat])
         return stats
+
+    def _give_back(self, notes: list[Notification]) -> None:
+        """A pass cut off (a stop past its grace): give back what it has not settled, in a
+        thread of its own that a cancelled task need not wait for (the process waits for
+        it at exit). The next sender takes it at once, not a lease later; a request that
+        was cut off mid-send may have got through, and then goes again with its
+        Idempotency-Key, as after a crash."""
+        if notes:
+            threading.Thread(
+                target=self._release_now, args=(notes,), name="swanwatch-give-back"
+            ).start()
+
+    def _release_now(self, notes: list[Notification]) -> None:
+        try:
+            given = self.store.release(notes)
+        except STORE_DOWN as exc:
+            log.warning("delivery: cannot give back %d claims: %s", len(notes), first_line(exc))
+        else:
+            log.info("delivery: cut off, gave back %d of %d claims", given, len(notes))
 
     async def _heartbeat(self, claims: _Claims) -> None:
         """Renew the pass's claims every third of the lease while it sends: a batch slower
