@@ -3,7 +3,8 @@
     python bench/make_sample.py                                   # config/sample/
     python bench/make_sample.py --accounts 100000 --days 90 --out /tmp/big
 
-Writes accounts.csv, contacts.csv, contracts.csv, usage.csv and tickets.csv. Most accounts are
+Writes accounts.csv, contacts.csv, usage.csv, tickets.csv and the contracts as dated snapshots
+(contracts-YYYY-MM-DD.csv: the first day, the 1st of each month, the last day). Most accounts are
 healthy with ordinary noise: weekly seasonality, multiplicative day-to-day noise, a public
 holiday (Labor Day) that dips everyone, the odd one-day dip, a few small accounts. In the
 bundled set a handful of accounts carry a planted story (see STORIES); in a big set about 1% of
@@ -259,18 +260,7 @@ def write(out: Path, plans: list[Plan], days: int, rng: random.Random) -> None:
                 f"{p.id},{p.name},{slug}.example www.{slug}.example,{CSMS[i % 3]},"
                 f"{segment},{arr:.0f},{p.renewal.isoformat()},{tags}\n"
             )
-    with open(out / "contracts.csv", "w", encoding="utf-8", newline="") as f:
-        f.write(
-            "account_id,contract_id,end_date,auto_renew,renewal_stage,"
-            "invoice_overdue_days,payment_failed\n"
-        )
-        for i, p in enumerate(plans):
-            overdue = 40 if p.id == "acc-021" and len(plans) <= 99 else rng.choice([0] * 12 + [5])
-            failed = "true" if p.id == "acc-021" and len(plans) <= 99 else "false"
-            f.write(
-                f"{p.id},C-{i + 1:05d},{p.renewal.isoformat()},"
-                f"{'true' if p.auto_renew else 'false'},{p.stage},{overdue},{failed}\n"
-            )
+    write_contracts(out, plans, start, rng)
     with open(out / "contacts.csv", "w", encoding="utf-8", newline="") as f:
         f.write("account_id,email,name,title,role,status,last_login,changed_at\n")
         for p in plans:
@@ -290,6 +280,47 @@ def write(out: Path, plans: list[Plan], days: int, rng: random.Random) -> None:
             for row in tickets_for(p, all_days, rng, bundled=len(plans) <= 99):
                 counter += 1
                 f.write(f"{p.id},T-{counter:06d},{row}\n")
+
+
+def snapshot_days(start: date) -> list[date]:
+    """The days the contracts are exported: the first day, the 1st of each month, the last."""
+    days = [start]
+    month = date(start.year, start.month, 1)
+    while month < END:
+        month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+        if start < month < END:
+            days.append(month)
+    return [*days, END]
+
+
+def write_contracts(out: Path, plans: list[Plan], start: date, rng: random.Random) -> None:
+    """Contracts as dated snapshots, ``contracts-YYYY-MM-DD.csv``: how they stood on each
+    export day (a replay reads the one of its day, never a later one). Overdue invoices come
+    and go; acc-021's invoice fell due 40 days before the end and its payment failed then."""
+    bundled = len(plans) <= 99
+    last = [40 if p.id == "acc-021" and bundled else rng.choice([0] * 12 + [5]) for p in plans]
+    due = END - timedelta(days=40)
+    for old in out.glob("contracts*.csv"):
+        old.unlink()
+    for day in snapshot_days(start):
+        with open(out / f"contracts-{day.isoformat()}.csv", "w", encoding="utf-8") as f:
+            f.write(
+                "account_id,contract_id,end_date,auto_renew,renewal_stage,"
+                "invoice_overdue_days,payment_failed\n"
+            )
+            for i, p in enumerate(plans):
+                failed = p.id == "acc-021" and bundled and day >= due
+                if p.id == "acc-021" and bundled:
+                    overdue = max(0, (day - due).days)
+                elif day == END:
+                    overdue = last[i]
+                else:  # an earlier export: its own short delays, paid since
+                    overdue = random.Random(f"{p.id}/{day}").choice([0] * 12 + [5])
+                f.write(
+                    f"{p.id},C-{i + 1:05d},{p.renewal.isoformat()},"
+                    f"{'true' if p.auto_renew else 'false'},{p.stage},{overdue},"
+                    f"{'true' if failed else 'false'}\n"
+                )
 
 
 def person(rng: random.Random, slug: str) -> tuple[str, str]:

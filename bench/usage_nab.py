@@ -49,7 +49,8 @@ def config_text(options: dict[str, object]) -> str:
         "version: 1\n"
         "store: {url: 'sqlite:///unused.db'}\n"
         "sources:\n"
-        "  accounts: {type: csv, options: {path: accounts.csv}}\n"
+        # One account that never changes: read as it is on every replayed day.
+        "  accounts: {type: csv, static: true, options: {path: accounts.csv}}\n"
         "  usage:\n"
         "    type: csv\n"
         "    options: {path: usage.csv, types: {date: date, value: float}, date_field: date}\n"

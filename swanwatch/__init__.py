@@ -25,38 +25,90 @@ Plugins import only the names below, the row readers of ``swanwatch.values`` (an
 
 from __future__ import annotations
 
-from swanwatch.clock import Clock, FrozenClock, SystemClock, parse_instant
-from swanwatch.errors import (
-    ConfigError,
-    PluginError,
-    SourceError,
-    StoreError,
-    SwanwatchError,
-)
-from swanwatch.interfaces import (
-    DeliveryResult,
-    Notifier,
-    NotifierOptions,
-    PluginOptions,
-    ReadTally,
-    Row,
-    Source,
-    SourceOptions,
-    SourceUse,
-    StateMap,
-    WatchContext,
-    Watcher,
-    WatcherOptions,
-)
-from swanwatch.model import (
-    Account,
-    Alert,
-    AlertState,
-    Message,
-    Severity,
-    Signal,
-    fingerprint,
-)
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from swanwatch.clock import Clock, FrozenClock, SystemClock, parse_instant
+    from swanwatch.errors import (
+        ConfigError,
+        PluginError,
+        SourceError,
+        StoreError,
+        SwanwatchError,
+    )
+    from swanwatch.interfaces import (
+        DeliveryResult,
+        Notifier,
+        NotifierOptions,
+        PluginOptions,
+        ReadTally,
+        Row,
+        Source,
+        SourceOptions,
+        SourceUse,
+        StateMap,
+        WatchContext,
+        Watcher,
+        WatcherOptions,
+    )
+    from swanwatch.model import (
+        Account,
+        Alert,
+        AlertState,
+        Message,
+        Severity,
+        Signal,
+        fingerprint,
+    )
+
+# Where each public name lives. The package imports nothing heavy until a name is used, so
+# ``swanwatch --help`` starts without pydantic, httpx or the store (PEP 562).
+_HOMES = {
+    "Clock": "swanwatch.clock",
+    "FrozenClock": "swanwatch.clock",
+    "SystemClock": "swanwatch.clock",
+    "parse_instant": "swanwatch.clock",
+    "ConfigError": "swanwatch.errors",
+    "PluginError": "swanwatch.errors",
+    "SourceError": "swanwatch.errors",
+    "StoreError": "swanwatch.errors",
+    "SwanwatchError": "swanwatch.errors",
+    "DeliveryResult": "swanwatch.interfaces",
+    "Notifier": "swanwatch.interfaces",
+    "NotifierOptions": "swanwatch.interfaces",
+    "PluginOptions": "swanwatch.interfaces",
+    "ReadTally": "swanwatch.interfaces",
+    "Row": "swanwatch.interfaces",
+    "Source": "swanwatch.interfaces",
+    "SourceOptions": "swanwatch.interfaces",
+    "SourceUse": "swanwatch.interfaces",
+    "StateMap": "swanwatch.interfaces",
+    "WatchContext": "swanwatch.interfaces",
+    "Watcher": "swanwatch.interfaces",
+    "WatcherOptions": "swanwatch.interfaces",
+    "Account": "swanwatch.model",
+    "Alert": "swanwatch.model",
+    "AlertState": "swanwatch.model",
+    "Message": "swanwatch.model",
+    "Severity": "swanwatch.model",
+    "Signal": "swanwatch.model",
+    "fingerprint": "swanwatch.model",
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'swanwatch' has no attribute {name!r}")
+    value = getattr(import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __version__ = "0.1.0"
 

@@ -8,16 +8,23 @@ the person saw: an alert that came back as a new episode since is not acted on
 is an :class:`~swanwatch.errors.ActionError`, and nothing is changed then.
 
 The lifecycle policy itself (what acknowledging does, when a snooze may end) is pure, in
-:mod:`swanwatch.alerts`; here it is loaded, checked, applied and saved, in one place, so
-that keeping a person's action safe from a concurrent correlation pass is one change here
-and in the store.
+:mod:`swanwatch.alerts`; here it is loaded, checked, applied and saved, in one place.
+
+An action is never lost to a concurrent correlation pass, nor a pass's change to an action.
+Every write of an alert is made over the version its writer read (compare-and-set, in the
+store): a pass that read the alert before the action is refused for that alert, and decides
+again on its next pass from the alert as the person left it; an action that read the alert
+before a pass wrote it is applied again to the alert as it is now (:data:`TRIES` times at
+most), and a change that no longer applies is refused as it would be had the person looked
+a moment later (resolved meanwhile: AlertClosed; a new episode they did not see:
+StaleEpisode). Marks and silences are rows of their own, never overwritten.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import assert_never
@@ -31,6 +38,7 @@ from swanwatch.alerts import (
 )
 from swanwatch.clock import Clock
 from swanwatch.errors import (
+    AlertBusy,
     AlertNotFound,
     AmbiguousAlert,
     InvalidAction,
@@ -38,7 +46,7 @@ from swanwatch.errors import (
     StaleEpisode,
 )
 from swanwatch.model import Alert, Feedback, Silence, Verdict
-from swanwatch.store import Store
+from swanwatch.store import LoggedAction, Store
 
 log = logging.getLogger("swanwatch.actions")
 
@@ -46,6 +54,12 @@ log = logging.getLogger("swanwatch.actions")
 MIN_PREFIX = 4
 #: How many alerts an ambiguous reference lists.
 SHOWN_MATCHES = 3
+#: How many times an action is applied again to an alert written meanwhile before it
+#: gives up (AlertBusy): a correlation pass writes an alert once, so two tries suffice.
+TRIES = 5
+
+#: A change of state a person makes: the alert as it is, who, and now -> the alert after.
+Change = Callable[[Alert, str, datetime], Alert]
 
 _HEX = re.compile(r"[0-9a-f]+")
 
@@ -161,16 +175,20 @@ class AlertActions:
         now = self.clock.now()
         match action:
             case Acknowledge():
-                return self._change(action, alert, acknowledge(alert, who, now), who)
+                return self._change(action, alert, acknowledge, who, now)
             case Snooze(length=length):
-                return self._change(action, alert, snooze(alert, now + length, who, now), who)
+                until = now + length
+                return self._change(
+                    action, alert, lambda a, by, at: snooze(a, until, by, at), who, now
+                )
             case Resolve():
-                return self._change(action, alert, resolve(alert, who, now), who)
+                return self._change(action, alert, resolve, who, now)
             case Mark():
                 return self._mark(action, alert, who, now)
             case SilenceSimilar():
                 matchers = similar_matchers(alert, action.on)
                 added = self.silence(matchers, action.length, reason=action.reason, by=who)
+                self._log(alert, "silenced similar alerts", who, action.reason)
                 return Done(action, alert, who, silence=added)
             case _:
                 assert_never(action)
@@ -212,12 +230,36 @@ class AlertActions:
             raise SilenceNotFound(f"no active silence has the id {silence_id}")
         log.info("silence %s expired by %s", silence_id, who)
 
-    # The one place a person's change to an alert is saved: where a check that the alert
-    # on record is still the one the change was made from belongs.
-    def _change(self, action: Action, before: Alert, after: Alert, by: str) -> Done:
-        self.store.save_alerts([after], [])
-        log.info("alert %s (%s): %s by %s", before.id, before.fingerprint, after.state, by)
-        return Done(action, after, by)
+    def _change(self, action: Action, alert: Alert, change: Change, by: str, now: datetime) -> Done:
+        """Save ``change`` made to ``alert``, over the version it was read at; when it was
+        written meanwhile, make the change again to the alert as it is now."""
+        seen = alert.episode
+        for _ in range(TRIES):
+            saved = self.store.replace_alert(change(alert, by, now), alert.version)
+            if saved is not None:
+                log.info("alert %s (%s): %s by %s", saved.id, saved.fingerprint, saved.state, by)
+                self._log(saved, _what(action, saved), by)
+                return Done(action, saved, by)
+            log.info("alert %s changed while %s acted on it: acting again", alert.id, by)
+            alert = self.find(alert.fingerprint, episode=seen)
+        raise AlertBusy(
+            f"alert {alert.id} ({alert.title} on {alert.account_id}) was changed by someone "
+            f"else each of {TRIES} times this was about to be saved; nothing was done: try again"
+        )
+
+    def _log(self, alert: Alert, what: str, by: str, detail: str = "") -> None:
+        """Keep who did what for the account's timeline (the action log)."""
+        self.store.log_action(
+            LoggedAction(
+                alert_fingerprint=alert.fingerprint,
+                account_id=alert.account_id,
+                episode=alert.episode,
+                action=what,
+                person=by,
+                at=self.clock.now(),
+                detail=detail,
+            )
+        )
 
     def _mark(self, action: Mark, alert: Alert, by: str, now: datetime) -> Done:
         added = self.store.add_feedback(
@@ -232,7 +274,21 @@ class AlertActions:
             )
         )
         log.info("alert %s (%s): marked %s by %s", alert.id, alert.fingerprint, action.verdict, by)
+        if added:
+            self._log(alert, f"marked {action.verdict}", by, action.note)
         return Done(action, alert, by, new=added)
+
+
+def _what(action: Action, after: Alert) -> str:
+    """An action as the timeline says it: acknowledged, snoozed until ..., resolved."""
+    match action:
+        case Snooze() if after.snoozed_until is not None:
+            return f"snoozed until {after.snoozed_until:%Y-%m-%d %H:%M} UTC"
+        case Resolve():
+            return "resolved"
+        case Acknowledge():
+            return "acknowledged"
+    return str(after.state)
 
 
 def _who(by: str) -> str:

@@ -149,6 +149,26 @@ def _and_resumed(changed: list[Alert], resumed: Mapping[str, Alert]) -> list[Ale
     return [*changed, *(a for fp, a in resumed.items() if fp not in seen)]
 
 
+#: A score that drifted less than this since it was saved is not worth a write on its own.
+SCORE_STEP = 0.05
+
+
+def worth_saving(before: Alert, after: Alert) -> bool:
+    """Whether a pass's refresh of an open alert changed it: its state, severity, muting,
+    reasons (the signals it rests on, as their watchers grade them; why now; the play) or
+    what is at stake. Signals ageing (decay) and the score and revenue at risk that follow
+    from it are not, until the score has moved :data:`SCORE_STEP`."""
+
+    def facts(a: Alert) -> tuple[object, ...]:
+        signals = [(c.fingerprint, c.strength, c.summary, c.weight) for c in a.contributions]
+        stake = {k: v for k, v in a.at_stake.items() if k != "revenue_at_risk"}
+        told = (a.last_notified_at, a.notify_count, a.notified_signals)
+        return (a.state, a.severity, a.muted_by, a.clear_since, a.snoozed_until, a.title,
+                a.why_now, a.play, a.acted_by, told, signals, stake)  # fmt: skip
+
+    return facts(before) != facts(after) or abs(after.score - before.score) >= SCORE_STEP
+
+
 def _never_muted(_candidate: Candidate) -> str | None:
     return None
 
@@ -313,7 +333,7 @@ class _Pass:
         event = None if mute is not None else self.news(alert, updated, woke)
         if event is not None:
             self.notify(updated, event)
-        elif updated != alert.model_copy(update={"updated_at": self.now}):
+        elif worth_saving(alert, updated):
             self.out.changed.append(updated)
 
     def news(self, before: Alert, after: Alert, woke: bool) -> NoticeEvent | None:

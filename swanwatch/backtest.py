@@ -1,9 +1,11 @@
 """Replay history on a simulated clock: the same engine, watchers and rules as the daemon.
 
 At each step the clock is set to the simulated now; sources yield only rows dated at or
-before it (no look-ahead), the historical watchers run, correlation runs, and whatever the
-daemon would have told (new signals, alert notices) comes out as events. Watchers that need
-live lookups (``historical = False``) are left out: the past cannot be looked up again.
+before it (no look-ahead: a source that keeps no history is refused before the replay starts,
+see :mod:`swanwatch.sources.history`), the historical watchers run, correlation runs, and
+whatever the daemon would have told (new signals, alert notices) comes out as events.
+Watchers that need live lookups (``historical = False``) are left out: the past cannot be
+looked up again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from swanwatch.config import Config, StoreConfig, WatcherConfig
 from swanwatch.engine import Engine
 from swanwatch.errors import SwanwatchError
 from swanwatch.model import NoticeEvent, Severity
+from swanwatch.sources.history import require_history
 from swanwatch.store import Store
 
 log = logging.getLogger("swanwatch.backtest")
@@ -101,6 +104,8 @@ async def replay(
         clock = FrozenClock(start)
         try:
             async with Engine(replay_config, store, clock, replay=True) as engine:
+                kept = require_history(config, engine.sources, specs)
+                log.info("no look-ahead: %s", "; ".join(h.describe() for h in kept))
                 now, index = start, 0
                 while now <= end:
                     clock.set(now)

@@ -61,7 +61,8 @@ def _days(value: float | None) -> str:
     "--write-weights",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write the fitted weights as a config snippet (correlation: {weights: ...}).",
+    help="Write every kind's weight as a config snippet (correlation: {weights: ...}): "
+    "the fitted ones, and the current weight of kinds the replay saw no signal of.",
 )
 @json_option
 def review(
@@ -107,7 +108,7 @@ def _write_weights(found: Review, path: Path) -> None:
 
     if found.fit is None:
         raise Failure(f"no weights to write: {found.fit_problem}")
-    path.write_text(weights_yaml(found.fit), encoding="utf-8")
+    path.write_text(weights_yaml(found.fit, found.current_weights), encoding="utf-8")
     click.echo(f"wrote the fitted weights to {path}", err=True)
 
 
@@ -123,6 +124,8 @@ def _print(found: Review) -> None:
     )
     console.print(_losses_table(found))
     console.print(_predictors_table(found))
+    for kind in found.history:
+        console.print(f"Lead times of {kind.kind}: {kind.statement()}", markup=False)
     if found.fit is None:
         console.print(f"Weights not fitted: {found.fit_problem}")
         return

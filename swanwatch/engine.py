@@ -15,7 +15,10 @@ unknown and keeps its signals until it has been absent from ``accounts.retire_af
 good reads; then it is retired.
 
 A correlation pass is ``assess_all`` (correlate), :func:`swanwatch.alerts.decide` (the
-lifecycle and the notices due), ``outbox_entries`` and one ``save_alerts``: one transaction.
+lifecycle and the notices due), ``outbox_entries`` and one ``save_pass``: one transaction
+that writes only the alerts the pass changed, each over the version the pass read, so a
+person's action made during the pass is never overwritten (the pass's change to that alert
+waits for the next pass, which starts from the action).
 """
 
 from __future__ import annotations
@@ -38,9 +41,9 @@ from swanwatch.accounts import AccountRead, build_sources, read_accounts
 from swanwatch.alerts import Notice, decide
 from swanwatch.clock import Clock
 from swanwatch.config import Config, WatcherConfig, all_rules
-from swanwatch.correlate import assess_all
+from swanwatch.correlate import Assessment, assess_all
 from swanwatch.delivery import DeliveryStats, DeliveryWorker, outbox_entries
-from swanwatch.errors import SourceError, StoreError
+from swanwatch.errors import LookAheadError, SourceError, StoreError
 from swanwatch.interfaces import ReadTally, StateMap, WatchContext, Watcher
 from swanwatch.model import Account, AlertState, Signal, SourceHealth, WatcherRun
 from swanwatch.sources.health import MeteredSource, held_reason, judge, metered
@@ -70,6 +73,11 @@ class CorrelationOutcome:
     open_alerts: int
     notices: tuple[Notice, ...]
     enqueued: int
+    #: Alerts written: those the pass changed.
+    written: int = 0
+    #: Alerts a person (or another pass) wrote while the pass ran: left as they are now,
+    #: with their notices, for the next pass to decide on.
+    refused: tuple[str, ...] = ()
 
 
 @dataclass
@@ -286,8 +294,10 @@ class Engine:
 
         Everything that can fail on the way (the accounts source, the plugin, the run, its
         timeout, storing what it found) is this run's failure: stored with its traceback
-        and counted towards the ops alert, never an exception out of here. A run whose
-        source is unhealthy is held (ok, its accounts unknown, its signals kept).
+        and counted towards the ops alert, never an exception out of here; bar, in a
+        replay, a LookAheadError (a read of a source that keeps no history): the replay's
+        configuration error, not the run's. A run whose source is unhealthy is held (ok,
+        its accounts unknown, its signals kept).
 
         ``accounts`` runs the watcher over these accounts only (a shard): it then clears
         only their signals and unknowns, and the instance's others stay as they are.
@@ -416,8 +426,8 @@ class Engine:
             seen.error = f"timed out after {spec.timeout.total_seconds():g} s"
             seen.trace = traceback.format_exc()
             log.error("watcher %s %s", spec.instance, seen.error)
-        except asyncio.CancelledError:
-            raise
+        except (asyncio.CancelledError, LookAheadError):
+            raise  # a replay reading a source with no history is the replay's error
         except Exception as exc:  # isolation: one watcher's failure is its own
             seen.error = f"{type(exc).__name__}: {exc}"
             seen.trace = traceback.format_exc()
@@ -554,9 +564,10 @@ class Engine:
         configured = {w.instance for w in cfg.active_watchers()}
         signals = [s for s in self.store.signals(active_only=True) if s.watcher in configured]
         assessments = assess_all(accounts, signals, now, cfg.correlation, self.rules)
+        on_record = self.store.alerts()
         decided = decide(
             assessments,
-            self.store.alerts(),
+            on_record,
             listed=[a.id for a in accounts],
             silences=self.store.silences(active_at=now),
             # A watcher or source removed from the config has no ops alert: its old one
@@ -567,7 +578,17 @@ class Engine:
             config=cfg,
         )
         entries = outbox_entries(decided.notices, cfg, now, {a.id: a for a in accounts})
-        enqueued = self.store.save_alerts(decided.changed, entries)
+        read = {a.fingerprint: a.version for a in on_record}
+        saved = self.store.save_pass(decided.changed, entries, read)
+        refused = set(saved.refused)
+        if refused:
+            log.info(
+                "correlation: %d alerts changed by someone else during the pass, left for "
+                "the next pass: %s",
+                len(saved.refused),
+                ", ".join(saved.refused[:10]),
+            )
+        self._record_scores(assessments, now)
         open_alerts = sum(
             n
             for (state, _severity, _muted), n in self.store.alert_counts().items()
@@ -576,9 +597,18 @@ class Engine:
         return CorrelationOutcome(
             accounts=len(assessments),
             open_alerts=open_alerts,
-            notices=tuple(decided.notices),
-            enqueued=enqueued,
+            notices=tuple(n for n in decided.notices if n.alert.fingerprint not in refused),
+            enqueued=saved.enqueued,
+            written=saved.written,
+            refused=saved.refused,
         )
+
+    def _record_scores(self, assessments: Sequence[Assessment], now: datetime) -> None:
+        """Each account's score today, for the board's chart; older than the kept period
+        is dropped (``server.board.history_days``)."""
+        keep = timedelta(days=self.config.server.board.history_days)
+        scores = {a.account.id: a.score for a in assessments}
+        self.store.record_scores(scores, now.date(), keep_from=(now - keep).date())
 
     # --- delivery -----------------------------------------------------------------------
 

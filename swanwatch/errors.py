@@ -4,6 +4,7 @@
     ├── ConfigError          the config file is wrong; carries every problem found
     ├── PluginError          a plugin name is unknown, or its target is not the right class
     ├── SourceError          a source could not be read (missing file, failed query, HTTP error)
+    ├── LookAheadError       a replay would read a source that keeps no history (today's rows)
     ├── StoreError           the store could not be opened or migrated
     │   └── LeadershipLost   a leader-only write after this replica stopped leading (fenced)
     ├── EndpointError        the ops HTTP endpoint could not start (port in use, ...)
@@ -13,6 +14,7 @@
         ├── StaleEpisode     the alert came back as a new episode since the person looked
         ├── InvalidAction    the action does not apply (a snooze into the past, no reason)
         │   └── AlertClosed  the alert is already resolved
+        ├── AlertBusy        the alert kept changing under the action: try again
         └── SilenceNotFound  no active silence has this id
 
 A message says what failed, where (file:line, field path, account, URL) and what to do.
@@ -20,7 +22,16 @@ A message says what failed, where (file:line, field path, account, URL) and what
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'usage'?)`` for the closest of ``choices`` to a misspelt ``word``;
+    empty when none is close."""
+    close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class SwanwatchError(Exception):
@@ -58,6 +69,12 @@ class PluginError(SwanwatchError):
 
 class SourceError(SwanwatchError):
     """A source could not be read."""
+
+
+class LookAheadError(SwanwatchError):
+    """A replay (backtest, review) would read a source that keeps no history: it can only
+    say how things stand today, which a replay of a past day must not see. A configuration
+    problem of the replay, not a failed read: it is never held or retried."""
 
 
 class StoreError(SwanwatchError):
@@ -101,6 +118,11 @@ class InvalidAction(ActionError):
 
 class AlertClosed(InvalidAction):
     """The alert is already resolved: there is nothing to acknowledge, snooze or resolve."""
+
+
+class AlertBusy(ActionError):
+    """The alert was written by someone else each time the action was about to be saved
+    (compare-and-set lost every try); nothing was changed, and acting again is safe."""
 
 
 class SilenceNotFound(ActionError):

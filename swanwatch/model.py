@@ -167,6 +167,9 @@ class Alert(_Record):
     acted_by: str | None = None
     #: How often it came back soon after resolving (flapping).
     flaps: int = 0
+    #: How many times it was written: a write is made only over the version it was read
+    #: at, so a correlation pass never overwrites a person's action (nor one the other).
+    version: int = 0
     id: int | None = None
 
     @property

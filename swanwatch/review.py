@@ -48,18 +48,17 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from swanwatch.backtest import Event, replay
+from swanwatch.backtest import Event, replay, replayable
 from swanwatch.correlate import noisy_or, weigh
 from swanwatch.errors import SwanwatchError
 from swanwatch.model import Signal
 from swanwatch.settings import Config, CorrelationConfig
+from swanwatch.sources.history import KindHistory, replay_kind_histories
 from swanwatch.values import midnight
 
 #: The outcomes an outcomes file may record.
@@ -488,18 +487,24 @@ def _held_out(
     )
 
 
-def weights_yaml(fit: WeightFit) -> str:
-    """The fitted weights as a config snippet: ``correlation: {weights: {...}}``."""
+def weights_yaml(fit: WeightFit, current: Mapping[str, float]) -> str:
+    """Every kind's weight as a config snippet, ``correlation: {weights: {...}}``: the fitted
+    ones, and the ``current`` (configured) weight of each kind the replay gave no signal of,
+    each line saying which it is. Written whole, so that pasting it in changes exactly the
+    fitted kinds and nothing else."""
     head = (
         "# Weights fitted by `swanwatch review` to recorded outcomes "
         f"({fit.folds}-fold held-out ROC AUC {fit.score(FITTED).auc:.3f}; current weights "
         f"{fit.score(CURRENT).auc:.3f}).\n"
+        "# Every kind is listed: those the replay saw no signal of keep their current weight.\n"
     )
-    body = yaml.safe_dump(
-        {"correlation": {"weights": {k: float(w) for k, w in fit.weights.items()}}},
-        sort_keys=True,
-    )
-    return head + body
+    weights = {**current, **fit.weights}
+    width = max(len(k) for k in weights)
+    lines = ["correlation:", "  weights:"]
+    for kind in sorted(weights):
+        why = "fitted" if kind in fit.weights else "kept: no signal of this kind in any window"
+        lines.append(f"    {kind + ':':<{width + 1}} {float(weights[kind])!r:<20} # {why}")
+    return head + "\n".join(lines) + "\n"
 
 
 # --- the review ---------------------------------------------------------------------------
@@ -519,6 +524,10 @@ class Review:
     fit_problem: str | None = None
     left_out: tuple[tuple[Outcome, str], ...] = ()
     events: int = 0
+    #: The configured weight of every kind (the built-in ones merged with the config's).
+    current_weights: Mapping[str, float] = field(default_factory=dict)
+    #: Per signal kind replayed: are its lead times leak-free (every source it reads dated)?
+    history: tuple[KindHistory, ...] = ()
 
     @property
     def blind_spots(self) -> list[LossReport]:
@@ -547,6 +556,7 @@ class Review:
                 for o, why in self.left_out
             ],
             "events": self.events,
+            "lead_times": [h.as_json() for h in self.history],
         }
 
 
@@ -587,6 +597,7 @@ def review_events(
         fit_problem=problem,
         left_out=tuple(left_out),
         events=len(events),
+        current_weights=dict(correlation.weights),
     )
 
 
@@ -663,7 +674,10 @@ async def review(
         raise ReviewError("the attribution window must be longer than zero")
     if not select_cases(outcomes, start, end)[0]:
         raise ReviewError(f"no outcome falls within the replayed days {start.date()}..{end.date()}")
+    # Refused here, before the replay, if it would look ahead; else said per kind.
+    history = await replay_kind_histories(config, replayable(config)[0])
     events = [e async for e in replay(config, start, end, step)]
-    return review_events(
+    found = review_events(
         events, outcomes, config.correlation, start, end, window=window, c=c, fit=fit
     )
+    return replace(found, history=tuple(history))

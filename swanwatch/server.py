@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from swanwatch.actions import Acknowledge, Action, AlertActions, Done, Mark, Snooze
 from swanwatch.board import Board
+from swanwatch.board_auth import TrustedProxies
 from swanwatch.clock import Clock
 from swanwatch.config import Config
 from swanwatch.delivery.links import LinkClaim, LinkError, read_token
@@ -234,7 +235,7 @@ def create_app(
     links = ActionLinks(config, store, clock)
     board = Board(config, store, clock)
     ops = OpsRoutes(store, clock, state)
-    return Starlette(
+    app = Starlette(
         routes=[
             *ops.routes(),
             Route("/a/{token}", links.show, methods=["GET"]),
@@ -242,8 +243,15 @@ def create_app(
             *board.routes(),
         ],
         # Inside Starlette's error handling: the 413 raised mid-read becomes a response.
-        middleware=[Middleware(BodyLimit)],
+        # X-Forwarded-* are believed from server.board.trusted_proxies only.
+        middleware=[
+            Middleware(TrustedProxies, config=config.server.board),
+            Middleware(BodyLimit),
+        ],
     )
+    # A path with a stray slash is not redirected to an address built on the Host header.
+    app.router.redirect_slashes = False
+    return app
 
 
 class OpsRoutes:
@@ -332,7 +340,14 @@ class HttpServer:
         # log_config=None: uvicorn logs through our handler (swanwatch.logs), not its own.
         self._server = _EmbeddedServer(
             uvicorn.Config(
-                self.app, host=host, port=port, log_config=None, lifespan="off", access_log=False
+                self.app,
+                host=host,
+                port=port,
+                log_config=None,
+                lifespan="off",
+                access_log=False,
+                # X-Forwarded-* are the app's to judge (TrustedProxies), from its proxies only.
+                proxy_headers=False,
             )
         )
         self._task: asyncio.Task[None] | None = None

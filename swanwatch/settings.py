@@ -8,7 +8,6 @@ discovery: ``swanwatch.config`` reads the file and checks plugin options.
 from __future__ import annotations
 
 import os
-import re
 from datetime import time as dt_time
 from datetime import timedelta
 from pathlib import Path
@@ -17,55 +16,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
+from swanwatch.durations import Duration
 from swanwatch.model import Severity
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
-
-
-def parse_duration(value: object) -> timedelta:
-    """``"90s"``, ``"5m"``, ``"1h"``, ``"2d"``, ``"1w"`` or a number of seconds."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 5m, 1h or 1d")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=float(value))
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    raise ValueError(f"{value!r} is not a duration; use e.g. 30s, 5m, 1h or 1d")
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-
-#: The shortest secret (link key, board token) accepted, and the fewest distinct characters.
-MIN_SECRET_CHARS = 16
-MIN_SECRET_DISTINCT = 8
-
-
-def weak_secret(name: str, value: str) -> str | None:
-    """Why ``value`` is too weak to sign links or guard the board, or None when it will do.
-
-    Length alone is not strength: ``"xxxxxxxxxxxxxxxx"`` is refused too.
-    """
-    hint = "use at least 16 random characters, e.g. from `openssl rand -base64 24`"
-    if len(value) < MIN_SECRET_CHARS:
-        return f"{name} is too short ({len(value)} characters): {hint}"
-    if len(set(value)) < MIN_SECRET_DISTINCT:
-        return f"{name} is too predictable (only {len(set(value))} distinct characters): {hint}"
-    return None
+from swanwatch.settings_board import BoardConfig
+from swanwatch.signing import weak_secret
 
 
 class _Section(BaseModel):
@@ -77,7 +42,8 @@ class StoreConfig(_Section):
 
     url: str = Field(
         "sqlite:///swanwatch.db",
-        description="SQLAlchemy URL; a relative SQLite path is relative to the config file.",
+        description="SQLAlchemy URL; a relative SQLite path is relative to the config file, "
+        "one written ./name.db to the working directory.",
     )
 
 
@@ -106,6 +72,12 @@ class SourceConfig(PluginConfig):
         None,
         description="The field whose newest value tells how fresh the source is; unset: the "
         "one the reading watcher names, or the source's own `date_field` option.",
+    )
+    static: bool = Field(
+        False,
+        description="The source's rows never change (a fixed lookup table): a replay "
+        "(backtest, review) may read them as they are today. Without it, a replay refuses a "
+        "source that keeps no history (no date_field, no snapshots).",
     )
     max_shrink_pct: float = Field(
         20.0,
@@ -227,12 +199,14 @@ class CorrelationConfig(_Section):
 
     weights: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_WEIGHTS),
-        description="Weight 0..1 per signal kind; kinds not listed get default_weight.",
+        description="Weight 0..1 per signal kind, merged over the built-in weights kind by "
+        "kind (a kind not listed keeps its built-in weight); other kinds get default_weight.",
     )
     default_weight: float = Field(0.5, ge=0, le=1)
     half_life_days: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_HALF_LIVES),
-        description="Days for a signal's weight to halve, per kind.",
+        description="Days for a signal's weight to halve, per kind, merged over the built-in "
+        "half-lives kind by kind; other kinds get default_half_life_days.",
     )
     default_half_life_days: float = Field(30.0, gt=0)
     min_strength: float = Field(0.05, ge=0, le=1, description="Weaker signals are ignored.")
@@ -253,6 +227,14 @@ class CorrelationConfig(_Section):
         description="An alert back within this long of resolving is flapping: its "
         "hold-down doubles.",
     )
+
+    @field_validator("weights", "half_life_days", mode="after")
+    @classmethod
+    def _over_the_defaults(cls, given: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        # Setting one kind's weight must not send every other kind to default_weight: the
+        # configured kinds override the built-in ones, kind by kind.
+        defaults = DEFAULT_WEIGHTS if info.field_name == "weights" else DEFAULT_HALF_LIVES
+        return {**defaults, **given}
 
     @model_validator(mode="after")
     def _weights_in_range(self) -> CorrelationConfig:
@@ -535,6 +517,7 @@ class ServerConfig(_Section):
         timedelta(days=7),
         description="How long the board's sign-in cookie lasts after the token was presented.",
     )
+    board: BoardConfig = Field(default_factory=BoardConfig, description=BoardConfig.__doc__)
 
     @model_validator(mode="before")
     @classmethod
@@ -677,6 +660,11 @@ class Config(_Section):
     daemon: DaemonConfig = DaemonConfig()
     server: ServerConfig = ServerConfig()
     logging: LoggingConfig = LoggingConfig()
+    now: AwareDatetime | None = Field(
+        None,
+        description="A fixed clock for demos: `run --once` and `swanwatch demo` pretend it "
+        "is this time unless --now says otherwise; the daemon ignores it.",
+    )
 
     #: The folder the config file is in; relative paths resolve against it.
     base_dir: str = Field(".", exclude=True)
@@ -687,13 +675,14 @@ class Config(_Section):
 
     @property
     def store_url(self) -> str:
-        """The store URL, a relative SQLite path made relative to the config file."""
-        url = self.store.url
-        prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith(prefix + "/"):
-            rest = url[len(prefix) :]
-            if rest and rest != ":memory:":
-                return prefix + str(self.resolve_path(rest))
+        """The store URL, a relative SQLite path made relative to the config file (one
+        written ``./name.db``: to the working directory)."""
+        url, prefix = self.store.url, "sqlite:///"
+        rest = url[len(prefix) :] if url.startswith(prefix) else "/"
+        if rest.startswith("./"):
+            return prefix + str(Path.cwd() / rest[2:])
+        if rest and not rest.startswith("/") and rest != ":memory:":
+            return prefix + str(self.resolve_path(rest))
         return url
 
     def active_watchers(self) -> list[WatcherConfig]:

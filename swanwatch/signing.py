@@ -2,7 +2,7 @@
 
 A signature covers its parts joined by the unit separator (``\\x1f``), so ``("session",
 "123")`` and ``("session\\x1f1", "23")`` can never be mistaken for each other. Checks
-compare in constant time.
+compare in constant time. :func:`weak_secret` tells whether a secret is fit to sign with.
 """
 
 from __future__ import annotations
@@ -46,3 +46,21 @@ def verify(key: bytes, signature: str, *parts: str) -> bool:
 def same(presented: str, expected: str) -> bool:
     """``presented == expected`` in constant time (for secrets and signatures)."""
     return hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
+
+
+#: The shortest secret (link key, board token) accepted, and the fewest distinct characters.
+MIN_SECRET_CHARS = 16
+MIN_SECRET_DISTINCT = 8
+
+
+def weak_secret(name: str, value: str) -> str | None:
+    """Why ``value`` is too weak to sign links or guard the board, or None when it will do.
+
+    Length alone is not strength: ``"xxxxxxxxxxxxxxxx"`` is refused too.
+    """
+    hint = "use at least 16 random characters, e.g. from `openssl rand -base64 24`"
+    if len(value) < MIN_SECRET_CHARS:
+        return f"{name} is too short ({len(value)} characters): {hint}"
+    if len(set(value)) < MIN_SECRET_DISTINCT:
+        return f"{name} is too predictable (only {len(set(value))} distinct characters): {hint}"
+    return None

@@ -1,8 +1,9 @@
 """A seeded scenario for end-to-end tests: N accounts over 120 days with planted black swans.
 
 ``build(folder, accounts=50)`` writes accounts, contacts, contracts, usage and tickets CSVs
-(the formats of ``config/sample``) plus a config that reads them with the four
-historical watchers and the default rule pack, and returns what was planted.
+(the formats of ``config/sample``; accounts and contracts as snapshots dated the first day)
+plus a config that reads them with the four historical watchers and the default rule pack,
+and returns what was planted.
 
 About a fifth of the accounts carry a story that ends in a loss on a planted date:
 
@@ -268,7 +269,10 @@ store:
 sources:
   accounts:
     type: csv
-    options: {{path: accounts.csv, types: {{arr: float, renewal_date: date}}}}
+    options:
+      path: accounts-*.csv
+      snapshots: true
+      types: {{arr: float, renewal_date: date}}
   usage:
     type: csv
     options: {{path: usage.csv, types: {{date: date, value: float}}, date_field: date}}
@@ -281,7 +285,8 @@ sources:
   contracts:
     type: csv
     options:
-      path: contracts.csv
+      path: contracts-*.csv
+      snapshots: true
       types: {{end_date: date, auto_renew: bool, invoice_overdue_days: int,
               payment_failed: bool}}
   tickets:
@@ -327,7 +332,10 @@ def build(
     for plan in plans:
         if plan.story is None:
             _add_noise(rng, plan, everyday_noise)
-    with open(folder / "accounts.csv", "w", encoding="utf-8") as f:
+    # Accounts and contracts have no dates of their own: one snapshot each, as they stood on
+    # the first day (a replay refuses a source that keeps no history).
+    snapshot = START.isoformat()
+    with open(folder / f"accounts-{snapshot}.csv", "w", encoding="utf-8") as f:
         f.write("id,name,domains,owner,segment,arr,renewal_date,tags\n")
         for i, p in enumerate(plans):
             segment = "enterprise" if p.level > 1000 else "mid-market"
@@ -335,7 +343,7 @@ def build(
                 f"{p.id},Account {p.id[4:]},{p.id}.example,csm{i % 3}@swan.example,"
                 f"{segment},{round(p.level * 120, -2):.0f},{p.renewal.isoformat()},\n"
             )
-    with open(folder / "contracts.csv", "w", encoding="utf-8") as f:
+    with open(folder / f"contracts-{snapshot}.csv", "w", encoding="utf-8") as f:
         f.write(
             "account_id,contract_id,end_date,auto_renew,renewal_stage,"
             "invoice_overdue_days,payment_failed\n"

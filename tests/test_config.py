@@ -55,7 +55,7 @@ def test_every_problem_is_reported_with_line_and_field_path(make_config) -> None
     problems = _problems(path)
     text = "\n".join(problems)
     assert f"{path}:13: watchers[0].options.sleep_s:" in text
-    assert "watchers[1].type: unknown watcher 'no_such_watcher'; known:" in text
+    assert "watchers[1].type: unknown watcher 'no_such_watcher'" in text and "; known:" in text
     assert "counting" in text.split("watchers[1].type")[1]  # the known names are listed
     assert "watchers[2].options.signals[0].strength:" in text
     assert "watchers[2].options.surprise: unknown key" in text
@@ -151,3 +151,24 @@ def test_the_loader_still_offers_the_config_types() -> None:
 
     assert loader.NotifyConfig is settings.NotifyConfig and loader.Rule is settings.Rule
     assert loader.parse_duration("2h") == timedelta(hours=2)
+
+
+def test_configured_weights_override_the_built_in_ones_kind_by_kind(make_config) -> None:
+    from swanwatch.settings import DEFAULT_HALF_LIVES, DEFAULT_WEIGHTS
+
+    path = make_config(
+        """
+        correlation:
+          weights: {usage_drop: 0.6, my_plugin_kind: 0.3}
+          half_life_days: {support_spike: 10}
+        """
+    )
+    correlation = load_config(path).correlation
+    # One kind set: that kind changes, the others keep their built-in weight (not 0.5).
+    assert correlation.weights == {**DEFAULT_WEIGHTS, "usage_drop": 0.6, "my_plugin_kind": 0.3}
+    assert correlation.weights["champion_departure"] == DEFAULT_WEIGHTS["champion_departure"]
+    assert correlation.half_life_days == {**DEFAULT_HALF_LIVES, "support_spike": 10}
+    # The example config sets a few kinds; it leaves the others as they were.
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "config" / "swanwatch.example.yaml").read_text()
+    assert "override the built-in ones kind by kind" in text

@@ -116,7 +116,7 @@ def test_routes_test_shows_where_and_why(make_config) -> None:
             "--account",
             "acme",
             "--rule",
-            "pair",
+            "risk_score",
             "--severity",
             "critical",
             "--kind",
@@ -140,7 +140,7 @@ def test_routes_test_shows_where_and_why(make_config) -> None:
             "--account",
             "initech",
             "--rule",
-            "x",
+            "risk_score",
             "--kind",
             "usage_drop",
             "--severity",
@@ -148,12 +148,16 @@ def test_routes_test_shows_where_and_why(make_config) -> None:
             "--json",
         ],
     )
-    data = json.loads(as_json.output)
+    data = json.loads(as_json.stdout)
     assert [t["channel"] for t in data["targets"]] == ["cs"]
     missing = CliRunner().invoke(
-        main, ["routes", "test", "-c", str(path), "--account", "nope", "--rule", "x"]
+        main, ["routes", "test", "-c", str(path), "--account", "nope", "--rule", "risk_score"]
     )
-    assert missing.exit_code == 2
+    assert missing.exit_code == 2 and "'nope'" in missing.stderr
+    typo = CliRunner().invoke(
+        main, ["routes", "test", "-c", str(path), "--account", "acme", "--rule", "risk_scor"]
+    )
+    assert typo.exit_code == 2 and "did you mean 'risk_score'?" in typo.stderr
 
 
 async def test_outbox_list_and_retry(make_config) -> None:

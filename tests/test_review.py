@@ -31,6 +31,7 @@ from swanwatch.review import (
     review,
     weights_yaml,
 )
+from swanwatch.settings import DEFAULT_WEIGHTS
 
 
 def test_bad_outcome_rows_are_named_by_file_and_line(tmp_path: Path) -> None:
@@ -113,6 +114,13 @@ async def test_review_of_the_scenario_finds_every_loss_and_fitted_weights_beat_u
     found = await review(config, outcomes, scenario.start, scenario.end)
 
     assert len(found.cases) == 200
+    # Accounts and contracts are dated snapshots, the rest dated rows: every lead time is clean.
+    assert {h.kind: h.leak_free for h in found.history} == {
+        "champion_departure": True,
+        "renewal_lapse": True,
+        "support_spike": True,
+        "usage_drop": True,
+    }
     reported = {r.case.account_id: r for r in found.losses}
     assert set(reported) == {p.id for p in scenario.losses}
     for plan in scenario.losses:
@@ -140,8 +148,10 @@ async def test_review_of_the_scenario_finds_every_loss_and_fitted_weights_beat_u
     assert fit.score(FITTED).auc > fit.score(UNIFORM).auc, fit.as_json()
     assert fit.score(LOGISTIC).auc > fit.score(UNIFORM).auc, fit.as_json()
     assert fit.weights["usage_drop"] > fit.weights["support_spike"]
-    snippet = yaml.safe_load(weights_yaml(fit))
-    assert snippet == {"correlation": {"weights": dict(fit.weights)}}
+    # Every kind is written: the fitted ones, and the others at their current weight.
+    snippet = yaml.safe_load(weights_yaml(fit, found.current_weights))
+    assert snippet == {"correlation": {"weights": {**found.current_weights, **fit.weights}}}
+    assert set(snippet["correlation"]["weights"]) >= set(DEFAULT_WEIGHTS) | set(fit.weights)
     assert {s.name for s in fit.scores} == {LOGISTIC, FITTED, CURRENT, UNIFORM}
 
 
@@ -169,12 +179,16 @@ def test_review_command_writes_usable_weights(tmp_path: Path) -> None:
     report = json.loads(done.stdout)
     assert {r["account"] for r in report["losses"]} == {p.id for p in scenario.losses}
     assert report["window_days"] == 90
+    assert {h["kind"]: h["leak_free"] for h in report["lead_times"]}["renewal_lapse"] is True
     assert {m["model"] for m in report["fit"]["held_out"]} == {LOGISTIC, FITTED, CURRENT, UNIFORM}
     # The snippet drops into a config as it is.
     merged = yaml.safe_load(scenario.config.read_text())
     merged["correlation"].update(yaml.safe_load(weights.read_text())["correlation"])
     scenario.config.write_text(yaml.safe_dump(merged))
-    assert load_config(scenario.config).correlation.weights == report["fit"]["weights"]
+    written = yaml.safe_load(weights.read_text())["correlation"]["weights"]
+    assert set(written) >= set(DEFAULT_WEIGHTS)  # every kind, not only the fitted ones
+    assert load_config(scenario.config).correlation.weights == written
+    assert {k: written[k] for k in report["fit"]["weights"]} == report["fit"]["weights"]
 
     bad = tmp_path / "bad.csv"
     bad.write_text("account_id,date,outcome\nacc-0001,2026-10-01,gone\n")

@@ -10,6 +10,7 @@ import itertools
 import json
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -81,6 +82,13 @@ class CsvSource(Source):
             description="The field that dates a row; rows(until=...) leaves out later rows. "
             "Read as a date unless typed otherwise.",
         )
+        snapshots: bool = Field(
+            False,
+            description="Each file `path` matches is the whole table as of the date in its name "
+            "(contracts-2026-09-01.csv or contracts-20260901.csv): a read takes the newest file "
+            "dated at or before the cut (without one, the newest file). How a table with no "
+            "dates of its own keeps its history.",
+        )
         delimiter: str = Field(",", min_length=1, max_length=1, description="CSV delimiter.")
         encoding: str = Field("utf-8-sig", description="Text encoding of the files.")
         max_problems: int = Field(
@@ -118,16 +126,90 @@ class CsvSource(Source):
             )
         return [pattern]
 
+    def fields(self) -> list[str] | None:
+        """The fields of the files' header lines, as ``columns`` maps them (None for JSON
+        Lines, whose records each name their own); SourceError for a missing or unreadable
+        file, or a header without the columns ``columns``, ``types`` or ``date_field`` name."""
+        found: list[str] | None = None
+        for path in self.files()[:100]:
+            if (
+                self.options.format or ("jsonl" if path.endswith((".jsonl", ".ndjson")) else "csv")
+            ) != "csv":
+                continue
+            where = self._display(path)
+            try:
+                with open(path, encoding=self.options.encoding, newline="") as handle:
+                    first = handle.readline(1 << 20)
+            except (OSError, LookupError, UnicodeDecodeError) as exc:
+                raise SourceError(f"source {self.instance!r}: cannot read {path!r}: {exc}") from exc
+            try:
+                header = next(csv.reader([first], delimiter=self.options.delimiter), [])
+            except csv.Error as exc:
+                raise SourceError(f"source {self.instance!r}: {where}:1: {exc}") from exc
+            if not header:
+                raise SourceError(f"source {self.instance!r}: {where} is empty: no header line")
+            plan = self._plan(where, [h.strip() for h in header])
+            found = plan.fields if found is None else [f for f in found if f in plan.fields]
+        return found
+
+    def history(self) -> str | None:
+        """Snapshot files dated by their names, or rows dated by ``date_field``."""
+        if self.options.snapshots:
+            return "snapshot files dated by their names"
+        if self.options.date_field:
+            return f"rows dated by {self.options.date_field!r}"
+        return None
+
     def rows(self, *, until: datetime | None = None) -> AsyncIterator[Row]:
-        """Yield each file's rows in order, typed; rows dated after ``until`` left out."""
+        """Yield each file's rows in order, typed; rows dated after ``until`` left out (with
+        ``snapshots``, the rows of the newest file dated at or before ``until``)."""
         tally = self.tally()
         self.problems = []
         self.problem_count = 0
         return tally.rows_of(self._read(ensure_utc(until) if until is not None else None, tally))
 
+    def snapshots(self) -> list[tuple[date, str]]:
+        """The snapshot files, by the date in each one's name, oldest first; SourceError for
+        a file with no date (or two) in its name, or two files of the same date."""
+        dated: dict[date, str] = {}
+        for path in self.files():
+            name = os.path.basename(path)
+            days = [d for d in map(_day_in_name, _DATE_IN_NAME.findall(name)) if d is not None]
+            if len(days) != 1:
+                what = "no date" if not days else f"{len(days)} dates"
+                raise SourceError(
+                    f"source {self.instance!r}: snapshot file {self._display(path)!r} has "
+                    f"{what} in its name; with `snapshots: true` each file is the table as "
+                    "of the one date in its name (YYYY-MM-DD or YYYYMMDD)"
+                )
+            if days[0] in dated:
+                raise SourceError(
+                    f"source {self.instance!r}: snapshot files {self._display(dated[days[0]])!r} "
+                    f"and {self._display(path)!r} are both dated {days[0].isoformat()}; keep one"
+                )
+            dated[days[0]] = path
+        return sorted(dated.items())
+
+    def snapshot(self, until: datetime | None) -> tuple[date, str]:
+        """The snapshot a read as of ``until`` takes: the newest dated at or before it."""
+        dated = self.snapshots()
+        usable = dated if until is None else [d for d in dated if d[0] <= until.date()]
+        if not usable:
+            first, path = dated[0]
+            raise SourceError(
+                f"source {self.instance!r}: no snapshot dated on or before "
+                f"{until:%Y-%m-%d}: the first is {self._display(path)!r} ({first.isoformat()}); "
+                "nothing is known of the table before then"
+            )
+        return usable[-1]
+
     async def _read(self, until: datetime | None, tally: ReadTally) -> AsyncIterator[list[Row]]:
         """The files' rows in batches, read in a worker thread."""
-        batches = self._batches(self.files(), until, tally)
+        files = self.files()
+        if self.options.snapshots:
+            day, path = self.snapshot(until)
+            files, tally.newest = [path], day
+        batches = self._batches(files, until, tally)
         try:
             while (batch := await asyncio.to_thread(next, batches, None)) is not None:
                 yield batch
@@ -337,6 +419,17 @@ class CsvSource(Source):
         if date_field and date_field not in wanted and date_field not in self.options.columns:
             wanted.append(date_field)
         return self._plan(where, wanted)
+
+
+#: A date in a snapshot file's name: 2026-09-01 or 20260901, not part of a longer number.
+_DATE_IN_NAME = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
+
+
+def _day_in_name(parts: tuple[str, str, str]) -> date | None:
+    try:
+        return date(int(parts[0]), int(parts[1]), int(parts[2]))
+    except ValueError:
+        return None
 
 
 def undecodable_at(path: str, encoding: str) -> tuple[int, int]:

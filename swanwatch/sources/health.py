@@ -33,6 +33,7 @@ from swanwatch.errors import SourceError
 from swanwatch.interfaces import CURRENT_READ, ReadTally, Row, Source, SourceUse
 from swanwatch.model import SourceHealth, SourceState
 from swanwatch.settings import SourceConfig
+from swanwatch.sources.history import refusal
 
 
 @dataclass(frozen=True)
@@ -69,17 +70,26 @@ class MeteredSource(Source):
 
     name: ClassVar[str] = "metered"
 
-    def __init__(self, inner: Source, policy: HealthPolicy) -> None:
+    def __init__(self, inner: Source, policy: HealthPolicy, *, static: bool = False) -> None:
         super().__init__(inner.instance, inner.options, base_dir=inner.base_dir)
         self.inner = inner
         self.policy = policy
+        #: Declared unchanging in its config: a replay may read it as it is today.
+        self.static = static
         #: The tally of each read, in order.
         self.reads: list[ReadTally] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
+    def history(self) -> str | None:
+        return self.inner.history()
+
     def rows(self, *, until: datetime | None = None) -> AsyncIterator[Row]:
+        # A read as of a past day (a replay) from a source that keeps no history would hand
+        # over today's rows: refused, whoever reads it.
+        if until is not None and not self.static and self.inner.history() is None:
+            raise refusal(self.instance, until)
         tally = ReadTally(date_field=self.policy.date_field)
         self.reads.append(tally)
         if self.inner.counts_reads:
@@ -111,7 +121,9 @@ def metered(
     by_name = {u.source: u for u in uses}
     return {
         name: MeteredSource(
-            source, policy_for(configs.get(name) or _DEFAULT, source, by_name.get(name))
+            source,
+            policy_for(configs.get(name) or _DEFAULT, source, by_name.get(name)),
+            static=(configs.get(name) or _DEFAULT).static,
         )
         for name, source in sources.items()
     }
@@ -181,7 +193,8 @@ def _suspicions(
 
 def _staleness(tally: ReadTally, source: str, policy: HealthPolicy, now: datetime) -> str:
     fresh = policy.fresh_within
-    if fresh is None or policy.date_field is None:
+    # A source is dated by a field of its rows, or (snapshot files) by the read itself.
+    if fresh is None or (policy.date_field is None and tally.newest is None):
         return ""
     if tally.newest is None:
         return f"{source} has no dated rows (field {policy.date_field!r})"

@@ -219,6 +219,14 @@ class HttpSource(Source):
 
     # --- reading ----------------------------------------------------------------------
 
+    def history(self) -> str | None:
+        """Records dated by ``date_field``, or an API sent the cut in ``until_param``."""
+        if self.options.date_field:
+            return f"rows dated by {self.options.date_field!r}"
+        if self.options.until_param:
+            return f"the API cuts at {self.options.until_param!r}"
+        return None
+
     def rows(self, *, until: datetime | None = None) -> AsyncIterator[Row]:
         """Yield every page's records in order, mapped and typed; later ones left out."""
         tally = self.tally()

@@ -224,6 +224,14 @@ class SqlSource(Source):
             binds.append(bindparam("swanwatch_cut", type_=kind))
         return text(sql).bindparams(*binds), params
 
+    def history(self) -> str | None:
+        """Rows dated by ``date_field``, or a query that cuts at ``:until`` itself."""
+        if self.options.date_field:
+            return f"rows dated by {self.options.date_field!r}"
+        if _UNTIL.search(self.options.query):
+            return "the query cuts at :until"
+        return None
+
     # --- reading ----------------------------------------------------------------------
 
     def rows(self, *, until: datetime | None = None) -> AsyncIterator[Row]:

@@ -1,12 +1,20 @@
-"""Alerts (written with their notices in one transaction), silences and feedback."""
+"""Alerts (written with their notices in one transaction), silences and feedback.
+
+Every write of an alert counts its ``version`` up, and the writes that matter are made only
+over the version their writer read (compare-and-set): a correlation pass over the alert as
+it was before a person acted is refused for that alert (:meth:`AlertsStore.save_pass`), and
+so is a person's action over an alert a pass changed meanwhile (:meth:`AlertsStore.replace_alert`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import bindparam, case, func, or_, select, update
+from sqlalchemy.engine import Connection
 
 from swanwatch.model import Alert, AlertState, Feedback, OutboxEntry, Silence
 from swanwatch.store.base import StoreBase, chunks, insert, upsert
@@ -16,6 +24,23 @@ from swanwatch.store.types import UTCDateTime
 
 #: The alert columns that hold instants (the others take the alert's JSON form).
 _ALERT_TIMES = frozenset(c.name for c in ALERTS.columns if isinstance(c.type, UTCDateTime))
+#: The alert columns a write sets (the key, the id and the version are the store's).
+_ALERT_VALUES = tuple(
+    c.name for c in ALERTS.columns if c.name not in ("id", "fingerprint", "version")
+)
+
+
+@dataclass(frozen=True)
+class SavedPass:
+    """What :meth:`AlertsStore.save_pass` wrote, and what it left to the next pass."""
+
+    #: Alerts written (inserted or updated).
+    written: int
+    #: Fingerprints of the alerts changed since the pass read them (a person acted, say):
+    #: neither they nor their notifications were written.
+    refused: tuple[str, ...]
+    #: Notifications new to the outbox.
+    enqueued: int
 
 
 class AlertsStore(StoreBase):
@@ -69,16 +94,53 @@ class AlertsStore(StoreBase):
             return [Alert.model_validate(r, from_attributes=True) for r in conn.execute(query)]
 
     def save_alerts(self, alerts: Sequence[Alert], outbox: Sequence[OutboxEntry]) -> int:
-        """Write alert changes and their notifications in one transaction.
+        """Write alerts as they are, whatever is on record (a seed, an import), and
+        notifications, in one transaction. A correlation pass saves with :meth:`save_pass`,
+        a person's action with :meth:`replace_alert`: over the version they read.
 
         A notification whose idempotency key is already in the outbox is skipped, so two
         replicas (or a restart) deciding the same thing enqueue it once. Returns how many
         notifications were new.
         """
-        rows = [_alert_row(a) for a in alerts]
+        rows = [_alert_row(a) | {"version": 0} for a in alerts]
         with self._tx() as conn:
-            upsert(conn, ALERTS, rows, ["fingerprint"])
+            upsert(conn, ALERTS, rows, ["fingerprint"], _overwrite)
             return enqueue(conn, outbox)
+
+    def save_pass(
+        self, alerts: Sequence[Alert], outbox: Sequence[OutboxEntry], read: Mapping[str, int]
+    ) -> SavedPass:
+        """Write a correlation pass's changed alerts and their notifications, in one
+        transaction, each alert only over the version the pass read.
+
+        ``read`` holds the version of every alert the pass read (fingerprint -> version);
+        an alert not in it is new to the pass, and is written only if it is still absent.
+        An alert written since (by a person's action, or another pass) is refused, and so
+        are its notifications: the next pass decides again from what is on record now.
+        The rows are locked (PostgreSQL ``FOR UPDATE``; SQLite's write transaction) from
+        the comparison to the commit, so no action lands in between.
+        """
+        with self._tx() as conn:
+            current = _versions(conn, [a.fingerprint for a in alerts])
+            ok = [a for a in alerts if current.get(a.fingerprint) == read.get(a.fingerprint)]
+            refused = {a.fingerprint for a in alerts} - {a.fingerprint for a in ok}
+            _update_alerts(
+                conn, [(a, current[a.fingerprint]) for a in ok if a.fingerprint in current]
+            )
+            new = [_alert_row(a) | {"version": 0} for a in ok if a.fingerprint not in current]
+            if new:
+                stmt = insert(conn, ALERTS).on_conflict_do_nothing(index_elements=["fingerprint"])
+                conn.execute(stmt, new)
+            enqueued = enqueue(conn, [e for e in outbox if e.alert_fingerprint not in refused])
+        return SavedPass(written=len(ok), refused=tuple(sorted(refused)), enqueued=enqueued)
+
+    def replace_alert(self, alert: Alert, expected: int) -> Alert | None:
+        """Write a person's change to an alert over version ``expected`` (the one they
+        acted on); the alert as written, or None when it was written since (act again on
+        the alert as it is now)."""
+        with self._tx() as conn:
+            written = _update_alerts(conn, [(alert, expected)])
+        return alert.model_copy(update={"version": expected + 1}) if written else None
 
     def alert_counts(self) -> dict[tuple[str, str, bool], int]:
         """Alerts per (state, severity, muted)."""
@@ -159,4 +221,47 @@ class AlertsStore(StoreBase):
 
 def _alert_row(a: Alert) -> dict[str, Any]:
     """An alert as a row: datetimes as datetimes, the rest in its JSON form."""
-    return {**a.model_dump(mode="json", exclude={"id"}), **a.model_dump(include=set(_ALERT_TIMES))}
+    return {
+        **a.model_dump(mode="json", exclude={"id", "version"}),
+        **a.model_dump(include=set(_ALERT_TIMES)),
+    }
+
+
+def _overwrite(excluded: Any) -> dict[str, Any]:
+    """The SET of an unconditional upsert: every value, and one more version."""
+    return {name: excluded[name] for name in _ALERT_VALUES} | {"version": ALERTS.c.version + 1}
+
+
+def _versions(conn: Connection, fingerprints: Sequence[str]) -> dict[str, int]:
+    """The version on record of each of these alerts, its row locked to the transaction's
+    end (SQLite's BEGIN IMMEDIATE already holds the whole database)."""
+    out: dict[str, int] = {}
+    for chunk in chunks(fingerprints):
+        query = (
+            select(ALERTS.c.fingerprint, ALERTS.c.version)
+            .where(ALERTS.c.fingerprint.in_(chunk))
+            .with_for_update()
+        )
+        out.update((str(fp), int(v)) for fp, v in conn.execute(query))
+    return out
+
+
+def _update_alerts(conn: Connection, alerts: Sequence[tuple[Alert, int]]) -> int:
+    """Update each alert that is still at the version given with it; how many were."""
+    if not alerts:
+        return 0
+    stmt = (
+        update(ALERTS)
+        .where(
+            ALERTS.c.fingerprint == bindparam("b_fingerprint"),
+            ALERTS.c.version == bindparam("b_version"),
+        )
+        .values({name: bindparam(name) for name in _ALERT_VALUES})
+        .values(version=ALERTS.c.version + 1)
+    )
+    rows = [{**_alert_row(a), "b_fingerprint": a.fingerprint, "b_version": v} for a, v in alerts]
+    for row in rows:
+        del row["fingerprint"]
+    # One row's count is exact; a pass's rows were locked and compared before (rowcount
+    # after executemany is not reliable on every driver).
+    return int(conn.execute(stmt, rows).rowcount)

@@ -6,13 +6,13 @@ writers wait for the lock (up to ``busy_timeout``) instead of failing half-way.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
@@ -57,7 +57,16 @@ class StoreBase:
         return Leadership(self.engine, self.url)
 
     def upgrade(self, revision: str = "head") -> None:
-        """Apply the Alembic migrations up to ``revision``."""
+        """Apply the Alembic migrations up to ``revision``.
+
+        A store already at the head is left alone without importing Alembic, so quick
+        commands (``swanwatch alerts list``) start quickly.
+        """
+        if revision == "head" and (head := migrations_head()) and self.revision() == head:
+            return
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         try:
@@ -91,6 +100,28 @@ class StoreBase:
         """A transaction: committed when the block ends, rolled back when it raises."""
         with self.engine.begin() as conn:
             yield conn
+
+
+_REVISION = re.compile(r"^(down_revision|revision)\s*(?::[^=]+)?=\s*(.+)$", re.MULTILINE)
+
+
+@cache
+def migrations_head() -> str | None:
+    """The one head revision of the migrations, read from their files; None when there is
+    not exactly one or a file does not say plainly (then Alembic decides)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        text_ = path.read_text(encoding="utf-8")
+        found = {m.group(1): m.group(2) for m in _REVISION.finditer(text_)}
+        if "revision" not in found:
+            continue
+        if not all(re.fullmatch(r"None|\"[\w-]+\"", v.strip()) for v in found.values()):
+            return None
+        revisions.add(found["revision"].strip().strip('"'))
+        parents.add(found.get("down_revision", "None").strip().strip('"'))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
 
 
 def insert(conn: Connection, table: Table) -> Any:

@@ -43,6 +43,10 @@ def _json() -> Any:
 
 class AccountRow(SQLModel, table=True):
     __tablename__ = "accounts"
+    __table_args__ = (
+        Index("ix_accounts_owner", "owner"),
+        Index("ix_accounts_segment", "segment"),
+    )
 
     id: str = Field(primary_key=True, max_length=200)
     name: str = ""
@@ -167,6 +171,8 @@ WATCHER_STATE = table_of(WatcherStateRow)
 
 class AlertRow(SQLModel, table=True):
     __tablename__ = "alerts"
+    # The board's pages: open alerts grouped by account.
+    __table_args__ = (Index("ix_alerts_open_account", "state", "account_id", "score"),)
 
     id: int | None = Field(default=None, primary_key=True)
     fingerprint: str = Field(max_length=64, unique=True)
@@ -193,6 +199,8 @@ class AlertRow(SQLModel, table=True):
     muted_by: str | None = None
     acted_by: str | None = None
     flaps: int = _count()
+    #: Counts the writes: each is made only over the version it was read at.
+    version: int = _count()
 
 
 ALERTS = table_of(AlertRow)
@@ -203,6 +211,7 @@ class NotificationRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_notifications_due", "status", "next_attempt_at"),
         Index("ix_notifications_group", "group_kind", "group_key"),
+        Index("ix_notifications_account", "account_id", "sent_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -329,3 +338,65 @@ class LeadershipRow(SQLModel, table=True):
 
 
 LEADERSHIP = table_of(LeadershipRow)
+
+
+class ScoreHistoryRow(SQLModel, table=True):
+    """Each account's risk score, one row a day (the last correlation pass's), kept for
+    ``store.score_history`` (swanwatch.store.history)."""
+
+    __tablename__ = "score_history"
+
+    account_id: str = Field(primary_key=True, max_length=200)
+    day: date = Field(primary_key=True)
+    score: float
+
+
+SCORE_HISTORY = table_of(ScoreHistoryRow)
+
+
+class ActionLogRow(SQLModel, table=True):
+    """Every person's action on an alert, with who and when (the account page's timeline)."""
+
+    __tablename__ = "action_log"
+    __table_args__ = (Index("ix_action_log_account", "account_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_fingerprint: str = Field(max_length=64)
+    account_id: str = Field(max_length=200)
+    episode: int
+    #: acknowledged, snoozed, resolved, marked useful, ...
+    action: str = Field(max_length=40)
+    person: str = Field(max_length=200)
+    detail: str = ""
+    at: datetime = _utc()
+
+
+ACTION_LOG = table_of(ActionLogRow)
+
+
+class BoardUserRow(SQLModel, table=True):
+    """A local user of the risk board (`swanwatch users add`): a password hash, never the
+    password, and the owner identity "Mine" filters by."""
+
+    __tablename__ = "board_users"
+
+    name: str = Field(primary_key=True, max_length=200)
+    password_hash: str
+    owner: str = ""
+    created_at: datetime = _utc()
+
+
+BOARD_USERS = table_of(BoardUserRow)
+
+
+class BoardSecretRow(SQLModel, table=True):
+    """The random key the board signs its sessions with, shared by every replica."""
+
+    __tablename__ = "board_secrets"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: str
+    created_at: datetime = _utc()
+
+
+BOARD_SECRETS = table_of(BoardSecretRow)

@@ -17,6 +17,7 @@ from swanwatch import (
     Notifier,
     NotifierOptions,
     Signal,
+    SourceUse,
     WatchContext,
     Watcher,
     WatcherOptions,
@@ -61,6 +62,35 @@ class StaticWatcher(Watcher):
                     observed_at=ctx.clock.now() - timedelta(days=spec.days_ago),
                     summary=spec.summary or f"{spec.kind} on {spec.account}.",
                 )
+
+
+class ProbeWatcher(Watcher):
+    """Historical: yields one signal per row it reads from a source (key: the row's id; the
+    summary names the row's `day`), so a replay shows exactly which rows it could see."""
+
+    name = "probe"
+    historical = True
+
+    class Options(WatcherOptions):
+        source: str = Field(description="The source to read.")
+        declare: bool = Field(True, description="Declare the source in uses().")
+
+    options: Options
+
+    def uses(self) -> tuple[SourceUse, ...]:
+        return (SourceUse(self.options.source),) if self.options.declare else ()
+
+    async def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:
+        now = ctx.clock.now()
+        async for row in ctx.source(self.options.source).rows(until=now if ctx.replay else None):
+            yield Signal(
+                account_id=str(row["account_id"]),
+                kind="probe",
+                key=str(row["id"]),
+                strength=0.5,
+                observed_at=now,
+                summary=f"row {row['id']} dated {row['day']}",
+            )
 
 
 class BoomWatcher(Watcher):

@@ -1,0 +1,283 @@
+"""A person's action is never lost to a correlation pass, and a pass writes only the alerts
+it changed. On the real store (SQLite and PostgreSQL), through the engine and the actions.
+
+The race is forced, not hoped for: a hook on the database connections holds the pass
+between its read of the alerts and its write, while other threads act on the alerts
+through :class:`AlertActions` (the path the board, the links and the CLI take)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from swanwatch.actions import Acknowledge, AlertActions, Resolve, Snooze
+from swanwatch.clock import FrozenClock
+from swanwatch.config import load_config
+from swanwatch.engine import Engine
+from swanwatch.model import Alert, AlertState, Signal
+from swanwatch.store import Findings, Store
+
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+HEADER = "id,name,domains,owner,segment,arr,renewal_date,tags\n"
+RENEWAL = "2027-09-01"
+#: How long a held pass, or an acting thread, may take before the test fails.
+DEADLINE_S = 120.0
+
+
+def _book(tmp_path: Path, store_url: str, accounts: int) -> Path:
+    rows = (
+        f"acc-{i:05d},Account {i},acc{i}.example,csm{i % 7}@csm.example,smb,{1000 + i},{RENEWAL},"
+        for i in range(accounts)
+    )
+    (tmp_path / "accounts.csv").write_text(HEADER + "\n".join(rows) + "\n")
+    path = tmp_path / "swanwatch.yaml"
+    path.write_text(
+        f"""
+store: {{url: "{store_url}"}}
+sources:
+  accounts: {{type: csv, options: {{path: accounts.csv}}}}
+accounts: {{source: accounts}}
+watchers:
+  - {{type: static, name: usage}}
+  - {{type: static, name: tickets}}
+correlation:
+  rules:
+    - {{name: usage, title: Usage is falling, severity: warning,
+       any_of: [usage_drop, ticket_spike]}}
+notify: {{console: false, channels: {{team: {{url: "json://127.0.0.1:9/hook"}}}}}}
+"""
+    )
+    return path
+
+
+def _signal(watcher: str, account: int, kind: str, now: datetime) -> Signal:
+    return Signal(
+        account_id=f"acc-{account:05d}",
+        kind=kind,
+        strength=0.8,
+        observed_at=now - timedelta(days=1),
+        summary=f"{kind} on acc-{account:05d}.",
+        watcher=watcher,
+    )
+
+
+def _seed(store: Store, watcher: str, kind: str, accounts: range, now: datetime) -> None:
+    """What a watcher run over these accounts would store (the watchers are not run)."""
+    signals = [_signal(watcher, i, kind, now) for i in accounts]
+    store.record_findings(Findings(watcher=watcher, now=now, signals=signals))
+
+
+async def _correlate(path: Path, store: Store, now: datetime) -> Any:
+    async with Engine(load_config(path), store, FrozenClock(now)) as engine:
+        return await engine.correlate()
+
+
+class Gate:
+    """Holds whoever reads the alerts first (a correlation pass, a person's action) right
+    after that read, until ``released`` is set.
+
+    The first statement that reads the alerts marks its thread; when that thread next
+    hands a connection back (its read is over, no lock is held), it waits there.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.read = threading.Event()
+        self.released = threading.Event()
+        self.pass_thread: int | None = None
+        self.held = False
+
+    def _statement(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if self.pass_thread is None and "FROM alerts" in statement:
+            self.pass_thread = threading.get_ident()
+
+    def _checkin(self, *_args: Any) -> None:
+        if self.held or threading.get_ident() != self.pass_thread:
+            return
+        self.held = True
+        self.read.set()
+        if not self.released.wait(DEADLINE_S):
+            raise AssertionError("the held correlation pass was never let go")
+
+    @contextmanager
+    def installed(self) -> Iterator[Gate]:
+        engine = self.store.engine
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine.pool, "checkin", self._checkin)
+        try:
+            yield self
+        finally:
+            self.released.set()
+            event.remove(engine, "before_cursor_execute", self._statement)
+            event.remove(engine.pool, "checkin", self._checkin)
+
+
+def _act_from_threads(store: Store, alerts: list[Alert], now: datetime, threads: int) -> None:
+    """Acknowledge each alert through the actions, from ``threads`` threads at once."""
+    start = threading.Barrier(threads)
+
+    def work(part: list[Alert], n: int) -> None:
+        start.wait(DEADLINE_S)
+        actions = AlertActions(store, FrozenClock(now))
+        for alert in part:
+            actions.act(alert.fingerprint, Acknowledge(), by=f"csm-{n}", episode=alert.episode)
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="acker") as pool:
+        futures = [pool.submit(work, alerts[n::threads], n) for n in range(threads)]
+        for future in futures:
+            future.result(DEADLINE_S)
+
+
+@pytest.mark.slow
+async def test_acknowledgements_made_during_a_pass_over_20k_accounts_all_stay(
+    tmp_path: Path, store_url: str
+) -> None:
+    path = _book(tmp_path, store_url, accounts=20_000)
+    store = Store(store_url)
+    try:
+        _seed(store, "usage", "usage_drop", range(0, 20_000, 10), T0)
+        first = await _correlate(path, store, T0)
+        assert first.open_alerts == 2000 and first.enqueued == 2000
+        alerts = sorted(store.alerts(open_only=True), key=lambda a: a.account_id)
+        acked = alerts[::20]
+        assert len(acked) == 100
+
+        # New evidence on every alerted account: the next pass changes every alert.
+        later = T0 + timedelta(hours=1)
+        _seed(store, "tickets", "ticket_spike", range(0, 20_000, 10), later)
+        gate = Gate(store)
+        with gate.installed():
+            running = asyncio.create_task(_correlate(path, store, later))
+            assert await asyncio.to_thread(gate.read.wait, DEADLINE_S), "no pass read alerts"
+            await asyncio.to_thread(_act_from_threads, store, acked, later, 4)
+            gate.released.set()
+            second = await running
+
+        now = {a.fingerprint: a for a in store.alerts()}
+        acked_fps = {a.fingerprint for a in acked}
+        lost = [fp for fp in acked_fps if now[fp].state != AlertState.ACKNOWLEDGED]
+        assert lost == [], f"{len(lost)} of 100 acknowledgements lost"
+        assert all((now[fp].acted_by or "").startswith("ack:csm-") for fp in acked_fps)
+        assert sorted(second.refused) == sorted(acked_fps)
+        others = [a for fp, a in now.items() if fp not in acked_fps]
+        assert len(others) == 1900 and all(len(a.contributions) == 2 for a in others)
+        assert second.written == 1900
+
+        # The next pass takes up the new evidence on the acknowledged ones, and keeps
+        # the acknowledgement; nothing was told twice.
+        third = await _correlate(path, store, later + timedelta(minutes=5))
+        assert third.refused == () and third.written == 100
+        for fp in acked_fps:
+            alert = _find(store, fp)
+            assert alert.state == AlertState.ACKNOWLEDGED and len(alert.contributions) == 2
+        told = Counter(n.alert_fingerprint for n in store.notifications(limit=10_000))
+        assert len(told) == 2000 and set(told.values()) == {1}
+    finally:
+        store.close()
+
+
+def _find(store: Store, fingerprint: str) -> Alert:
+    (alert,) = store.alerts(fingerprints=[fingerprint])
+    return alert
+
+
+def _three(tmp_path: Path, store_url: str) -> Path:
+    return _book(tmp_path, store_url, accounts=3)
+
+
+async def test_an_action_on_an_alert_a_pass_changed_meanwhile_is_made_again(
+    tmp_path: Path, store_url: str
+) -> None:
+    """The other side of the race: the action read the alert, a pass wrote it, and the
+    action is applied to the alert as the pass left it (neither overwrites the other)."""
+    path = _three(tmp_path, store_url)
+    store = Store(store_url)
+    try:
+        _seed(store, "usage", "usage_drop", range(3), T0)
+        await _correlate(path, store, T0)
+        (alert, *_) = store.alerts()
+        later = T0 + timedelta(hours=1)
+        _seed(store, "tickets", "ticket_spike", range(3), later)
+        gate = Gate(store)
+        with gate.installed(), ThreadPoolExecutor(1, thread_name_prefix="acker") as pool:
+            actions = AlertActions(store, FrozenClock(later))
+            acting = pool.submit(
+                actions.act, alert.fingerprint, Snooze(timedelta(days=2)), by="ann"
+            )
+            assert await asyncio.to_thread(gate.read.wait, DEADLINE_S), "the action read nothing"
+            meanwhile = await _correlate(path, store, later)
+            assert meanwhile.written == 3 and meanwhile.refused == ()
+            gate.released.set()
+            done = acting.result(DEADLINE_S)
+        after = _find(store, alert.fingerprint)
+        assert after.state == AlertState.SNOOZED and after.acted_by == "snooze:ann"
+        assert len(after.contributions) == 2  # the pass's change stands too
+        assert after.version == alert.version + 2 and done.alert == after
+    finally:
+        store.close()
+
+
+async def test_a_pass_writes_only_the_alerts_it_changed(tmp_path: Path, store_url: str) -> None:
+    path = _three(tmp_path, store_url)
+    store = Store(store_url)
+    try:
+        _seed(store, "usage", "usage_drop", range(3), T0)
+        first = await _correlate(path, store, T0)
+        assert first.written == 3
+        before = {a.fingerprint: a for a in store.alerts()}
+
+        # An hour on, the signals have decayed a little: nothing worth a write.
+        quiet = await _correlate(path, store, T0 + timedelta(hours=1))
+        assert quiet.written == 0 and quiet.enqueued == 0
+        assert {a.fingerprint: a for a in store.alerts()} == before
+
+        # New evidence on one account: its alert, and only it, is written.
+        _seed(store, "tickets", "ticket_spike", range(1), T0 + timedelta(hours=2))
+        one = await _correlate(path, store, T0 + timedelta(hours=2))
+        assert one.written == 1
+        changed = [a for a in store.alerts() if a != before[a.fingerprint]]
+        assert [(a.account_id, a.version) for a in changed] == [("acc-00000", 1)]
+
+        # Days later the decay has moved the scores by a step: written once, not per pass.
+        drift = await _correlate(path, store, T0 + timedelta(days=6))
+        assert drift.written == 3
+        again = await _correlate(path, store, T0 + timedelta(days=6, hours=1))
+        assert again.written == 0
+    finally:
+        store.close()
+
+
+async def test_a_resolve_during_a_pass_is_not_reopened_by_it(
+    tmp_path: Path, store_url: str
+) -> None:
+    path = _three(tmp_path, store_url)
+    store = Store(store_url)
+    try:
+        _seed(store, "usage", "usage_drop", range(3), T0)
+        await _correlate(path, store, T0)
+        (alert, *_) = store.alerts()
+        gate = Gate(store)
+        later = T0 + timedelta(hours=1)
+        _seed(store, "tickets", "ticket_spike", range(3), later)
+        with gate.installed():
+            running = asyncio.create_task(_correlate(path, store, later))
+            assert await asyncio.to_thread(gate.read.wait, DEADLINE_S), "no pass read alerts"
+            actions = AlertActions(store, FrozenClock(later))
+            await asyncio.to_thread(actions.act, alert.fingerprint, Resolve(), by="bob")
+            gate.released.set()
+            passed = await running
+        assert passed.refused == (alert.fingerprint,)
+        after = _find(store, alert.fingerprint)
+        assert after.state == AlertState.RESOLVED and after.acted_by == "resolve:bob"
+    finally:
+        store.close()

@@ -1,0 +1,90 @@
+"""Start-up: quick commands import only what they need (lazy subcommands, lazy package)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from swanwatch.cli import main
+from swanwatch.cli_lazy import LAZY_COMMANDS, load_lazy
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "config" / "demo.yaml"
+
+
+def imported(*args: str, cwd: Path = ROOT) -> set[str]:
+    """The modules ``python -X importtime -m swanwatch ARGS`` imported (exit code 0)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "swanwatch", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    names = set()
+    for line in done.stderr.splitlines():
+        if line.startswith("import time:") and line.count("|") == 2:
+            names.add(line.rsplit("|", 1)[1].strip())
+    assert "swanwatch.cli" in names  # the log is what we think it is
+    return names
+
+
+def tops(names: set[str]) -> set[str]:
+    return {n.split(".")[0] for n in names}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--help",),
+        ("validate", "-c", str(DEMO)),
+        ("watchers", "list", "--json"),
+    ],
+    ids=["help", "validate", "watchers-list"],
+)
+def test_quick_commands_import_neither_sqlalchemy_nor_jinja2(args: tuple[str, ...]) -> None:
+    heavy = tops(imported(*args)) & {"sqlalchemy", "sqlmodel", "jinja2", "alembic"}
+    assert not heavy, f"swanwatch {' '.join(args)} imported {sorted(heavy)}"
+
+
+def test_help_imports_no_command_module_nor_pydantic() -> None:
+    names = imported("--help")
+    assert not {n for n in names if n.startswith("swanwatch.cli_")} - {
+        "swanwatch.cli_common",
+        "swanwatch.cli_lazy",
+    }
+    assert not tops(names) & {"pydantic", "httpx", "rich", "yaml"}
+
+
+def test_alerts_list_on_a_migrated_store_imports_no_alembic(make_config) -> None:
+    config = make_config("watchers: []\n")
+    first = imported("db", "upgrade", "-c", str(config))
+    assert "alembic" in tops(first)  # a command that writes made the schema
+    again = imported("alerts", "list", "--json", "-c", str(config))
+    assert "alembic" not in tops(again)
+
+
+def test_every_lazy_command_lists_its_own_help() -> None:
+    for name, (_, short) in LAZY_COMMANDS.items():
+        command = load_lazy(name)
+        assert command.name == name
+        assert command.get_short_help_str(10**6) == short, name
+
+
+def test_help_lists_every_command_once_and_each_runs() -> None:
+    runner = CliRunner()
+    listed = runner.invoke(main, ["--help"])
+    assert listed.exit_code == 0
+    rows = listed.output.split("Commands:")[1].splitlines()
+    commands = [row.split()[0] for row in rows if row.startswith("  ") and row.split()]
+    assert commands == sorted(set(commands))
+    for name in LAZY_COMMANDS:
+        assert name in commands
+        shown = runner.invoke(main, [name, "--help"])
+        assert shown.exit_code == 0, shown.output
+        assert f"Usage: main {name}" in shown.output or f"Usage: swanwatch {name}" in shown.output
