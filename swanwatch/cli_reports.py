@@ -148,8 +148,8 @@ def _risk_tables(
     rows: Sequence[dict[str, Any]], sums: Sequence[tuple[str, int, float, float]], group: str
 ) -> None:
     table(
-        "Revenue at risk",
-        ["account", group, "ARR", "score", "at risk", "severity", "renewal", "rules"],
+        "ARR at risk (ARR x score)",
+        ["account", group, "ARR", "risk", "ARR at risk", "severity", "renewal", "rules"],
         [
             (
                 r["name"] or r["account"],
@@ -166,6 +166,6 @@ def _risk_tables(
     )
     table(
         f"Totals by {group}",
-        [group, "accounts", "ARR", "at risk"],
+        [group, "accounts", "ARR", "ARR at risk"],
         [(g, n, f"{arr:,.0f}", f"{risk:,.0f}") for g, n, arr, risk in sums],
     )
