@@ -33,11 +33,11 @@ watchers:
     options:
       signals:
         - {{account: acme, kind: usage_drop, strength: 0.9}}
-        - {{account: acme, kind: champion_departure, strength: 0.9}}
         - {{account: globex, kind: usage_drop, strength: 0.9}}
-        - {{account: globex, kind: champion_departure, strength: 0.9}}
         - {{account: initech, kind: usage_drop, strength: 0.9}}
-        - {{account: initech, kind: champion_departure, strength: 0.9}}
+        - {{account: hooli, kind: champion_departure, strength: 0.9}}
+        - {{account: umbrella, kind: champion_departure, strength: 0.9}}
+        - {{account: wayne, kind: champion_departure, strength: 0.9}}
 correlation:
   score_threshold: 1.0
   rules:
@@ -56,6 +56,20 @@ daemon:
   leader_check: 1s
 """
 
+#: Three accounts more than the config writer's three: one alert per account, six alerts.
+MORE_ACCOUNTS = """\
+hooli,Hooli,hooli.example,ann@csm.example,smb,9000,2027-03-15,
+umbrella,Umbrella,umbrella.example,bob@csm.example,smb,9000,2027-03-15,
+wayne,Wayne,wayne.example,ann@csm.example,smb,9000,2027-03-15,
+"""
+
+
+def six_alerts(make_config, lease: str, port: int, store_url: str | None = None) -> Path:
+    path: Path = make_config(SIX_ALERTS.format(lease=lease, port=port), store_url=store_url)
+    with (path.parent / "accounts.csv").open("a") as accounts:
+        accounts.write(MORE_ACCOUNTS)
+    return path
+
 
 @pytest.mark.slow
 def test_kill_9_mid_delivery_then_restart_delivers_the_rest_once(
@@ -65,7 +79,7 @@ def test_kill_9_mid_delivery_then_restart_delivers_the_rest_once(
     hook.hold()
     # The lease only has to outlast two quick sends before the kill; the restarted daemon
     # waits it out before it sends what the killed one had leased.
-    config = make_config(SIX_ALERTS.format(lease="4s", port=hook.port), store_url=store_url)
+    config = six_alerts(make_config, "4s", hook.port, store_url)
     cmd = [*swanwatch_cmd, "run", "-c", str(config)]
     env = {**subprocess_env, "SWANWATCH_LOG_LEVEL": "INFO"}
     store = Store(store_url)
@@ -128,7 +142,7 @@ async def test_a_batch_slower_than_its_lease_sends_nothing_twice(make_config) ->
     hook = delivery_support.Hook()
     hook.hold()
     lease = timedelta(minutes=1)
-    config = load_config(make_config(SIX_ALERTS.format(lease="1m", port=hook.port)))
+    config = load_config(six_alerts(make_config, "1m", hook.port))
     clock = FrozenClock("2026-11-20T12:00:00Z")
     store = Store(config.store_url)
     other = Store(config.store_url)
