@@ -1,4 +1,5 @@
-"""The whole book of open risks, a page at a time: filtered, searched and sorted in SQL.
+"""The whole book of open risks, a page at a time: read in one query, then filtered,
+searched, sorted and paged.
 
 One row per account with an open alert: its highest score, its worst severity, its ARR at
 risk (ARR x the highest score, as :func:`swanwatch.reports.risk_lines` reckons it), its
