@@ -43,6 +43,23 @@ class AppriseNotifier(Notifier):
 
     options: Options
 
+    def check(self) -> str | None:
+        import apprise
+
+        # Apprise logs its refusal as an error; the one line returned says it instead.
+        quiet = logging.getLogger("apprise")
+        was, quiet.disabled = quiet.disabled, True
+        try:
+            if apprise.Apprise().add(self.options.url.get_secret_value()):
+                return None
+        finally:
+            quiet.disabled = was
+        scheme = self.options.url.get_secret_value().partition("://")[0] or "(none)"
+        return (
+            f"Apprise does not accept this URL (scheme {scheme}://); see "
+            "https://github.com/caronc/apprise/wiki for the URL of each service"
+        )
+
     async def send(self, message: Message) -> DeliveryResult:
         import apprise  # imported here: it is slow to import and only the sender needs it
 

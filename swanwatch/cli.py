@@ -25,6 +25,7 @@ from swanwatch.cli_common import (
     emit_json,
     errors,
     load,
+    load_checked,
     store_for,
     tty,
 )
@@ -62,10 +63,11 @@ def main(ctx: click.Context, log_level: str | None) -> None:
 @click.option("--once", is_flag=True, help="Run every watcher once, correlate, deliver, exit.")
 @click.option("--now", type=INSTANT, default=None, help="Pretend it is this time (with --once).")
 def run(config_path: Path, once: bool, now: datetime | None) -> None:
-    """Run the daemon (or one cycle with --once)."""
-    config = load(config_path)
+    """Run the daemon (or one cycle with --once). The config is checked as `validate`
+    checks it first: a problem exits 2 before anything runs."""
+    config = load_checked(config_path)[0]
     if once:
-        _run_once(config, now)
+        _run_once(config, now or config.now)
         return
     if now is not None:
         raise click.UsageError("--now only goes with --once")
@@ -81,12 +83,12 @@ def _clock(now: datetime | None) -> Clock:
     return FrozenClock(now) if now is not None else SystemClock()
 
 
-def _run_once(config: Config, now: datetime | None, *, show_alerts: bool = False) -> None:
+def _run_once(config: Config, now: datetime | None) -> None:
     with store_for(config) as store:
-        _cycle_once(config, store, _clock(now), show_alerts=show_alerts)
+        _cycle_once(config, store, _clock(now))
 
 
-def _cycle_once(config: Config, store: Store, clock: Clock, *, show_alerts: bool) -> None:
+def _cycle_once(config: Config, store: Store, clock: Clock) -> None:
     """One cycle, with a progress bar on a terminal, then what it did on standard error."""
     import asyncio
 
@@ -102,20 +104,17 @@ def _cycle_once(config: Config, store: Store, clock: Clock, *, show_alerts: bool
     open_alerts = store.alerts(open_only=True)
     muted = sum(1 for a in open_alerts if a.muted_by is not None)
     unknown = sum(o.run.unknowns for o in outcomes)
+    at_risk = len({a.account_id for a in open_alerts if a.muted_by is None})
     click.echo(
-        f"{correlation.accounts} accounts with signals, {correlation.open_alerts} open alerts"
-        + (f" ({muted} muted: silenced or inhibited)" if muted else "")
+        f"{correlation.accounts} accounts with signals, {at_risk} at risk: "
+        f"{len(open_alerts) - muted} open alerts"
+        + (f" and {muted} muted (silenced or inhibited)" if muted else "")
         + f", {delivered.sent} notifications sent"
         + (f", {delivered.retried} to retry" if delivered.retried else "")
         + (f", {delivered.dead} dead-lettered" if delivered.dead else "")
         + (f"; {unknown} could not be judged (swanwatch unknowns list)" if unknown else ""),
         err=True,
     )
-    if show_alerts:
-        from swanwatch.cli_alerts import print_alerts
-
-        shown = [a for a in open_alerts if a.muted_by is None]
-        print_alerts(shown, {a.id: a for a in store.accounts()})
     failed = [o.run for o in outcomes if not o.run.ok]
     if failed:
         raise Failure(f"{len(failed)} of {len(outcomes)} watchers failed")
@@ -153,9 +152,18 @@ async def _cycle(
 
 @main.command()
 @config_option
-def validate(config_path: Path) -> None:
-    """Check a config file: every problem, with file, line and field."""
-    config = load(config_path)
+@click.option(
+    "--connect",
+    is_flag=True,
+    help="Also open each source (its first row) and the store, read-only.",
+)
+def validate(config_path: Path, connect: bool) -> None:
+    """Check a config file: every problem, with file, line, field and the fix; exit 2 if
+    there is one. Files, sources, channel addresses and rules are checked too, without
+    side effects; --connect also reads each source's first row and opens the store."""
+    config, reached = load_checked(config_path, connect=connect)
+    for line in reached:
+        click.echo(f"  {line}")
     click.echo(
         f"{config_path}: ok ({len(config.sources)} sources, {len(config.watchers)} watchers, "
         f"{len(config.notify.channels)} channels)"
@@ -206,12 +214,13 @@ def config_schema_command() -> None:
 @click.option(
     "--now",
     type=INSTANT,
-    default="2026-11-20T12:00:00Z",
-    show_default=True,
-    help="The demo's clock: the bundled sample data ends on this day.",
+    default=None,
+    help="The demo's clock (default: the config's `now`, 2026-11-20T12:00:00Z, the day the "
+    "bundled sample data ends).",
 )
-def demo(now: datetime) -> None:
-    """One full cycle on the bundled sample data, in a temporary SQLite store."""
+def demo(now: datetime | None) -> None:
+    """One full cycle on the bundled sample data, in a temporary SQLite store: the same
+    alerts as `swanwatch run -c config/demo.yaml --once` from a clone."""
     import tempfile
     from importlib import resources
 
@@ -221,7 +230,12 @@ def demo(now: datetime) -> None:
         with resources.as_file(bundled("demo.yaml")) as path:
             config = load(path)
         config = config.model_copy(update={"store": StoreConfig(url=f"sqlite:///{tmp}/demo.db")})
-        _run_once(config, now, show_alerts=True)
+        _run_once(config, now or config.now)
+    click.echo(
+        "The same from a clone, its store kept in this folder: "
+        "swanwatch run -c config/demo.yaml --once",
+        err=True,
+    )
 
 
 # --- backtest ------------------------------------------------------------------------------

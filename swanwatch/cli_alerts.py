@@ -22,6 +22,7 @@ from swanwatch.cli_common import (
     emit_json,
     json_option,
     load,
+    read_store,
     records,
     stamp,
     store_for,
@@ -30,21 +31,25 @@ from swanwatch.cli_common import (
 
 if TYPE_CHECKING:
     from swanwatch.actions import Action, AlertActions, Done
+    from swanwatch.config import Config
     from swanwatch.model import Account, Alert
 
 _BY = click.option("--by", default=None, help="Who acts (default $SWANWATCH_USER or $USER).")
 
 
 @contextmanager
-def _actions(config_path: Path) -> Iterator[AlertActions]:
+def _actions(config_path: Path, *, create: bool = False) -> Iterator[AlertActions]:
     """The actions on the config's store, now; a missing alert or silence says where to
-    look, and every action error exits 1."""
+    look, and every action error exits 1. A store that does not exist yet is not made:
+    there is nothing in it to act on."""
     from swanwatch.actions import AlertActions
     from swanwatch.clock import SystemClock
     from swanwatch.errors import AlertNotFound, SilenceNotFound
 
     config = load(config_path)
-    with store_for(config) as store:
+    with store_for(config) if create else read_store(config) as store:
+        if store is None:
+            raise Failure("no alerts yet: the store does not exist; see `swanwatch run`")
         try:
             yield AlertActions(store, SystemClock())
         except AlertNotFound as exc:
@@ -61,17 +66,19 @@ def _act(config_path: Path, ref: str, action: Action, by: str | None) -> Done:
 def print_alerts(alerts: Sequence[Alert], accounts: dict[str, Account]) -> None:
     """Alerts explained, as their first message would tell them."""
     from swanwatch.alerts import Notice
-    from swanwatch.delivery import render
+    from swanwatch.delivery import render_as
     from swanwatch.model import NoticeEvent
 
     if not alerts:
         click.echo("No open alerts.")
         return
+    # Markdown for rich on a terminal; plain text anywhere else (no raw ** or \_).
+    fmt = "chat" if tty() else "text"
     rendered = []
-    for alert in alerts:
+    for alert in ranked(alerts):
         account = accounts.get(alert.account_id)
         notice = Notice(alert, NoticeEvent.FIRING)
-        rendered.append(render(notice, account.label if account else None))
+        rendered.append(render_as(fmt, notice, account.label if account else None))
     if tty():
         from rich.console import Console
         from rich.markdown import Markdown
@@ -81,8 +88,8 @@ def print_alerts(alerts: Sequence[Alert], accounts: dict[str, Account]) -> None:
         for title, body in rendered:
             console.print(Panel(Markdown(body), title=title, title_align="left"))
         return
-    for title, body in rendered:
-        click.echo(f"{title}\n{body}\n")
+    for _title, body in rendered:
+        click.echo(f"{body}\n")  # the body's first line is the title
 
 
 def _state(alert: Alert) -> str:
@@ -107,25 +114,40 @@ def alerts() -> None:
 @click.option("--all", "include_resolved", is_flag=True, help="Include resolved alerts.")
 @json_option
 def alerts_list(config_path: Path, include_resolved: bool, as_json: bool) -> None:
-    """Open alerts, riskiest first."""
+    """Open alerts, one per account, most severe and most ARR at risk first."""
     records(
         config_path,
-        lambda store: store.alerts(open_only=not include_resolved),
+        lambda store: ranked(store.alerts(open_only=not include_resolved)),
         as_json,
         "Alerts",
-        ["id", "account", "rule", "severity", "score", "state", "since", "title"],
+        ["id", "account", "severity", "risk", "ARR at risk", "state", "since", "title", "also"],
         lambda a: (
             a.id,
-            a.account_id,
-            a.rule,
+            a.at_stake.get("name") or a.account_id,
             a.severity,
-            f"{a.score:.2f}",
+            f"{a.score:.0%}",
+            _money(a.at_stake.get("revenue_at_risk")),
             _state(a),
             stamp(a.started_at),
             a.title,
+            "; ".join(r.title for r in a.reasons[1:]),
         ),
         dump=lambda a: {**a.model_dump(mode="json"), "status": _state(a)},
     )
+
+
+def ranked(alerts: Sequence[Alert]) -> list[Alert]:
+    """Most severe first, then the most ARR at risk."""
+
+    def at_risk(a: Alert) -> float:
+        value = a.at_stake.get("revenue_at_risk")
+        return float(value) if isinstance(value, int | float) else 0.0
+
+    return sorted(alerts, key=lambda a: (-a.severity.rank, -at_risk(a), a.account_id))
+
+
+def _money(value: object) -> str:
+    return f"${float(value):,.0f}" if isinstance(value, int | float) else ""
 
 
 @alerts.command("show")
@@ -168,14 +190,20 @@ _plain(
 @alerts.command("snooze")
 @config_option
 @click.argument("ref")
-@click.option("--for", "delta", type=DURATION, default="1d", show_default=True, help="e.g. 4h, 3d.")
+@click.option(
+    "--for", "delta", type=DURATION, default="1d", show_default=True, help="e.g. 4h, 3d (3: days)."
+)
 @_BY
 def alerts_snooze(config_path: Path, ref: str, delta: timedelta, by: str | None) -> None:
     """Snooze an alert; if still firing when the snooze ends, it reminds."""
     from swanwatch.actions import Snooze
+    from swanwatch.durations import describe
 
     alert = _act(config_path, ref, Snooze(delta), by).alert
-    click.echo(f"alert {alert.id} snoozed until {alert.snoozed_until:%Y-%m-%d %H:%M} UTC")
+    click.echo(
+        f"alert {alert.id} snoozed for {describe(delta)}, until "
+        f"{alert.snoozed_until:%Y-%m-%d %H:%M} UTC"
+    )
 
 
 @alerts.command("mark")
@@ -217,8 +245,13 @@ def alerts_silence(
     action = SilenceSimilar(delta, reason, on or ("account", "rule"))
     silence = _act(config_path, ref, action, by).silence
     assert silence is not None  # a SilenceSimilar always adds one
+    from swanwatch.durations import describe
+
     matchers = " ".join(f"{k}={v}" for k, v in silence.matchers.items())
-    click.echo(f"silence {silence.id} until {silence.ends_at:%Y-%m-%d %H:%M} UTC: {matchers}")
+    click.echo(
+        f"silence {silence.id} for {describe(delta)}, until "
+        f"{silence.ends_at:%Y-%m-%d %H:%M} UTC: {matchers}"
+    )
 
 
 # --- silences ------------------------------------------------------------------------------
@@ -257,11 +290,42 @@ def _matchers(values: Sequence[str]) -> dict[str, str]:
 def silences_add(
     config_path: Path, match: tuple[str, ...], delta: timedelta, reason: str, author: str | None
 ) -> None:
-    """Add a silence."""
+    """Add a silence (a warning when it names no known account or rule)."""
+    from swanwatch.durations import describe
+
     matchers = _matchers(match)
-    with _actions(config_path) as actions:
+    with _actions(config_path, create=True) as actions:
+        for warning in _unmatched(load(config_path), actions, matchers):
+            click.echo(f"warning: {warning}", err=True)
         silence = actions.silence(matchers, delta, reason=reason, by=actor(author))
-    click.echo(f"silence {silence.id} until {silence.ends_at:%Y-%m-%d %H:%M} UTC")
+    click.echo(
+        f"silence {silence.id} for {describe(delta)}, until {silence.ends_at:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+def _unmatched(config: Config, actions: AlertActions, matchers: dict[str, str]) -> list[str]:
+    """What in ``matchers`` fits no known account (of the store, else of the accounts
+    source) or rule: most likely a typo, since it would silence nothing."""
+    from fnmatch import fnmatchcase
+
+    from swanwatch.cli_delivery import known_rules, read_accounts_quietly
+    from swanwatch.errors import did_you_mean
+
+    known: dict[str, set[str]] = {}
+    if "account" in matchers:
+        stored = {a.id for a in actions.store.accounts()}
+        known["account"] = stored or set(read_accounts_quietly(config))
+    if "rule" in matchers:
+        known["rule"] = set(known_rules(config))
+    out = []
+    for field, names in known.items():
+        pattern = matchers[field]
+        if names and not any(fnmatchcase(name, pattern) for name in names):
+            out.append(
+                f"{field}={pattern} matches no known {field}{did_you_mean(pattern, names)}: "
+                "the silence is added, but it mutes nothing yet"
+            )
+    return out
 
 
 @silences.command("list")

@@ -78,6 +78,20 @@ def load(config_path: Path, *, check_plugins: bool = True) -> Config:
         raise BadConfig(str(exc)) from exc
 
 
+def load_checked(config_path: Path, *, connect: bool = False) -> tuple[Config, list[str]]:
+    """The config after every check `validate` makes, or exit 2 with every problem; the
+    warnings are printed on standard error, what --connect reached is returned."""
+    from swanwatch.config import load_checked as check
+
+    try:
+        config, found = check(config_path, connect=connect)
+    except ConfigError as exc:
+        raise BadConfig(str(exc)) from exc
+    for warning in found.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    return config, found.reached
+
+
 @contextmanager
 def errors() -> Iterator[None]:
     """Turn Swanwatch's errors into the CLI's exit codes."""
@@ -95,6 +109,26 @@ def store_for(config: Config) -> Iterator[Store]:
     from swanwatch.store import Store
 
     with errors():
+        store = Store(config.store_url)
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+@contextmanager
+def read_store(config: Config) -> Iterator[Store | None]:
+    """The config's store for a command that only reads, or None when there is none yet
+    (it is never created: a SQLite file not there, a database without the schema); a
+    note on standard error says so. Errors exit 1."""
+    from swanwatch.store import Store
+    from swanwatch.store.health import existing_revision
+
+    with errors():
+        if existing_revision(config.store_url) is None:
+            click.echo("note: no store yet (swanwatch run creates it): nothing recorded", err=True)
+            yield None
+            return
         store = Store(config.store_url)
         try:
             yield store
@@ -133,8 +167,8 @@ def records(
     """A list command: ``query`` the config's store, then print the records as JSON (with
     ``--json`` or off a terminal: ``dump`` of each, by default its JSON fields) or as a
     table of ``row`` of each."""
-    with store_for(load(config_path, check_plugins=False)) as store:
-        found = query(store)
+    with read_store(load(config_path, check_plugins=False)) as store:
+        found = query(store) if store is not None else []
     if as_json or not tty():
         emit_json([dump(r) if dump else r.model_dump(mode="json") for r in found])
         return
@@ -161,19 +195,23 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) 
 
 # click.ParamType is generic only in newer click releases: not subscripted, for older ones.
 class DurationType(click.ParamType):  # type: ignore[type-arg]
-    """A duration option: 30s, 5m, 4h, 7d, 1w."""
+    """A duration option: 30s, 5m, 4h, 7d, 1w; a bare number is days (``3``: three days),
+    and the commands say the duration back in words."""
 
     name = "duration"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, timedelta):
             return value
-        from swanwatch.config import parse_duration
+        from swanwatch.durations import parse_duration
 
         try:
-            return parse_duration(value)
+            found = parse_duration(value, bare_unit="d")
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+        if found <= timedelta(0):
+            self.fail(f"{value!r}: a duration must be longer than zero", param, ctx)
+        return found
 
 
 class InstantType(click.ParamType):  # type: ignore[type-arg]

@@ -22,13 +22,15 @@ from swanwatch.cli_common import (
     emit_json,
     json_option,
     load,
+    read_store,
     store_for,
     table,
+    tty,
 )
-from swanwatch.errors import SwanwatchError
+from swanwatch.errors import SwanwatchError, did_you_mean
 
 if TYPE_CHECKING:
-    from swanwatch.config import Config
+    from swanwatch.config import Config, Rule
     from swanwatch.delivery.routing import Routing
     from swanwatch.model import Account, Alert, Severity
 
@@ -62,10 +64,14 @@ def outbox_list(config_path: Path, status: str | None, limit: int, as_json: bool
     from swanwatch.model import NotificationStatus
 
     config = load(config_path)
-    with store_for(config) as store:
-        notes = store.notifications(NotificationStatus(status) if status else None, limit)
-        counts = store.outbox_counts()
-    if as_json:
+    with read_store(config) as store:
+        notes = (
+            store.notifications(NotificationStatus(status) if status else None, limit)
+            if store is not None
+            else []
+        )
+        counts = store.outbox_counts() if store is not None else {}
+    if as_json or not tty():
         emit_json([n.model_dump(mode="json") for n in notes])
         return
     rows = [
@@ -133,9 +139,17 @@ async def _read_accounts(config: Config) -> dict[str, Account]:
         await source.aclose()
 
 
+def read_accounts_quietly(config: Config) -> dict[str, Account]:
+    """The accounts source's accounts; {} when it cannot be read."""
+    try:
+        return asyncio.run(_read_accounts(config))
+    except SwanwatchError:
+        return {}
+
+
 def _find_account(config: Config, account_id: str) -> Account:
-    with store_for(config) as store:
-        stored = store.accounts([account_id])
+    with read_store(config) as store:
+        stored = store.accounts([account_id]) if store is not None else []
     if stored:
         return stored[0]
     try:
@@ -143,7 +157,10 @@ def _find_account(config: Config, account_id: str) -> Account:
     except SwanwatchError as exc:
         raise Failure(str(exc)) from exc
     if account_id not in accounts:
-        raise BadConfig(f"account {account_id!r} is in neither the store nor the accounts source")
+        raise BadConfig(
+            f"account {account_id!r}{did_you_mean(account_id, accounts)} is in neither the "
+            f"store nor the accounts source {config.accounts.source!r}"
+        )
     return accounts[account_id]
 
 
@@ -161,6 +178,16 @@ def sample_account() -> Account:
     )
 
 
+def known_rules(config: Config) -> dict[str, Rule]:
+    """The config's rules by name, the catch-all score rule among them."""
+    from swanwatch.config import all_rules
+    from swanwatch.correlate import score_rule
+
+    rules = {r.name: r for r in all_rules(config)}
+    catch_all = score_rule(config.correlation)
+    return {catch_all.name: catch_all, **rules}
+
+
 def sample_alert(
     account: Account,
     rule: str,
@@ -170,13 +197,12 @@ def sample_alert(
     now: Any,
 ) -> Alert:
     """An alert as correlation would raise it for ``account`` under ``rule``."""
-    from swanwatch.config import all_rules
     from swanwatch.model import Alert, Contribution, Severity, alert_fingerprint
 
-    rules = {r.name: r for r in all_rules(config)} if config is not None else {}
-    known = rules.get(rule)
+    known = known_rules(config).get(rule) if config is not None else None
     chosen = Severity(severity) if severity else (known.severity if known else Severity.HIGH)
-    wanted = list(kinds) or list(known.all_of or known.any_of if known else ()) or ["sample"]
+    wanted = list(kinds) or list(known.all_of or known.any_of or known.of if known else ())
+    wanted = wanted or ["sample"]
     contributions = tuple(
         Contribution(
             fingerprint=f"sample-{k}",
@@ -240,6 +266,7 @@ def routes_test(
     from swanwatch.delivery.routing import Facts, route
 
     config = load(config_path)
+    _check_rule(config, rule, kinds)
     now = at if at is not None else _now().now()
     account = _find_account(config, account_id)
     alert = sample_alert(account, rule, config, severity, kinds, now)
@@ -269,6 +296,21 @@ def routes_test(
         f"tags {', '.join(facts.tags) or '-'}"
     )
     _echo_plan(routing.trace, planned, now)
+
+
+def _check_rule(config: Config, rule: str, kinds: Sequence[str]) -> None:
+    """Exit 2 for a rule the config does not have; a note for kinds no watcher emits."""
+    from swanwatch import plugins
+
+    rules = known_rules(config)
+    if rule not in rules:
+        raise BadConfig(
+            f"no rule named {rule!r}{did_you_mean(rule, rules)}; the rules: "
+            f"{', '.join(sorted(rules))}"
+        )
+    unknown = sorted(set(kinds) - set(plugins.available(plugins.WATCHERS)) - {"ops"})
+    if unknown:
+        click.echo(f"note: no installed watcher emits {', '.join(unknown)}", err=True)
 
 
 def _plan(routing: Routing, severity: Severity, now: datetime) -> list[dict[str, Any]]:

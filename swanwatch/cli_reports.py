@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from swanwatch.cli_common import config_option, emit_json, json_option, load, store_for, table, tty
+from swanwatch.cli_common import (
+    config_option,
+    emit_json,
+    json_option,
+    load,
+    read_store,
+    table,
+    tty,
+)
 
 if TYPE_CHECKING:
     from swanwatch.reports import RiskLine
@@ -28,8 +36,12 @@ def rules_stats(config_path: Path, as_json: bool) -> None:
     from swanwatch.reports import rule_stats
 
     config = load(config_path)
-    with store_for(config) as store:
-        stats = rule_stats(store.alerts(), store.feedback(), {a.id: a for a in store.accounts()})
+    with read_store(config) as store:
+        stats = (
+            rule_stats(store.alerts(), store.feedback(), {a.id: a for a in store.accounts()})
+            if store is not None
+            else []
+        )
     if as_json or not tty():
         emit_json(
             [
@@ -75,10 +87,14 @@ def risk_report(config_path: Path, by: str | None, as_json: bool, as_csv: bool) 
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
     config = load(config_path)
-    with store_for(config) as store:
-        lines = risk_lines(
-            [a for a in store.alerts(open_only=True) if a.muted_by is None],
-            {a.id: a for a in store.accounts()},
+    with read_store(config) as store:
+        lines = (
+            risk_lines(
+                [a for a in store.alerts(open_only=True) if a.muted_by is None],
+                {a.id: a for a in store.accounts()},
+            )
+            if store is not None
+            else []
         )
     group = by or "all"
     sums = totals(lines, group)
@@ -132,8 +148,8 @@ def _risk_tables(
     rows: Sequence[dict[str, Any]], sums: Sequence[tuple[str, int, float, float]], group: str
 ) -> None:
     table(
-        "Revenue at risk",
-        ["account", group, "ARR", "score", "at risk", "severity", "renewal", "rules"],
+        "ARR at risk (ARR x score)",
+        ["account", group, "ARR", "risk", "ARR at risk", "severity", "renewal", "rules"],
         [
             (
                 r["name"] or r["account"],
@@ -150,6 +166,6 @@ def _risk_tables(
     )
     table(
         f"Totals by {group}",
-        [group, "accounts", "ARR", "at risk"],
+        [group, "accounts", "ARR", "ARR at risk"],
         [(g, n, f"{arr:,.0f}", f"{risk:,.0f}") for g, n, arr, risk in sums],
     )

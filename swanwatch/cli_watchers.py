@@ -9,11 +9,13 @@ from typing import Any
 import click
 
 from swanwatch.cli_common import (
+    BadConfig,
     Failure,
     config_option,
     emit_json,
     json_option,
     load,
+    read_store,
     records,
     stamp,
     store_for,
@@ -41,21 +43,14 @@ def watchers_list(as_json: bool) -> None:
         except PluginError as exc:
             items.append({"name": name, "error": str(exc)})
             continue
-        options = {
-            field: {
-                "type": str(info.annotation).replace("typing.", ""),
-                "default": None if info.is_required() else repr(info.default),
-                "description": info.description or "",
-            }
-            for field, info in cls.Options.model_fields.items()
-        }
         items.append(
             {
                 "name": name,
                 "distribution": plugins.distribution_of(plugins.WATCHERS, name),
                 "historical": cls.historical,
-                "description": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
-                "options": options,
+                # The docstring's first paragraph: its first sentence may wrap.
+                "description": " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split()),
+                "options": option_docs(cls.Options),
             }
         )
     if as_json or not tty():
@@ -68,6 +63,44 @@ def watchers_list(as_json: bool) -> None:
     table("Watchers", ["name", "from", "what it signals", "options"], rows)
 
 
+def option_docs(model: Any) -> dict[str, dict[str, Any]]:
+    """Each option of a plugin's Options model: its JSON type, its default as JSON (None
+    when it is required), whether it is required, and its description."""
+    from pydantic_core import to_jsonable_python
+
+    props = model.model_json_schema().get("properties", {})
+    out = {}
+    for field, info in model.model_fields.items():
+        required = info.is_required()
+        default = None if required else info.get_default(call_default_factory=True)
+        out[field] = {
+            "type": _json_type(props.get(field, {})),
+            "required": required,
+            "default": to_jsonable_python(default, fallback=str),
+            "description": info.description or "",
+        }
+    return out
+
+
+def _json_type(prop: dict[str, Any]) -> str:
+    """A JSON Schema property's type in a few words: ``integer``, ``array of string``."""
+    if "anyOf" in prop:
+        return " or ".join(dict.fromkeys(_json_type(p) for p in prop["anyOf"]))
+    if "enum" in prop:
+        return "one of " + ", ".join(map(str, prop["enum"]))
+    if "const" in prop:
+        return repr(prop["const"])
+    kind = prop.get("type")
+    if kind == "array" and isinstance(prop.get("items"), dict) and prop["items"]:
+        return f"array of {_json_type(prop['items'])}"
+    if kind == "object" and isinstance(prop.get("additionalProperties"), dict):
+        return f"object of {_json_type(prop['additionalProperties'])}"
+    if isinstance(kind, str):
+        return kind
+    ref = prop.get("$ref")
+    return ref.rsplit("/", 1)[-1] if isinstance(ref, str) else "any"
+
+
 @watchers.command("runs")
 @config_option
 @click.argument("instance", required=False)
@@ -75,6 +108,8 @@ def watchers_list(as_json: bool) -> None:
 @json_option
 def watchers_runs(config_path: Path, instance: str | None, limit: int, as_json: bool) -> None:
     """Recent watcher runs, with the error and traceback of failed ones."""
+    if instance is not None:
+        _known_instance(config_path, instance)
     records(
         config_path,
         lambda store: store.runs(instance, limit),
@@ -82,6 +117,23 @@ def watchers_runs(config_path: Path, instance: str | None, limit: int, as_json: 
         "Watcher runs",
         ["instance", "started", "ok", "signals", "unknown", "error"],
         lambda r: (r.instance, stamp(r.started_at), r.ok, r.signals, r.unknowns, r.error),
+    )
+
+
+def _known_instance(config_path: Path, instance: str) -> None:
+    """Exit 2 when ``instance`` is neither a configured watcher nor one with stored runs."""
+    from swanwatch.errors import did_you_mean
+
+    config = load(config_path)
+    names = {w.instance for w in config.watchers}
+    if instance in names:
+        return
+    with read_store(config) as store:
+        if store is not None and store.runs(instance, 1):
+            return
+    raise BadConfig(
+        f"no watcher named {instance!r}{did_you_mean(instance, names)}; configured: "
+        f"{', '.join(sorted(names)) or 'none'}"
     )
 
 

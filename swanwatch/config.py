@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import os
 import re
+import typing
 from collections.abc import Mapping
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from swanwatch.errors import ConfigError, ConfigProblem, PluginError
+from swanwatch.durations import Duration, parse_duration
+from swanwatch.errors import ConfigError, ConfigProblem, PluginError, did_you_mean
 from swanwatch.settings import (
     DEFAULT_HALF_LIVES,
     DEFAULT_WEIGHTS,
@@ -31,7 +33,6 @@ from swanwatch.settings import (
     CorrelationConfig,
     DaemonConfig,
     DigestConfig,
-    Duration,
     LeadersDigestConfig,
     LoggingConfig,
     NotifyConfig,
@@ -49,12 +50,12 @@ from swanwatch.settings import (
     WatcherConfig,
     format_for_url,
     parse_clock_time,
-    parse_duration,
 )
 
 __all__ = [
     "DEFAULT_HALF_LIVES",
     "DEFAULT_WEIGHTS",
+    "MAX_VALUES",
     "ROUTE_MATCH_FIELDS",
     "AccountsConfig",
     "ChannelConfig",
@@ -64,11 +65,13 @@ __all__ = [
     "CorrelationConfig",
     "DaemonConfig",
     "DigestConfig",
+    "Document",
     "Duration",
     "LeadersDigestConfig",
     "LoggingConfig",
     "NotifyConfig",
     "OwnersConfig",
+    "PathKey",
     "PluginConfig",
     "QueueConfig",
     "QuietHours",
@@ -82,8 +85,10 @@ __all__ = [
     "WatcherConfig",
     "all_rules",
     "bundled",
+    "fields_at",
     "format_for_url",
     "format_path",
+    "load_checked",
     "load_config",
     "load_rules",
     "parse_clock_time",
@@ -91,6 +96,9 @@ __all__ = [
     "parse_duration",
     "resolve",
 ]
+
+if TYPE_CHECKING:
+    from swanwatch.config_checks import Findings
 
 # --- loading -------------------------------------------------------------------------------
 
@@ -109,13 +117,23 @@ def format_path(path: PathKey) -> str:
     return out
 
 
-class _Document:
-    """A YAML document's data with the line of every node, by path."""
+#: The most values a config may expand to: YAML aliases (``*name``) repeat what their
+#: anchor holds, and a few lines of nested aliases can stand for billions of values.
+MAX_VALUES = 100_000
+
+
+class Document:
+    """A YAML document's data with the line of every node, by path.
+
+    Aliases are expanded, within :data:`MAX_VALUES` values in all; an alias to a node that
+    holds it (a loop) is refused."""
 
     def __init__(self, text: str, file: str) -> None:
         self.file = file
         self.lines: dict[PathKey, int] = {}
         self.problems: list[ConfigProblem] = []
+        self._values = 0
+        self._open: set[int] = set()
         try:
             node = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError as exc:
@@ -125,31 +143,57 @@ class _Document:
             raise ConfigError(
                 [ConfigProblem(file, line, "", f"not valid YAML: {problem}")]
             ) from exc
+        except RecursionError as exc:
+            raise ConfigError(
+                [ConfigProblem(file, None, "", "nested too deeply to be a config")]
+            ) from exc
         self.data = self._build(node, ()) if node is not None else {}
 
     def _build(self, node: yaml.Node, path: PathKey) -> Any:
-        self.lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            out: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                key = str(key_node.value)
-                if key in out:
-                    self.problems.append(
-                        ConfigProblem(
-                            self.file,
-                            key_node.start_mark.line + 1,
-                            format_path((*path, key)),
-                            "this key appears twice",
-                        )
-                    )
-                out[key] = self._build(value_node, (*path, key))
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self._build(item, (*path, i)) for i, item in enumerate(node.value)]
+        line = node.start_mark.line + 1
+        self.lines.setdefault(path, line)
+        self._values += 1
+        if self._values > MAX_VALUES or id(node) in self._open or len(path) > 50:
+            if id(node) in self._open:
+                why = "refers to itself through an alias"
+            else:  # named at its top-level key: the section that grew too big
+                why = f"expands to more than {MAX_VALUES:,} values (YAML aliases?)"
+                path = path[:1]
+                line = self.lines.get(path, line)
+            raise ConfigError(
+                [ConfigProblem(self.file, line, format_path(path), f"{why}; write it out")]
+            )
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            self._open.add(id(node))
+            try:
+                return self._build_collection(node, path)
+            finally:
+                self._open.discard(id(node))
         value = yaml.SafeLoader("").construct_object(node)
         if isinstance(value, str):
             return self._interpolate(value, path)
         return value
+
+    def _build_collection(self, node: yaml.Node, path: PathKey) -> Any:
+        if isinstance(node, yaml.SequenceNode):
+            return [self._build(item, (*path, i)) for i, item in enumerate(node.value)]
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in out:
+                self.problems.append(
+                    ConfigProblem(
+                        self.file,
+                        key_node.start_mark.line + 1,
+                        format_path((*path, key)),
+                        "this key appears twice",
+                    )
+                )
+            # The key's own line: a value on the next lines (a nested mapping) is reported
+            # where its key is written.
+            self.lines[(*path, key)] = key_node.start_mark.line + 1
+            out[key] = self._build(value_node, (*path, key))
+        return out
 
     def _interpolate(self, value: str, path: PathKey) -> str:
         def replace(match: re.Match[str]) -> str:
@@ -184,39 +228,123 @@ class _Document:
 
 
 def _pydantic_problems(
-    doc: _Document, error: ValidationError, prefix: PathKey = ()
+    doc: Document,
+    error: ValidationError,
+    prefix: PathKey = (),
+    model: type[BaseModel] | None = None,
 ) -> list[ConfigProblem]:
+    """Pydantic's errors as problems at the offending key's line: an unknown key with the
+    closest known one, a section's own check at the key its message names."""
     problems = []
     for item in error.errors():
         loc: PathKey = tuple(p for p in item["loc"] if isinstance(p, str | int))
-        message = item["msg"]
+        message = item["msg"].removeprefix("Value error, ")
+        path = (*prefix, *loc)
         if item["type"] == "extra_forbidden":
-            message = "unknown key (check its spelling)"
+            known = fields_at(model, loc[:-1]) if model is not None else []
+            hint = did_you_mean(str(loc[-1]), known) if loc else ""
+            message = f"unknown key{hint or ' (check its spelling)'}"
         elif item["type"] == "missing":
             message = "this key is required"
-        message = message.removeprefix("Value error, ")
-        problems.append(doc.problem((*prefix, *loc), message))
+        else:
+            path = _named_key(doc, path, message)
+        problems.append(doc.problem(path, message))
     return problems
+
+
+def _named_key(doc: Document, path: PathKey, message: str) -> PathKey:
+    """A section's check names the key it is about (`every`, weights.crm, listen): the
+    path of the first key under ``path`` that the message names, else ``path``."""
+    best: tuple[int, int, PathKey] | None = None
+    for known in doc.lines:
+        if len(known) <= len(path) or known[: len(path)] != path:
+            continue
+        rest = format_path(known[len(path) :]).lstrip(".")
+        found = re.search(rf"(?<![\w.]){re.escape(rest)}(?![\w])", message)
+        # The earliest named, and of those the longest: weights.crm over weights.
+        if found and (best is None or (found.start(), -len(rest)) < best[:2]):
+            best = (found.start(), -len(rest), known)
+    return best[2] if best else path
+
+
+def fields_at(model: type[BaseModel], loc: PathKey) -> list[str]:
+    """The keys allowed at ``loc`` inside ``model``, following list items, mapping values
+    and optional types through the annotations; [] when the path leaves the models."""
+    current: object = model
+    for part in loc:
+        current = _plain(current)
+        origin = typing.get_origin(current)
+        args = typing.get_args(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            if not isinstance(part, str) or part not in current.model_fields:
+                return []
+            current = current.model_fields[part].annotation
+        elif origin in (list, tuple, dict) or (origin is not None and args):
+            current = args[0] if isinstance(part, int) else args[-1]
+        else:
+            return []
+    current = _plain(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _plain(annotation: object) -> object:
+    """The annotation without Annotated and without None in an optional."""
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    args = typing.get_args(annotation)
+    if args and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        models = [a for a in rest if isinstance(a, type) and issubclass(a, BaseModel)]
+        return _plain((models or rest)[0])
+    return annotation
 
 
 def load_config(path: str | Path, *, check_plugins: bool = True) -> Config:
     """Read, interpolate and validate a config file; raise ConfigError with every problem."""
+    return _load(path, check_plugins)[0]
+
+
+def load_checked(path: str | Path, *, connect: bool = False) -> tuple[Config, Findings]:
+    """:func:`load_config`, then every check that needs no side effect (files, sources,
+    channel addresses, rules; see ``swanwatch.config_checks``), and with ``connect`` the
+    sources and the store opened read-only. ConfigError with every problem; the findings'
+    warnings and what was reached are returned."""
+    from swanwatch.config_checks import check, sorted_problems
+
+    config, doc = _load(path, True)
+    found = check(doc, config, connect=connect)
+    if found.errors:
+        raise ConfigError(sorted_problems(found.errors))
+    found.warnings = sorted_problems(found.warnings)
+    return config, found
+
+
+def _load(path: str | Path, check_plugins: bool) -> tuple[Config, Document]:
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         problem = ConfigProblem(str(file), None, "", f"cannot read: {exc.strerror}")
         raise ConfigError([problem]) from exc
-    return parse_config(
-        text, str(file), base_dir=file.resolve().parent, check_plugins=check_plugins
-    )
+    except UnicodeDecodeError as exc:
+        problem = ConfigProblem(str(file), None, "", f"not UTF-8 text: {exc.reason}")
+        raise ConfigError([problem]) from exc
+    return _parse(text, str(file), file.resolve().parent, check_plugins)
 
 
 def parse_config(
     text: str, file: str = "<config>", *, base_dir: str | Path = ".", check_plugins: bool = True
 ) -> Config:
     """Validate config ``text``; see :func:`load_config`."""
-    doc = _Document(text, file)
+    return _parse(text, file, base_dir, check_plugins)[0]
+
+
+def _parse(
+    text: str, file: str, base_dir: str | Path, check_plugins: bool
+) -> tuple[Config, Document]:
+    doc = Document(text, file)
     problems = list(doc.problems)
     data = doc.data
     if not isinstance(data, dict):
@@ -226,7 +354,7 @@ def parse_config(
     try:
         config = Config.model_validate({**data, "base_dir": str(base_dir)})
     except ValidationError as exc:
-        problems.extend(_pydantic_problems(doc, exc))
+        problems.extend(_pydantic_problems(doc, exc, model=Config))
     if check_plugins:
         problems.extend(_load_dropins(doc, data, Path(base_dir)))
         problems.extend(_check_plugins(doc, data))
@@ -236,7 +364,7 @@ def parse_config(
     if problems:
         raise ConfigError(_unique(problems))
     assert config is not None
-    return config
+    return config, doc
 
 
 #: When set (and not empty), replaces the file's ``store.url``: a container gets its
@@ -262,7 +390,7 @@ def _unique(problems: list[ConfigProblem]) -> list[ConfigProblem]:
     return sorted(out, key=lambda p: (p.line or 0, p.path))
 
 
-def _load_dropins(doc: _Document, data: Mapping[str, Any], base: Path) -> list[ConfigProblem]:
+def _load_dropins(doc: Document, data: Mapping[str, Any], base: Path) -> list[ConfigProblem]:
     """Register the drop-in plugins of ``plugin_dirs`` before the plugins are checked."""
     from swanwatch import plugins
 
@@ -278,7 +406,7 @@ def _load_dropins(doc: _Document, data: Mapping[str, Any], base: Path) -> list[C
     return problems
 
 
-def _check_plugins(doc: _Document, data: Mapping[str, Any]) -> list[ConfigProblem]:
+def _check_plugins(doc: Document, data: Mapping[str, Any]) -> list[ConfigProblem]:
     """Validate each plugin's options against its own Options model."""
     from swanwatch import plugins  # here to keep config importable without plugin discovery
 
@@ -321,11 +449,11 @@ def _check_plugins(doc: _Document, data: Mapping[str, Any]) -> list[ConfigProble
             try:
                 cls.Options.model_validate(options)
             except ValidationError as exc:
-                problems.extend(_pydantic_problems(doc, exc, (*path, "options")))
+                problems.extend(_pydantic_problems(doc, exc, (*path, "options"), model=cls.Options))
     return problems
 
 
-def _check_references(doc: _Document, data: Mapping[str, Any]) -> list[ConfigProblem]:
+def _check_references(doc: Document, data: Mapping[str, Any]) -> list[ConfigProblem]:
     """Names that must point at something defined elsewhere in the file."""
     problems = []
     sources = data.get("sources")
@@ -337,7 +465,8 @@ def _check_references(doc: _Document, data: Mapping[str, Any]) -> list[ConfigPro
         problems.append(
             doc.problem(
                 ("accounts", "source"),
-                f"accounts.source {wanted!r} is not under sources (defined: {known})",
+                f"accounts.source {wanted!r}{did_you_mean(wanted, source_names)} is not "
+                f"under sources (defined: {known})",
             )
         )
     watchers = data.get("watchers")
@@ -358,7 +487,7 @@ def _check_references(doc: _Document, data: Mapping[str, Any]) -> list[ConfigPro
     return problems
 
 
-def _check_notify_references(doc: _Document, notify: Mapping[str, Any]) -> list[ConfigProblem]:
+def _check_notify_references(doc: Document, notify: Mapping[str, Any]) -> list[ConfigProblem]:
     """Channel names in lists, the routing tree, owners and leaders' digests must exist."""
     channels = notify.get("channels")
     names = set(channels) if isinstance(channels, dict) else set()
@@ -404,7 +533,7 @@ def _check_notify_references(doc: _Document, notify: Mapping[str, Any]) -> list[
     return problems
 
 
-def _check_shards(doc: _Document, data: Mapping[str, Any]) -> list[ConfigProblem]:
+def _check_shards(doc: Document, data: Mapping[str, Any]) -> list[ConfigProblem]:
     """Shards travel through a PostgreSQL queue: a SQLite store cannot shard."""
     daemon = data.get("daemon")
     shards = daemon.get("shards") if isinstance(daemon, dict) else None
@@ -424,7 +553,7 @@ def _check_shards(doc: _Document, data: Mapping[str, Any]) -> list[ConfigProblem
     ]
 
 
-def _check_rule_files(doc: _Document, data: Mapping[str, Any], base: Path) -> list[ConfigProblem]:
+def _check_rule_files(doc: Document, data: Mapping[str, Any], base: Path) -> list[ConfigProblem]:
     correlation = data.get("correlation")
     files = correlation.get("rule_files") if isinstance(correlation, dict) else None
     if not isinstance(files, list):
@@ -452,7 +581,7 @@ def resolve(base: Path, name: str) -> Path:
 def load_rules(path: Path) -> list[Rule]:
     """Read a rule file: a YAML list of rules (or a mapping with a `rules` list)."""
     text = path.read_text(encoding="utf-8")
-    doc = _Document(text, str(path))
+    doc = Document(text, str(path))
     data = doc.data
     prefix: PathKey = ()
     if isinstance(data, dict) and "rules" in data:
@@ -464,7 +593,7 @@ def load_rules(path: Path) -> list[Rule]:
         try:
             rules.append(Rule.model_validate(item))
         except ValidationError as exc:
-            problems.extend(_pydantic_problems(doc, exc, (*prefix, i)))
+            problems.extend(_pydantic_problems(doc, exc, (*prefix, i), model=Rule))
     if problems:
         raise ConfigError(problems)
     return rules

@@ -504,7 +504,7 @@ def _instances(config: Config) -> tuple[str, ...]:
 
 def _log_correlation(outcome: CorrelationOutcome) -> None:
     log.info(
-        "correlation: %d accounts at risk, %d open alerts, %d notifications queued",
+        "correlation: %d accounts with signals, %d open alerts, %d notifications queued",
         outcome.accounts,
         outcome.open_alerts,
         outcome.enqueued,

@@ -22,7 +22,16 @@ A message says what failed, where (file:line, field path, account, URL) and what
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'usage'?)`` for the closest of ``choices`` to a misspelt ``word``;
+    empty when none is close."""
+    close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class SwanwatchError(Exception):

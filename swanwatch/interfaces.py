@@ -177,6 +177,12 @@ class Source(ABC):
     def rows(self, *, until: datetime | None = None) -> AsyncIterator[Row]:
         """Yield the source's records, those dated after ``until`` left out."""
 
+    def fields(self) -> Sequence[str] | None:
+        """The fields its rows carry, as far as is known without reading them (a file's
+        header line); None when only a read tells. Raise SourceError when the source
+        cannot be opened at all (a missing file). ``swanwatch validate`` calls it."""
+        return None
+
     def history(self) -> str | None:
         """How the source keeps its history, in a few words ("rows dated by 'date'"), or
         None when it keeps none: it can only say how things are now, so ``rows(until=...)``
@@ -241,6 +247,9 @@ class SourceUse:
     source: str
     date_field: str | None = None
     fresh_within: timedelta | None = None
+    #: The fields the watcher cannot do without; `swanwatch validate` checks that the
+    #: source's header has them.
+    fields: tuple[str, ...] = ()
 
 
 class Watcher(ABC):
@@ -299,6 +308,11 @@ class Notifier(ABC):
     def __init__(self, channel: str, options: NotifierOptions) -> None:
         self.channel = channel
         self.options = options
+
+    def check(self) -> str | None:
+        """What is wrong with the channel's settings, found without sending anything (an
+        address the library refuses), or None. ``swanwatch validate`` calls it."""
+        return None
 
     @abstractmethod
     async def send(self, message: Message) -> DeliveryResult:

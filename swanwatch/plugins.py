@@ -19,7 +19,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
-from swanwatch.errors import PluginError
+from swanwatch.errors import PluginError, did_you_mean
 from swanwatch.interfaces import Notifier, Source, Watcher
 
 WATCHERS = "swanwatch.watchers"
@@ -119,7 +119,8 @@ def _load(group: str, name: str) -> type[Any]:
     eps = available(group)
     if name not in eps:
         known = ", ".join(sorted(eps)) or "none installed"
-        raise PluginError(f"unknown {role} {name!r}; known: {known}")
+        hint = did_you_mean(name, eps)
+        raise PluginError(f"unknown {role} {name!r}{hint}; known: {known}")
     try:
         target = eps[name].load()
     except Exception as exc:  # a broken plugin must name itself, not crash discovery

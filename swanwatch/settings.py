@@ -8,7 +8,6 @@ discovery: ``swanwatch.config`` reads the file and checks plugin options.
 from __future__ import annotations
 
 import os
-import re
 from datetime import time as dt_time
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
+    AwareDatetime,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -27,36 +26,16 @@ from pydantic import (
     model_validator,
 )
 
+from swanwatch.durations import Duration
 from swanwatch.model import Severity
+from swanwatch.rules import DEFAULT_PHRASES, DEFAULT_SCORE_RAISE, RaiseStep, Section
+from swanwatch.rules import Rule as Rule  # re-exported: where it lived before
 from swanwatch.settings_board import BoardConfig
 from swanwatch.signing import weak_secret
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 
-
-def parse_duration(value: object) -> timedelta:
-    """``"90s"``, ``"5m"``, ``"1h"``, ``"2d"``, ``"1w"`` or a number of seconds."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 5m, 1h or 1d")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=float(value))
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    raise ValueError(f"{value!r} is not a duration; use e.g. 30s, 5m, 1h or 1d")
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class _Section(Section):
+    """A section of the config (the rule language's base, shared)."""
 
 
 class StoreConfig(_Section):
@@ -64,7 +43,8 @@ class StoreConfig(_Section):
 
     url: str = Field(
         "sqlite:///swanwatch.db",
-        description="SQLAlchemy URL; a relative SQLite path is relative to the config file.",
+        description="SQLAlchemy URL; a relative SQLite path is relative to the config file, "
+        "one written ./name.db to the working directory.",
     )
 
 
@@ -169,32 +149,6 @@ class AccountsConfig(_Section):
     )
 
 
-class Rule(_Section):
-    """A compound rule: which signal kinds, together, within a window, make an alert."""
-
-    name: str = Field(min_length=1)
-    title: str = Field(min_length=1)
-    severity: Severity = Severity.WARNING
-    all_of: tuple[str, ...] = ()
-    any_of: tuple[str, ...] = ()
-    at_least: int | None = Field(None, ge=1, description="At least N distinct kinds.")
-    of: tuple[str, ...] = Field((), description="Kinds counted by at_least; empty = any.")
-    within: Duration = timedelta(days=30)
-    min_score: float = Field(0.0, ge=0, le=1, description="Score of the matched signals.")
-    min_strength: float = Field(0.0, ge=0, le=1, description="Ignore weaker signals.")
-    renewal_within_days: int | None = Field(None, ge=0)
-    arr_at_least: float | None = Field(None, ge=0)
-    segments: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-    play: tuple[str, ...] = ()
-
-    @model_validator(mode="after")
-    def _has_condition(self) -> Rule:
-        if not (self.all_of or self.any_of or self.at_least):
-            raise ValueError("a rule needs at least one of all_of, any_of or at_least")
-        return self
-
-
 #: How much one full-strength signal of each kind says about churn on its own.
 DEFAULT_WEIGHTS = {
     "domain_expiry": 0.9,
@@ -240,6 +194,14 @@ class CorrelationConfig(_Section):
     score_window: Duration = Field(
         timedelta(days=30), description="The catch-all rule counts signals this recent."
     )
+    score_raise: tuple[RaiseStep, ...] = Field(
+        DEFAULT_SCORE_RAISE, description="The catch-all rule's steps up in severity."
+    )
+    phrases: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_PHRASES),
+        description="A few words per signal kind (or kind:topic) for the catch-all title; "
+        "merged over the built-in ones.",
+    )
     resolve_hold_down: Duration = Field(
         timedelta(days=3), description="Signals must stay clear this long to resolve."
     )
@@ -248,6 +210,11 @@ class CorrelationConfig(_Section):
         description="An alert back within this long of resolving is flapping: its "
         "hold-down doubles.",
     )
+
+    @field_validator("phrases", mode="before")
+    @classmethod
+    def _merge_phrases(cls, value: object) -> object:
+        return {**DEFAULT_PHRASES, **value} if isinstance(value, dict) else value
 
     @field_validator("weights", "half_life_days", mode="after")
     @classmethod
@@ -677,6 +644,11 @@ class Config(_Section):
     daemon: DaemonConfig = DaemonConfig()
     server: ServerConfig = ServerConfig()
     logging: LoggingConfig = LoggingConfig()
+    now: AwareDatetime | None = Field(
+        None,
+        description="A fixed clock for demos: `run --once` and `swanwatch demo` pretend it "
+        "is this time unless --now says otherwise; the daemon ignores it.",
+    )
 
     #: The folder the config file is in; relative paths resolve against it.
     base_dir: str = Field(".", exclude=True)
@@ -687,13 +659,14 @@ class Config(_Section):
 
     @property
     def store_url(self) -> str:
-        """The store URL, a relative SQLite path made relative to the config file."""
-        url = self.store.url
-        prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith(prefix + "/"):
-            rest = url[len(prefix) :]
-            if rest and rest != ":memory:":
-                return prefix + str(self.resolve_path(rest))
+        """The store URL, a relative SQLite path made relative to the config file (one
+        written ``./name.db``: to the working directory)."""
+        url, prefix = self.store.url, "sqlite:///"
+        rest = url[len(prefix) :] if url.startswith(prefix) else "/"
+        if rest.startswith("./"):
+            return prefix + str(Path.cwd() / rest[2:])
+        if rest and not rest.startswith("/") and rest != ":memory:":
+            return prefix + str(self.resolve_path(rest))
         return url
 
     def active_watchers(self) -> list[WatcherConfig]:

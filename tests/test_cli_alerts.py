@@ -75,16 +75,17 @@ def test_ack_mark_and_rule_stats(sw) -> None:
 @pytest.mark.slow
 def test_snooze_resolve_and_silence_similar_by_fingerprint_prefix(sw) -> None:
     alerts = _alerts(sw)
-    globex = str(alerts["globex"]["fingerprint"])[:6]
-    snoozed = sw("alerts", "snooze", globex, "--for", "2d", "--by", "bob")
-    assert "snoozed until" in snoozed.stdout
+    globex = str(alerts["globex"]["fingerprint"])[:4]  # the shortest prefix taken
+    snoozed = sw("alerts", "snooze", globex, "--for", "3", "--by", "bob")  # a bare 3: days
+    assert "snoozed for 3 days, until" in snoozed.stdout
     assert _alerts(sw)["globex"]["acted_by"] == "snooze:bob"
     assert "resolved by ann" in sw("alerts", "resolve", globex).stdout
     closed = sw("alerts", "ack", globex, ok=False)
     assert closed.returncode == 1 and "already resolved" in closed.stderr
     acme = str(alerts["acme"]["id"])
     silenced = sw("alerts", "silence", acme, "--on", "rule", "--for", "7d", "--reason", "known")
-    assert silenced.stdout.startswith("silence 1 until") and "rule=pair" in silenced.stdout
+    assert silenced.stdout.startswith("silence 1 for 7 days, until")
+    assert "rule=pair" in silenced.stdout
     (silence,) = json.loads(sw("silences", "list", "--json").stdout)
     assert silence["matchers"] == {"rule": "pair"} and silence["author"] == "ann"
     no_reason = sw("alerts", "silence", acme, ok=False)
@@ -98,7 +99,7 @@ def test_silences_and_risk_report(sw) -> None:
     added = sw(
         "silences", "add", "--match", "account=glob*", "--for", "2d", "--reason", "migration"
     )
-    assert added.stdout.startswith("silence 1 until")
+    assert added.stdout.startswith("silence 1 for 2 days, until")
     (silence,) = json.loads(sw("silences", "list", "--json").stdout)
     assert silence["matchers"] == {"account": "glob*"} and silence["author"] == "ann"
     bad = sw("silences", "add", "--match", "colour=red", "--reason", "x", ok=False)

@@ -116,7 +116,7 @@ def test_routes_test_shows_where_and_why(make_config) -> None:
             "--account",
             "acme",
             "--rule",
-            "pair",
+            "risk_score",
             "--severity",
             "critical",
             "--kind",
@@ -140,7 +140,7 @@ def test_routes_test_shows_where_and_why(make_config) -> None:
             "--account",
             "initech",
             "--rule",
-            "x",
+            "risk_score",
             "--kind",
             "usage_drop",
             "--severity",
@@ -148,12 +148,16 @@ def test_routes_test_shows_where_and_why(make_config) -> None:
             "--json",
         ],
     )
-    data = json.loads(as_json.output)
+    data = json.loads(as_json.stdout)
     assert [t["channel"] for t in data["targets"]] == ["cs"]
     missing = CliRunner().invoke(
-        main, ["routes", "test", "-c", str(path), "--account", "nope", "--rule", "x"]
+        main, ["routes", "test", "-c", str(path), "--account", "nope", "--rule", "risk_score"]
     )
-    assert missing.exit_code == 2
+    assert missing.exit_code == 2 and "'nope'" in missing.stderr
+    typo = CliRunner().invoke(
+        main, ["routes", "test", "-c", str(path), "--account", "acme", "--rule", "risk_scor"]
+    )
+    assert typo.exit_code == 2 and "did you mean 'risk_score'?" in typo.stderr
 
 
 async def test_outbox_list_and_retry(make_config) -> None:
@@ -295,10 +299,13 @@ notify:
     # Rendered when sent, for each channel's format, from the report stored with it.
     worker = DeliveryWorker(config, store, FrozenClock(now))
     (_, html), (_, chat) = (worker.render(c, [notes[c]], now) for c in ("leads", "chat"))
-    assert "ARR at risk: <strong>$120,000</strong> across 1 accounts" in html
+    # ARR at risk is ARR x score, as on the board, with the raw ARR beside it.
+    (acme,) = store.alerts()
+    at_risk = f"${120000 * acme.score:,.0f}"
+    assert f"ARR at risk: <strong>{at_risk}</strong> across 1 accounts, of $120,000 ARR" in html
     assert 'class="chart"' in html and html.count("background:#d1495b") == 8
-    assert "Acme Corp: Usage sagging" in html
-    assert "ARR at risk: **$120,000**" in chat and "New: 1" in chat
+    assert f"Acme Corp: Usage sagging (high, {at_risk} ARR at risk of $120,000 ARR)" in html
+    assert f"ARR at risk: **{at_risk}**" in chat and "New: 1" in chat
     # Not due again until next Monday.
     assert enqueue_leaders(config, store, datetime(2026, 11, 25, tzinfo=UTC)) == 0
     store.close()

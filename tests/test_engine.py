@@ -172,8 +172,8 @@ def test_run_once_reports_a_missing_accounts_file(make_config, run_cli, tmp_path
     path = make_config("watchers: []\n")
     (tmp_path / "accounts.csv").unlink()
     done = run_cli("run", "-c", str(path), "--once")
-    assert done.returncode == 1
-    assert "accounts.csv" in done.stderr
+    assert done.returncode == 2  # a config problem, caught before anything runs
+    assert "accounts.csv" in done.stderr and "check `path`" in done.stderr
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)

@@ -17,8 +17,10 @@ from swanwatch.config import load_config
 from swanwatch.engine import Engine
 from swanwatch.interfaces import ReadTally
 from swanwatch.model import Alert, AlertState, SourceHealth, SourceState
-from swanwatch.sources.health import HealthPolicy, judge
+from swanwatch.settings import SourceConfig
+from swanwatch.sources.health import HealthPolicy, judge, metered
 from swanwatch.store import Store
+from swanwatch.testing import make_source
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 HEADER = "id,name,domains,owner,segment,arr,renewal_date,tags\n"
@@ -276,6 +278,53 @@ async def test_a_usage_feed_that_stopped_makes_usage_unknown(
         store.close()
 
 
+def _usage_book(tmp_path: Path, store_url: str, usage_extra: str, watchers: str) -> Path:
+    """Five accounts and a usage CSV source (with ``usage_extra`` beside its options), read
+    by ``watchers``."""
+    path = _book(tmp_path, store_url, alerted=0)
+    text = path.read_text().replace(
+        "  accounts: {type: csv, options: {path: accounts.csv}}\n",
+        "  accounts: {type: csv, options: {path: accounts.csv}}\n"
+        "  usage: {type: csv, options: {path: usage.csv, types: {date: date, value: float}}"
+        f"{usage_extra}}}\n",
+    )
+    text = text[: text.index("watchers:")] + watchers + text[text.index("correlation:") :]
+    path.write_text(text)
+    (tmp_path / "accounts.csv").write_text(HEADER + "\n".join(_account_rows(5)) + "\n")
+    return path
+
+
+async def test_freshness_is_set_per_source_and_a_stale_one_is_one_ops_alert(
+    tmp_path: Path, store_url: str
+) -> None:
+    # Two watchers read the same stopped feed: every account unknown to both, and one ops
+    # alert, for the source. Then the source says its data may be a month old: fresh again.
+    _usage_csv(tmp_path / "usage.csv", T0.date(), {"acc-001": 10})
+    two = "watchers:\n  - type: usage_drop\n  - {type: usage_drop, name: usage_weekly}\n"
+    path = _usage_book(tmp_path, store_url, "", two)
+    store = Store(store_url)
+    try:
+        await _cycle(path, store, T0)
+        now = T0 + timedelta(days=20)
+        await _cycle(path, store, now)
+        assert store.source_health()["usage"].state == SourceState.STALE
+        everyone = {f"acc-{i:03d}" for i in range(5)}
+        for watcher in ("usage_drop", "usage_weekly"):
+            unknown = [u for u in store.unknowns() if u.watcher == watcher]
+            assert {u.account_id for u in unknown} == everyone
+            assert all("usage data ends 2026-11-20, 20 days ago" in u.reason for u in unknown)
+        ops = [a for a in store.alerts(open_only=True) if a.account_id == OPS_ACCOUNT]
+        assert [a.title for a in ops] == ["Source usage is stale"]
+
+        path = _usage_book(tmp_path, store_url, ", fresh_within: 30d", two)
+        await _cycle(path, store, now + timedelta(hours=1))
+        assert store.source_health()["usage"].state == SourceState.OK
+        assert not [u for u in store.unknowns() if "usage data ends" in u.reason]
+        assert {s.account_id for s in store.signals() if s.kind == "usage_drop"} == {"acc-001"}
+    finally:
+        store.close()
+
+
 def _tally(rows: int, **kw: object) -> ReadTally:
     tally = ReadTally(rows=rows, finished=True, date_field=kw.pop("date_field", None))  # type: ignore[arg-type]
     for name, value in kw.items():
@@ -361,3 +410,22 @@ def test_a_suspect_source_can_be_accepted(
         env=subprocess_env,
     )
     assert refused.returncode == 1 and "has not been read yet" in refused.stderr
+
+
+async def test_a_snapshot_source_is_as_fresh_as_its_newest_file(tmp_path: Path) -> None:
+    # Contracts have no date of their own; kept as dated snapshots, the newest file's date
+    # is what `fresh_within` is held against.
+    (tmp_path / "contracts-2026-10-21.csv").write_text("account_id,contract_id\na,C-1\n")
+    source = make_source(
+        "csv", {"path": "contracts-*.csv", "snapshots": True}, base_dir=str(tmp_path)
+    )
+    configs = {"contracts": SourceConfig(type="csv", fresh_within=timedelta(days=14))}
+    view = metered({"contracts": source}, configs)["contracts"]
+    assert [dict(r) async for r in view.rows()] == [{"account_id": "a", "contract_id": "C-1"}]
+    health = judge(view.reads[-1], "contracts", None, view.policy, T0)
+    assert health is not None and health.state == SourceState.STALE
+    assert health.reason == "contracts data ends 2026-10-21, 30 days ago (expected within 14 days)"
+    unchecked = metered({"contracts": source}, {})["contracts"]  # no fresh_within: not checked
+    assert [r async for r in unchecked.rows()]
+    judged = judge(unchecked.reads[-1], "contracts", None, unchecked.policy, T0)
+    assert judged is not None and judged.ok

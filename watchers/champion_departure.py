@@ -112,7 +112,9 @@ class ChampionDepartureWatcher(Watcher):
     options: Options
 
     def uses(self) -> tuple[SourceUse, ...]:
-        return (SourceUse(self.options.contacts_source, "last_login"),)
+        return (
+            SourceUse(self.options.contacts_source, "last_login", fields=("account_id", "role")),
+        )
 
     def lookback(self) -> timedelta:
         return timedelta(days=self.options.recent_days)

@@ -79,7 +79,7 @@ class RenewalLapseWatcher(Watcher):
     options: Options
 
     def uses(self) -> tuple[SourceUse, ...]:
-        return (SourceUse(self.options.contracts_source),)
+        return (SourceUse(self.options.contracts_source, fields=("account_id",)),)
 
     def lookback(self) -> timedelta:
         return timedelta(days=self.options.tiers_days[0] + self.options.ended_grace_days)

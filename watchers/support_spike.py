@@ -219,7 +219,14 @@ class SupportSpikeWatcher(Watcher):
     options: Options
 
     def uses(self) -> tuple[SourceUse, ...]:
-        return (SourceUse(self.options.tickets_source, "opened_at", self.FRESH_WITHIN),)
+        return (
+            SourceUse(
+                self.options.tickets_source,
+                "opened_at",
+                self.FRESH_WITHIN,
+                fields=("account_id", "opened_at"),
+            ),
+        )
 
     def lookback(self) -> timedelta:
         return timedelta(days=self.options.window_days)

@@ -238,7 +238,14 @@ class UsageDropWatcher(Watcher):
     options: Options
 
     def uses(self) -> tuple[SourceUse, ...]:
-        return (SourceUse(self.options.usage_source, "date", self.FRESH_WITHIN),)
+        return (
+            SourceUse(
+                self.options.usage_source,
+                "date",
+                self.FRESH_WITHIN,
+                fields=("account_id", "date", "value"),
+            ),
+        )
 
     def lookback(self) -> timedelta:
         return timedelta(days=self.options.lookback_days)

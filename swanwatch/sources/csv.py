@@ -126,6 +126,32 @@ class CsvSource(Source):
             )
         return [pattern]
 
+    def fields(self) -> list[str] | None:
+        """The fields of the files' header lines, as ``columns`` maps them (None for JSON
+        Lines, whose records each name their own); SourceError for a missing or unreadable
+        file, or a header without the columns ``columns``, ``types`` or ``date_field`` name."""
+        found: list[str] | None = None
+        for path in self.files()[:100]:
+            if (
+                self.options.format or ("jsonl" if path.endswith((".jsonl", ".ndjson")) else "csv")
+            ) != "csv":
+                continue
+            where = self._display(path)
+            try:
+                with open(path, encoding=self.options.encoding, newline="") as handle:
+                    first = handle.readline(1 << 20)
+            except (OSError, LookupError, UnicodeDecodeError) as exc:
+                raise SourceError(f"source {self.instance!r}: cannot read {path!r}: {exc}") from exc
+            try:
+                header = next(csv.reader([first], delimiter=self.options.delimiter), [])
+            except csv.Error as exc:
+                raise SourceError(f"source {self.instance!r}: {where}:1: {exc}") from exc
+            if not header:
+                raise SourceError(f"source {self.instance!r}: {where} is empty: no header line")
+            plan = self._plan(where, [h.strip() for h in header])
+            found = plan.fields if found is None else [f for f in found if f in plan.fields]
+        return found
+
     def history(self) -> str | None:
         """Snapshot files dated by their names, or rows dated by ``date_field``."""
         if self.options.snapshots:

@@ -114,3 +114,29 @@ def oldest_due_at(engine: Engine, now: datetime) -> datetime | None:
     with engine.connect() as conn:
         value = conn.execute(query).scalar()
     return ensure_utc(value) if value is not None else None
+
+
+def existing_revision(url: str) -> str | None:
+    """The schema revision of the store at ``url``, opened read-only and changed in no way:
+    None when there is no store there yet (no SQLite file, no schema in the database).
+    StoreError when the database cannot be reached."""
+    parsed = make_url(url)
+    safe = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if not database or database == ":memory:" or not Path(database).expanduser().exists():
+            return None
+        path = Path(database).expanduser().resolve()
+        engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true", poolclass=NullPool)
+    else:
+        engine = create_engine(url, poolclass=NullPool, connect_args=_connect_timeout(url))
+    try:
+        with engine.connect() as conn:
+            try:
+                return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            except SQLAlchemyError:
+                return None  # the database answers, but holds no Swanwatch schema yet
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot open the store at {safe}: {first_line(exc)}") from exc
+    finally:
+        engine.dispose()

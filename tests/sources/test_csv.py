@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -211,3 +212,64 @@ async def test_a_read_is_counted_for_its_health(tmp_path: Path) -> None:
     assert tally.finished and tally.rows == len(rows) == 3
     assert tally.malformed == 3 and tally.problems[0] == "usage.csv:3: value: 'abc' is not a number"
     assert tally.newest == date(2026, 11, 4)
+
+
+# --- snapshots: a table with no dates of its own, kept as one file per day ---------------
+
+
+def _snapshot(tmp_path: Path, name: str, stage: str) -> None:
+    (tmp_path / name).write_text(f"account_id,contract_id,stage\na,C-1,{stage}\n")
+
+
+async def test_snapshots_are_read_as_of_the_day(tmp_path: Path) -> None:
+    _snapshot(tmp_path, "contracts-2026-09-01.csv", "none")
+    _snapshot(tmp_path, "contracts-20261001.csv", "quote")  # both spellings of a date
+    _snapshot(tmp_path, "contracts-2026-11-20.csv", "signed")
+    source = make_source(
+        "csv", {"path": "contracts-*.csv", "snapshots": True}, base_dir=str(tmp_path)
+    )
+    assert source.history() == "snapshot files dated by their names"
+
+    async def stage(until: datetime | None) -> list[object]:
+        return [r["stage"] for r in await read(source, until)]
+
+    assert await stage(None) == ["signed"]  # the daemon: the newest file, never all three
+    assert await stage(datetime(2026, 9, 30, 23, tzinfo=UTC)) == ["none"]
+    assert await stage(datetime(2026, 10, 1, tzinfo=UTC)) == ["quote"]  # from its own day
+    assert await stage(datetime(2026, 12, 1, tzinfo=UTC)) == ["signed"]
+    with pytest.raises(SourceError) as info:
+        await read(source, datetime(2026, 8, 31, tzinfo=UTC))
+    assert str(info.value) == (
+        "source 'csv': no snapshot dated on or before 2026-08-31: the first is "
+        "'contracts-2026-09-01.csv' (2026-09-01); nothing is known of the table before then"
+    )
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (
+            ["contracts-2026-09-01.csv", "contracts-latest.csv"],
+            "snapshot file 'contracts-latest.csv' has no date in its name",
+        ),
+        (
+            ["contracts-2026-09-01.csv", "contracts-2026-09-01-2026-09-02.csv"],
+            "snapshot file 'contracts-2026-09-01-2026-09-02.csv' has 2 dates in its name",
+        ),
+        (
+            ["contracts-2026-09-01.csv", "contracts-20260901.csv"],
+            "snapshot files 'contracts-2026-09-01.csv' and 'contracts-20260901.csv' are both "
+            "dated 2026-09-01; keep one",
+        ),
+    ],
+)
+async def test_a_snapshot_that_cannot_be_placed_in_time_fails_the_read_naming_it(
+    tmp_path: Path, names: list[str], message: str
+) -> None:
+    for name in names:
+        _snapshot(tmp_path, name, "none")
+    source = make_source(
+        "csv", {"path": "contracts-*.csv", "snapshots": True}, base_dir=str(tmp_path)
+    )
+    with pytest.raises(SourceError, match=re.escape(message)):
+        await read(source)

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -109,11 +110,15 @@ def _snapshots(tmp_path: Path, dated: bool) -> dict[str, Any]:
 
 
 class _Api:
-    """Every row, whatever the request asks: the http source has to leave out later ones."""
+    """Every row, or with ``?before=`` those dated at or before it: without `until_param` the
+    http source has to leave out later ones itself."""
 
     @staticmethod
     def handle(handler: BaseHTTPRequestHandler) -> None:
-        body = json.dumps([{**r, "day": r["day"].isoformat()} for r in ROWS]).encode()
+        query = parse_qs(urlsplit(handler.path).query)
+        cut = query["before"][0][:10] if "before" in query else "9999-12-31"
+        rows = [{**r, "day": r["day"].isoformat()} for r in ROWS if r["day"].isoformat() <= cut]
+        body = json.dumps(rows).encode()
         handler.send_response(200)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(body)))
@@ -185,10 +190,12 @@ async def test_a_replay_never_sees_a_sql_row_dated_after_its_day(
     assert all(at == day for at, day in seen.values())
 
 
+@pytest.mark.parametrize("cut", ["date_field", "until_param"])
 async def test_a_replay_never_sees_an_http_record_dated_after_its_day(
-    tmp_path: Path, api: str
+    tmp_path: Path, api: str, cut: str
 ) -> None:
-    options = {"url": api, "types": {"day": "date"}, "date_field": "day", "pagination": "none"}
+    options: dict[str, Any] = {"url": api, "types": {"day": "date"}, "pagination": "none"}
+    options.update({"date_field": "day"} if cut == "date_field" else {"until_param": "before"})
     seen = _assert_never_ahead(
         await _replayed(_config(tmp_path, {"type": "http", "options": options}))
     )
