@@ -7,6 +7,7 @@ import csv
 import io
 import re
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -69,11 +70,11 @@ def _expected(store: Store, q: BookQuery) -> list[str]:
     for alert in store.alerts(open_only=True):
         if q.muted or alert.muted_by is None:
             per.setdefault(alert.account_id, []).append(alert)
-    rows = []
+    rows: list[tuple[Any, float, str]] = []
     for account_id, group in per.items():
         a = listed[account_id]
         score = max(x.score for x in group)
-        key = {
+        key: Any = {
             "risk": round(a.arr * score, 2),
             "account": a.label.lower(),
             "owner": a.owner,

@@ -175,8 +175,8 @@ async def test_two_people_sign_in_filter_sort_open_and_acknowledge(
     shots = Path(os.environ.get("SWANWATCH_SCREENSHOT_DIR", str(tmp_path)))
     os.makedirs(shots, exist_ok=True)
     # Whose accounts are at risk: the proxy's person owns the riskiest one.
-    page, _ = select_page(store.book(), BookQuery(limit=50))
-    owners = [line.account.owner for line in page.lines]
+    book, _ = select_page(store.book(), BookQuery(limit=50))
+    owners = [line.account.owner for line in book.lines]
     dana = owners[0]
     other = next(o for o in owners if o and o != dana)
     assert dana
