@@ -152,8 +152,8 @@ def _risk_tables(
     grouped = group != "all"
     by = [group] if grouped else []
     table(
-        "Revenue at risk",
-        ["account", *by, "ARR", "score", "at risk", "severity", "renewal", "rules"],
+        "ARR at risk (ARR x score)",
+        ["account", *by, "ARR", "risk", "ARR at risk", "severity", "renewal", "rules"],
         [
             (
                 r["name"] or r["account"],
@@ -170,6 +170,6 @@ def _risk_tables(
     )
     table(
         f"Totals by {group}" if grouped else "Totals",
-        [*([group] if grouped else []), "accounts", "ARR", "at risk"],
+        [*by, "accounts", "ARR", "ARR at risk"],
         [(*([g] if grouped else []), n, f"{arr:,.0f}", f"{risk:,.0f}") for g, n, arr, risk in sums],
     )

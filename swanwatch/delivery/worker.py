@@ -129,7 +129,7 @@ class DeliveryWorker:
 
     def channel_format(self, channel: str) -> str:
         if channel == CONSOLE:
-            return "chat"
+            return "text"  # a terminal or a log shows Markdown raw
         if channel.startswith(OWNER_PREFIX):
             return format_for_url(owner_url(channel[len(OWNER_PREFIX) :], self.config.notify))
         spec = self.config.notify.channels.get(channel)
@@ -196,7 +196,14 @@ class DeliveryWorker:
                 now=now,
                 ttl=notify.link_ttl,
             )
-        return Part(notice.alert, notice.event, notice.label, notice.new_signals, links)
+        return Part(
+            notice.alert,
+            notice.event,
+            notice.label,
+            notice.new_signals,
+            links,
+            whats_new=notice.whats_new,
+        )
 
     def compose(self, channel: str, batch: Sequence[Notification], now: datetime) -> Message:
         """One message for a batch (one notification, or a group's), for the channel."""
