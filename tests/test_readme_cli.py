@@ -214,7 +214,7 @@ def _sources(d: Demo) -> None:
 
 
 #: README cell -> what running it as documented looks like.
-RUNS: dict[str, Callable[[Demo], None]] = {
+RUNS: dict[str, Callable[[Demo], object]] = {
     "`swanwatch run -c FILE`": _daemon,
     "`swanwatch run -c FILE --once`": lambda d: d.ok("run", "-c", d.config, "--once"),
     "`swanwatch demo`": lambda d: d.ok("demo"),
