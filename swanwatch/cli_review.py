@@ -131,8 +131,7 @@ def _print(found: Review, written: Path | None = None) -> None:
     )
     console.print(_losses_table(found))
     console.print(_predictors_table(found))
-    for kind in found.history:
-        console.print(f"Lead times of {kind.kind}: {kind.statement()}", markup=False)
+    console.print(_history_table(found))
     if found.fit is None:
         # markup=False: the reason names `swanwatch[review]`, which is not markup.
         console.print(f"Weights not fitted: {found.fit_problem}", markup=False)
@@ -177,6 +176,19 @@ def _predictors_table(found: Review) -> Table:
             _days(p.median_lead_days),
         )
     return stats
+
+
+def _history_table(found: Review) -> Table:
+    from rich.table import Table
+
+    table = Table(title="Are the lead times leak-free? (no source read as it is today)")
+    for col in ("kind", "leak-free", "how its sources keep their history"):
+        table.add_column(col)
+    for kind in found.history:
+        verdict = "yes" if kind.leak_free else f"[yellow]{escape(kind.statement())}[/yellow]"
+        described = "; ".join(h.describe() for h in kind.sources)
+        table.add_row(escape(kind.kind), verdict, escape(described))
+    return table
 
 
 def _print_fit(console: Console, fit: WeightFit, *, saved: Path | None) -> None:
