@@ -22,7 +22,9 @@ class ConsoleNotifier(Notifier):
     async def send(self, message: Message) -> DeliveryResult:
         out = sys.stdout if self.options.stream == "stdout" else sys.stderr
         try:
-            out.write(f"{message.title}\n{message.body}\n\n")
+            # A plain-text alert opens with its title already: say it once.
+            said = message.body.startswith(message.title)
+            out.write(f"{message.body}\n\n" if said else f"{message.title}\n{message.body}\n\n")
             out.flush()
         except OSError as exc:
             return DeliveryResult(ok=False, reason=f"cannot write to {self.options.stream}: {exc}")

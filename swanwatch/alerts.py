@@ -1,28 +1,30 @@
 """The alert lifecycle, pure: reconcile what correlation calls for with the alerts on record.
 
-One alert per fingerprint (account, rule). States: firing -> acknowledged or snoozed ->
-resolved. An alert resolves once its signals have stayed clear for the hold-down, which
-doubles each time the alert comes back soon after resolving (flapping is damped). A notice is
-due when an alert starts (or starts again), escalates, repeats (:func:`repeat_after`) while
-still firing and unacknowledged, wakes from a snooze, or resolves; never while it is muted.
-Muting is a silence that matches it, or inhibition: an account's most severe alerts mute its
-lesser ones. An alert resolved by hand comes back only on new evidence or a higher severity.
+One open alert per account (its fingerprint is the account's): every rule that holds on
+the account is one of its reasons, and the most severe names it. States: firing ->
+acknowledged or snoozed -> resolved. An alert resolves once its signals have stayed clear
+for the hold-down, which doubles each time the alert comes back soon after resolving
+(flapping is damped). New evidence, or a rule joining or leaving, updates the open alert
+without a word; a notice is due when an alert starts (or starts again), when its severity
+rises above what was last told (an escalation, which also ends an acknowledgement or a
+snooze: the account got worse than what its owner took on), when it repeats
+(:func:`repeat_after`) while still firing and unacknowledged, wakes from a snooze, or
+resolves; never while a silence mutes it. An update that is told carries "what's new" at
+its top. An alert resolved by hand comes back only on new evidence or a higher severity.
 Swanwatch's own alerts (a watcher failing run after run, a source suspect, stale or broken)
-live on :data:`OPS_ACCOUNT`. An alert whose account left the account list is retired
-(resolved without a word); if the account comes back while the alert would still be alive
-(within the flap window), the alert resumes its episode: its state, acknowledgement and
-notification count, so nothing is told again (:func:`resume`).
+live on :data:`OPS_ACCOUNT`, one per watcher or source. An alert whose account left the
+account list is retired (resolved without a word); if the account comes back while the
+alert would still be alive (within the flap window), the alert resumes its episode: its
+state, acknowledgement and notification count, so nothing is told again (:func:`resume`).
 
 :func:`decide` is one correlation pass's whole lifecycle: candidates from the assessments,
-inhibition and silences, the account and ops alerts reconciled, the notices due. The person's
-side (acknowledge, snooze, resolve) is here as pure functions; :mod:`swanwatch.actions` loads,
+silences, the account and ops alerts reconciled, the notices due. The person's side
+(acknowledge, snooze, resolve) is here as pure functions; :mod:`swanwatch.actions` loads,
 checks and saves them. The store saves the result, alerts and notices, in one transaction.
 """
 
 from __future__ import annotations
 
-import fnmatch
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,18 +37,22 @@ from swanwatch.model import (
     Alert,
     AlertState,
     NoticeEvent,
+    Reason,
     Severity,
     Silence,
     SourceHealth,
     SourceState,
 )
+from swanwatch.muting import SILENCE_FIELDS as SILENCE_FIELDS  # public here too, as before
+from swanwatch.muting import SIMILAR_FIELDS as SIMILAR_FIELDS
+from swanwatch.muting import Muter
+from swanwatch.muting import muter as muter
+from swanwatch.muting import silence_matches as silence_matches
+from swanwatch.muting import similar_matchers as similar_matchers
 from swanwatch.settings import Config, NotifyConfig
 
 #: The account Swanwatch's own alerts (a watcher failing) are filed under.
 OPS_ACCOUNT = "@swanwatch"
-
-#: Returns why a candidate is muted ("silence 4 by ...", "inhibited by <rule>"), or None.
-Muter = Callable[[Candidate], str | None]
 
 #: The hold-down doubles with each flap, up to this many doublings.
 MAX_FLAP_DOUBLINGS = 5
@@ -60,6 +66,8 @@ class Notice:
     event: NoticeEvent
     #: Contribution fingerprints that are new since the last notice.
     new_signals: tuple[str, ...] = ()
+    #: What changed since the last notice (an update), told first.
+    whats_new: tuple[str, ...] = ()
 
 
 @dataclass
@@ -112,7 +120,7 @@ def decide(
         (ops if alert.account_id == OPS_ACCOUNT else accounts)[alert.fingerprint] = alert
     in_list = set(listed)
     gone = [retire(a, now) for a in accounts.values() if a.open and a.account_id not in in_list]
-    wanted = candidates(assessments, now)
+    wanted = candidates(assessments, now, config.correlation.phrases)
     resumed = resumptions(accounts, wanted, in_list, now, config.correlation.flap_window)
     accounts.update(resumed)
     wait = repeat_after(config.notify)
@@ -124,7 +132,7 @@ def decide(
         repeat_interval=config.notify.repeat_interval,
         repeat_after=wait,
         flap_window=config.correlation.flap_window,
-        muted=muter(silences, inhibitions(wanted), now),
+        muted=muter(silences, now),
         scope=in_list,
     )
     failing = config.daemon.failure_alert_after
@@ -135,12 +143,20 @@ def decide(
         hold_down=timedelta(0),
         repeat_interval=config.notify.repeat_interval,
         repeat_after=wait,
-        muted=muter(silences, {}, now),
+        muted=muter(silences, now),
     )
     return Reconciliation(
         changed=[*gone, *_and_resumed(told.changed, resumed), *ops_told.changed],
-        notices=[*told.notices, *ops_told.notices],
+        notices=sorted([*told.notices, *ops_told.notices], key=_telling_order),
     )
+
+
+def _telling_order(notice: Notice) -> tuple[int, float, str]:
+    """Most severe first, then the most ARR at risk: what a reader meets first."""
+    alert = notice.alert
+    at_risk = alert.at_stake.get("revenue_at_risk")
+    money = float(at_risk) if isinstance(at_risk, int | float) else 0.0
+    return (-alert.severity.rank, -money, alert.account_id)
 
 
 def _and_resumed(changed: list[Alert], resumed: Mapping[str, Alert]) -> list[Alert]:
@@ -239,9 +255,19 @@ def _news(alert: Alert, cand: Candidate) -> bool:
     return new_evidence or last is None or cand.severity.rank > last.rank
 
 
-def _facts(cand: Candidate, now: datetime, mute: str | None) -> dict[str, object]:
+def _reasons(cand: Candidate, before: Alert | None, now: datetime) -> tuple[Reason, ...]:
+    """The candidate's reasons, each with when it joined this episode of the alert."""
+    joined = {r.rule: r.since for r in before.reasons} if before and before.open else {}
+    return tuple(r.model_copy(update={"since": joined.get(r.rule) or now}) for r in cand.reasons)
+
+
+def _facts(
+    cand: Candidate, now: datetime, mute: str | None, before: Alert | None = None
+) -> dict[str, object]:
     """What an alert takes from its candidate on every pass."""
     return {
+        "rule": cand.rule,
+        "reasons": _reasons(cand, before, now),
         "title": cand.title,
         "severity": cand.severity,
         "score": cand.score,
@@ -300,7 +326,6 @@ class _Pass:
         fresh = Alert(
             fingerprint=cand.fingerprint,
             account_id=cand.account_id,
-            rule=cand.rule,
             state=AlertState.FIRING,
             episode=1 if alert is None else alert.episode + 1,
             started_at=now,
@@ -329,8 +354,12 @@ class _Pass:
             alert.snoozed_until is None or alert.snoozed_until <= self.now
         )
         state = AlertState.FIRING if woke else alert.state
-        updated = alert.model_copy(update={**_facts(cand, self.now, mute), "state": state})
+        updated = alert.model_copy(update={**_facts(cand, self.now, mute, alert), "state": state})
         event = None if mute is not None else self.news(alert, updated, woke)
+        if event == NoticeEvent.ESCALATED and updated.state != AlertState.FIRING:
+            # Worse than what its owner took on: the acknowledgement or snooze ends.
+            lifted = {"state": AlertState.FIRING, "snoozed_until": None, "acted_by": None}
+            updated = updated.model_copy(update=lifted)
         if event is not None:
             self.notify(updated, event)
         elif worth_saving(alert, updated):
@@ -339,13 +368,13 @@ class _Pass:
     def news(self, before: Alert, after: Alert, woke: bool) -> NoticeEvent | None:
         """What an unmuted, still-open alert has to tell on this pass, if anything."""
         last = before.last_notified_severity
+        if last is not None and after.severity.rank > last.rank:
+            return NoticeEvent.ESCALATED  # through an acknowledgement or a snooze
         if after.state == AlertState.SNOOZED:
             return None
         if last is None:
             # Never told yet (it was muted until now): tell it, unless someone owns it.
             return NoticeEvent.FIRING if after.state == AlertState.FIRING else None
-        if after.severity.rank > last.rank:
-            return NoticeEvent.ESCALATED
         if woke:
             return NoticeEvent.REMINDER
         due = (
@@ -375,6 +404,7 @@ class _Pass:
     def notify(self, alert: Alert, event: NoticeEvent) -> None:
         current = tuple(c.fingerprint for c in alert.contributions)
         new = tuple(fp for fp in current if fp not in set(alert.notified_signals))
+        whats_new = () if event == NoticeEvent.FIRING else whats_new_since(alert, event, new)
         told = alert.model_copy(
             update={
                 "last_notified_at": self.now,
@@ -384,90 +414,25 @@ class _Pass:
             }
         )
         self.out.changed.append(told)
-        self.out.notices.append(Notice(alert=told, event=event, new_signals=new))
+        self.out.notices.append(
+            Notice(alert=told, event=event, new_signals=new, whats_new=whats_new)
+        )
 
 
-# --- muting: silences and inhibition ------------------------------------------------------
-
-#: The fields a silence can match on.
-SILENCE_FIELDS = ("account", "rule", "kind", "owner", "segment")
-#: The fields a silence made from an alert ("silence similar") can take from it.
-SIMILAR_FIELDS = ("account", "rule", "owner", "segment")
-
-
-def silence_matches(silence: Silence, candidate: Candidate) -> bool:
-    """True when every matcher of ``silence`` matches the candidate (globs allowed)."""
-    values: dict[str, Sequence[str]] = {
-        "account": (candidate.account_id,),
-        "rule": (candidate.rule,),
-        "kind": tuple(c.kind for c in candidate.contributions),
-        "owner": (str(candidate.at_stake.get("owner") or ""),),
-        "segment": (str(candidate.at_stake.get("segment") or ""),),
-    }
-    for name, pattern in silence.matchers.items():
-        if not any(fnmatch.fnmatchcase(v, pattern) for v in values.get(name, ())):
-            return False
-    return True
-
-
-def similar_matchers(alert: Alert, fields: Sequence[str]) -> dict[str, str]:
-    """The matchers of a silence for alerts like ``alert`` on ``fields`` (its account, its
-    rule, its owner, its segment), each matching the alert's own value exactly.
-
-    Raises InvalidAction for an unknown field, no field, or a field the alert has no value
-    for (an alert without an owner cannot lend its owner).
-    """
-    if not fields:
-        raise InvalidAction(f"say what is similar: one or more of {', '.join(SIMILAR_FIELDS)}")
-    values: dict[str, JSON] = {
-        "account": alert.account_id,
-        "rule": alert.rule,
-        "owner": alert.at_stake.get("owner"),
-        "segment": alert.at_stake.get("segment"),
-    }
-    out = {}
-    for name in fields:
-        if name not in values:
-            raise InvalidAction(
-                f"cannot silence alerts similar by {name!r}: use {', '.join(SIMILAR_FIELDS)}"
-            )
-        value = str(values[name] or "")
-        if not value:
-            raise InvalidAction(f"alert {alert.id} has no {name} to silence by")
-        # The value is matched as it is: a literal [, * or ? in it is escaped for fnmatch.
-        out[name] = "".join(f"[{ch}]" if ch in "[*?" else ch for ch in value)
-    return out
-
-
-def muter(silences: Sequence[Silence], inhibited: Mapping[str, str], now: datetime) -> Muter:
-    """A Muter from the active silences and the inhibited fingerprints (fp -> by rule)."""
-    active = [s for s in silences if s.active(now)]
-
-    def why(candidate: Candidate) -> str | None:
-        for s in active:
-            if silence_matches(s, candidate):
-                return f"silence {s.id} by {s.author} until {s.ends_at:%Y-%m-%d %H:%M} UTC"
-        rule = inhibited.get(candidate.fingerprint)
-        return f"inhibited by {rule}" if rule else None
-
-    return why
-
-
-def inhibitions(cands: Iterable[Candidate]) -> dict[str, str]:
-    """Inhibition: an account's most severe alerts mute its lesser ones.
-
-    Returns the muted fingerprints, each with the rule that mutes it.
-    """
-    by_account: dict[str, list[Candidate]] = defaultdict(list)
-    for c in cands:
-        by_account[c.account_id].append(c)
-    muted: dict[str, str] = {}
-    for group in by_account.values():
-        top = max(group, key=lambda c: (c.severity.rank, c.score))
-        for c in group:
-            if c.severity.rank < top.severity.rank:
-                muted[c.fingerprint] = top.rule
-    return muted
+def whats_new_since(alert: Alert, event: NoticeEvent, new: Sequence[str]) -> tuple[str, ...]:
+    """What an update tells first: the severity's rise, the reasons that joined and the
+    signals that are new since the last notice (``alert`` is as it stands, not yet told)."""
+    lines = []
+    last = alert.last_notified_severity
+    if event == NoticeEvent.ESCALATED and last is not None:
+        lines.append(f"Severity rose to {alert.severity.upper()} (was {last.upper()}).")
+    told_at = alert.last_notified_at
+    for r in alert.reasons:
+        if told_at is not None and r.since is not None and r.since > told_at:
+            lines.append(f"New reason: {r.title} ({r.severity}).")
+    fresh = set(new)
+    lines.extend(f"New signal: {c.summary}" for c in alert.contributions if c.fingerprint in fresh)
+    return tuple(dict.fromkeys(lines))
 
 
 # --- ops alerts ---------------------------------------------------------------------------

@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from swanwatch import plugins
+from swanwatch.alerts import Notice
 from swanwatch.clock import FrozenClock
 from swanwatch.config import Config, StoreConfig, WatcherConfig
 from swanwatch.engine import Engine
 from swanwatch.errors import SwanwatchError
-from swanwatch.model import NoticeEvent, Severity
+from swanwatch.model import Alert, NoticeEvent, Severity
 from swanwatch.sources.history import require_history
 from swanwatch.store import Store
 
@@ -136,9 +137,30 @@ async def _step(
             severity = signal_severity(s.strength)
             yield Event("signal", now, s.account_id, s.kind, severity, s.strength, s.summary)
     correlation = await engine.correlate()
-    for notice in correlation.notices:
-        alert = notice.alert
+    for event in alert_events(correlation.notices, correlation.changed, now):
+        yield event
+
+
+def alert_events(notices: Iterable[Notice], changed: Iterable[Alert], now: datetime) -> list[Event]:
+    """The alert lines of one simulated step: an alert told (firing or escalated) under the
+    rule that names it, and each rule that joined an open account alert at this step (a
+    further reason is told nothing, but it held: review judges every rule)."""
+    out: dict[tuple[str, str], Event] = {}
+    for notice in notices:
+        a = notice.alert
         if notice.event in ALERT_EVENTS:
-            yield Event(
-                "alert", now, alert.account_id, alert.rule, alert.severity, alert.score, alert.title
+            out[(a.account_id, a.rule)] = Event(
+                "alert", now, a.account_id, a.rule, a.severity, a.score, a.title
             )
+    for a in changed:
+        for r in a.reasons:
+            if (
+                a.open
+                and a.muted_by is None
+                and r.since == now
+                and (a.account_id, r.rule) not in out
+            ):
+                out[(a.account_id, r.rule)] = Event(
+                    "alert", now, a.account_id, r.rule, r.severity, a.score, r.title
+                )
+    return list(out.values())

@@ -66,17 +66,19 @@ def _act(config_path: Path, ref: str, action: Action, by: str | None) -> Done:
 def print_alerts(alerts: Sequence[Alert], accounts: dict[str, Account]) -> None:
     """Alerts explained, as their first message would tell them."""
     from swanwatch.alerts import Notice
-    from swanwatch.delivery import render
+    from swanwatch.delivery import render_as
     from swanwatch.model import NoticeEvent
 
     if not alerts:
         click.echo("No open alerts.")
         return
+    # Markdown for rich on a terminal; plain text anywhere else (no raw ** or \_).
+    fmt = "chat" if tty() else "text"
     rendered = []
-    for alert in alerts:
+    for alert in ranked(alerts):
         account = accounts.get(alert.account_id)
         notice = Notice(alert, NoticeEvent.FIRING)
-        rendered.append(render(notice, account.label if account else None))
+        rendered.append(render_as(fmt, notice, account.label if account else None))
     if tty():
         from rich.console import Console
         from rich.markdown import Markdown
@@ -86,8 +88,8 @@ def print_alerts(alerts: Sequence[Alert], accounts: dict[str, Account]) -> None:
         for title, body in rendered:
             console.print(Panel(Markdown(body), title=title, title_align="left"))
         return
-    for title, body in rendered:
-        click.echo(f"{title}\n{body}\n")
+    for _title, body in rendered:
+        click.echo(f"{body}\n")  # the body's first line is the title
 
 
 def _state(alert: Alert) -> str:
@@ -112,25 +114,40 @@ def alerts() -> None:
 @click.option("--all", "include_resolved", is_flag=True, help="Include resolved alerts.")
 @json_option
 def alerts_list(config_path: Path, include_resolved: bool, as_json: bool) -> None:
-    """Open alerts, riskiest first."""
+    """Open alerts, one per account, most severe and most ARR at risk first."""
     records(
         config_path,
-        lambda store: store.alerts(open_only=not include_resolved),
+        lambda store: ranked(store.alerts(open_only=not include_resolved)),
         as_json,
         "Alerts",
-        ["id", "account", "rule", "severity", "score", "state", "since", "title"],
+        ["id", "account", "severity", "risk", "ARR at risk", "state", "since", "title", "also"],
         lambda a: (
             a.id,
-            a.account_id,
-            a.rule,
+            a.at_stake.get("name") or a.account_id,
             a.severity,
-            f"{a.score:.2f}",
+            f"{a.score:.0%}",
+            _money(a.at_stake.get("revenue_at_risk")),
             _state(a),
             stamp(a.started_at),
             a.title,
+            "; ".join(r.title for r in a.reasons[1:]),
         ),
         dump=lambda a: {**a.model_dump(mode="json"), "status": _state(a)},
     )
+
+
+def ranked(alerts: Sequence[Alert]) -> list[Alert]:
+    """Most severe first, then the most ARR at risk."""
+
+    def at_risk(a: Alert) -> float:
+        value = a.at_stake.get("revenue_at_risk")
+        return float(value) if isinstance(value, int | float) else 0.0
+
+    return sorted(alerts, key=lambda a: (-a.severity.rank, -at_risk(a), a.account_id))
+
+
+def _money(value: object) -> str:
+    return f"${float(value):,.0f}" if isinstance(value, int | float) else ""
 
 
 @alerts.command("show")

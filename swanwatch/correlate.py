@@ -2,9 +2,11 @@
 
 The score of an account is a noisy-OR of ``weight x strength x decay`` over its active
 signals, where decay halves every half-life of the signal's kind. Rules then name the
-compound risks: which kinds together, within a window, on which accounts, and
-:func:`candidates` turns the rules that hold into the alerts they call for, which
-:mod:`swanwatch.alerts` reconciles with the alerts on record.
+compound risks: which kinds together, within a window, on which accounts, how severe (raised
+with the stake and the strength, :func:`swanwatch.rules.raised`). :func:`candidates` turns
+the rules that hold on an account into the ONE alert it calls for (the most severe rule
+names it, the others are its further reasons), which :mod:`swanwatch.alerts` reconciles
+with the alerts on record.
 No I/O and no clock of its own: the daemon and the backtest call the same functions.
 """
 
@@ -18,8 +20,18 @@ from datetime import datetime
 from functools import cached_property
 from typing import Protocol
 
-from swanwatch.model import JSON, Account, Contribution, Severity, Signal
+from swanwatch.model import (
+    JSON,
+    Account,
+    Contribution,
+    Reason,
+    Severity,
+    Signal,
+    account_alert_fingerprint,
+    arr_at_risk,
+)
 from swanwatch.model import alert_fingerprint as alert_fingerprint  # public here too, as before
+from swanwatch.rules import DEFAULT_PHRASES, raised
 from swanwatch.settings import CorrelationConfig, Rule
 
 #: The rule every account is held to even without a rule file: a high combined score.
@@ -33,10 +45,8 @@ class RuleMatch:
     rule: Rule
     contributions: tuple[Contribution, ...]
     score: float
-
-    @property
-    def severity(self) -> Severity:
-        return self.rule.severity
+    #: The rule's severity, raised by its steps for this account's stake and score.
+    severity: Severity
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,8 @@ class Candidate:
     why_now: tuple[str, ...]
     play: tuple[str, ...]
     at_stake: Mapping[str, JSON]
+    #: Every rule that holds, most severe first: the first names the alert.
+    reasons: tuple[Reason, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,7 +83,8 @@ class Assessment:
 
     @property
     def revenue_at_risk(self) -> float:
-        return self.account.arr * self.score
+        """ARR at risk: ARR x score (:func:`swanwatch.model.arr_at_risk`)."""
+        return arr_at_risk(self.account.arr, self.score)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,26 +151,31 @@ def _account_fits(rule: Rule, account: Account, now: datetime) -> bool:
     return not (rule.tags and not set(rule.tags) & set(account.tags))
 
 
+def _counts(rule: Rule, signal: Signal, window_start: datetime) -> bool:
+    """Whether a signal counts for the rule: recent, strong enough, its evidence in range."""
+    if signal.observed_at < window_start or signal.strength < rule.min_strength:
+        return False
+    return all(between.holds(signal.evidence.get(f)) for f, between in rule.where.items())
+
+
 def match_rule(
     rule: Rule,
     account: Account,
     weighed: Sequence[Weighed],
     now: datetime,
     built: dict[int, Contribution] | None = None,
+    account_score: float | None = None,
 ) -> RuleMatch | None:
     """The rule's match on this account now, or None.
 
     ``built`` caches the Contribution records across an account's rules, by the identity
-    of the Weighed entry (they live as long as the assessment).
+    of the Weighed entry (they live as long as the assessment). The rule's ``raise`` steps
+    judge ``account_score`` (the match's own score when not given).
     """
     if not _account_fits(rule, account, now):
         return None
     window_start = now - rule.within
-    in_window = [
-        w
-        for w in weighed
-        if w.signal.observed_at >= window_start and w.signal.strength >= rule.min_strength
-    ]
+    in_window = [w for w in weighed if _counts(rule, w.signal, window_start)]
     kinds = {w.signal.kind for w in in_window}
     if rule.all_of and not set(rule.all_of) <= kinds:
         return None
@@ -183,11 +201,20 @@ def match_rule(
         if record is None:
             record = cache[id(w)] = w.contribution()
         records.append(record)
-    return RuleMatch(rule=rule, contributions=tuple(records), score=score)
+    severity = raised(
+        rule.severity,
+        rule.raise_,
+        account.arr,
+        account.days_to_renewal(now),
+        score if account_score is None else account_score,
+    )
+    return RuleMatch(rule=rule, contributions=tuple(records), score=score, severity=severity)
 
 
 def score_rule(config: CorrelationConfig) -> Rule:
-    """The catch-all rule: a combined score over the threshold from several kinds."""
+    """The catch-all rule: a combined score over the threshold from several kinds. Its
+    title and play name the signals it combines (:func:`candidates`); its severity rises
+    with ``correlation.score_raise``."""
     return Rule(
         name=SCORE_RULE,
         title="Several risk signals at once",
@@ -195,10 +222,7 @@ def score_rule(config: CorrelationConfig) -> Rule:
         at_least=config.score_min_kinds,
         within=config.score_window,
         min_score=config.score_threshold,
-        play=(
-            "CSM: review the signals below with the account team this week and agree one owner "
-            "for each.",
-        ),
+        raise_=config.score_raise,
     )
 
 
@@ -215,12 +239,15 @@ def assess(
         key=lambda w: (-w.effective, w.signal.kind, w.signal.key),
     )
     built: dict[int, Contribution] = {}
+    score = noisy_or(weighed)
     matches = tuple(
-        m for m in (match_rule(r, account, weighed, now, built) for r in rules) if m is not None
+        m
+        for m in (match_rule(r, account, weighed, now, built, score) for r in rules)
+        if m is not None
     )
     return Assessment(
         account=account,
-        score=noisy_or(weighed),
+        score=score,
         weighed=tuple(weighed),
         matches=matches,
     )
@@ -243,44 +270,126 @@ def assess_all(
     ]
 
 
-def candidates(assessments: Iterable[Assessment], now: datetime) -> list[Candidate]:
-    """The alerts the assessments call for. The catch-all score rule only speaks for an
-    account that no named rule covers, so one risk is not told twice."""
+def candidates(
+    assessments: Iterable[Assessment],
+    now: datetime,
+    phrases: Mapping[str, str] = DEFAULT_PHRASES,
+) -> list[Candidate]:
+    """The alerts the assessments call for: ONE per account with a rule that holds.
+
+    The most severe rule names it; the others are its further reasons, and their
+    evidence and plays join it, each line once. The catch-all score rule speaks only when
+    no named rule holds, or when the stake makes it more severe than all of them.
+    """
     out: list[Candidate] = []
     for a in assessments:
-        named = [m for m in a.matches if m.rule.name != SCORE_RULE] or list(a.matches)
-        out.extend(_candidate(a, m, now) for m in named)
+        matches = _speaking(a.matches)
+        if matches:
+            out.append(_candidate(a, matches, now, phrases))
     return out
 
 
-def _candidate(a: Assessment, m: RuleMatch, now: datetime) -> Candidate:
+def _speaking(matches: Sequence[RuleMatch]) -> list[RuleMatch]:
+    """The matches an account's alert tells, most severe first (named rules before the
+    catch-all at the same severity, then the stronger)."""
+    named = [m for m in matches if m.rule.name != SCORE_RULE]
+    top = max((m.severity.rank for m in named), default=-1)
+    keep = [m for m in matches if m.rule.name != SCORE_RULE or m.severity.rank > top]
+    return sorted(
+        keep,
+        key=lambda m: (
+            -m.severity.rank,
+            m.rule.name == SCORE_RULE,
+            -m.rule.severity.rank,  # at the same severity, the rule that is severe on its own
+            -m.score,
+            m.rule.name,
+        ),
+    )
+
+
+def phrase(c: Contribution, phrases: Mapping[str, str]) -> str:
+    """A signal in a few words: by ``kind:topic`` (the last part of its key), then kind."""
+    topic = c.key.rsplit(":", 1)[-1] if ":" in c.key else ""
+    found = phrases.get(f"{c.kind}:{topic}") if topic else None
+    return found or phrases.get(c.kind) or c.kind.replace("_", " ")
+
+
+def _joined(words: Sequence[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def _told(m: RuleMatch, phrases: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
+    """A match's title and play; the catch-all's name the signals it combines."""
+    if m.rule.name != SCORE_RULE:
+        return m.rule.title, m.rule.play
+    named = list(dict.fromkeys(phrase(c, phrases) for c in m.contributions))
+    said = _joined(named)
+    play = (
+        f"CSM: this week, go through {said} with the account team and agree one owner for each.",
+    )
+    return said[:1].upper() + said[1:], play
+
+
+def _candidate(
+    a: Assessment, matches: Sequence[RuleMatch], now: datetime, phrases: Mapping[str, str]
+) -> Candidate:
     account = a.account
-    days = account.days_to_renewal(now)
-    at_stake: dict[str, JSON] = {
+    told = [_told(m, phrases) for m in matches]
+    contributions = _union(c for m in matches for c in m.contributions)
+    play = tuple(dict.fromkeys(step for _, steps in told for step in steps))
+    reasons = tuple(
+        Reason(rule=m.rule.name, title=title, severity=m.severity)
+        for m, (title, _) in zip(matches, told, strict=True)
+    )
+    return Candidate(
+        fingerprint=account_alert_fingerprint(account.id),
+        account_id=account.id,
+        rule=reasons[0].rule,
+        title=reasons[0].title,
+        severity=reasons[0].severity,
+        score=round(a.score, 4),
+        contributions=contributions,
+        why_now=_why_now(account, contributions, now),
+        play=play,
+        at_stake=_at_stake(account, round(a.score, 4), now),
+        reasons=reasons,
+    )
+
+
+def _union(contributions: Iterable[Contribution]) -> tuple[Contribution, ...]:
+    """Each signal once, heaviest first."""
+    seen: dict[str, Contribution] = {}
+    for c in contributions:
+        seen.setdefault(c.fingerprint, c)
+    return tuple(sorted(seen.values(), key=lambda c: (-c.effective, c.kind, c.key)))
+
+
+def _at_stake(account: Account, score: float, now: datetime) -> dict[str, JSON]:
+    return {
+        "name": account.label,
         "arr": account.arr,
-        "revenue_at_risk": round(account.arr * m.score, 2),
+        "revenue_at_risk": arr_at_risk(account.arr, score),
         "renewal_date": account.renewal_date.isoformat() if account.renewal_date else None,
-        "days_to_renewal": days,
+        "days_to_renewal": account.days_to_renewal(now),
         "owner": account.owner,
         "segment": account.segment,
     }
-    why = [_why(c) for c in m.contributions]
-    if days is not None and 0 <= days <= 120:
-        why.append(f"Renewal on {account.renewal_date} is {days} days away.")
-    elif days is not None and days < 0:
-        why.append(f"Renewal date {account.renewal_date} passed {-days} days ago.")
-    return Candidate(
-        fingerprint=alert_fingerprint(account.id, m.rule.name),
-        account_id=account.id,
-        rule=m.rule.name,
-        title=m.rule.title,
-        severity=m.severity,
-        score=round(m.score, 4),
-        contributions=m.contributions,
-        why_now=tuple(why),
-        play=m.rule.play,
-        at_stake=at_stake,
-    )
+
+
+def _why_now(
+    account: Account, contributions: Sequence[Contribution], now: datetime
+) -> tuple[str, ...]:
+    """One line per signal, each said once; the renewal date unless a signal says it."""
+    why = list(dict.fromkeys(_why(c) for c in contributions))
+    days = account.days_to_renewal(now)
+    renewal = account.renewal_date.isoformat() if account.renewal_date else None
+    if renewal is None or days is None or any(renewal in c.summary for c in contributions):
+        return tuple(why)
+    if 0 <= days <= 120:
+        why.append(f"Renewal on {renewal} is {days} days away.")
+    elif days < 0:
+        why.append(f"Renewal date {renewal} passed {-days} days ago.")
+    return tuple(why)
 
 
 def _why(c: Contribution) -> str:

@@ -45,7 +45,7 @@ from swanwatch.correlate import Assessment, assess_all
 from swanwatch.delivery import DeliveryStats, DeliveryWorker, outbox_entries
 from swanwatch.errors import LookAheadError, SourceError, StoreError
 from swanwatch.interfaces import ReadTally, StateMap, WatchContext, Watcher
-from swanwatch.model import Account, AlertState, Signal, SourceHealth, WatcherRun
+from swanwatch.model import Account, Alert, AlertState, Signal, SourceHealth, WatcherRun
 from swanwatch.sources.health import MeteredSource, held_reason, judge, metered
 from swanwatch.store import Findings, Store, WatcherStatus
 from swanwatch.store.health import first_line
@@ -78,6 +78,8 @@ class CorrelationOutcome:
     #: Alerts a person (or another pass) wrote while the pass ran: left as they are now,
     #: with their notices, for the next pass to decide on.
     refused: tuple[str, ...] = ()
+    #: The alerts the pass changed and saved (the refused ones left out).
+    changed: tuple[Alert, ...] = ()
 
 
 @dataclass
@@ -601,6 +603,7 @@ class Engine:
             enqueued=saved.enqueued,
             written=saved.written,
             refused=saved.refused,
+            changed=tuple(a for a in decided.changed if a.fingerprint not in refused),
         )
 
     def _record_scores(self, assessments: Sequence[Assessment], now: datetime) -> None:

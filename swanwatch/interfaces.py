@@ -10,7 +10,7 @@ from concurrent.futures import Executor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import ClassVar, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ClassVar, ParamSpec, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict
@@ -19,6 +19,9 @@ from swanwatch.clock import Clock
 from swanwatch.errors import PluginError, SourceError
 from swanwatch.model import JSON, Account, Message, Signal
 from swanwatch.values import day_of
+
+if TYPE_CHECKING:
+    from pyarrow import Table
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -117,6 +120,12 @@ class ReadTally:
             if day is not None and (self.newest is None or day > self.newest):
                 self.newest = day
 
+    def count_columns(self, rows: int, newest: date | None) -> None:
+        """Count a batch of ``rows`` read as columns, whose newest date is ``newest``."""
+        self.rows += rows
+        if newest is not None and (self.newest is None or newest > self.newest):
+            self.newest = newest
+
     def skipped(self, problem: str) -> None:
         """A malformed row was skipped: ``problem`` says where (``file:line``) and why."""
         self.malformed += 1
@@ -176,6 +185,15 @@ class Source(ABC):
     @abstractmethod
     def rows(self, *, until: datetime | None = None) -> AsyncIterator[Row]:
         """Yield the source's records, those dated after ``until`` left out."""
+
+    def columns(
+        self, fields: Sequence[str], *, until: datetime | None = None
+    ) -> AsyncIterator[Table] | None:
+        """The records of :meth:`rows` as columns: Arrow tables of those of ``fields`` the
+        records have, batch by batch, in the same order, typed the same way, counted in the
+        same tally. None (the default) when the source reads only row by row: the caller
+        then reads :meth:`rows`. Watchers over millions of rows (usage) read this way."""
+        return None
 
     def fields(self) -> Sequence[str] | None:
         """The fields its rows carry, as far as is known without reading them (a file's

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from swanwatch.clock import ensure_utc
 
@@ -29,8 +29,26 @@ def fingerprint(*parts: str) -> str:
 
 
 def alert_fingerprint(account_id: str, rule: str) -> str:
-    """The identity of an alert: one per (account, rule)."""
+    """The identity of one of Swanwatch's own alerts: one per (ops account, rule)."""
     return fingerprint("alert", account_id, rule)
+
+
+#: The rule part of an account alert's fingerprint: every rule of an account is one alert.
+ACCOUNT_ALERT = "*"
+
+
+def account_alert_fingerprint(account_id: str) -> str:
+    """The identity of an account's alert: one per account, whatever rules hold."""
+    return alert_fingerprint(account_id, ACCOUNT_ALERT)
+
+
+def arr_at_risk(arr: float, score: float) -> float:
+    """ARR at risk, the one definition: the account's ARR times its risk score (0..1).
+
+    The board, ``risk report``, the digests and the alerts all use it, with the raw ARR
+    shown beside it.
+    """
+    return round(arr * max(0.0, min(1.0, score)), 2)
 
 
 class Severity(StrEnum):
@@ -137,8 +155,23 @@ class Contribution(_Record):
         return self.weight * self.strength * self.decay
 
 
+class Reason(_Record):
+    """A rule that holds for an account's alert: the most severe names the alert, the
+    others are its further reasons."""
+
+    rule: str
+    title: str
+    severity: Severity
+    #: When the rule joined the alert (set by the lifecycle; None on a candidate).
+    since: UTCDateTime | None = None
+
+
 class Alert(_Record):
-    """A compound risk on one account under one rule, with its lifecycle state."""
+    """An account's compound risk, with its lifecycle state: one open alert per account.
+
+    ``rule`` and ``title`` are those of its most severe reason; ``reasons`` lists every rule
+    that holds, most severe first.
+    """
 
     fingerprint: str
     account_id: str
@@ -170,7 +203,14 @@ class Alert(_Record):
     #: How many times it was written: a write is made only over the version it was read
     #: at, so a correlation pass never overwrites a person's action (nor one the other).
     version: int = 0
+    #: Every rule that holds, most severe first (the first names the alert).
+    reasons: tuple[Reason, ...] = ()
     id: int | None = None
+
+    @field_validator("reasons", mode="before")
+    @classmethod
+    def _no_reasons(cls, value: object) -> object:
+        return () if value is None else value  # rows from before reasons were kept
 
     @property
     def open(self) -> bool:
@@ -268,6 +308,9 @@ class AlertNotice(_Record):
     new_signals: tuple[str, ...] = Field(
         (), description="Contribution fingerprints that are new since the last notice."
     )
+    whats_new: tuple[str, ...] = Field(
+        (), description="What changed since the last notice, told first (an update)."
+    )
     who: str = Field(description="Who acts through the links: an owner, or channel:<name>.")
 
 
@@ -289,6 +332,8 @@ class DigestItem(_Record):
     title: str
     severity: str
     arr: float
+    #: ARR x score (:func:`arr_at_risk`); the raw ARR is shown beside it.
+    at_risk: float = 0.0
 
 
 class DigestPlay(_Record):
@@ -307,9 +352,12 @@ class LeadersReport(_Record):
 
     title: str
     weekday: str
+    #: ARR x score summed over the accounts at risk (:func:`arr_at_risk`).
     arr_at_risk: float
     previous_arr: float
     accounts_at_risk: int
+    #: The whole ARR of the accounts at risk, shown beside ARR at risk.
+    arr_of_accounts: float = 0.0
     weeks: tuple[DigestWeek, ...] = ()
     new: tuple[DigestItem, ...] = ()
     escalated: tuple[DigestItem, ...] = ()

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from swanwatch.model import Account, Alert, Feedback, Verdict
+from swanwatch.model import Account, Alert, Feedback, Verdict, arr_at_risk
 
 
 @dataclass(frozen=True)
@@ -95,9 +95,9 @@ class RiskLine:
 
 
 def risk_lines(alerts: Iterable[Alert], accounts: Mapping[str, Account]) -> list[RiskLine]:
-    """Open, unmuted risks per account, ranked by ARR at risk (ARR x the highest score).
-
-    One line per account, so an account's revenue is never counted twice.
+    """Open risks per account, ranked by ARR at risk (:func:`swanwatch.model.arr_at_risk`:
+    ARR x the account's score, the one definition the board, the digests and the alerts
+    use). One line per account, so an account's revenue is never counted twice.
     """
     by_account: dict[str, list[Alert]] = defaultdict(list)
     for a in alerts:
@@ -109,12 +109,13 @@ def risk_lines(alerts: Iterable[Alert], accounts: Mapping[str, Account]) -> list
         worst = max(group, key=lambda a: (a.severity.rank, a.score))
         score = max(a.score for a in group)
         ranked = sorted(group, key=lambda a: (-a.severity.rank, -a.score))
+        rules = [r.rule for a in ranked for r in a.reasons] or [a.rule for a in ranked]
         lines.append(
             RiskLine(
                 account=account,
                 score=score,
-                revenue_at_risk=round(account.arr * score, 2),
-                rules=tuple(a.rule for a in ranked),
+                revenue_at_risk=arr_at_risk(account.arr, score),
+                rules=tuple(dict.fromkeys(rules)),
                 severity=str(worst.severity),
             )
         )

@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     AwareDatetime,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -29,12 +28,14 @@ from pydantic import (
 
 from swanwatch.durations import Duration
 from swanwatch.model import Severity
+from swanwatch.rules import DEFAULT_PHRASES, DEFAULT_SCORE_RAISE, RaiseStep, Section
+from swanwatch.rules import Rule as Rule  # re-exported: where it lived before
 from swanwatch.settings_board import BoardConfig
 from swanwatch.signing import weak_secret
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class _Section(Section):
+    """A section of the config (the rule language's base, shared)."""
 
 
 class StoreConfig(_Section):
@@ -148,32 +149,6 @@ class AccountsConfig(_Section):
     )
 
 
-class Rule(_Section):
-    """A compound rule: which signal kinds, together, within a window, make an alert."""
-
-    name: str = Field(min_length=1)
-    title: str = Field(min_length=1)
-    severity: Severity = Severity.WARNING
-    all_of: tuple[str, ...] = ()
-    any_of: tuple[str, ...] = ()
-    at_least: int | None = Field(None, ge=1, description="At least N distinct kinds.")
-    of: tuple[str, ...] = Field((), description="Kinds counted by at_least; empty = any.")
-    within: Duration = timedelta(days=30)
-    min_score: float = Field(0.0, ge=0, le=1, description="Score of the matched signals.")
-    min_strength: float = Field(0.0, ge=0, le=1, description="Ignore weaker signals.")
-    renewal_within_days: int | None = Field(None, ge=0)
-    arr_at_least: float | None = Field(None, ge=0)
-    segments: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-    play: tuple[str, ...] = ()
-
-    @model_validator(mode="after")
-    def _has_condition(self) -> Rule:
-        if not (self.all_of or self.any_of or self.at_least):
-            raise ValueError("a rule needs at least one of all_of, any_of or at_least")
-        return self
-
-
 #: How much one full-strength signal of each kind says about churn on its own.
 DEFAULT_WEIGHTS = {
     "domain_expiry": 0.9,
@@ -219,6 +194,14 @@ class CorrelationConfig(_Section):
     score_window: Duration = Field(
         timedelta(days=30), description="The catch-all rule counts signals this recent."
     )
+    score_raise: tuple[RaiseStep, ...] = Field(
+        DEFAULT_SCORE_RAISE, description="The catch-all rule's steps up in severity."
+    )
+    phrases: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_PHRASES),
+        description="A few words per signal kind (or kind:topic) for the catch-all title; "
+        "merged over the built-in ones.",
+    )
     resolve_hold_down: Duration = Field(
         timedelta(days=3), description="Signals must stay clear this long to resolve."
     )
@@ -227,6 +210,11 @@ class CorrelationConfig(_Section):
         description="An alert back within this long of resolving is flapping: its "
         "hold-down doubles.",
     )
+
+    @field_validator("phrases", mode="before")
+    @classmethod
+    def _merge_phrases(cls, value: object) -> object:
+        return {**DEFAULT_PHRASES, **value} if isinstance(value, dict) else value
 
     @field_validator("weights", "half_life_days", mode="after")
     @classmethod
@@ -459,9 +447,13 @@ class NotifyConfig(_Section):
     )
     lease: Duration = Field(
         timedelta(minutes=5),
-        description="How long a sender holds a notification; a crashed sender's are retried "
-        "after this.",
+        description="How long a sender's claim on a notification lasts unless renewed (it "
+        "renews while it works); a crashed sender's are retried after this.",
     )
+    send_concurrency: int = Field(
+        1, ge=1, le=64, description="Messages in flight at once per sender (a kill -9 may "
+        "repeat that many, same Idempotency-Key); an alert's stay in order.",
+    )  # fmt: skip
     base_url: str | None = Field(
         None, description="Public URL of this daemon's HTTP endpoint; enables action links."
     )

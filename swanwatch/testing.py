@@ -147,6 +147,9 @@ class RowsSource(Source):
         self._rows = [dict(r) for r in rows]
         self.date_field = date_field
 
+    def history(self) -> str | None:
+        return f"rows dated by {self.date_field!r}" if self.date_field else None
+
     async def rows(self, *, until: datetime | None = None) -> AsyncIterator[Row]:
         for row in self._rows:
             if until is not None and self.date_field is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +11,6 @@ from swanwatch.alerts import (
     OPS_ACCOUNT,
     acknowledge,
     decide,
-    inhibitions,
     muter,
     reconcile,
     resolve,
@@ -20,7 +19,16 @@ from swanwatch.alerts import (
 from swanwatch.config import Config
 from swanwatch.correlate import Candidate, alert_fingerprint, assess_all
 from swanwatch.errors import InvalidAction
-from swanwatch.model import Account, Alert, AlertState, Contribution, Severity, Signal, Silence
+from swanwatch.model import (
+    Account,
+    Alert,
+    AlertState,
+    Contribution,
+    Reason,
+    Severity,
+    Signal,
+    Silence,
+)
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 HOLD = timedelta(days=3)
@@ -141,8 +149,18 @@ def test_a_snooze_is_quiet_then_reminds() -> None:
     book = Book()
     book.step(T0, _candidate())
     book.alerts[book.only.fingerprint] = snooze(book.only, T0 + timedelta(days=2), "ann", T0)
-    assert book.step(T0 + timedelta(days=1), _candidate(Severity.CRITICAL)) == []
-    assert book.step(T0 + timedelta(days=2), _candidate(Severity.CRITICAL)) == ["escalated"]
+    # New evidence at the same severity: the snooze holds.
+    assert book.step(T0 + timedelta(days=1), _candidate(signals=("s1", "s2"))) == []
+    assert book.only.state == "snoozed"
+    assert book.step(T0 + timedelta(days=2), _candidate(signals=("s1", "s2"))) == ["reminder"]
+
+
+def test_a_rise_in_severity_breaks_through_a_snooze() -> None:
+    book = Book()
+    book.step(T0, _candidate())
+    book.alerts[book.only.fingerprint] = snooze(book.only, T0 + timedelta(days=5), "ann", T0)
+    assert book.step(T0 + timedelta(days=1), _candidate(Severity.CRITICAL)) == ["escalated"]
+    assert book.only.state == "firing" and book.only.snoozed_until is None
     with pytest.raises(InvalidAction, match="future"):
         snooze(book.only, T0, "ann", T0 + timedelta(days=3))
 
@@ -168,26 +186,36 @@ def test_silenced_alerts_are_recorded_but_never_told() -> None:
         created_at=T0,
     )
     book = Book()
-    mute = muter([silence], {}, T0)
+    mute = muter([silence], T0)
     assert book.step(T0, _candidate(), muted=mute) == []
     assert book.only.muted_by == f"silence 7 by bob until {silence.ends_at:%Y-%m-%d %H:%M} UTC"
     # The silence has ended: the alert is told now.
     later = T0 + timedelta(days=2)
-    assert book.step(later, _candidate(), muted=muter([silence], {}, later)) == ["firing"]
+    assert book.step(later, _candidate(), muted=muter([silence], later)) == ["firing"]
 
 
-def test_inhibition_mutes_the_lesser_alerts_of_an_account() -> None:
-    high = _candidate(Severity.CRITICAL, rule="domain")
-    low = _candidate(Severity.WARNING, rule="three_weak")
-    other = _candidate(Severity.WARNING, rule="three_weak", account="globex")
-    muted = inhibitions([high, low, other])
-    assert muted == {low.fingerprint: "domain"}
+def test_a_silence_on_a_further_reason_mutes_the_account_alert() -> None:
+    """The rules of an account are one alert: a silence on any of them holds it."""
+    cand = _candidate(Severity.CRITICAL, rule="domain")
+    cand = replace(
+        cand,
+        reasons=(
+            Reason(rule="domain", title="Domain", severity=Severity.CRITICAL),
+            Reason(rule="three_weak", title="Three", severity=Severity.WARNING),
+        ),
+    )
+    silence = Silence(
+        id=3,
+        matchers={"rule": "three_weak"},
+        starts_at=T0,
+        ends_at=T0 + timedelta(days=1),
+        author="bob",
+        reason="known",
+        created_at=T0,
+    )
     book = Book()
-    assert sorted(book.step(T0, high, low, other, muted=muter([], muted, T0))) == [
-        "firing",
-        "firing",
-    ]
-    assert book.alerts[low.fingerprint].muted_by == "inhibited by domain"
+    assert book.step(T0, cand, muted=muter([silence], T0)) == []
+    assert (book.only.muted_by or "").startswith("silence 3")
 
 
 def test_an_alert_acknowledged_while_muted_is_not_told_when_the_mute_ends() -> None:
@@ -201,10 +229,10 @@ def test_an_alert_acknowledged_while_muted_is_not_told_when_the_mute_ends() -> N
         created_at=T0,
     )
     book = Book()
-    assert book.step(T0, _candidate(), muted=muter([silence], {}, T0)) == []
+    assert book.step(T0, _candidate(), muted=muter([silence], T0)) == []
     book.alerts[book.only.fingerprint] = acknowledge(book.only, "ann", T0 + timedelta(hours=1))
     later = T0 + timedelta(days=2)  # the silence has ended
-    assert book.step(later, _candidate(), muted=muter([silence], {}, later)) == []
+    assert book.step(later, _candidate(), muted=muter([silence], later)) == []
     assert book.only.state == "acknowledged" and book.only.last_notified_at is None
 
 
@@ -257,7 +285,9 @@ def test_decide_is_the_whole_pass_correlation_to_notices() -> None:
     changed = {(a.account_id, a.rule): a for a in decided.changed}
     told = sorted((n.alert.account_id, n.alert.rule, n.event) for n in decided.notices)
     assert told == [(OPS_ACCOUNT, "watcher_failing:whois", "firing"), ("acme", "pair", "firing")]
-    assert changed["acme", "usage"].muted_by == "inhibited by pair"  # recorded, not told
+    # One alert for acme: the critical pair names it, the lesser rule is a further reason.
+    assert [r.rule for r in changed["acme", "pair"].reasons] == ["pair", "usage"]
+    assert ("acme", "usage") not in changed
     retired = changed["initech", "usage"]
     assert retired.state == AlertState.RESOLVED
     assert (retired.acted_by or "").startswith("retired:account removed")

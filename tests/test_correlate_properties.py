@@ -2,7 +2,7 @@
 
 A history is a pool of signals on a few accounts and a sequence of steps; at each step the
 clock moves on, some of the pool is active, silences may hold, and ``assess_all`` ->
-``candidates`` -> ``inhibitions`` -> ``reconcile`` run exactly as the engine runs them.
+``candidates`` -> silences -> ``reconcile`` run exactly as the engine runs them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swanwatch.alerts import Notice, inhibitions, muter, reconcile
+from swanwatch.alerts import Notice, muter, reconcile
 from swanwatch.config import CorrelationConfig, Rule, bundled
 from swanwatch.correlate import Candidate, assess, assess_all, candidates, score_rule
 from swanwatch.model import Account, Alert, AlertState, Signal, Silence
@@ -158,7 +158,7 @@ def run(history: History) -> Trace:
                     created_at=now,
                 )
             )
-        why = muter(silences, inhibitions(wanted), now)
+        why = muter(silences, now)
         result = reconcile(
             trace.alerts,
             wanted,
@@ -260,7 +260,7 @@ def test_a_return_after_a_silenced_resolution_is_not_told_again_within_repeat() 
 
 @SETTINGS
 @given(histories())
-def test_a_silenced_or_inhibited_alert_is_never_told(history: History) -> None:
+def test_a_silenced_alert_is_never_told(history: History) -> None:
     for p in run(history).passes:
         for n in p.notices:
             fp = n.alert.fingerprint

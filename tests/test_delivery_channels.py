@@ -81,9 +81,9 @@ notify:
     html = message.get_body(preferencelist=("html",)).get_content()
     assert html.lstrip().startswith("<!DOCTYPE html>")
     assert "<li>CSM: call the buyer.</li>" in html
-    assert "ARR $120,000" in html and "renewal 2027-01-10" in html
+    assert "ARR at risk (of $120,000 ARR)" in html and "renewal 2027-01-10" in html
     assert 'href="https://swanwatch.example.com/a/' in html
-    assert "CSM: call the buyer." in text and "ARR $120,000" in text
+    assert "CSM: call the buyer." in text and "of $120,000 ARR" in text
     assert "<" not in text.replace("<https", "")  # no markup in the text part
     assert "acknowledge https://swanwatch.example.com/a/" in text  # the links, readable
 

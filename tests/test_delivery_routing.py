@@ -299,10 +299,13 @@ notify:
     # Rendered when sent, for each channel's format, from the report stored with it.
     worker = DeliveryWorker(config, store, FrozenClock(now))
     (_, html), (_, chat) = (worker.render(c, [notes[c]], now) for c in ("leads", "chat"))
-    assert "ARR at risk: <strong>$120,000</strong> across 1 accounts" in html
+    # ARR at risk is ARR x score, as on the board, with the raw ARR beside it.
+    (acme,) = store.alerts()
+    at_risk = f"${120000 * acme.score:,.0f}"
+    assert f"ARR at risk: <strong>{at_risk}</strong> across 1 accounts, of $120,000 ARR" in html
     assert 'class="chart"' in html and html.count("background:#d1495b") == 8
-    assert "Acme Corp: Usage sagging" in html
-    assert "ARR at risk: **$120,000**" in chat and "New: 1" in chat
+    assert f"Acme Corp: Usage sagging (high, {at_risk} ARR at risk of $120,000 ARR)" in html
+    assert f"ARR at risk: **{at_risk}**" in chat and "New: 1" in chat
     # Not due again until next Monday.
     assert enqueue_leaders(config, store, datetime(2026, 11, 25, tzinfo=UTC)) == 0
     store.close()

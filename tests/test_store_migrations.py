@@ -186,3 +186,73 @@ def test_0005_goes_back_down_and_up_again(store: Store) -> None:
     assert old["text"].group_key == "" and old["text"].body == "as it was"
     store.upgrade()
     assert store.notifications() == before
+
+
+def _alert_row(
+    fp: str, account: str, rule: str, severity: str, **extra: object
+) -> dict[str, object]:
+    at = NOW
+    return {
+        "fingerprint": fp,
+        "account_id": account,
+        "rule": rule,
+        "title": f"{rule} title",
+        "severity": severity,
+        "score": 0.5,
+        "state": "firing",
+        "contributions": [],
+        "why_now": [f"{rule} line", "Renewal on 2027-01-10 is 51 days away."],
+        "play": [f"{rule} play"],
+        "at_stake": {"arr": 1000},
+        "episode": 1,
+        "started_at": at,
+        "updated_at": at,
+        "notify_count": 1,
+        "notified_signals": [],
+        "flaps": 0,
+        **extra,
+    }
+
+
+def test_0010_merges_the_open_alerts_of_an_account_into_one(store_url: str) -> None:
+    from swanwatch.model import AlertState, Severity, account_alert_fingerprint
+
+    store = Store(store_url, migrate=False)
+    try:
+        store.upgrade("0009")
+        rows = [
+            _alert_row("a-sag", "acme", "sag", "warning", state="acknowledged", acted_by="ack:x"),
+            _alert_row("a-pair", "acme", "pair", "high"),
+            _alert_row("a-old", "acme", "old", "critical", state="resolved", resolved_at=NOW),
+            _alert_row("g-sag", "globex", "sag", "warning"),
+            _alert_row("ops-1", "@swanwatch", "watcher_failing:csv", "high"),
+            _alert_row("ops-2", "@swanwatch", "source:usage", "warning"),
+        ]
+        table = sa.table(
+            "alerts", *(sa.column(c, sa.JSON() if c in _JSON else None) for c in rows[0])
+        )
+        with store.engine.begin() as conn:
+            for row in rows:
+                conn.execute(sa.insert(table), [row])
+        store.upgrade()
+        assert _differences(store) == []
+        open_ = {(a.account_id, a.fingerprint): a for a in store.alerts(open_only=True)}
+        everything = {a.fingerprint: a for a in store.alerts()}
+    finally:
+        store.close()
+    acme = open_["acme", account_alert_fingerprint("acme")]
+    # The most severe names it; the other open rule is a further reason; lines once.
+    assert (acme.rule, acme.severity) == ("pair", Severity.HIGH)
+    assert [r.rule for r in acme.reasons] == ["pair", "sag"]
+    assert acme.why_now == ("pair line", "Renewal on 2027-01-10 is 51 days away.", "sag line")
+    assert acme.play == ("pair play", "sag play")
+    merged = everything["a-sag"]
+    assert merged.state == AlertState.RESOLVED
+    assert merged.acted_by == f"merged into {account_alert_fingerprint('acme')}"
+    assert everything["a-old"].acted_by is None  # history stays as it was
+    assert ("globex", account_alert_fingerprint("globex")) in open_
+    assert {fp for (acct, fp) in open_ if acct == "@swanwatch"} == {"ops-1", "ops-2"}
+    assert len([a for a in open_ if a[0] == "acme"]) == 1
+
+
+_JSON = {"contributions", "why_now", "play", "at_stake", "notified_signals"}

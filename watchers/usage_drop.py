@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from statistics import median
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
@@ -21,8 +21,10 @@ from swanwatch import (
     WatcherOptions,
 )
 
+from . import _usage_columns as columns  # noqa: TID251 (a sibling private helper)
+
 #: Scales the median absolute deviation to estimate a standard deviation (normal data).
-_MAD_SCALE = 1.4826
+_MAD_SCALE = columns.MAD_SCALE
 
 _LOW, _NORMAL, _UNJUDGED = 1, 0, -1
 
@@ -50,6 +52,10 @@ def _unreadable(source: str, row: Mapping[str, object], exc: Exception) -> Sourc
     )
 
 
+def _named(key: tuple[object, object]) -> tuple[str, str]:
+    return str(key[0]), str(key[1])
+
+
 @dataclass
 class _Series:
     """One account's daily totals of one metric: ``values[i]`` is day ``first + i``."""
@@ -74,6 +80,10 @@ class _Usage:
     series: dict[tuple[object, object], _Series] = field(default_factory=dict)
     levels: dict[tuple[object, object], dict[int, float]] = field(default_factory=dict)
     last_day: int = 0
+    #: The columnar path: every account with usage, and the drops it judged (the series
+    #: here are only those with a drop, or too short to judge).
+    cleared: set[object] = field(default_factory=set)
+    drops: dict[tuple[str, str], _Drop] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -255,13 +265,14 @@ class UsageDropWatcher(Watcher):
         wanted = {a.id: a for a in ctx.accounts}
         if not wanted:
             return
-        usage = await self._read(ctx, wanted)
+        ignored = {d.toordinal() for d in opts.ignore_dates}
+        usage = await self._read(ctx, wanted, ignored)
         series, levels, last_day = usage.series, usage.levels, usage.last_day
         seen = {account_id for account_id, _ in series} | {account_id for account_id, _ in levels}
+        seen |= usage.cleared
         for account in wanted.values():
             if account.id not in seen:
                 ctx.report_unknown(account, f"no usage rows in source {opts.usage_source!r}")
-        ignored = {d.toordinal() for d in opts.ignore_dates}
         judged: list[tuple[str, str, _Series | dict[int, float]]] = [
             (str(a), str(m), one) for (a, m), one in series.items()
         ] + [(str(a), str(m), points) for (a, m), points in levels.items()]
@@ -271,7 +282,8 @@ class UsageDropWatcher(Watcher):
                 if step is not None:
                     yield self._level_signal(wanted[account_id], metric, min(one), step, last_day)
                 continue
-            drop = self._judge(one, last_day, ignored)
+            found = usage.drops.get((account_id, metric))
+            drop = found if found is not None else self._judge(one, last_day, ignored)
             if drop is None:
                 continue
             if drop.low_days < 0:
@@ -284,8 +296,80 @@ class UsageDropWatcher(Watcher):
                 continue
             yield self._signal(wanted[account_id], metric, one, drop, last_day)
 
-    async def _read(self, ctx: WatchContext, wanted: dict[str, Account]) -> _Usage:
-        """One pass over the usage rows: daily totals per account and metric."""
+    async def _read(
+        self, ctx: WatchContext, wanted: dict[str, Account], ignored: set[int]
+    ) -> _Usage:
+        """One pass over the usage rows: daily totals per account and metric (as columns
+        when the source reads so, the accounts clear of any low day screened out)."""
+        opts = self.options
+        now = ctx.clock.now()
+        source = ctx.source(opts.usage_source)
+        tables = source.columns(columns.FIELDS, until=now if ctx.replay else None)
+        if tables is not None:
+            return await self._read_columns(tables, wanted, now.date().toordinal(), ignored)
+        return await self._read_rows(ctx, wanted)
+
+    async def _read_columns(
+        self, tables: AsyncIterator[Any], wanted: dict[str, Account], today: int, ignored: set[int]
+    ) -> _Usage:
+        opts = self.options
+        keep = columns.Keep(
+            wanted,
+            set(opts.metrics),
+            opts.default_metric,
+            frozenset(opts.level_metrics),
+            today,
+            _ordinal,
+        )
+        try:
+            read = await columns.read(tables, keep)
+        except columns.Unreadable as exc:
+            raise _unreadable(opts.usage_source, exc.row, exc.cause) from exc.cause
+        sums = columns.matrix(read)
+        usage = _Usage(levels=read.levels, last_day=sums.last_day)
+        usage.cleared = {account for account, _ in sums.keys}
+        for first in sorted(set(sums.firsts.tolist())):
+            rows = [s for s, f in enumerate(sums.firsts.tolist()) if f == first]
+            self._judge_rows(usage, sums, rows, first, ignored)
+        return usage
+
+    def _judge_rows(
+        self, usage: _Usage, sums: Any, rows: list[int], first: int, ignored: set[int]
+    ) -> None:
+        """The series ``rows`` of ``sums`` (all from day ``first``), judged at once; those
+        with a drop (or too short to judge) go into ``usage.series`` and ``usage.drops``."""
+        opts = self.options
+        end = usage.last_day - first
+
+        def series(s: int) -> _Series:
+            values = array("d")
+            values.frombytes(sums.sums[s, : end + 1].tobytes())
+            return _Series(first, values)
+
+        if end < 7 * opts.baseline_weeks_min:
+            for s in rows:
+                usage.series[sums.keys[s]] = series(s)
+                usage.drops[_named(sums.keys[s])] = _Drop(0, -1, 0.0, 0.0, 0, False)
+            return
+        screen = columns.Screen.of(opts)
+        judged = sums.sums[rows, : end + 1]
+        runs = columns.judge_all(judged, screen, {day - first for day in ignored})
+        floor = max(7 * opts.baseline_weeks_min, end - 2 * 7 * opts.baseline_weeks_max)
+        for row, run in runs.items():
+            if not self._is_drop(run.low_days, run.shortfall):
+                continue
+            s = rows[row]
+            one = series(s)
+            keep = array("b")
+            keep.frombytes(run.keep.tobytes())
+            slide = self._slide_start(one.values, keep, run.start, floor)
+            usage.series[sums.keys[s]] = one
+            usage.drops[_named(sums.keys[s])] = _Drop(
+                run.start, run.low_days, run.baseline, run.current, run.weeks, run.flatline, slide
+            )
+
+    async def _read_rows(self, ctx: WatchContext, wanted: dict[str, Account]) -> _Usage:
+        """The row path: one pass over the usage rows, a dict each."""
         opts = self.options
         now = ctx.clock.now()
         today = now.date().toordinal()

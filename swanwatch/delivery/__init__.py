@@ -42,6 +42,7 @@ __all__ = [
     "enqueue_leaders",
     "outbox_entries",
     "render",
+    "render_as",
     "route",
 ]
 
@@ -53,10 +54,19 @@ def channels_for(alert: Alert, config: NotifyConfig, account: Account | None = N
 
 def render(notice: Notice, account_name: str | None = None) -> tuple[str, str]:
     """A notice as (title, markdown body) with the built-in chat template."""
+    return render_as("chat", notice, account_name)
+
+
+def render_as(fmt: str, notice: Notice, account_name: str | None = None) -> tuple[str, str]:
+    """A notice as (title, body) in ``fmt`` (chat, text or email), built-in templates."""
     part = Part(
-        notice.alert, notice.event, account_name or notice.alert.account_id, notice.new_signals
+        notice.alert,
+        notice.event,
+        account_name or notice.alert.account_id,
+        notice.new_signals,
+        whats_new=notice.whats_new,
     )
-    return _DEFAULT_RENDERER.message("chat", [part])
+    return _DEFAULT_RENDERER.message(fmt, [part])
 
 
 _DEFAULT_RENDERER = Renderer()
@@ -120,6 +130,7 @@ def outbox_entries(
                         event=notice.event,
                         label=label,
                         new_signals=notice.new_signals,
+                        whats_new=notice.whats_new,
                         who=_who(target),
                     ),
                     created_at=now,

@@ -28,8 +28,11 @@ from swanwatch.model import (
     NoticeEvent,
     OutboxEntry,
     Severity,
+    arr_at_risk,
 )
 
+#: Resolved without a word: the account left the list, or merged into its account's alert.
+_QUIET = ("retired:", "merged into ")
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 #: A digest whose slot passed longer ago than this (the daemon was down) is skipped.
 CATCH_UP = timedelta(days=1)
@@ -85,15 +88,36 @@ class _Scope:
     def arr(self, a: Alert) -> float:
         return _arr(a, self.accounts.get(a.account_id))
 
-    def at_risk(self, when: datetime) -> tuple[float, int]:
-        """ARR at risk at ``when``, and on how many accounts."""
-        by_account = {a.account_id: self.arr(a) for a in self.alerts if _open_at(a, when)}
-        return sum(by_account.values()), len(by_account)
+    def at_risk(self, when: datetime) -> tuple[float, int, float]:
+        """ARR at risk at ``when`` (ARR x score, each account once, at its riskiest open
+        alert), on how many accounts, and their whole ARR."""
+        by_account: dict[str, tuple[float, float]] = {}
+        for a in self.alerts:
+            if _open_at(a, when):
+                arr = self.arr(a)
+                risk = arr_at_risk(arr, a.score)
+                if risk >= by_account.get(a.account_id, (-1.0, 0.0))[0]:
+                    by_account[a.account_id] = (risk, arr)
+        risks = by_account.values()
+        return sum(r for r, _ in risks), len(by_account), sum(arr for _, arr in risks)
 
     def item(self, a: Alert) -> DigestItem:
+        arr = self.arr(a)
         return DigestItem(
-            label=self.label(a), title=a.title, severity=str(a.severity), arr=self.arr(a)
+            label=self.label(a),
+            title=a.title,
+            severity=str(a.severity),
+            arr=arr,
+            at_risk=arr_at_risk(arr, a.score),
         )
+
+    def items(self, alerts: Iterable[Alert]) -> tuple[DigestItem, ...]:
+        """Each account once (its first alert in ``alerts``)."""
+        seen: dict[str, DigestItem] = {}
+        for a in alerts:
+            if a.account_id not in seen:
+                seen[a.account_id] = self.item(a)
+        return tuple(seen.values())
 
     def play(self, a: Alert) -> DigestPlay:
         play = a.play[0] if a.play else a.title
@@ -120,7 +144,7 @@ def leaders_report(
     scope = _Scope([a for a in alerts if _in_scope(spec, a, accounts.get(a.account_id))], accounts)
     start = slot - timedelta(days=7)
     zone = ZoneInfo(spec.timezone)
-    now_arr, now_accounts = scope.at_risk(slot)
+    now_arr, now_accounts, now_total = scope.at_risk(slot)
     fps = {a.fingerprint for a in scope.alerts}
     escalated = {fp for fp, event, _at in events if event == NoticeEvent.ESCALATED and fp in fps}
     order = sorted(scope.alerts, key=lambda a: (-a.severity.rank, -scope.arr(a)))
@@ -129,17 +153,18 @@ def leaders_report(
         title=f"Swanwatch weekly: {spec.name} ({covers}), week to {slot.astimezone(zone):%d %b %Y}",
         weekday=spec.weekday.capitalize(),
         arr_at_risk=now_arr,
+        arr_of_accounts=now_total,
         previous_arr=scope.at_risk(start)[0],
         accounts_at_risk=now_accounts,
         weeks=tuple(scope.weeks(spec.weeks, slot, zone)),
-        new=tuple(scope.item(a) for a in order if start <= a.started_at < slot),
-        escalated=tuple(scope.item(a) for a in order if a.fingerprint in escalated),
-        resolved=tuple(
-            scope.item(a)
+        new=scope.items(a for a in order if start <= a.started_at < slot),
+        escalated=scope.items(a for a in order if a.fingerprint in escalated),
+        resolved=scope.items(
+            a
             for a in order
             if a.resolved_at is not None
             and start <= a.resolved_at < slot
-            and not (a.acted_by or "").startswith("retired:")
+            and not (a.acted_by or "").startswith(_QUIET)
         ),
         plays=tuple(
             scope.play(a) for a in order if a.state == AlertState.ACKNOWLEDGED and _open_at(a, slot)

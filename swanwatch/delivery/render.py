@@ -94,6 +94,8 @@ class Part:
     label: str
     new_signals: tuple[str, ...] = ()
     links: Mapping[str, str] | None = None
+    #: What changed since the last notice, told first (an update).
+    whats_new: tuple[str, ...] = ()
 
 
 def title_of(part: Part) -> str:
@@ -103,10 +105,19 @@ def title_of(part: Part) -> str:
     return plain_text(f"[{SEVERITY_MARK[alert.severity]}] {word}{part.label}: {alert.title}")
 
 
+#: What the risk score means, said where it is shown.
+RISK_WORDS = "how strongly the signals together point to churn, not a probability of churn"
+
+
 def _facts(stake: Mapping[str, JSON]) -> list[str]:
     facts = []
     if stake.get("arr"):
-        facts.append(f"ARR ${float(stake['arr']):,.0f}")
+        arr = float(stake["arr"])
+        at_risk = stake.get("revenue_at_risk")
+        if isinstance(at_risk, int | float):
+            facts.append(f"${float(at_risk):,.0f} ARR at risk (of ${arr:,.0f} ARR)")
+        else:
+            facts.append(f"ARR ${arr:,.0f}")
     if stake.get("renewal_date"):
         days = stake.get("days_to_renewal")
         when = f" ({days} days)" if days is not None else ""
@@ -134,6 +145,9 @@ def context(part: Part) -> dict[str, Any]:
         "severity": SEVERITY_MARK[alert.severity],
         "colour": SEVERITY_COLOUR[alert.severity],
         "risk": f"{alert.score:.0%}",
+        "risk_words": RISK_WORDS,
+        "whats_new": list(part.whats_new),
+        "reasons": [f"{r.title} ({r.severity})" for r in alert.reasons[1:]],
         "stake": alert.at_stake,
         "facts": _facts(alert.at_stake),
         "why": why,

@@ -208,7 +208,7 @@ def route(alert: Alert, account: Account | None, config: NotifyConfig) -> Routin
             group_wait=timedelta(0),
             group_interval=timedelta(0),
         )
-        out.targets.insert(0, Target(CONSOLE, settings, "UTC", "chat"))
+        out.targets.insert(0, Target(CONSOLE, settings, "UTC", "text"))
         out.trace.append("console: notify.console is on")
     return out
 

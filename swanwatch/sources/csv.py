@@ -1,4 +1,5 @@
-"""The csv source: CSV or JSON Lines files (a path or a glob), typed and streamed."""
+"""The csv source: CSV, JSON Lines or Parquet files (a path or a glob), typed and streamed,
+row by row or (``columns()``, for millions of rows) as Arrow tables."""
 
 from __future__ import annotations
 
@@ -9,19 +10,24 @@ import glob
 import itertools
 import json
 import logging
+import mmap
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, ClassVar, Literal, TextIO
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TextIO
 
 from pydantic import Field
 
 from swanwatch.clock import ensure_utc
 from swanwatch.errors import SourceError
 from swanwatch.interfaces import ReadTally, Row, Source, SourceOptions
+from swanwatch.sources import columnar
 from swanwatch.values import CONVERTERS, BadValue, TypeName, to_str
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger("swanwatch.sources.csv")
 
@@ -45,7 +51,7 @@ class _Plan:
 
 
 class CsvSource(Source):
-    """Rows from CSV or JSON Lines files, with renamed columns and checked types.
+    """Rows from CSV, JSON Lines or Parquet files, with renamed columns and checked types.
 
     A row whose value does not convert, or that has the wrong number of fields, is logged
     and listed in ``problems`` as ``file:line: field: reason`` and skipped; the other rows
@@ -65,8 +71,10 @@ class CsvSource(Source):
             min_length=1,
             description="File or glob (e.g. data/usage-*.csv), relative to the config file.",
         )
-        format: Literal["csv", "jsonl"] | None = Field(
-            None, description="csv or jsonl; by default taken from each file's extension."
+        format: Literal["csv", "jsonl", "parquet"] | None = Field(
+            None,
+            description="csv, jsonl or parquet; by default taken from each file's extension "
+            "(.jsonl/.ndjson, .parquet/.pq, anything else csv).",
         )
         columns: dict[str, str] = Field(
             default_factory=dict,
@@ -127,16 +135,20 @@ class CsvSource(Source):
         return [pattern]
 
     def fields(self) -> list[str] | None:
-        """The fields of the files' header lines, as ``columns`` maps them (None for JSON
-        Lines, whose records each name their own); SourceError for a missing or unreadable
-        file, or a header without the columns ``columns``, ``types`` or ``date_field`` name."""
+        """The fields of the files' header lines (a Parquet file's schema), as ``columns``
+        maps them (None for JSON Lines, whose records each name their own); SourceError for
+        a missing or unreadable file, or a header without the columns ``columns``,
+        ``types`` or ``date_field`` name."""
         found: list[str] | None = None
         for path in self.files()[:100]:
-            if (
-                self.options.format or ("jsonl" if path.endswith((".jsonl", ".ndjson")) else "csv")
-            ) != "csv":
+            fmt = self.format_of(path)
+            if fmt == "jsonl":
                 continue
             where = self._display(path)
+            if fmt == "parquet":
+                plan = self._plan(where, list(self._parquet_file(path).schema_arrow.names))
+                found = plan.fields if found is None else [f for f in found if f in plan.fields]
+                continue
             try:
                 with open(path, encoding=self.options.encoding, newline="") as handle:
                     first = handle.readline(1 << 20)
@@ -230,6 +242,190 @@ class CsvSource(Source):
         while batch := list(itertools.islice(rows, _BATCH_ROWS)):
             yield batch
 
+    # --- columns: the same records as Arrow tables ------------------------------------
+
+    def columns(
+        self, fields: Sequence[str], *, until: datetime | None = None
+    ) -> AsyncIterator[pa.Table] | None:
+        """The records as Arrow tables (see :meth:`Source.columns`): CSV through Arrow's
+        reader, Parquet as it is, converted as the row path converts; None when a file is
+        JSON Lines (its records need not agree on their keys or types) or with `snapshots`."""
+        if self.options.snapshots:
+            return None  # a table as it stood on a day: small, read row by row
+        try:
+            files = self.files()
+        except SourceError:
+            files = []  # the read fails, and says why, when it starts
+        if any(self.format_of(f) == "jsonl" for f in files):
+            return None
+        tally = self.tally()
+        self.problems = []
+        self.problem_count = 0
+        cut = ensure_utc(until) if until is not None else None
+        return self._columns(list(fields), cut, tally)
+
+    async def _columns(
+        self, fields: list[str], until: datetime | None, tally: ReadTally
+    ) -> AsyncIterator[pa.Table]:
+        date_field = tally.date_field  # the field the source's health dates rows by
+        read = [*fields, date_field] if date_field and date_field not in fields else fields
+        try:
+            tables = self._tables(self.files(), read, until, tally)
+            try:
+                while (table := await asyncio.to_thread(next, tables, None)) is not None:
+                    newest = None
+                    if date_field is not None and date_field in table.column_names:
+                        newest = columnar.newest_day(table.column(date_field))
+                    tally.count_columns(table.num_rows, newest)
+                    yield table.select([f for f in fields if f in table.column_names])
+            finally:
+                tables.close()
+        except SourceError as exc:
+            tally.error = str(exc)
+            raise
+        tally.finished = True
+
+    def _tables(
+        self, files: list[str], fields: list[str], until: datetime | None, tally: ReadTally
+    ) -> Generator[pa.Table, None, None]:
+        for path in files:
+            where = self._display(path)
+            if self.format_of(path) == "parquet":
+                yield from self._parquet_tables(path, where, fields, until, tally)
+            elif _arrow_can_read(path, self.options.encoding):
+                yield from self._csv_tables(path, where, fields, until, tally)
+            else:
+                yield from self._row_tables(path, fields, until, tally, 0)
+
+    def _row_tables(
+        self, path: str, fields: list[str], until: datetime | None, tally: ReadTally, skip: int
+    ) -> Iterator[pa.Table]:
+        """A file through the row path, as tables, its first ``skip`` rows left out."""
+        rows = itertools.islice(self._read_file(path, until, tally), skip, None)
+        while batch := list(itertools.islice(rows, columnar.ROW_BATCH)):
+            present = [f for f in fields if f in batch[0]]
+            try:
+                yield columnar.table_of(batch, present)
+            except columnar.NotColumnar as exc:
+                raise SourceError(
+                    f"source {self.instance!r}: {self._display(path)}: a field's values "
+                    f"are of several kinds ({exc}); declare its type in `types`"
+                ) from exc
+
+    def _wanted(self, plan: _Plan, fields: list[str]) -> list[tuple[str, str]]:
+        """(output field, column) of the fields asked for, and of the date field."""
+        keep = {*fields, self.options.date_field}
+        return [(f, c) for f, c in zip(plan.fields, plan.columns, strict=True) if f in keep]
+
+    def _typed(
+        self, plan: _Plan, wanted: list[tuple[str, str]], batch: Any, until: datetime | None
+    ) -> pa.Table:
+        """One batch of a file as a typed table, rows dated after ``until`` left out."""
+        import pyarrow as pa
+
+        converters = dict(plan.typed)
+        out = {}
+        for field, column in wanted:
+            values = batch.column(column)
+            convert = converters.get(field)
+            out[field] = values if convert is None else columnar.native(values, convert)
+        table = pa.table(out)
+        date_field = self.options.date_field
+        if until is not None and date_field is not None and date_field in out:
+            table = table.filter(columnar.keep_mask(out[date_field], until))
+        return table
+
+    def _csv_tables(
+        self, path: str, where: str, fields: list[str], until: datetime | None, tally: ReadTally
+    ) -> Iterator[pa.Table]:
+        """A CSV file through Arrow's reader; back to the row path, where this one stopped,
+        for what only the row path can tell: a row of the wrong width, a value that does not
+        convert, text that is not UTF-8 (it names the line)."""
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        with open(path, encoding=self.options.encoding, newline="") as handle:
+            reader = csv.reader(handle, delimiter=self.options.delimiter, strict=True)
+            header = self._next_record(reader, where, tally)
+            header_lines = reader.line_num
+        if header is None:
+            return
+        header = [h.strip() for h in header]
+        plan = self._plan(where, header)
+        if len(set(header)) != len(header):
+            yield from self._row_tables(path, fields, until, tally, 0)
+            return
+        wanted = self._wanted(plan, fields)
+        done = 0
+        try:
+            batches = pacsv.open_csv(
+                path,
+                read_options=pacsv.ReadOptions(
+                    column_names=header,
+                    skip_rows=header_lines,
+                    use_threads=False,
+                    block_size=8 << 20,
+                ),
+                parse_options=pacsv.ParseOptions(delimiter=self.options.delimiter),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={c: pa.string() for c in header},
+                    include_columns=sorted({c for _, c in wanted}),
+                    strings_can_be_null=False,
+                ),
+            )
+            for batch in batches:
+                table = self._typed(plan, wanted, batch, until)
+                if table.num_rows:
+                    yield table
+                    done += table.num_rows
+        except (pa.ArrowInvalid, columnar.NotColumnar):
+            yield from self._row_tables(path, fields, until, tally, done)
+
+    def _parquet_tables(
+        self, path: str, where: str, fields: list[str], until: datetime | None, tally: ReadTally
+    ) -> Iterator[pa.Table]:
+        """A Parquet file in its own batches; back to the row path for a value that does
+        not convert (it says which row)."""
+        file = self._parquet_file(path)
+        plan = self._plan(where, list(file.schema_arrow.names))
+        wanted = self._wanted(plan, fields)
+        done = 0
+        try:
+            for batch in file.iter_batches(columns=sorted({c for _, c in wanted})):
+                table = self._typed(plan, wanted, batch, until)
+                if table.num_rows:
+                    yield table
+                    done += table.num_rows
+        except columnar.NotColumnar:
+            yield from self._row_tables(path, fields, until, tally, done)
+
+    def _parquet_file(self, path: str) -> Any:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.ParquetFile(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise SourceError(
+                f"source {self.instance!r}: {self._display(path)}: not a readable Parquet "
+                f"file ({exc}); check `path` and `format`"
+            ) from exc
+
+    def _read_parquet(
+        self, path: str, where: str, until: datetime | None, tally: ReadTally
+    ) -> Iterator[Row]:
+        file = self._parquet_file(path)
+        plan = self._plan(where, list(file.schema_arrow.names))
+        line = 0
+        for batch in file.iter_batches(columns=sorted(set(plan.columns))):
+            names = batch.schema.names
+            for record in batch.to_pylist():
+                line += 1  # the row's number in the file, 1-based: Parquet has no lines
+                values = [record[c] for c in plan.columns] if names else []
+                row = self._convert(plan, values, where, line, tally)
+                if row is not None and self._keep(row, until):
+                    yield row
+
     def _display(self, path: str) -> str:
         rel = os.path.relpath(path, self.base_dir)
         return path if rel.startswith("..") else rel
@@ -270,9 +466,20 @@ class CsvSource(Source):
             typed=[(field, _CONVERTERS[types[field]]) for field, _ in pairs if field in types],
         )
 
+    def format_of(self, path: str) -> str:
+        """The format of file ``path``: the ``format`` option, else its extension's."""
+        if self.options.format:
+            return self.options.format
+        if path.endswith((".jsonl", ".ndjson")):
+            return "jsonl"
+        return "parquet" if path.endswith((".parquet", ".pq")) else "csv"
+
     def _read_file(self, path: str, until: datetime | None, tally: ReadTally) -> Iterator[Row]:
         where = self._display(path)
-        fmt = self.options.format or ("jsonl" if path.endswith((".jsonl", ".ndjson")) else "csv")
+        fmt = self.format_of(path)
+        if fmt == "parquet":
+            yield from self._read_parquet(path, where, until, tally)
+            return
         try:
             handle = open(path, encoding=self.options.encoding, newline="")  # noqa: SIM115
         except (OSError, LookupError) as exc:
@@ -294,12 +501,7 @@ class CsvSource(Source):
     def _keep(self, row: dict[str, object], until: datetime | None) -> bool:
         if until is None or self.options.date_field is None:
             return True
-        stamp = row.get(self.options.date_field)
-        if isinstance(stamp, datetime):
-            return stamp <= until
-        if isinstance(stamp, date):
-            return stamp <= until.date()
-        return True  # an undated row is not dated after `until`
+        return columnar.kept(row.get(self.options.date_field), until)
 
     def _convert(
         self, plan: _Plan, values: list[object], where: str, line: int, tally: ReadTally
@@ -419,6 +621,21 @@ class CsvSource(Source):
         if date_field and date_field not in wanted and date_field not in self.options.columns:
             wanted.append(date_field)
         return self._plan(where, wanted)
+
+
+def _arrow_can_read(path: str, encoding: str) -> bool:
+    """Whether Arrow's CSV reader splits ``path`` exactly as the csv module does: UTF-8 text
+    without a quote character (quoting is where the two readers' rules differ)."""
+    try:
+        if codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig"):
+            return False
+        with open(path, "rb") as raw:
+            if os.fstat(raw.fileno()).st_size == 0:
+                return False
+            with mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return data.find(b'"') < 0
+    except (OSError, LookupError, ValueError):
+        return False  # the row path says what is wrong
 
 
 #: A date in a snapshot file's name: 2026-09-01 or 20260901, not part of a longer number.

@@ -24,16 +24,19 @@ nor judged healthy, signals kept, every account unknown), and ops get one alert 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from swanwatch.errors import SourceError
 from swanwatch.interfaces import CURRENT_READ, ReadTally, Row, Source, SourceUse
 from swanwatch.model import SourceHealth, SourceState
 from swanwatch.settings import SourceConfig
 from swanwatch.sources.history import refusal
+
+if TYPE_CHECKING:
+    from pyarrow import Table
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,20 @@ class MeteredSource(Source):
             CURRENT_READ.set(tally)
             return self.inner.rows(until=until)
         return self._counted(tally, until)
+
+    def columns(
+        self, fields: Sequence[str], *, until: datetime | None = None
+    ) -> AsyncIterator[Table] | None:
+        if not self.inner.counts_reads:
+            return None  # counted row by row: read rows()
+        if until is not None and not self.static and self.inner.history() is None:
+            return None  # rows() refuses the read, and says why
+        tally = ReadTally(date_field=self.policy.date_field)
+        CURRENT_READ.set(tally)
+        tables = self.inner.columns(fields, until=until)
+        if tables is not None:
+            self.reads.append(tally)
+        return tables
 
     async def _counted(self, tally: ReadTally, until: datetime | None) -> AsyncIterator[Row]:
         try:

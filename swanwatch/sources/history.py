@@ -32,7 +32,7 @@ from swanwatch.settings import Config, WatcherConfig
 
 #: What to tell someone whose replay reads a source with no history.
 HOW_TO_DECLARE = (
-    "declare how each keeps its history: `date_field` (the field that dates a row; a sql "
+    "`date_field` (the field that dates a row; a sql "
     "query may instead cut at :until, an http API at `until_param`), or snapshot files by "
     "date (csv: `path: contracts-*.csv` with a date in each file name, and `snapshots: "
     "true`, each file read as of the simulated day); or, for a table whose rows never "
@@ -68,7 +68,8 @@ def refusal(source: str, until: datetime) -> LookAheadError:
     """The error of a replay's read of ``source``, which keeps no history, as of ``until``."""
     return LookAheadError(
         f"source {source!r} keeps no history: a replay of {until:%Y-%m-%d} would read its "
-        f"rows as they are today (look-ahead); {HOW_TO_DECLARE}"
+        f"rows as they are today (look-ahead). Declare how it keeps its history: "
+        f"{HOW_TO_DECLARE}"
     )
 
 
@@ -112,7 +113,7 @@ def require_history(
             "a replay cannot read these sources as of a past day: they keep no history, so "
             "every simulated day would see their rows as they are today (look-ahead):\n"
             + "\n".join(lines)
-            + f"\nTo replay, {HOW_TO_DECLARE}."
+            + f"\nTo replay, declare how each keeps its history: {HOW_TO_DECLARE}."
         )
     return found
 

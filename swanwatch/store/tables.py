@@ -201,6 +201,8 @@ class AlertRow(SQLModel, table=True):
     flaps: int = _count()
     #: Counts the writes: each is made only over the version it was read at.
     version: int = _count()
+    #: Every rule that holds, most severe first (migration 0010).
+    reasons: Any = _json()
 
 
 ALERTS = table_of(AlertRow)

@@ -64,7 +64,7 @@ async def test_alert_is_posted_once_as_json(hook: Hook, make_config) -> None:
     message = received.body
     assert message["title"] == "[HIGH] Acme Corp: Champion left and usage fell"
     assert "CSM: call the buyer." in str(message["message"])
-    assert "ARR $120,000" in str(message["message"])
+    assert "of $120,000 ARR" in str(message["message"])
 
 
 async def test_a_down_webhook_is_retried_then_delivered_once(hook: Hook, make_config) -> None:

@@ -91,7 +91,7 @@ async def test_slack_gets_an_incoming_webhook_message(proxy, make_config) -> Non
     assert attachment["title"] == "[HIGH] Acme Corp: Champion left and usage fell"
     assert attachment["color"].startswith("#")
     text = attachment["text"]
-    assert "ARR $120,000" in text and "CSM: call the buyer." in text
+    assert "of $120,000 ARR" in text and "CSM: call the buyer." in text
     # Markdown links become Slack's mrkdwn links <url|label>.
     assert "<https://swanwatch.example.com/a/" in text and "|Acknowledge>" in text
     assert "](" not in text

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import random
+import tempfile
 from collections.abc import Callable, Mapping
 from datetime import date, timedelta
+from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from swanwatch.sources.csv import CsvSource
 from swanwatch.testing import (
     assert_watcher_contract,
     last_unknowns,
@@ -57,15 +64,47 @@ async def run(
     replay: bool = False,
     **options: object,
 ) -> list:  # type: ignore[type-arg]
+    """The watcher over ``rows`` row by row, and (the same signals and unknowns, checked)
+    as columns from a CSV file and from a Parquet file."""
     ids = accounts or sorted({str(r["account_id"]) for r in rows})
-    return await run_watcher(
-        "usage_drop",
-        options=options,
-        accounts=[make_account(i) for i in ids],
-        now=now,
-        sources={"usage": rows_source(rows, date_field="date")},
-        replay=replay,
+
+    async def watch(source: object) -> tuple[list, list]:  # type: ignore[type-arg]
+        signals = await run_watcher(
+            "usage_drop",
+            options=options,
+            accounts=[make_account(i) for i in ids],
+            now=now,
+            sources={"usage": source},  # type: ignore[dict-item]
+            replay=replay,
+        )
+        return signals, last_unknowns()
+
+    by_rows, unknowns = await watch(rows_source(rows, date_field="date"))
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in write_files(rows, Path(tmp)):
+            types = {"date": "date", "value": "float"}
+            options_ = CsvSource.Options(path=str(path), types=types, date_field="date")
+            by_columns, unknown_columns = await watch(CsvSource("usage", options_))
+            assert by_columns == by_rows, path.name
+            assert unknown_columns == unknowns, path.name
+    return by_rows
+
+
+def write_files(rows: list[dict[str, object]], folder: Path) -> list[Path]:
+    """``rows`` as usage.csv and usage.parquet (text cells for what is not a number)."""
+    names = list(dict.fromkeys(k for r in rows for k in r)) or ["account_id", "date", "value"]
+    with (folder / "usage.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, names)
+        writer.writeheader()
+        writer.writerows(rows)
+    table = pa.table(
+        {
+            n: pa.array([r.get(n) for r in rows], type=pa.float64() if n == "value" else None)
+            for n in names
+        }
     )
+    pq.write_table(table, folder / "usage.parquet")
+    return [folder / "usage.csv", folder / "usage.parquet"]
 
 
 async def test_contract() -> None:
