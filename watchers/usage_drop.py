@@ -306,12 +306,19 @@ class UsageDropWatcher(Watcher):
         source = ctx.source(opts.usage_source)
         tables = source.columns(columns.FIELDS, until=now if ctx.replay else None)
         if tables is not None:
-            return await self._read_columns(tables, wanted, now.date().toordinal(), ignored)
+            return await self._read_columns(ctx, tables, wanted, ignored)
         return await self._read_rows(ctx, wanted)
 
     async def _read_columns(
-        self, tables: AsyncIterator[Any], wanted: dict[str, Account], today: int, ignored: set[int]
+        self,
+        ctx: WatchContext,
+        tables: AsyncIterator[Any],
+        wanted: dict[str, Account],
+        ignored: set[int],
     ) -> _Usage:
+        """The columnar path; its array work runs in the worker pool (numpy and Arrow let
+        go of the GIL there, so other watchers go on meanwhile)."""
+        today = ctx.clock.now().date().toordinal()
         opts = self.options
         keep = columns.Keep(
             wanted,
@@ -322,15 +329,15 @@ class UsageDropWatcher(Watcher):
             _ordinal,
         )
         try:
-            read = await columns.read(tables, keep)
+            read = await columns.read(tables, keep, ctx.run_blocking)
         except columns.Unreadable as exc:
             raise _unreadable(opts.usage_source, exc.row, exc.cause) from exc.cause
-        sums = columns.matrix(read)
+        sums = await ctx.run_blocking(columns.matrix, read)
         usage = _Usage(levels=read.levels, last_day=sums.last_day)
         usage.cleared = {account for account, _ in sums.keys}
         for first in sorted(set(sums.firsts.tolist())):
             rows = [s for s, f in enumerate(sums.firsts.tolist()) if f == first]
-            self._judge_rows(usage, sums, rows, first, ignored)
+            await ctx.run_blocking(self._judge_rows, usage, sums, rows, first, ignored)
         return usage
 
     def _judge_rows(
