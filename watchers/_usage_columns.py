@@ -205,6 +205,11 @@ def _batch(table: Any, out: Columns, keep: Keep) -> None:
     )
 
 
+def named(key: tuple[object, object]) -> tuple[str, str]:
+    """An (account, metric) key as the watcher names it."""
+    return str(key[0]), str(key[1])
+
+
 @dataclass
 class Matrix:
     """Daily sums: row ``s`` is series ``keys[s]`` from day ``firsts[s]`` to the last day."""

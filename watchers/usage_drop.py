@@ -52,10 +52,6 @@ def _unreadable(source: str, row: Mapping[str, object], exc: Exception) -> Sourc
     )
 
 
-def _named(key: tuple[object, object]) -> tuple[str, str]:
-    return str(key[0]), str(key[1])
-
-
 @dataclass
 class _Series:
     """One account's daily totals of one metric: ``values[i]`` is day ``first + i``."""
@@ -356,7 +352,7 @@ class UsageDropWatcher(Watcher):
         if end < 7 * opts.baseline_weeks_min:
             for s in rows:
                 usage.series[sums.keys[s]] = series(s)
-                usage.drops[_named(sums.keys[s])] = _Drop(0, -1, 0.0, 0.0, 0, False)
+                usage.drops[columns.named(sums.keys[s])] = _Drop(0, -1, 0.0, 0.0, 0, False)
             return
         screen = columns.Screen.of(opts)
         judged = sums.sums[rows, : end + 1]
@@ -371,7 +367,7 @@ class UsageDropWatcher(Watcher):
             keep.frombytes(run.keep.tobytes())
             slide = self._slide_start(one.values, keep, run.start, floor)
             usage.series[sums.keys[s]] = one
-            usage.drops[_named(sums.keys[s])] = _Drop(
+            usage.drops[columns.named(sums.keys[s])] = _Drop(
                 run.start, run.low_days, run.baseline, run.current, run.weeks, run.flatline, slide
             )
 
