@@ -6,9 +6,12 @@ The flow, one direction, one module per stage:
                in; ``swanwatch.accounts`` reads the accounts from them;
                ``swanwatch.sources.health`` judges every read (ok, suspect, stale, broken)
 - watchers     :class:`Watcher` plugins, run by ``swanwatch.engine``: :class:`Signal` out
-- correlate    ``swanwatch.correlate``: signals, accounts and now in; assessments out (pure)
-- alerts       ``swanwatch.alerts``: the lifecycle of each :class:`Alert`: firing, repeats,
-               silences, inhibition, ops alerts, and what needs telling (pure)
+- correlate    ``swanwatch.correlate``: signals, accounts and now in; assessments out, and
+               one alert per account (pure); ``swanwatch.rules`` is the rule language
+               (which kinds, ``where``, severity raised with the stake)
+- alerts       ``swanwatch.alerts``: the lifecycle of each account's :class:`Alert`:
+               firing, updates, escalation, repeats, ops alerts, and what needs telling
+               (pure); ``swanwatch.muting`` the silences that hold notices back
 - actions      ``swanwatch.actions``: a person acknowledges, snoozes, resolves, marks or
                silences an alert (the CLI, signed links and the board all act through it)
 - delivery     ``swanwatch.delivery``: the durable outbox and its worker

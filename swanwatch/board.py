@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time as monotonic_time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 import jinja2
 from starlette.requests import Request
@@ -58,6 +59,7 @@ from swanwatch.config import Config
 from swanwatch.errors import ActionError, AlertNotFound, AmbiguousAlert
 from swanwatch.model import Verdict
 from swanwatch.store import Store
+from swanwatch.store.book import BookEntry, groups_of, select_page
 
 log = logging.getLogger("swanwatch.board")
 
@@ -65,6 +67,9 @@ log = logging.getLogger("swanwatch.board")
 COOKIE = "swanwatch_board"
 #: Who the shared token's actions are recorded as.
 ACTOR = SHARED
+#: How long the book read for one page serves the next ones (this board's actions drop it
+#: at once; another replica's or the CLI's show within this long).
+BOOK_TTL = 5.0
 #: The longest snooze "until a date" may ask for.
 MAX_SNOOZE = timedelta(days=365)
 
@@ -171,6 +176,7 @@ class Board:
         self.on = self.token is not None or self.settings.users or self.settings.proxy_auth
         self.guard = SignInGuard(clock)
         self._sessions: Sessions | None = None
+        self._held: tuple[float, list[BookEntry]] | None = None
         self.env = jinja2.Environment(
             loader=jinja2.PackageLoader("swanwatch", "templates"),
             autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",)),
@@ -530,27 +536,41 @@ class Board:
     def _owner(self, filters: Filters, person: Person) -> str:
         return person.owner if filters.mine else filters.owner
 
+    def book(self) -> list[BookEntry]:
+        """Every account with open alerts: read in one query, then kept :data:`BOOK_TTL`
+        (this board's own actions drop it at once) so that paging and sorting the book
+        does not read it again each time."""
+        held = self._held
+        if held is not None and monotonic_time.monotonic() - held[0] < BOOK_TTL:
+            return held[1]
+        entries = self.store.book()
+        self._held = (monotonic_time.monotonic(), entries)
+        return entries
+
+    def forget_book(self) -> None:
+        """After an action: the next page reads the book again."""
+        self._held = None
+
     def _book(
         self, filters: Filters, person: Person, clocks: Clocks, open_account: str
     ) -> BookView:
         owner = self._owner(filters, person)
         if filters.mine and not owner:
             owner = "\x00nobody"  # the shared token has no accounts of its own
-        query = filters.book_query(owner)
-        page = self.store.book_page(query)
+        entries = self.book()
+        page, selected = select_page(entries, filters.book_query(owner))
         ids = [line.account.id for line in page.lines]
         alerts = self.store.open_alerts_of(ids, muted=filters.muted)
         feedback = self.store.feedback_for(a.fingerprint for a in alerts)
-        owners, segments, muted = self.store.book_choices()
         return BookView(
             filters=filters,
             page=page,
             rows=rows_of(page, alerts, feedback, filters, clocks, open_account),
-            by_owner=self.store.book_groups(query, "owner"),
-            by_segment=self.store.book_groups(query, "segment"),
-            owners=owners,
-            segments=segments,
-            muted_alerts=muted,
+            by_owner=groups_of(selected, "owner"),
+            by_segment=groups_of(selected, "segment"),
+            owners=sorted({e.account.owner for e in entries if e.account.owner}),
+            segments=sorted({e.account.segment for e in entries if e.account.segment}),
+            muted_alerts=sum(e.muted for e in entries),
             owner=owner if filters.mine else "",
         )
 
@@ -574,9 +594,8 @@ class Board:
             return person
         filters = Filters.of(request.query_params)
         owner = self._owner(filters, person) or ("\x00nobody" if filters.mine else "")
-        page = await asyncio.to_thread(
-            self.store.book_page, filters.book_query(owner, everything=True)
-        )
+        entries = await asyncio.to_thread(self.book)
+        page, _ = select_page(entries, filters.book_query(owner, everything=True))
         stamp = f"{self.clock.now():%Y%m%d-%H%M}"
         return Response(
             csv_of(page.lines, self.clock.now()),
@@ -624,10 +643,12 @@ class Board:
             return self.message("Nothing done", str(exc), exc.status, link=self.url())
         except ActionError as exc:
             return self.message("Nothing done", str(exc), _status_of(exc), link=self.url())
+        self.forget_book()
         alert = done.alert
         if back_to_account:
             return self.redirect(
-                "/accounts/" + alert.account_id, f"done={value}&alert={alert.fingerprint}"
+                "/accounts/" + quote(alert.account_id, safe=""),
+                f"done={value}&alert={alert.fingerprint}",
             )
         query = filters.query(done=value, alert=alert.fingerprint, open=alert.account_id)
         return self.redirect("", query, anchor(alert.account_id))

@@ -96,6 +96,7 @@ class SilencePages:
             )
         except ActionError as exc:
             return await self.page(request, error=f"Nothing added: {exc}.")
+        board.forget_book()
         return board.redirect("/silences", "done=added")
 
     async def expire(self, request: Request) -> Response:
@@ -110,4 +111,5 @@ class SilencePages:
             )
         except SilenceNotFound as exc:
             return board.message("Nothing done", str(exc), 404, link=board.url("/silences"))
+        board.forget_book()
         return board.redirect("/silences", "done=expired")

@@ -30,6 +30,7 @@ from swanwatch.config import load_config
 from swanwatch.engine import Engine
 from swanwatch.server import HttpServer
 from swanwatch.store import BoardUser, BookQuery, Store
+from swanwatch.store.book import select_page
 
 REPO = Path(__file__).resolve().parent.parent
 PROXY_FROM = "127.0.0.3"
@@ -174,7 +175,8 @@ async def test_two_people_sign_in_filter_sort_open_and_acknowledge(
     shots = Path(os.environ.get("SWANWATCH_SCREENSHOT_DIR", str(tmp_path)))
     os.makedirs(shots, exist_ok=True)
     # Whose accounts are at risk: the proxy's person owns the riskiest one.
-    owners = [line.account.owner for line in store.book_page(BookQuery(limit=50)).lines]
+    book, _ = select_page(store.book(), BookQuery(limit=50))
+    owners = [line.account.owner for line in book.lines]
     dana = owners[0]
     other = next(o for o in owners if o and o != dana)
     assert dana
