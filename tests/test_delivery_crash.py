@@ -50,9 +50,6 @@ notify:
   channels:
     # rto: Apprise's read timeout (4 s by default) never cuts a request the test holds
     team: {{url: "json://127.0.0.1:{port}/hook?rto=300"}}
-    # Three accounts have one alert each (both rules are its reasons); two channels make
-    # the six notifications.
-    team2: {{url: "json://127.0.0.1:{port}/hook?rto=300"}}
 daemon:
   startup_spread: 0s
   deliver_every: 1s
