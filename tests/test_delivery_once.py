@@ -213,7 +213,7 @@ def held_claims(store: Store) -> dict[int, datetime]:
 def test_a_receiver_that_hangs_for_leases_then_recovers_gets_each_alert_once(
     store_url: str, make_config, swanwatch_cmd, subprocess_env, tmp_path: Path
 ) -> None:
-    """The webhook takes requests and does not answer while three leases (2 s each) run
+    """The webhook takes requests and does not answer while three leases (4 s each) run
     out, then answers everything. Two replicas deliver every second the whole time.
 
     Each sender's claims are renewed while its request hangs, so the other replica's passes
@@ -224,7 +224,7 @@ def test_a_receiver_that_hangs_for_leases_then_recovers_gets_each_alert_once(
     """
     hook = delivery_support.Hook()
     hook.hold()
-    lease_s = 2
+    lease_s = 4
     config = write_config(
         make_config,
         tmp_path,
@@ -284,7 +284,8 @@ def test_sigterm_mid_delivery_gives_the_rest_back_and_a_restart_sends_it_at_once
         port=hook.port,
         alerts=6,
         notify="lease: 1h\nsend_concurrency: 1",
-        daemon="deliver_every: 2s",
+        # A grace long enough for the test to answer the request in flight, however busy.
+        daemon="deliver_every: 2s\nshutdown_grace: 2m",
     )
     store = Store(store_url)
     replicas = Replicas(swanwatch_cmd, config, subprocess_env, tmp_path)

@@ -244,7 +244,7 @@ RUNS: dict[str, Callable[[Demo], object]] = {
     "`swanwatch backtest -c FILE --start D --end D [--step 1d] [--output F]`": _backtest,
     "`swanwatch review -c FILE --outcomes F --start D --end D [--write-weights F]`": _review,
     "`swanwatch routes test -c FILE --account ID --rule R`": _routes,
-    "`swanwatch notify test|leaders -c FILE [--channel NAME]`": lambda d: (
+    "`swanwatch notify test -c FILE [--channel NAME]` / `notify leaders -c FILE`": lambda d: (
         d.ok("notify", "test", "-c", d.config),
         d.ok("notify", "leaders", "-c", d.config),
     ),

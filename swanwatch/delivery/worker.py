@@ -370,10 +370,15 @@ class DeliveryWorker:
             last.update(dict.fromkeys(lanes, task))
             tasks.append(task)
         try:
-            await asyncio.gather(*tasks)
+            # Every batch to its end, whatever another's fails with: cancelling a send in
+            # flight could send it twice.
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             for task in tasks:
                 task.cancel()
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _one_batch(
         self,
