@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 import jinja2
 from starlette.requests import Request
@@ -647,7 +647,8 @@ class Board:
         alert = done.alert
         if back_to_account:
             return self.redirect(
-                "/accounts/" + alert.account_id, f"done={value}&alert={alert.fingerprint}"
+                "/accounts/" + quote(alert.account_id, safe=""),
+                f"done={value}&alert={alert.fingerprint}",
             )
         query = filters.query(done=value, alert=alert.fingerprint, open=alert.account_id)
         return self.redirect("", query, anchor(alert.account_id))

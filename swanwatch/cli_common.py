@@ -180,12 +180,15 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) 
     if tty():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
-        shown = Table(title=title)
+        # Text, not str: a reason like "[bold]QBR[/bold] booked [ticket-42]" is shown as
+        # written, never read as Rich markup.
+        shown = Table(title=Text(title))
         for col in columns:
-            shown.add_column(col)
+            shown.add_column(Text(col))
         for row in rows:
-            shown.add_row(*("" if v is None else str(v) for v in row))
+            shown.add_row(*(Text("" if v is None else str(v)) for v in row))
         Console().print(shown)
         return
     click.echo("\t".join(columns))

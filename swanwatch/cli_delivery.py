@@ -371,16 +371,19 @@ def notify_test(config_path: Path, channels: tuple[str, ...]) -> None:
     outbox; report each channel's outcome."""
     from swanwatch.delivery import DeliveryWorker
     from swanwatch.delivery.render import Part
+    from swanwatch.delivery.routing import CONSOLE
     from swanwatch.model import Message
 
     config = load(config_path)
-    names = list(channels) or list(config.notify.channels)
-    unknown = [n for n in names if n not in config.notify.channels]
+    configured = [*config.notify.channels, *([CONSOLE] if config.notify.console else [])]
+    names = list(channels) or configured
+    unknown = [n for n in names if n not in configured]
     if unknown:
-        known = ", ".join(sorted(config.notify.channels)) or "none"
-        raise BadConfig(f"no channel named {', '.join(unknown)} (configured: {known})")
+        hint = did_you_mean(unknown[0], configured)
+        known = ", ".join(sorted(configured)) or "none"
+        raise BadConfig(f"no channel named {', '.join(unknown)}{hint} (configured: {known})")
     if not names:
-        raise BadConfig("notify.channels is empty: nothing to test")
+        raise BadConfig("notify.channels is empty and notify.console is off: nothing to test")
     clock = _now()
     now = clock.now()
     account = sample_account()

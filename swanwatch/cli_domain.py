@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,24 @@ def _watcher_options(config_file: str | None) -> dict[str, Any]:
     return dict(chosen.options)
 
 
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+_DOMAIN = re.compile(rf"^(?:{_LABEL}\.)+(?:[a-z]{{2,63}}|xn--[a-z0-9-]{{1,59}})\.?$")
+
+
+def _check_domain(name: str) -> None:
+    """Exit 2 for what is not a domain name (``not a domain``, ``https://acme.example``)."""
+    try:
+        ascii_name = name.strip().lower().encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_name = ""
+    if len(ascii_name) > 253 or not _DOMAIN.match(ascii_name):
+        raise click.BadParameter(
+            f"{name!r} is not a domain name; give one such as acme.example (no scheme, no "
+            "path, no spaces)",
+            param_hint="DOMAIN",
+        )
+
+
 @domain.command()
 @click.argument("name", metavar="DOMAIN")
 @click.option(
@@ -62,6 +81,7 @@ def lookup(
     """Look DOMAIN up now, uncached; exit 0 when an expiry date was found, 1 otherwise."""
     from swanwatch import plugins
 
+    _check_domain(name)
     cls = plugins.watcher_class("domain_expiry")
     options = _watcher_options(config_file)
     if rdap_server:

@@ -147,13 +147,17 @@ def _risk_csv(rows: Sequence[dict[str, Any]]) -> None:
 def _risk_tables(
     rows: Sequence[dict[str, Any]], sums: Sequence[tuple[str, int, float, float]], group: str
 ) -> None:
+    """The ranking, then the totals: per group with --by, else one line of totals (no
+    column of "all")."""
+    grouped = group != "all"
+    by = [group] if grouped else []
     table(
         "ARR at risk (ARR x score)",
-        ["account", group, "ARR", "risk", "ARR at risk", "severity", "renewal", "rules"],
+        ["account", *by, "ARR", "risk", "ARR at risk", "severity", "renewal", "rules"],
         [
             (
                 r["name"] or r["account"],
-                r["group"],
+                *([r["group"]] if grouped else []),
                 f"{r['arr']:,.0f}",
                 f"{r['score']:.2f}",
                 f"{r['revenue_at_risk']:,.0f}",
@@ -165,7 +169,7 @@ def _risk_tables(
         ],
     )
     table(
-        f"Totals by {group}",
-        [group, "accounts", "ARR", "ARR at risk"],
-        [(g, n, f"{arr:,.0f}", f"{risk:,.0f}") for g, n, arr, risk in sums],
+        f"Totals by {group}" if grouped else "Totals",
+        [*by, "accounts", "ARR", "ARR at risk"],
+        [(*([g] if grouped else []), n, f"{arr:,.0f}", f"{risk:,.0f}") for g, n, arr, risk in sums],
     )

@@ -30,6 +30,13 @@ if TYPE_CHECKING:  # the review's and rich's imports wait until the command runs
     from swanwatch.settings import Config
 
 
+def escape(text: str) -> str:
+    """User text (account ids, kinds, rule names) shown as it is, never read as markup."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -89,7 +96,7 @@ def review(
     if as_json or not tty():
         emit_json(found.as_json())
     else:
-        _print(found)
+        _print(found, write_weights)
 
 
 def _read(config_path: Path, outcomes_path: Path) -> tuple[Config, list[Outcome]]:
@@ -112,7 +119,7 @@ def _write_weights(found: Review, path: Path) -> None:
     click.echo(f"wrote the fitted weights to {path}", err=True)
 
 
-def _print(found: Review) -> None:
+def _print(found: Review, written: Path | None = None) -> None:
     from rich.console import Console
 
     console = Console()
@@ -126,9 +133,10 @@ def _print(found: Review) -> None:
     console.print(_predictors_table(found))
     console.print(_history_table(found))
     if found.fit is None:
-        console.print(f"Weights not fitted: {found.fit_problem}")
+        # markup=False: the reason names `swanwatch[review]`, which is not markup.
+        console.print(f"Weights not fitted: {found.fit_problem}", markup=False)
         return
-    _print_fit(console, found.fit)
+    _print_fit(console, found.fit, saved=written)
 
 
 def _losses_table(found: Review) -> Table:
@@ -139,13 +147,13 @@ def _losses_table(found: Review) -> Table:
         losses.add_column(col)
     for r in found.losses:
         losses.add_row(
-            r.case.account_id,
-            r.case.outcome.outcome,
+            escape(r.case.account_id),
+            escape(r.case.outcome.outcome),
             r.case.outcome.date.isoformat(),
             _days(r.alert_lead_days) + " before" if r.alerts else "[red]none: blind spot[/red]",
             _days(r.signal_lead_days) + " before" if r.signals else "none",
-            ", ".join(sorted({s.event.name for s in r.alerts})),
-            ", ".join(sorted({s.event.name for s in r.signals})),
+            escape(", ".join(sorted({s.event.name for s in r.alerts}))),
+            escape(", ".join(sorted({s.event.name for s in r.signals}))),
         )
     return losses
 
@@ -159,7 +167,7 @@ def _predictors_table(found: Review) -> Table:
     for p in found.predictors:
         stats.add_row(
             p.type,
-            p.name,
+            escape(p.name),
             str(p.flagged),
             str(p.hits),
             _fmt(p.precision),
@@ -171,7 +179,6 @@ def _predictors_table(found: Review) -> Table:
 
 
 def _history_table(found: Review) -> Table:
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="Are the lead times leak-free? (no source read as it is today)")
@@ -184,7 +191,7 @@ def _history_table(found: Review) -> Table:
     return table
 
 
-def _print_fit(console: Console, fit: WeightFit) -> None:
+def _print_fit(console: Console, fit: WeightFit, *, saved: Path | None) -> None:
     from rich.table import Table
 
     from swanwatch.review import CURRENT, FITTED
@@ -193,7 +200,7 @@ def _print_fit(console: Console, fit: WeightFit) -> None:
     for col in ("kind", "fitted", "coefficient"):
         weights.add_column(col)
     for kind in fit.kinds:
-        weights.add_row(kind, f"{fit.weights[kind]:.3f}", f"{fit.coefficients[kind]:+.3f}")
+        weights.add_row(escape(kind), f"{fit.weights[kind]:.3f}", f"{fit.coefficients[kind]:+.3f}")
     console.print(weights)
     held = Table(title=f"Held out ({fit.folds}-fold cross-validation over accounts)")
     for col in ("scoring", "ROC AUC", "log loss"):
@@ -202,7 +209,9 @@ def _print_fit(console: Console, fit: WeightFit) -> None:
         held.add_row(s.name, f"{s.auc:.3f}", f"{s.log_loss:.3f}")
     console.print(held)
     better = fit.score(FITTED).auc - fit.score(CURRENT).auc
+    where = f"saved in {saved}" if saved else "`--write-weights FILE` saves them"
     console.print(
         f"The fitted weights rank losses {'better' if better > 0 else 'no better'} than the "
-        f"current ones (ROC AUC {better:+.3f}); `--write-weights FILE` saves them."
+        f"current ones (ROC AUC {better:+.3f}); {where}.",
+        markup=False,
     )

@@ -7,7 +7,17 @@ from pathlib import Path
 
 import click
 
-from swanwatch.cli_common import Failure, config_option, emit_json, json_option, load, store_for
+from swanwatch.cli_common import (
+    Failure,
+    config_option,
+    emit_json,
+    json_option,
+    load,
+    read_store,
+    store_for,
+    table,
+    tty,
+)
 
 #: The shortest password taken.
 MIN_PASSWORD = 10
@@ -69,15 +79,18 @@ def users_add(config_path: Path, name: str, owner: str | None, password_stdin: b
 @json_option
 def users_list(config_path: Path, as_json: bool) -> None:
     """The local users and their owner identities (never their hashes)."""
-    with store_for(load(config_path)) as store:
-        found = store.users()
-    if as_json:
+    with read_store(load(config_path)) as store:
+        found = store.users() if store is not None else []
+    if as_json or not tty():
         emit_json([{"name": u.name, "owner": u.owner, "created_at": u.created_at} for u in found])
         return
     if not found:
         click.echo("No local users: add one with `swanwatch users add NAME`.")
-    for u in found:
-        click.echo(f"{u.name}\towner {u.owner}\tadded {u.created_at:%Y-%m-%d}")
+    table(
+        "Users",
+        ["name", "owner", "added"],
+        [(u.name, u.owner, f"{u.created_at:%Y-%m-%d}") for u in found],
+    )
 
 
 @users.command("remove")

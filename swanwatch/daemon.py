@@ -1,13 +1,14 @@
 """The daemon: watchers on APScheduler 3.11, then correlation and delivery, until stopped.
 
 One job per configured watcher instance (interval or cron, with jitter; max_instances=1,
-coalesce, misfire grace), and one delivery job. A restart starts each watcher when its
-next run falls due after the last successful run on record: nothing re-runs all at once
-and nothing due while the daemon was down is skipped. SIGINT or SIGTERM pauses the
-scheduler, lets running jobs finish (up to ``daemon.shutdown_grace``), then cancels the rest
-(a SQL source cancels its statement in the database). Whatever still blocks a thread then (a
-driver, a file system), the process kills itself :data:`FORCE_EXIT_AFTER_S` seconds after the
-grace, its log flushed.
+coalesce, misfire grace), and one delivery loop: a pass every ``daemon.deliver_every`` and
+after each run, never two at once; a stop gives back at once what it has not sent. A
+restart starts each watcher when its next run falls due after the last successful run on
+record: nothing re-runs all at once and nothing due while the daemon was down is skipped.
+SIGINT or SIGTERM pauses the scheduler, lets running jobs finish (up to
+``daemon.shutdown_grace``), then cancels the rest (a SQL source cancels its statement in
+the database). Whatever still blocks a thread then (a driver, a file system), the process
+kills itself :data:`FORCE_EXIT_AFTER_S` seconds after the grace, its log flushed.
 
 Leadership (:mod:`swanwatch.store.leader`): only the leader runs watchers and correlation.
 It confirms its lock before each run and does that work fenced by its epoch; a leader
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import SQLAlchemyError
 
 from swanwatch import logs
 from swanwatch.clock import Clock, SystemClock
@@ -139,6 +141,7 @@ class Daemon:
         self._watching: set[asyncio.Task[Any]] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self._reload_lock = asyncio.Lock()
+        self._delivery_wanted = asyncio.Event()
         # Leadership calls get a thread of their own: a frozen store may tie up the shared
         # pool's threads, never the one that notices it and steps down.
         self._leader_thread = ThreadPoolExecutor(1, thread_name_prefix="swanwatch-leader")
@@ -211,10 +214,41 @@ class Daemon:
                 await engine.load_accounts()
         outcome = await engine.correlate()
         _log_correlation(outcome)
-        await engine.deliver()
+        self._deliver_soon()
 
-    async def _deliver_job(self) -> None:
-        await self._tracked(self.engine.deliver())
+    # --- delivery (every replica) -----------------------------------------------------------
+
+    def _deliver_soon(self) -> None:
+        """Ask the delivery loop for a pass now (after a run queued notifications)."""
+        self._delivery_wanted.set()
+
+    async def _delivery_loop(self) -> None:
+        """The process's one delivery loop: a pass at start, on request, and every
+        ``daemon.deliver_every``; one pass after the other, never two at once (the
+        outbox claims keep replicas apart, this keeps a replica's passes apart)."""
+        while not self._stop.is_set():
+            self._delivery_wanted.clear()
+            # A task of its own, tracked: a stop lets it finish, up to shutdown_grace.
+            task = asyncio.ensure_future(self._tracked(self._deliver()))
+            await asyncio.wait([task])
+            waits = [
+                asyncio.ensure_future(self._stop.wait()),
+                asyncio.ensure_future(self._delivery_wanted.wait()),
+            ]
+            every = self.config.daemon.deliver_every.total_seconds()
+            try:
+                await asyncio.wait(waits, timeout=every, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
+
+    async def _deliver(self) -> None:
+        try:
+            await self.engine.deliver()
+        except StoreError as exc:
+            log.warning("delivery pass stopped: %s", first_line(exc))
+        except SQLAlchemyError as exc:  # the store is down: the next pass tries again
+            log.warning("delivery pass stopped: the store failed: %s", first_line(exc))
 
     # --- leadership -------------------------------------------------------------------------
 
@@ -299,14 +333,6 @@ class Daemon:
             log.info("watcher %s: next run %s", spec.instance, start.isoformat(timespec="seconds"))
 
     def _schedule(self) -> None:
-        daemon = self.config.daemon
-        self.scheduler.add_job(
-            self._deliver_job,
-            IntervalTrigger(seconds=daemon.deliver_every.total_seconds(), timezone=UTC),
-            id="delivery",
-            name="delivery",
-            replace_existing=True,
-        )
         if self.config.notify.leaders:
             # Queued by (digest, week, channel): any replica may run it, each week goes once.
             self.scheduler.add_job(
@@ -327,7 +353,7 @@ class Daemon:
             )
             if queued:
                 log.info("leaders' digest: %d queued", queued)
-                await self.engine.deliver()
+                self._deliver_soon()
 
         await self._tracked(queue())
 
@@ -457,6 +483,7 @@ class Daemon:
             )
             self._announce()
             self._spawn(self._campaign_loop())
+            self._spawn(self._delivery_loop())
             try:
                 await self._stop.wait()
             finally:
@@ -468,6 +495,9 @@ class Daemon:
 
     async def _shutdown(self) -> None:
         self.state.stopping = True
+        # The sender takes nothing new and gives back what it has not started: a restart,
+        # or another replica, sends it at once rather than after a lease.
+        self.engine.delivery.stop()
         log.info("stopping: letting %d running jobs finish", len(self._running))
         self.scheduler.pause()
         running = list(self._running)

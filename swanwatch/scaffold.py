@@ -33,6 +33,7 @@ packages = ["{package}"]
 
 [tool.pytest.ini_options]
 asyncio_mode = "auto"
+asyncio_default_fixture_loop_scope = "function"
 """
 
 _MODULE = '''\
@@ -109,6 +110,14 @@ def new_watcher(name: str, parent: Path) -> Path:
     if not _NAME.match(name) or keyword.iskeyword(name):
         raise ValueError(
             f"{name!r} is not a watcher name: use lower case letters, digits and _ (e.g. nps_drop)"
+        )
+    from swanwatch import plugins
+
+    if name in plugins.available(plugins.WATCHERS):
+        owner = plugins.distribution_of(plugins.WATCHERS, name)
+        raise ValueError(
+            f"a watcher named {name!r} is already installed ({owner}): its entry point "
+            "would clash; choose another name (e.g. {name}_custom)".replace("{name}", name)
         )
     dash = name.replace("_", "-")
     package = f"swanwatch_{name}"

@@ -447,9 +447,13 @@ class NotifyConfig(_Section):
     )
     lease: Duration = Field(
         timedelta(minutes=5),
-        description="How long a sender holds a notification; a crashed sender's are retried "
-        "after this.",
+        description="How long a sender's claim on a notification lasts unless renewed (it "
+        "renews while it works); a crashed sender's are retried after this.",
     )
+    send_concurrency: int = Field(
+        1, ge=1, le=64, description="Messages in flight at once per sender (a kill -9 may "
+        "repeat that many, same Idempotency-Key); an alert's stay in order.",
+    )  # fmt: skip
     base_url: str | None = Field(
         None, description="Public URL of this daemon's HTTP endpoint; enables action links."
     )

@@ -30,21 +30,26 @@ class Received:
     headers: dict[str, str]
     body: dict[str, Any]
     at: float
+    #: How many POSTs had been answered when this one arrived.
+    answered_before: int = 0
 
 
 class Hook:
     """A JSON webhook on 127.0.0.1: records each POST it answers 200; can fail, or hold.
 
-    ``fail_with`` answers every POST with that status (nothing is recorded). After
-    :meth:`hold`, each POST waits, once read, for the test to :meth:`release` it: the test
-    decides when a request is "in flight" and when it ends, no timer does. ``arrivals``
-    lists every POST read (held, failed or answered), in order.
+    ``fail_with`` answers every POST with that status (nothing is recorded).
+    ``answer_after_s`` makes it a slow receiver: each POST is answered (and recorded) that
+    long after it was read, requests in parallel. After :meth:`hold`, each POST waits, once
+    read, for the test to :meth:`release` it: the test decides when a request is "in
+    flight" and when it ends, no timer does. ``arrivals`` lists every POST read (held,
+    failed or answered), in order.
     """
 
     def __init__(self, port: int = 0) -> None:
         self.received: list[Received] = []
         self.arrivals: list[Received] = []
         self.fail_with: int | None = None
+        self.answer_after_s = 0.0
         self.lock = threading.Lock()
         self._changed = threading.Condition(self.lock)
         self._holding = False
@@ -55,7 +60,10 @@ class Hook:
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 got = Received(dict(self.headers), json.loads(raw), time.monotonic())
+                if hook.answer_after_s:
+                    time.sleep(hook.answer_after_s)  # the receiver's own pace
                 with hook._changed:
+                    got.answered_before = len(hook.received)
                     hook.arrivals.append(got)
                     hook._changed.notify_all()
                     while hook._holding and hook._permits == 0:

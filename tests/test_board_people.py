@@ -4,6 +4,7 @@ and logged, redirects on the configured public address, local users from the CLI
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import subprocess
 from datetime import timedelta
@@ -113,8 +114,11 @@ def test_users_add_list_and_sign_in(make_config, swanwatch_cmd, subprocess_env) 
     )
     assert added.returncode == 0, added.stderr
     assert "Added user ann (owner ann@csm.example)" in added.stdout
-    listed = cli("list")
-    assert "ann\towner ann@csm.example" in listed.stdout and "argon2" not in listed.stdout
+    listed = cli("list")  # in a pipe: JSON
+    assert [(u["name"], u["owner"]) for u in json.loads(listed.stdout)] == [
+        ("ann", "ann@csm.example")
+    ]
+    assert "argon2" not in listed.stdout
     short = cli("add", "bo", "--password-stdin", stdin="short\n")
     assert short.returncode == 1 and "too short" in short.stderr
     config = load_config(path)

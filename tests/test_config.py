@@ -125,7 +125,7 @@ def test_the_documented_example_config_is_valid(monkeypatch) -> None:
         monkeypatch.setenv(name, "x")
     config = load_config(root / "config" / "swanwatch.example.yaml")
     assert config.notify.default_channels == ["cs-team"]
-    assert [w.instance for w in config.watchers] == ["usage"]
+    assert [w.instance for w in config.watchers] == ["usage", "domain_expiry"]
 
 
 def test_the_demo_config_is_valid() -> None:

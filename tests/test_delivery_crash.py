@@ -33,11 +33,11 @@ watchers:
     options:
       signals:
         - {{account: acme, kind: usage_drop, strength: 0.9}}
-        - {{account: acme, kind: champion_departure, strength: 0.9}}
         - {{account: globex, kind: usage_drop, strength: 0.9}}
-        - {{account: globex, kind: champion_departure, strength: 0.9}}
         - {{account: initech, kind: usage_drop, strength: 0.9}}
-        - {{account: initech, kind: champion_departure, strength: 0.9}}
+        - {{account: hooli, kind: champion_departure, strength: 0.9}}
+        - {{account: umbrella, kind: champion_departure, strength: 0.9}}
+        - {{account: wayne, kind: champion_departure, strength: 0.9}}
 correlation:
   score_threshold: 1.0
   rules:
@@ -46,31 +46,43 @@ correlation:
 notify:
   console: false
   lease: {lease}
+  send_concurrency: 1  # one request in flight: the test says which one
   channels:
     # rto: Apprise's read timeout (4 s by default) never cuts a request the test holds
     team: {{url: "json://127.0.0.1:{port}/hook?rto=300"}}
-    # Three accounts have one alert each (both rules are its reasons); two channels make
-    # the six notifications.
-    team2: {{url: "json://127.0.0.1:{port}/hook?rto=300"}}
 daemon:
   startup_spread: 0s
   deliver_every: 1s
   leader_check: 1s
 """
 
+#: Three accounts more than the config writer's three: one alert per account, six alerts.
+MORE_ACCOUNTS = """\
+hooli,Hooli,hooli.example,ann@csm.example,smb,9000,2027-03-15,
+umbrella,Umbrella,umbrella.example,bob@csm.example,smb,9000,2027-03-15,
+wayne,Wayne,wayne.example,ann@csm.example,smb,9000,2027-03-15,
+"""
+
+
+def six_alerts(make_config, lease: str, port: int, store_url: str | None = None) -> Path:
+    path: Path = make_config(SIX_ALERTS.format(lease=lease, port=port), store_url=store_url)
+    with (path.parent / "accounts.csv").open("a") as accounts:
+        accounts.write(MORE_ACCOUNTS)
+    return path
+
 
 @pytest.mark.slow
 def test_kill_9_mid_delivery_then_restart_delivers_the_rest_once(
-    make_config, subprocess_env, swanwatch_cmd, tmp_path: Path
+    store_url: str, make_config, subprocess_env, swanwatch_cmd, tmp_path: Path
 ) -> None:
     hook = delivery_support.Hook()
     hook.hold()
     # The lease only has to outlast two quick sends before the kill; the restarted daemon
     # waits it out before it sends what the killed one had leased.
-    config = make_config(SIX_ALERTS.format(lease="4s", port=hook.port))
+    config = six_alerts(make_config, "4s", hook.port, store_url)
     cmd = [*swanwatch_cmd, "run", "-c", str(config)]
     env = {**subprocess_env, "SWANWATCH_LOG_LEVEL": "INFO"}
-    store = Store(f"sqlite:///{tmp_path / 'sw.db'}")
+    store = Store(store_url)
     try:
         with (tmp_path / "first.log").open("w") as log:
             first = subprocess.Popen(
@@ -123,32 +135,28 @@ def test_kill_9_mid_delivery_then_restart_delivers_the_rest_once(
     assert Counter(hook.keys) == {key: 2 if key == cut_off else 1 for key in keys}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "issue 11: DeliveryWorker.run_once leases its whole batch once (Store.claim_outbox) "
-        "and never renews it while it sends one group after another, so a batch slower "
-        "than notify.lease loses the leases of what it has not sent yet; a second delivery "
-        "pass (the daemon's delivery job beside the watcher job's, or another replica) "
-        "claims and sends those again. Checking the lease holder when the outcome is "
-        "recorded (Store.mark_sent here; fenced claims on main) cannot unsend the message"
-    ),
-)
 async def test_a_batch_slower_than_its_lease_sends_nothing_twice(make_config) -> None:
+    """The pass renews its claims as it goes: when the batch has run past its lease, a
+    second pass of the same process does nothing (one pass at a time) and another replica
+    finds nothing free to take; each notification goes once."""
     hook = delivery_support.Hook()
     hook.hold()
     lease = timedelta(minutes=1)
-    config = load_config(make_config(SIX_ALERTS.format(lease="1m", port=hook.port)))
+    config = load_config(six_alerts(make_config, "1m", hook.port))
     clock = FrozenClock("2026-11-20T12:00:00Z")
     store = Store(config.store_url)
+    other = Store(config.store_url)
     try:
-        async with Engine(config, store, clock) as engine:
+        async with (
+            Engine(config, store, clock) as engine,
+            Engine(config, other, clock) as replica,
+        ):
             await engine.load_accounts()
             await engine.run_watchers()
             await engine.correlate()
             keys = {n.idempotency_key for n in store.notifications()}
             assert len(keys) == 6
-            # One pass leases the six and sends them one by one; each send takes 0.6 of the
+            # One pass claims the six and sends them one by one; each send takes 0.6 of the
             # lease on the frozen clock: less than the lease, but the batch takes longer.
             first = asyncio.create_task(engine.deliver())
             await asyncio.to_thread(hook.wait_for_arrivals, 1)
@@ -156,15 +164,21 @@ async def test_a_batch_slower_than_its_lease_sends_nothing_twice(make_config) ->
             hook.release()
             await asyncio.to_thread(hook.wait_for_arrivals, 2)
             clock.advance(lease * 0.6)
-            # A second pass now: the first is sending its second notification.
-            second = asyncio.create_task(engine.deliver())
+            # 1.2 leases after the claim, while the first pass sends its second: a second
+            # pass here, and one on another replica.
+            others = asyncio.gather(engine.deliver(), replica.deliver())
             await wait_until_async(
-                lambda: second.done() or len(hook.arrivals) > 2,
-                "the second delivery pass to finish or to send",
+                lambda: others.done() or len(hook.arrivals) > 2,
+                "the other delivery passes to finish or to send",
             )
+            assert len(hook.arrivals) == 2
+            second, elsewhere = await others
+            assert (second.tried, elsewhere.tried) == (0, 0)
             hook.open()
-            await asyncio.gather(first, second)
+            done = await first
     finally:
         hook.close()
         store.close()
+        other.close()
+    assert done.sent == 6
     assert Counter(hook.keys) == dict.fromkeys(keys, 1)

@@ -60,6 +60,7 @@ def test_a_scaffolded_watcher_installs_registers_and_passes_its_tests(
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "2 passed" in tests.stdout
+    assert "warning" not in tests.stdout.lower()  # no deprecation from pytest-asyncio
 
 
 def test_scaffold_refuses_a_bad_name_and_an_existing_folder(run_cli, tmp_path) -> None:
@@ -69,6 +70,8 @@ def test_scaffold_refuses_a_bad_name_and_an_existing_folder(run_cli, tmp_path) -
     assert run_cli(*args).returncode == 0
     again = run_cli(*args)
     assert again.returncode == 1 and "already exists" in again.stderr
+    clash = run_cli("plugin", "new", "usage_drop", "--dir", str(tmp_path))
+    assert clash.returncode == 2 and "already installed" in clash.stderr
 
 
 @pytest.mark.slow

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,25 @@ def test_built_in_plugins_import_only_the_public_api(folder: str) -> None:
             if module.split(".")[0] == "swanwatch":
                 inside = module.startswith(f"swanwatch.{folder}")
                 assert module in allowed or inside, f"{path.name} imports {module}"
+
+
+@pytest.mark.slow
+def test_the_example_package_passes_its_own_tests(tmp_path: Path, install_package) -> None:
+    """examples/swanwatch-example-watcher is "a complete package": its tests run here, as a
+    plugin author would run them (installed, its own pytest settings, warnings as errors)."""
+    copy = tmp_path / EXAMPLE.name
+    shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    env = install_package(copy)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=copy,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 passed" in done.stdout and "warning" not in done.stdout.lower()
 
 
 @pytest.mark.slow

@@ -139,6 +139,41 @@ def test_only_the_current_claim_records_an_outcome(store: Store) -> None:
     assert not store.mark_sent(unclaimed, later)  # never claimed by anyone: refused
 
 
+def test_only_the_holder_renews_a_claim_and_a_stop_gives_it_back(store: Store) -> None:
+    """A sender renews its claims while it works: past the first lease another finds
+    nothing free. A claim taken over is not renewed (the sender learns it is no longer
+    its own). Given back untried, a claim is free for anyone at once, due as before."""
+    store.save_alerts([], [_note("k1"), _note("k2"), _note("k3")])
+    held = store.claim_outbox(NOW, "a", LEASE)
+    ids = {n.id for n in held}
+    renewed_at = NOW + LEASE - timedelta(seconds=1)
+    assert store.renew_claims(held, renewed_at, LEASE) == ids
+    assert store.claim_outbox(NOW + LEASE + timedelta(minutes=1), "b", LEASE) == []
+    run_out = renewed_at + LEASE + timedelta(seconds=1)
+    (taken,) = store.claim_outbox(run_out, "b", LEASE, limit=1)
+    assert store.renew_claims(held, run_out, LEASE) == ids - {taken.id}
+    assert store.renew_claims([taken], run_out, LEASE) == {taken.id}
+    mine = [n for n in held if n.id != taken.id]
+    assert store.mark_sent(mine[0], run_out)
+    assert store.renew_claims(mine, run_out, LEASE) == {mine[1].id}  # settled: over
+    assert store.release(mine) == 1
+    (free,) = store.claim_outbox(run_out, "c", LEASE)
+    assert free.id == mine[1].id and free.next_attempt_at == NOW and free.attempts == 0
+
+
+def test_a_sender_takes_its_own_claims_back_at_once(store: Store) -> None:
+    """A pass that gave up half-way (the store failed under it) leaves claims standing:
+    the same sender's next pass takes them up again, with a new token, at once; the old
+    claim can record nothing any more. Nobody else can take them before the lease ends."""
+    store.save_alerts([], [_note("k1")])
+    (left,) = store.claim_outbox(NOW, "a", LEASE)
+    assert store.claim_outbox(NOW, "b", LEASE) == []
+    (again,) = store.claim_outbox(NOW, "a", LEASE)
+    assert again.id == left.id and again.lease_token == left.lease_token + 1
+    assert not store.mark_sent(left, NOW)
+    assert store.mark_sent(again, NOW)
+
+
 def test_a_group_is_claimed_together_and_released_untried(store: Store) -> None:
     late = NOW + timedelta(hours=1)
     burst = [

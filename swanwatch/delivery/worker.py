@@ -1,13 +1,26 @@
-"""The outbox worker: lease what is due, render and send each batch through its channel,
+"""The outbox worker: claim what is due, render and send each batch through its channel,
 record it.
 
-A batch is one notification, or all the leased notifications of one group (a burst under
+A batch is one notification, or all the claimed notifications of one group (a burst under
 group_wait, a digest, what quiet hours held back) for one channel, sent as one message,
 rendered here and only here. Each channel is its own notifier, so each outcome is recorded
 on its own: sent; failed and retried with exponential backoff; handed to the route's
 fallback channel after ``fallback_after`` failed tries; or dead-lettered after
-``max_attempts``. A sender that dies mid-send holds its lease until it expires; then
-another sends it, and an outcome the first one reports afterwards is refused (``lost``).
+``max_attempts``.
+
+Once per idempotency key, by construction rather than by timing:
+
+- a pass claims a few notifications per send slot with a fencing token (owner and
+  ``lease_token``), renews the claims every third of ``notify.lease`` while it works, and
+  renews and checks them again just before each send: what another sender took over is
+  not sent, and an outcome reported for a claim that was lost is refused (``lost``);
+- one pass at a time per worker (and the daemon runs one delivery loop);
+- the outcome of a send is recorded however long the store takes to come back;
+- :meth:`DeliveryWorker.stop` gives back at once what a pass has not started.
+
+What is left: a sender killed mid-send (kill -9, a crash) holds its claims until they run
+out; another then sends them, and the requests it had in flight (at most
+``notify.send_concurrency``) may arrive twice, with the same Idempotency-Key.
 """
 
 from __future__ import annotations
@@ -15,14 +28,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import socket
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 import jinja2
 from pydantic import SecretStr
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from swanwatch import plugins
 from swanwatch.clock import Clock
@@ -45,6 +61,7 @@ from swanwatch.model import (
 )
 from swanwatch.redact import scrub, secret_parts
 from swanwatch.store import Store
+from swanwatch.store.health import first_line
 
 if TYPE_CHECKING:
     from swanwatch.metrics import Metrics
@@ -58,6 +75,14 @@ _HEADING = {
     GroupKind.DIGEST: "Digest: {n} alerts",
     GroupKind.QUIET: "{n} alerts held over quiet hours",
 }
+
+#: Notifications claimed per pass for each send slot (notify.send_concurrency): a pass is
+#: short next to its lease, and replicas share a burst between them.
+CLAIM_PER_SLOT = 8
+#: The store cannot be reached (down, restarting, locked): retried, never a lost outcome.
+STORE_DOWN = (OperationalError, InterfaceError)
+#: Longest wait between tries to record a send's outcome while the store is down.
+RECORD_RETRY_MAX_S = 5.0
 
 #: What a notification handed to its fallback channel keeps.
 _KEPT_ON_FALLBACK = {"alert_fingerprint", "account_id", "event", "severity", "title", "route"}
@@ -83,8 +108,9 @@ def renderer_for(config: Config) -> Renderer:
 
 @dataclass
 class DeliveryStats:
-    """What one delivery pass did. ``lost``: sent, but the claim ran out and another
-    sender took the notification over before the outcome was recorded (it is theirs)."""
+    """What one delivery pass did. ``lost``: another sender took the notification over
+    after this one's claim ran out (found before the send: not sent; after: the outcome
+    is theirs to record)."""
 
     sent: int = 0
     retried: int = 0
@@ -92,14 +118,12 @@ class DeliveryStats:
     deferred: int = 0
     failed_over: int = 0
     lost: int = 0
+    #: Claimed, then given back untried: the worker was stopping.
+    released: int = 0
 
     def add(self, other: DeliveryStats) -> None:
-        self.sent += other.sent
-        self.retried += other.retried
-        self.dead += other.dead
-        self.deferred += other.deferred
-        self.failed_over += other.failed_over
-        self.lost += other.lost
+        for name in ("sent", "retried", "dead", "deferred", "failed_over", "lost", "released"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def count(self, outcome: Outcome) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
@@ -120,10 +144,15 @@ class DeliveryWorker:
         self.store = store
         self.clock = clock
         self.metrics = metrics  # told of each send and dead letter (the daemon's /metrics)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        # The fencing token's owner part: unique to this worker, even beside another
+        # process of the same host name and pid (containers on the host's network).
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.renderer = renderer_for(config)
         self.settings = route_settings(config.notify)
         self._notifiers: dict[str, Notifier] = {}
+        self._busy = False  # a pass is under way
+        self._again = False  # a pass was asked for meanwhile
+        self._stopping = False
 
     # --- channels -------------------------------------------------------------------
 
@@ -225,39 +254,208 @@ class DeliveryWorker:
 
     # --- the pass -------------------------------------------------------------------
 
-    async def run_once(self, limit: int = 200, lease: timedelta | None = None) -> DeliveryStats:
-        """Send what is due now; returns what happened."""
-        stats = DeliveryStats()
-        now = self.clock.now()
-        held = lease if lease is not None else self.config.notify.lease
-        claimed = await asyncio.to_thread(self.store.claim_outbox, now, self.owner, held, limit)
-        for batch in batches(claimed):
-            if await self._defer(batch, now, stats):
-                continue
-            channel = batch[0].channel
-            try:
-                message = self.compose(channel, batch, now)
-            except jinja2.TemplateError as exc:  # a broken template: retried, then dead
-                result = DeliveryResult(ok=False, reason=f"cannot render: {exc!r}")
-            else:
-                result = await self.send_now(channel, message)
-            if self.metrics is not None:
-                self.metrics.observe_delivery(channel, result.ok, len(batch))
-            for note in batch:
-                outcome = await asyncio.to_thread(self._settle, note, result)
-                if outcome == "dead" and self.metrics is not None:
-                    self.metrics.dead_letter(note.channel)
-                stats.count(outcome)
-        return stats
+    def stop(self) -> None:
+        """Stop taking work: a pass under way sends no new batch (what it has not started
+        is given back at once, for any sender to take), finishes the sends in flight and
+        returns; later passes do nothing."""
+        self._stopping = True
+
+    async def run_once(
+        self, limit: int | None = None, lease: timedelta | None = None
+    ) -> DeliveryStats:
+        """Claim what is due now (up to ``limit``, by default a few per send slot) and send
+        it; returns what happened. One pass at a time: called while one runs, it does
+        nothing and returns at once (the running :meth:`drain` takes one more look)."""
+        if self._busy or self._stopping:
+            self._again = self._again or self._busy
+            return DeliveryStats()
+        self._busy = True
+        try:
+            slots = self.config.notify.send_concurrency
+            return await self._pass(
+                limit if limit is not None else CLAIM_PER_SLOT * slots,
+                lease if lease is not None else self.config.notify.lease,
+            )
+        finally:
+            self._busy = False
 
     async def drain(self) -> DeliveryStats:
-        """Send until a pass finds nothing due to try; what all the passes did."""
+        """Send until a pass finds nothing due to try (or the worker stops); what all the
+        passes did. Called while a pass runs, it returns at once with nothing done."""
         total = DeliveryStats()
-        while True:
+        if self._busy:
+            self._again = True
+            return total
+        while not self._stopping:
+            self._again = False
             stats = await self.run_once()
             total.add(stats)
-            if stats.tried == 0:
-                return total
+            if stats.tried == 0 and not self._again:
+                break
+        return total
+
+    async def _pass(self, limit: int, lease: timedelta) -> DeliveryStats:
+        stats = DeliveryStats()
+        claimed = await asyncio.to_thread(
+            self.store.claim_outbox, self.clock.now(), self.owner, lease, limit
+        )
+        if not claimed:
+            return stats
+        claims = _Claims(lease, {n.id: n for n in claimed})
+        heartbeat = asyncio.create_task(self._heartbeat(claims))
+        try:
+            await self._send_all(batches(claimed), claims, stats)
+        except asyncio.CancelledError:
+            self._give_back(list(claims.held.values()))
+            raise
+        finally:
+            heartbeat.cancel()
+            await asyncio.wait([heartbeat])
+        return stats
+
+    def _give_back(self, notes: list[Notification]) -> None:
+        """A pass cut off (a stop past its grace): give back what it has not settled, in a
+        thread of its own that a cancelled task need not wait for (the process waits for
+        it at exit). The next sender takes it at once, not a lease later; a request that
+        was cut off mid-send may have got through, and then goes again with its
+        Idempotency-Key, as after a crash."""
+        if notes:
+            threading.Thread(
+                target=self._release_now, args=(notes,), name="swanwatch-give-back"
+            ).start()
+
+    def _release_now(self, notes: list[Notification]) -> None:
+        try:
+            given = self.store.release(notes)
+        except STORE_DOWN as exc:
+            log.warning("delivery: cannot give back %d claims: %s", len(notes), first_line(exc))
+        else:
+            log.info("delivery: cut off, gave back %d of %d claims", given, len(notes))
+
+    async def _heartbeat(self, claims: _Claims) -> None:
+        """Renew the pass's claims every third of the lease while it sends: a batch slower
+        than the lease keeps what it has not sent yet (a renewal that fails is retried at
+        the next beat; the claims stand until their lease runs out)."""
+        every = max(claims.lease.total_seconds() / 3, 0.05)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self._renew(claims)
+            except STORE_DOWN as exc:
+                log.warning("delivery: cannot renew claims: %s", first_line(exc))
+
+    async def _renew(self, claims: _Claims) -> None:
+        """Renew the claims not settled yet; those another sender took over are lost."""
+        notes = list(claims.held.values())
+        if not notes:
+            return
+        kept = await asyncio.to_thread(
+            self.store.renew_claims, notes, self.clock.now(), claims.lease
+        )
+        claims.lost.update(n.id for n in notes if n.id not in kept)
+
+    async def _send_all(
+        self, todo: Sequence[list[Notification]], claims: _Claims, stats: DeliveryStats
+    ) -> None:
+        """Send the batches, ``notify.send_concurrency`` at a time; a batch that shares an
+        alert and channel with an earlier one waits for it (an alert's messages stay in
+        order)."""
+        slots = asyncio.Semaphore(self.config.notify.send_concurrency)
+        last: dict[tuple[str, str], asyncio.Task[None]] = {}
+        tasks: list[asyncio.Task[None]] = []
+        for batch in todo:
+            lanes = {(n.channel, n.alert_fingerprint) for n in batch}
+            before = [last[lane] for lane in lanes if lane in last]
+            task = asyncio.create_task(self._one_batch(batch, before, slots, claims, stats))
+            last.update(dict.fromkeys(lanes, task))
+            tasks.append(task)
+        try:
+            # Every batch to its end, whatever another's fails with: cancelling a send in
+            # flight could send it twice.
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            for task in tasks:
+                task.cancel()
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _one_batch(
+        self,
+        batch: list[Notification],
+        before: list[asyncio.Task[None]],
+        slots: asyncio.Semaphore,
+        claims: _Claims,
+        stats: DeliveryStats,
+    ) -> None:
+        if before:
+            await asyncio.wait(before)
+        async with slots:
+            try:
+                batch = await self._still_held(batch, claims, stats)
+            except STORE_DOWN as exc:  # not sent: the claims stand, the next pass takes them
+                log.warning("delivery: the store failed before a send: %s", first_line(exc))
+                return
+            if batch:
+                await self._send_batch(batch, claims, stats)
+
+    async def _still_held(
+        self, batch: list[Notification], claims: _Claims, stats: DeliveryStats
+    ) -> list[Notification]:
+        """What of ``batch`` to send now: nothing when stopping (given back untried) or
+        held back by group_interval; never what another sender took over. The claims are
+        renewed (and checked) just before a send."""
+        if self._stopping:
+            given = await asyncio.to_thread(self.store.release, batch)
+            stats.released += given
+            claims.settled(batch)
+            return []
+        if await self._defer(batch, self.clock.now(), stats):
+            claims.settled(batch)
+            return []
+        await self._renew(claims)
+        taken = [n for n in batch if n.id in claims.lost]
+        for note in taken:
+            stats.count(_lost(note))
+        claims.settled(taken)
+        return [n for n in batch if n.id not in claims.lost]
+
+    async def _send_batch(
+        self, batch: list[Notification], claims: _Claims, stats: DeliveryStats
+    ) -> None:
+        now = self.clock.now()
+        channel = batch[0].channel
+        try:
+            message = self.compose(channel, batch, now)
+        except jinja2.TemplateError as exc:  # a broken template: retried, then dead
+            result = DeliveryResult(ok=False, reason=f"cannot render: {exc!r}")
+        else:
+            result = await self.send_now(channel, message)
+        if self.metrics is not None:
+            self.metrics.observe_delivery(channel, result.ok, len(batch))
+        for note in batch:
+            outcome = await self._record(note, result)
+            claims.settled([note])
+            if outcome == "dead" and self.metrics is not None:
+                self.metrics.dead_letter(note.channel)
+            stats.count(outcome)
+
+    async def _record(self, note: Notification, result: DeliveryResult) -> Outcome:
+        """Record what became of a send, however long the store takes to come back: the
+        message went out, and an outcome left unrecorded would send it again."""
+        wait = 0.5
+        while True:
+            try:
+                return await asyncio.to_thread(self._settle, note, result)
+            except STORE_DOWN as exc:
+                log.warning(
+                    "notification %s: cannot record its outcome yet, retrying in %g s: %s",
+                    note.id,
+                    wait,
+                    first_line(exc),
+                )
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, RECORD_RETRY_MAX_S)
 
     async def send_now(self, channel: str, message: Message) -> DeliveryResult:
         """Send ``message`` through ``channel`` now, past the outbox: the outcome, a
@@ -344,6 +542,20 @@ class DeliveryWorker:
             result.reason,
         )
         return "retried"
+
+
+@dataclass
+class _Claims:
+    """A pass's claims: the ones not settled yet (renewed by the heartbeat) and those found
+    taken over by another sender."""
+
+    lease: timedelta
+    held: dict[int, Notification]
+    lost: set[int] = field(default_factory=set)
+
+    def settled(self, notes: Iterable[Notification]) -> None:
+        for note in notes:
+            self.held.pop(note.id, None)
 
 
 def batches(claimed: Sequence[Notification]) -> list[list[Notification]]:

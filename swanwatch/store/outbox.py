@@ -1,16 +1,24 @@
 """The outbox: notifications stored before they are sent, claimed by one sender at a time.
 
 A sender claims due notifications for a while (a lease); each claim counts up the
-notification's ``lease_token``, so the owner and the token together name one claim. The
-outcome of a send (sent, failed, handed to the fallback, released untried) is recorded only
-under the claim that still holds the notification: a sender whose lease ran out and was
-taken over learns that it lost it (False) and changes nothing.
+notification's ``lease_token``, so the owner and the token together name one claim (a
+fencing token). The sender renews its claims while it works (:meth:`OutboxStore.renew_claims`,
+which also tells it which claims it still holds). The outcome of a send (sent, failed,
+handed to the fallback, released untried) is recorded only under the claim that still holds
+the notification: a sender whose lease ran out and was taken over learns that it lost it
+(False) and changes nothing.
+
+A claim is free for the taking when it has run out, or when it is the claimer's own: an
+owner names one sender that runs one pass at a time, so its own claim still standing when
+it starts a pass was left by a pass that gave up half-way (the store failed under it), and
+it takes it up again at once rather than a lease later.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from itertools import groupby
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
@@ -38,16 +46,16 @@ class OutboxStore(StoreBase):
         its siblings not yet tried come along, so a burst of alerts becomes one message.
         """
         with self._tx() as conn:
-            picked = self._due(conn, now, limit)
+            picked = self._due(conn, now, owner, limit)
             ids = [r.id for r in picked]
             known = set(ids)
-            ids.extend(i for i in self._siblings(conn, now, picked) if i not in known)
+            ids.extend(i for i in self._siblings(conn, now, owner, picked) if i not in known)
             rows: list[Any] = []
             for chunk in chunks(ids):
                 rows.extend(
                     conn.execute(
                         update(_N)
-                        .where(_N.c.id.in_(chunk), _free(now))
+                        .where(_N.c.id.in_(chunk), _free(now, owner))
                         .values(
                             lease_owner=owner,
                             lease_until=now + lease,
@@ -57,6 +65,33 @@ class OutboxStore(StoreBase):
                     ).all()
                 )
         return sorted((_notification(r) for r in rows), key=lambda n: n.id)
+
+    def renew_claims(
+        self, held: Sequence[Notification], now: datetime, lease: timedelta
+    ) -> set[int]:
+        """Extend the claims of ``held`` that still stand to ``now + lease``; the ids of
+        those (the others were settled, or run out and taken over: not to be sent)."""
+        kept: set[int] = set()
+        claims = sorted(
+            ((n.lease_owner, n.lease_token, n.id) for n in held if n.lease_owner is not None),
+            key=lambda c: (c[0] or "", c[1], c[2]),
+        )
+        with self._tx() as conn:
+            for (owner, token), same in groupby(claims, key=lambda c: (c[0], c[1])):
+                for chunk in chunks([c[2] for c in same]):
+                    result = conn.execute(
+                        update(_N)
+                        .where(
+                            _N.c.id.in_(chunk),
+                            _N.c.status == NotificationStatus.PENDING.value,
+                            _N.c.lease_owner == owner,
+                            _N.c.lease_token == token,
+                        )
+                        .values(lease_until=now + lease)
+                        .returning(_N.c.id)
+                    )
+                    kept.update(int(r[0]) for r in result)
+        return kept
 
     def mark_sent(self, held: Notification, now: datetime) -> bool:
         """Record that ``held`` (as claimed) was sent; False when its claim was lost."""
@@ -94,13 +129,14 @@ class OutboxStore(StoreBase):
                 enqueue(conn, [replacement])
         return settled
 
-    def release(self, held: Sequence[Notification], until: datetime) -> None:
-        """Give claimed notifications back untried, due again at ``until`` (group_interval,
-        or a sender stopping before it sent them). Those whose claim was lost stay as
-        they are."""
+    def release(self, held: Sequence[Notification], until: datetime | None = None) -> int:
+        """Give claimed notifications back untried: due again at ``until`` (group_interval),
+        or, without it, when they were due anyway (a sender stopping before it sent them:
+        any sender may take them at once). Those whose claim was lost stay as they are.
+        Returns how many were given back."""
+        values = {} if until is None else {"next_attempt_at": until}
         with self._tx() as conn:
-            for note in held:
-                self._settle_on(conn, note, next_attempt_at=until)
+            return sum(self._settle_on(conn, note, **values) for note in held)
 
     def group_last_sent(self, kind: GroupKind, key: str) -> datetime | None:
         """When a notification of this group was last sent, if ever."""
@@ -159,11 +195,11 @@ class OutboxStore(StoreBase):
 
     # --- claims -----------------------------------------------------------------------
 
-    def _due(self, conn: Connection, now: datetime, limit: int) -> list[Any]:
-        """The due notifications nobody holds: id, group kind and key."""
+    def _due(self, conn: Connection, now: datetime, owner: str, limit: int) -> list[Any]:
+        """The due notifications free for ``owner``: id, group kind and key."""
         query = (
             select(_N.c.id, _N.c.group_kind, _N.c.group_key)
-            .where(_free(now), _N.c.next_attempt_at <= now)
+            .where(_free(now, owner), _N.c.next_attempt_at <= now)
             .order_by(_N.c.next_attempt_at, _N.c.id)
             .limit(limit)
         )
@@ -171,8 +207,10 @@ class OutboxStore(StoreBase):
             query = query.with_for_update(skip_locked=True)
         return list(conn.execute(query).all())
 
-    def _siblings(self, conn: Connection, now: datetime, picked: Sequence[Any]) -> list[int]:
-        """The untried notifications nobody holds in the groups of ``picked``."""
+    def _siblings(
+        self, conn: Connection, now: datetime, owner: str, picked: Sequence[Any]
+    ) -> list[int]:
+        """The untried notifications free for ``owner`` in the groups of ``picked``."""
         groups: dict[str, set[str]] = {}
         for r in picked:
             if r.group_kind != GroupKind.NONE.value:
@@ -181,7 +219,7 @@ class OutboxStore(StoreBase):
         for kind, keys in sorted(groups.items()):
             for chunk in chunks(sorted(keys)):
                 query = select(_N.c.id).where(
-                    _free(now),
+                    _free(now, owner),
                     _N.c.group_kind == kind,
                     _N.c.group_key.in_(chunk),
                     _N.c.attempts == 0,
@@ -237,10 +275,11 @@ def _row(entry: OutboxEntry) -> dict[str, Any]:
     }
 
 
-def _free(now: datetime) -> Any:
-    """Pending, and nobody holds it (never leased, or the lease ran out)."""
+def _free(now: datetime, owner: str) -> Any:
+    """Pending, and free for ``owner``: never leased, the lease ran out, or it is the
+    owner's own claim, left by a pass of its that gave up (see the module's docstring)."""
     return (_N.c.status == NotificationStatus.PENDING.value) & or_(
-        _N.c.lease_until.is_(None), _N.c.lease_until < now
+        _N.c.lease_until.is_(None), _N.c.lease_until < now, _N.c.lease_owner == owner
     )
 
 

@@ -292,8 +292,10 @@ async def test_per_server_rate_limit_is_kept(whois_server: FakeWhois) -> None:
         names, opts(whois_server, per_server_rate_per_s=10, per_server_concurrency=8)
     )
     assert len(signals) == 8
-    gaps = [b - a for a, b in zip(whois_server.starts, whois_server.starts[1:], strict=False)]
-    assert min(gaps) >= 0.08 and time.monotonic() - started >= 0.65
+    # Each query reaches the server no earlier than the client let it go, so however late a
+    # busy machine delivers them, the k-th arrival comes at least k tenths of a second in.
+    arrivals = sorted(at - started for at in whois_server.starts)
+    assert all(at >= 0.1 * k - 0.02 for k, at in enumerate(arrivals)), arrivals
 
 
 async def test_bootstrap_refresh_keeps_last_good_copy(rdap_server: FakeRdap) -> None:
