@@ -28,7 +28,7 @@ import logging
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
-from swanwatch import plugins
+from swanwatch import parallel, plugins
 from swanwatch.accounts import AccountRead, build_sources, read_accounts
 from swanwatch.alerts import Notice, decide
 from swanwatch.clock import Clock
@@ -148,6 +148,10 @@ class Engine:
             max_workers=config.daemon.blocking_workers, thread_name_prefix="swanwatch-blocking"
         )
         self._http: httpx.AsyncClient | None = None
+        #: Worker processes for watchers that only read sources (big books; parallel.py).
+        self._pool: ProcessPoolExecutor | None = None
+        #: Watcher runs handed to worker processes so far.
+        self.workers = 0
         self._accounts: list[Account] | None = None
         self._listing = AccountList()
         self._accounts_lock = asyncio.Lock()
@@ -172,6 +176,8 @@ class Engine:
         if self._http is not None:
             await self._http.aclose()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -407,8 +413,17 @@ class Engine:
             if self._listing.held is not None:
                 seen.held = self._listing.held  # the accounts themselves are in doubt
                 return seen
-            seen.state = StateMap(await asyncio.to_thread(self.store.load_state, spec.instance))
+            state = await asyncio.to_thread(self.store.load_state, spec.instance)
+            seen.state = StateMap(state)
             seen.views = metered(self.sources, self.config.sources, watcher.uses())
+            if self._pool is not None and parallel.movable(watcher):
+                job = parallel.Job(
+                    self.config, watcher, seen.judged, self.clock.now(), self.replay, state
+                )
+                seen.signals = await asyncio.wait_for(
+                    self._in_worker(job, seen), spec.timeout.total_seconds()
+                )
+                return seen
             ctx = WatchContext(
                 instance=spec.instance,
                 clock=self.clock,
@@ -489,22 +504,47 @@ class Engine:
             for a in absent
         ]
 
+    async def _in_worker(self, job: parallel.Job, seen: _Seen) -> list[Signal]:
+        """The run in a worker process; what it left, kept as a run in-process keeps it."""
+        assert self._pool is not None
+        self.workers += 1
+        loop = asyncio.get_running_loop()
+        done = await loop.run_in_executor(self._pool, parallel.run_job, job)
+        seen.unknowns.extend(done.unknowns)
+        for key, value in done.state.items():
+            seen.state.set(key, value)
+        for key in done.deleted:
+            seen.state.delete(key)
+        for name, reads in done.reads.items():
+            seen.views[name].reads = reads
+        known = {a.id for a in job.accounts}
+        return [
+            s for s in (self._accept(job.watcher.instance, known, s) for s in done.signals) if s
+        ]
+
+    def _accept(self, instance: str, known: set[str], signal: object) -> Signal | None:
+        """A signal as the run keeps it (its watcher's), or None for an unknown account."""
+        if not isinstance(signal, Signal):
+            raise TypeError(f"watch() yielded {type(signal).__name__}, not a Signal")
+        if signal.account_id not in known:
+            log.warning(
+                "watcher %s: signal %s for unknown account %r dropped",
+                instance,
+                signal.kind,
+                signal.account_id,
+            )
+            return None
+        return signal.model_copy(update={"watcher": instance})
+
     async def _collect(self, watcher: Watcher, ctx: WatchContext) -> list[Signal]:
         known = {a.id for a in ctx.accounts}
         out: list[Signal] = []
         stream: AsyncIterator[Signal] = watcher.watch(ctx)
         async for signal in stream:
-            if not isinstance(signal, Signal):
-                raise TypeError(f"watch() yielded {type(signal).__name__}, not a Signal")
-            if signal.account_id not in known:
-                log.warning(
-                    "watcher %s: signal %s for unknown account %r dropped",
-                    ctx.instance,
-                    signal.kind,
-                    signal.account_id,
-                )
+            kept = self._accept(ctx.instance, known, signal)
+            if kept is None:
                 continue
-            out.append(signal.model_copy(update={"watcher": ctx.instance}))
+            out.append(kept)
             if self.progress is not None and len(out) % 1000 == 0:
                 self.progress(ctx.instance, "signals", len(out))
         return out
@@ -512,7 +552,10 @@ class Engine:
     async def run_watchers(self, specs: Sequence[WatcherConfig] | None = None) -> list[RunOutcome]:
         """Run watchers concurrently, each exactly once."""
         chosen = list(specs) if specs is not None else self.config.active_watchers()
-        await self.accounts()
+        listed = await self.accounts()
+        wanted = parallel.processes(self.config.daemon.watcher_processes, len(listed), len(chosen))
+        if wanted and self._pool is None:
+            self._pool = parallel.pool(wanted)
         return list(await asyncio.gather(*(self.run_watcher(s) for s in chosen)))
 
     def watcher_health(self) -> dict[str, WatcherStatus]:

@@ -595,6 +595,13 @@ class DaemonConfig(_Section):
     shutdown_grace: Duration = timedelta(seconds=8)
     misfire_grace: Duration = timedelta(minutes=10)
     blocking_workers: int = Field(8, ge=1, description="Threads for blocking calls.")
+    watcher_processes: int | None = Field(
+        None,
+        ge=0,
+        le=64,
+        description="Worker processes for the watchers that only read sources (they then run "
+        "on every core); unset: one a core from 20,000 accounts on; 0: never.",
+    )
     http_timeout: Duration = timedelta(seconds=20)
     deliver_every: Duration = timedelta(seconds=30)
     leader_check: Duration = Field(

@@ -11,7 +11,7 @@ takes them, runs summed in the same order. The watcher's tests run every case bo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,11 +79,14 @@ class Keep:
     ordinal: Callable[[object], int]
 
 
-async def read(tables: AsyncIterator[Any], keep: Keep) -> Columns:
-    """Every batch of usage rows, kept and converted as the row path keeps and converts."""
+async def read(
+    tables: AsyncIterator[Any], keep: Keep, run: Callable[..., Awaitable[Any]]
+) -> Columns:
+    """Every batch of usage rows, kept and converted as the row path keeps and converts;
+    each batch's work handed to ``run`` (the watcher's worker pool), in order."""
     out = Columns()
     async for table in tables:
-        _batch(table, out, keep)
+        await run(_batch, table, out, keep)
     return out
 
 
@@ -200,6 +203,11 @@ def _batch(table: Any, out: Columns, keep: Keep) -> None:
             values[daily],
         )
     )
+
+
+def named(key: tuple[object, object]) -> tuple[str, str]:
+    """An (account, metric) key as the watcher names it."""
+    return str(key[0]), str(key[1])
 
 
 @dataclass

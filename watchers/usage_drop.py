@@ -52,10 +52,6 @@ def _unreadable(source: str, row: Mapping[str, object], exc: Exception) -> Sourc
     )
 
 
-def _named(key: tuple[object, object]) -> tuple[str, str]:
-    return str(key[0]), str(key[1])
-
-
 @dataclass
 class _Series:
     """One account's daily totals of one metric: ``values[i]`` is day ``first + i``."""
@@ -306,12 +302,19 @@ class UsageDropWatcher(Watcher):
         source = ctx.source(opts.usage_source)
         tables = source.columns(columns.FIELDS, until=now if ctx.replay else None)
         if tables is not None:
-            return await self._read_columns(tables, wanted, now.date().toordinal(), ignored)
+            return await self._read_columns(ctx, tables, wanted, ignored)
         return await self._read_rows(ctx, wanted)
 
     async def _read_columns(
-        self, tables: AsyncIterator[Any], wanted: dict[str, Account], today: int, ignored: set[int]
+        self,
+        ctx: WatchContext,
+        tables: AsyncIterator[Any],
+        wanted: dict[str, Account],
+        ignored: set[int],
     ) -> _Usage:
+        """The columnar path; its array work runs in the worker pool (numpy and Arrow let
+        go of the GIL there, so other watchers go on meanwhile)."""
+        today = ctx.clock.now().date().toordinal()
         opts = self.options
         keep = columns.Keep(
             wanted,
@@ -322,15 +325,15 @@ class UsageDropWatcher(Watcher):
             _ordinal,
         )
         try:
-            read = await columns.read(tables, keep)
+            read = await columns.read(tables, keep, ctx.run_blocking)
         except columns.Unreadable as exc:
             raise _unreadable(opts.usage_source, exc.row, exc.cause) from exc.cause
-        sums = columns.matrix(read)
+        sums = await ctx.run_blocking(columns.matrix, read)
         usage = _Usage(levels=read.levels, last_day=sums.last_day)
         usage.cleared = {account for account, _ in sums.keys}
         for first in sorted(set(sums.firsts.tolist())):
             rows = [s for s, f in enumerate(sums.firsts.tolist()) if f == first]
-            self._judge_rows(usage, sums, rows, first, ignored)
+            await ctx.run_blocking(self._judge_rows, usage, sums, rows, first, ignored)
         return usage
 
     def _judge_rows(
@@ -349,7 +352,7 @@ class UsageDropWatcher(Watcher):
         if end < 7 * opts.baseline_weeks_min:
             for s in rows:
                 usage.series[sums.keys[s]] = series(s)
-                usage.drops[_named(sums.keys[s])] = _Drop(0, -1, 0.0, 0.0, 0, False)
+                usage.drops[columns.named(sums.keys[s])] = _Drop(0, -1, 0.0, 0.0, 0, False)
             return
         screen = columns.Screen.of(opts)
         judged = sums.sums[rows, : end + 1]
@@ -364,7 +367,7 @@ class UsageDropWatcher(Watcher):
             keep.frombytes(run.keep.tobytes())
             slide = self._slide_start(one.values, keep, run.start, floor)
             usage.series[sums.keys[s]] = one
-            usage.drops[_named(sums.keys[s])] = _Drop(
+            usage.drops[columns.named(sums.keys[s])] = _Drop(
                 run.start, run.low_days, run.baseline, run.current, run.weeks, run.flatline, slide
             )
 

@@ -1,0 +1,126 @@
+"""Watchers on every core: a watcher that only reads sources runs in a worker process.
+
+A cycle's watchers are independent, but Python runs one thread of Python at a time: four
+watchers over a big book share one core. So the engine hands each *historical* watcher (one
+that reads only dated records from sources: no HTTP, no live lookups) to a process of a
+small pool, the way a shard hands a watcher to a worker. The worker builds the sources
+from the config, runs the watcher over the accounts it is given, at the engine's ``now``,
+and sends back what a run in-process leaves: the signals, the unknowns, the state's
+changes and the tally of each source read (the engine judges the sources' health from
+them). Storing, health and lifecycle stay in the engine, so a run is the same either way;
+a test runs the demo both ways and compares.
+
+When it pays: for a big book (``daemon.watcher_processes``; by default from
+:data:`AUTO_MIN_ACCOUNTS` accounts on, one process a core, at most one per watcher). A
+small book is quicker in-process than a process's start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from swanwatch.interfaces import ReadTally, SourceUse, StateMap, WatchContext, Watcher
+from swanwatch.model import JSON, Account, Signal
+
+#: From this many accounts on, ``watcher_processes: auto`` runs watchers in processes.
+AUTO_MIN_ACCOUNTS = 20_000
+
+
+@dataclass
+class Job:
+    """One watcher run for a worker process: everything it needs, picklable."""
+
+    config: object  # the Config: sources and their settings
+    watcher: Watcher
+    accounts: list[Account]
+    now: datetime
+    replay: bool
+    state: dict[str, JSON]
+
+
+@dataclass
+class Done:
+    """What the run left: as :meth:`Engine._watch` keeps it for a run in-process."""
+
+    signals: list[Signal] = field(default_factory=list)
+    unknowns: list[tuple[str, str, str]] = field(default_factory=list)
+    state: dict[str, JSON] = field(default_factory=dict)
+    deleted: frozenset[str] = frozenset()
+    reads: dict[str, list[ReadTally]] = field(default_factory=dict)
+
+
+def processes(setting: int | None, accounts: int, watchers: int) -> int:
+    """How many worker processes a cycle uses: ``setting``, or by the book's size (None)."""
+    if setting is not None:
+        return setting
+    if accounts < AUTO_MIN_ACCOUNTS or watchers < 2:
+        return 0
+    return min(os.cpu_count() or 1, watchers)
+
+
+def movable(watcher: Watcher) -> bool:
+    """Whether ``watcher`` can run in another process: historical (sources only) and its
+    class importable there by name (an entry point's module, not a drop-in file)."""
+    cls = type(watcher)
+    if not cls.historical:
+        return False
+    try:
+        return importlib.util.find_spec(cls.__module__) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def pool(size: int) -> ProcessPoolExecutor:
+    """A pool of ``size`` fresh interpreters (spawned: never a fork of a threaded parent)."""
+    return ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"))
+
+
+def run_job(job: Job) -> Done:
+    """In the worker: the watcher over the job's accounts, its sources built afresh."""
+    return asyncio.run(_run(job))
+
+
+async def _run(job: Job) -> Done:
+    import httpx
+
+    from swanwatch.accounts import build_sources
+    from swanwatch.clock import FrozenClock
+    from swanwatch.config import Config
+    from swanwatch.sources.health import metered
+
+    config = job.config
+    assert isinstance(config, Config)
+    watcher = job.watcher
+    sources = build_sources(config)
+    uses: Sequence[SourceUse] = watcher.uses()
+    views = metered(sources, config.sources, uses)
+    state = StateMap(job.state)
+    done = Done()
+    try:
+        async with httpx.AsyncClient() as http:  # unused: a historical watcher reads sources
+            ctx = WatchContext(
+                instance=watcher.instance,
+                clock=FrozenClock(job.now),
+                http=http,
+                log=logging.getLogger(f"swanwatch.watcher.{watcher.instance}"),
+                accounts=job.accounts,
+                state=state,
+                sources=views,
+                replay=job.replay,
+                unknowns=done.unknowns,
+            )
+            done.signals = [s async for s in watcher.watch(ctx)]
+    finally:
+        for source in sources.values():
+            await source.aclose()
+    done.state, done.deleted = state.changes()
+    done.reads = {name: view.reads for name, view in views.items()}
+    return done

@@ -1,0 +1,58 @@
+"""Watchers in worker processes (big books, both cores): a cycle is the same as one run
+in-process, signal for signal, unknown for unknown, with the same source health."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from swanwatch import parallel
+from swanwatch.clock import FrozenClock
+from swanwatch.config import load_config
+from swanwatch.engine import Engine
+from swanwatch.store import Store
+
+CONFIG = Path(__file__).resolve().parents[1] / "config"
+NOW = "2026-11-20T12:00:00Z"
+
+
+async def cycle(folder: Path, processes: int) -> tuple[object, ...]:
+    """One demo cycle with ``processes`` worker processes: what it stored and tells."""
+    config = load_config(folder / "demo.yaml")
+    daemon = config.daemon.model_copy(update={"watcher_processes": processes})
+    config = config.model_copy(update={"daemon": daemon})
+    (folder / "swanwatch-demo.db").unlink(missing_ok=True)
+    store = Store(config.store_url)
+    try:
+        async with Engine(config, store, FrozenClock(NOW)) as engine:
+            outcomes, correlation, _ = await engine.cycle()
+            moved = engine.workers
+        signals = sorted(
+            (s.watcher, s.fingerprint, s.strength, s.summary, s.evidence) for s in store.signals()
+        )
+        unknowns = sorted((u.watcher, u.account_id, u.key, u.reason) for u in store.unknowns())
+        health = {n: (h.state, h.rows, h.reason) for n, h in store.source_health().items()}
+        alerts = sorted((a.fingerprint, a.severity, a.score) for a in store.alerts())
+        runs = sorted((o.run.instance, o.run.ok, o.run.signals, o.run.unknowns) for o in outcomes)
+        return moved, signals, unknowns, health, alerts, runs, correlation.open_alerts
+    finally:
+        store.close()
+
+
+async def test_the_demo_in_worker_processes_is_the_demo_in_process(tmp_path: Path) -> None:
+    shutil.copytree(CONFIG, tmp_path / "config", ignore=shutil.ignore_patterns("*.db*"))
+    folder = tmp_path / "config"
+    in_process = await cycle(folder, 0)
+    in_workers = await cycle(folder, 2)
+    assert in_process[0] == 0
+    moved = in_workers[0]
+    assert isinstance(moved, int) and moved >= 4  # every business watcher ran in a worker
+    assert in_workers[1:] == in_process[1:]
+    assert in_process[1]  # the demo finds something, so the comparison says something
+
+
+def test_how_many_processes() -> None:
+    assert parallel.processes(None, 1_000, 4) == 0  # a small book: in-process
+    assert parallel.processes(None, parallel.AUTO_MIN_ACCOUNTS, 1) == 0  # nothing to share
+    assert 1 <= parallel.processes(None, parallel.AUTO_MIN_ACCOUNTS, 4) <= 4
+    assert parallel.processes(3, 10, 4) == 3 and parallel.processes(0, 10**6, 4) == 0
