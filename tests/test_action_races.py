@@ -19,10 +19,11 @@ import pytest
 from race_support import DEADLINE_S, Gate
 
 from swanwatch.actions import Acknowledge, AlertActions, Resolve, Snooze
+from swanwatch.alerts import SCORE_STEP, worth_saving
 from swanwatch.clock import FrozenClock
 from swanwatch.config import load_config
 from swanwatch.engine import Engine
-from swanwatch.model import Alert, AlertState, Signal
+from swanwatch.model import Alert, AlertState, Contribution, Reason, Severity, Signal
 from swanwatch.store import Findings, Store
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -237,3 +238,45 @@ async def test_a_resolve_during_a_pass_is_not_reopened_by_it(
         assert after.state == AlertState.RESOLVED and after.acted_by == "resolve:bob"
     finally:
         store.close()
+
+
+def test_what_is_worth_a_write() -> None:
+    """Decay alone is not; a new rule, a regraded signal, a state, a step of score are."""
+    signal = Contribution(
+        fingerprint="s1",
+        kind="usage_drop",
+        summary="Usage fell.",
+        strength=0.8,
+        weight=1.0,
+        decay=0.9,
+        age_days=1.0,
+        observed_at=T0,
+    )
+    alert = Alert(
+        fingerprint="f",
+        account_id="acme",
+        rule="usage",
+        title="Usage is falling",
+        severity=Severity.WARNING,
+        score=0.7,
+        contributions=(signal,),
+        reasons=(Reason(rule="usage", title="Usage is falling", severity=Severity.WARNING),),
+        at_stake={"arr": 1000, "revenue_at_risk": 700.0},
+        started_at=T0,
+        updated_at=T0,
+    )
+    aged = alert.model_copy(
+        update={
+            "score": 0.7 - SCORE_STEP / 2,
+            "contributions": (signal.model_copy(update={"decay": 0.85, "age_days": 2.0}),),
+            "at_stake": {"arr": 1000, "revenue_at_risk": 682.5},
+            "updated_at": T0 + timedelta(days=1),
+        }
+    )
+    assert not worth_saving(alert, aged)
+    assert worth_saving(alert, aged.model_copy(update={"score": 0.7 - SCORE_STEP}))
+    regraded = (signal.model_copy(update={"strength": 0.9}),)
+    assert worth_saving(alert, aged.model_copy(update={"contributions": regraded}))
+    joined = Reason(rule="tickets", title="Tickets pile up", severity=Severity.WARNING)
+    assert worth_saving(alert, aged.model_copy(update={"reasons": (*alert.reasons, joined)}))
+    assert worth_saving(alert, aged.model_copy(update={"state": AlertState.ACKNOWLEDGED}))
