@@ -10,15 +10,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from race_support import DEADLINE_S, Gate
 
 from swanwatch.actions import Acknowledge, AlertActions, Resolve, Snooze
 from swanwatch.clock import FrozenClock
@@ -30,8 +28,6 @@ from swanwatch.store import Findings, Store
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 HEADER = "id,name,domains,owner,segment,arr,renewal_date,tags\n"
 RENEWAL = "2027-09-01"
-#: How long a held pass, or an acting thread, may take before the test fails.
-DEADLINE_S = 120.0
 
 
 def _book(tmp_path: Path, store_url: str, accounts: int) -> Path:
@@ -80,46 +76,6 @@ def _seed(store: Store, watcher: str, kind: str, accounts: range, now: datetime)
 async def _correlate(path: Path, store: Store, now: datetime) -> Any:
     async with Engine(load_config(path), store, FrozenClock(now)) as engine:
         return await engine.correlate()
-
-
-class Gate:
-    """Holds whoever reads the alerts first (a correlation pass, a person's action) right
-    after that read, until ``released`` is set.
-
-    The first statement that reads the alerts marks its thread; when that thread next
-    hands a connection back (its read is over, no lock is held), it waits there.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.read = threading.Event()
-        self.released = threading.Event()
-        self.pass_thread: int | None = None
-        self.held = False
-
-    def _statement(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if self.pass_thread is None and "FROM alerts" in statement:
-            self.pass_thread = threading.get_ident()
-
-    def _checkin(self, *_args: Any) -> None:
-        if self.held or threading.get_ident() != self.pass_thread:
-            return
-        self.held = True
-        self.read.set()
-        if not self.released.wait(DEADLINE_S):
-            raise AssertionError("the held correlation pass was never let go")
-
-    @contextmanager
-    def installed(self) -> Iterator[Gate]:
-        engine = self.store.engine
-        event.listen(engine, "before_cursor_execute", self._statement)
-        event.listen(engine.pool, "checkin", self._checkin)
-        try:
-            yield self
-        finally:
-            self.released.set()
-            event.remove(engine, "before_cursor_execute", self._statement)
-            event.remove(engine.pool, "checkin", self._checkin)
 
 
 def _act_from_threads(store: Store, alerts: list[Alert], now: datetime, threads: int) -> None:
