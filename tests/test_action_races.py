@@ -19,11 +19,20 @@ import pytest
 from race_support import DEADLINE_S, Gate
 
 from swanwatch.actions import Acknowledge, AlertActions, Resolve, Snooze
-from swanwatch.alerts import SCORE_STEP, worth_saving
+from swanwatch.alerts import SCORE_STEP, Notice, worth_saving
 from swanwatch.clock import FrozenClock
-from swanwatch.config import load_config
+from swanwatch.config import load_config, parse_config
+from swanwatch.delivery import outbox_entries
 from swanwatch.engine import Engine
-from swanwatch.model import Alert, AlertState, Contribution, Reason, Severity, Signal
+from swanwatch.model import (
+    Alert,
+    AlertState,
+    Contribution,
+    NoticeEvent,
+    Reason,
+    Severity,
+    Signal,
+)
 from swanwatch.store import Findings, Store
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -280,3 +289,47 @@ def test_what_is_worth_a_write() -> None:
     joined = Reason(rule="tickets", title="Tickets pile up", severity=Severity.WARNING)
     assert worth_saving(alert, aged.model_copy(update={"reasons": (*alert.reasons, joined)}))
     assert worth_saving(alert, aged.model_copy(update={"state": AlertState.ACKNOWLEDGED}))
+
+
+def test_a_pass_writes_over_the_versions_it_read(store: Store) -> None:
+    """The store's side: an alert new to the pass is written only if still absent; one it
+    read is written only at the version read; what is refused takes its notices along."""
+    one, two = (_bare(fp) for fp in ("fp-one", "fp-two"))
+    first = store.save_pass([one, two], [], {})
+    assert (first.written, first.refused) == (2, ())
+    # Another writer got there first: "new" to this pass, yet on record now.
+    late = store.save_pass([one, _bare("fp-three")], [], {})
+    assert (late.written, late.refused) == (1, ("fp-one",))
+    # Read at version 0; a person's action takes it to 1; the pass's write is refused.
+    acked = store.replace_alert(one.model_copy(update={"state": AlertState.ACKNOWLEDGED}), 0)
+    assert acked is not None and acked.version == 1
+    assert store.replace_alert(one, 0) is None  # the same stale read, refused again
+    told = [Notice(alert=a, event=NoticeEvent.REPEAT) for a in (one, two)]
+    config = parse_config(
+        """
+sources: {accounts: {type: csv, options: {path: accounts.csv}}}
+accounts: {source: accounts}
+notify: {console: false, channels: {team: {url: "json://127.0.0.1:9/h"}}}
+""",
+        check_plugins=False,
+    )
+    entries = outbox_entries(told, config, T0)
+    stale = store.save_pass([one, two], entries, {"fp-one": 0, "fp-two": 0})
+    assert (stale.written, stale.refused, stale.enqueued) == (1, ("fp-one",), 1)
+    assert [n.alert_fingerprint for n in store.notifications()] == ["fp-two"]
+    on_record = {a.fingerprint: a for a in store.alerts()}
+    assert on_record["fp-one"].state == AlertState.ACKNOWLEDGED
+    assert (on_record["fp-one"].version, on_record["fp-two"].version) == (1, 1)
+
+
+def _bare(fingerprint: str) -> Alert:
+    return Alert(
+        fingerprint=fingerprint,
+        account_id=f"acc-{fingerprint}",
+        rule="usage",
+        title="Usage is falling",
+        severity=Severity.WARNING,
+        score=0.5,
+        started_at=T0,
+        updated_at=T0,
+    )

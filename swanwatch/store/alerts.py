@@ -128,11 +128,17 @@ class AlertsStore(StoreBase):
                 conn, [(a, current[a.fingerprint]) for a in ok if a.fingerprint in current]
             )
             new = [_alert_row(a) | {"version": 0} for a in ok if a.fingerprint not in current]
-            if new:
-                stmt = insert(conn, ALERTS).on_conflict_do_nothing(index_elements=["fingerprint"])
-                conn.execute(stmt, new)
+            if new:  # another pass may have inserted one since: then its version stands
+                stmt = (
+                    insert(conn, ALERTS)
+                    .on_conflict_do_nothing(index_elements=["fingerprint"])
+                    .returning(ALERTS.c.fingerprint)
+                )
+                added = set(conn.execute(stmt, new).scalars())
+                refused |= {r["fingerprint"] for r in new} - added
             enqueued = enqueue(conn, [e for e in outbox if e.alert_fingerprint not in refused])
-        return SavedPass(written=len(ok), refused=tuple(sorted(refused)), enqueued=enqueued)
+        written = len(alerts) - len(refused)
+        return SavedPass(written=written, refused=tuple(sorted(refused)), enqueued=enqueued)
 
     def replace_alert(self, alert: Alert, expected: int) -> Alert | None:
         """Write a person's change to an alert over version ``expected`` (the one they
