@@ -134,12 +134,20 @@ def risk_lines(alerts: Iterable[Alert], accounts: Mapping[str, Account]) -> list
 
 def totals(lines: Sequence[RiskLine], by: str) -> list[tuple[str, int, float, float]]:
     """(group, accounts, ARR, revenue at risk) per group, largest risk first."""
+    return group_totals((line.group(by), line.account.arr, line.revenue_at_risk) for line in lines)
+
+
+def group_totals(
+    rows: Iterable[tuple[str, float, float]],
+) -> list[tuple[str, int, float, float]]:
+    """(group, accounts, ARR, ARR at risk) from (group, ARR, ARR at risk) rows, largest risk
+    first: the one summing rule of `risk report` and the board."""
     out: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
-    for line in lines:
-        row = out[line.group(by)]
+    for name, arr, at_risk in rows:
+        row = out[name]
         row[0] += 1
-        row[1] += line.account.arr
-        row[2] += line.revenue_at_risk
+        row[1] += arr
+        row[2] += at_risk
     return sorted(
         ((g, int(v[0]), round(v[1], 2), round(v[2], 2)) for g, v in out.items()),
         key=lambda t: (-t[3], t[0]),
