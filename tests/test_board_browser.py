@@ -56,6 +56,9 @@ async def _demo(tmp_path: Path) -> tuple[Path, Store, FrozenClock]:
     # The store in this test's folder (the demo's own is in the working directory).
     text = re.sub(r"url: sqlite:///\S+", f"url: sqlite:///{folder}/board.db", path.read_text())
     assert f"{folder}/board.db" in text
+    # The demo's own server section (off unless $SWANWATCH_LISTEN) gives way to this test's.
+    text = re.sub(r"\nserver:\n(?:(?:  .*)?\n)*", "\n", text)
+    assert "\nserver:" not in text
     path.write_text(text + SERVER)
     config = load_config(path)
     clock = FrozenClock("2026-10-31T12:00:00Z")
