@@ -4,7 +4,9 @@ The flow, one direction, one module per stage:
 
 - sources      ``swanwatch.sources`` (csv, sql, http) and :class:`Source`: business records
                in; ``swanwatch.accounts`` reads the accounts from them;
-               ``swanwatch.sources.health`` judges every read (ok, suspect, stale, broken)
+               ``swanwatch.sources.health`` judges every read (ok, suspect, stale, broken);
+               ``swanwatch.sources.history`` says how each keeps its history (a replay
+               refuses one that keeps none: no look-ahead)
 - watchers     :class:`Watcher` plugins, run by ``swanwatch.engine``: :class:`Signal` out
 - correlate    ``swanwatch.correlate``: signals, accounts and now in; assessments out, and
                one alert per account (pure); ``swanwatch.rules`` is the rule language

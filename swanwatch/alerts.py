@@ -171,16 +171,16 @@ SCORE_STEP = 0.05
 
 def worth_saving(before: Alert, after: Alert) -> bool:
     """Whether a pass's refresh of an open alert changed it: its state, severity, muting,
-    reasons (the signals it rests on, as their watchers grade them; why now; the play) or
-    what is at stake. Signals ageing (decay) and the score and revenue at risk that follow
-    from it are not, until the score has moved :data:`SCORE_STEP`."""
+    reasons (the rules that hold; the signals it rests on, as their watchers grade them; why
+    now; the play) or what is at stake. Signals ageing (decay) and the score and revenue at
+    risk that follow from it are not, until the score has moved :data:`SCORE_STEP`."""
 
     def facts(a: Alert) -> tuple[object, ...]:
         signals = [(c.fingerprint, c.strength, c.summary, c.weight) for c in a.contributions]
         stake = {k: v for k, v in a.at_stake.items() if k != "revenue_at_risk"}
         told = (a.last_notified_at, a.notify_count, a.notified_signals)
-        return (a.state, a.severity, a.muted_by, a.clear_since, a.snoozed_until, a.title,
-                a.why_now, a.play, a.acted_by, told, signals, stake)  # fmt: skip
+        lifecycle = (a.state, a.severity, a.muted_by, a.clear_since, a.snoozed_until, a.acted_by)
+        return (*lifecycle, a.rule, a.title, a.reasons, a.why_now, a.play, told, signals, stake)
 
     return facts(before) != facts(after) or abs(after.score - before.score) >= SCORE_STEP
 

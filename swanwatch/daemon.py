@@ -534,9 +534,11 @@ def _instances(config: Config) -> tuple[str, ...]:
 
 def _log_correlation(outcome: CorrelationOutcome) -> None:
     log.info(
-        "correlation: %d accounts with signals, %d open alerts, %d notifications queued",
+        "correlation: %d accounts with signals, %d open alerts, %d alerts written, "
+        "%d notifications queued",
         outcome.accounts,
         outcome.open_alerts,
+        outcome.written,
         outcome.enqueued,
     )
     for notice in outcome.notices:

@@ -510,9 +510,10 @@ class ServerConfig(_Section):
     @model_validator(mode="before")
     @classmethod
     def _empty_token_is_none(cls, data: object) -> object:
-        # `${SWANWATCH_BOARD_TOKEN:-}` with the variable unset: the board stays off.
-        if isinstance(data, dict) and data.get("board_token") == "":
-            return {**data, "board_token": None}
+        # `${SWANWATCH_BOARD_TOKEN:-}` (or `${SWANWATCH_LISTEN:-}`) with the variable unset:
+        # the board (or the endpoint) stays off.
+        if isinstance(data, dict):
+            data = {**data, **{k: None for k in ("board_token", "listen") if data.get(k) == ""}}
         return data
 
     @model_validator(mode="after")

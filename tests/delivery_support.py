@@ -42,13 +42,15 @@ class Hook:
     long after it was read, requests in parallel. After :meth:`hold`, each POST waits, once
     read, for the test to :meth:`release` it: the test decides when a request is "in
     flight" and when it ends, no timer does. ``arrivals`` lists every POST read (held,
-    failed or answered), in order.
+    failed or answered), in order; ``settled`` counts those whose answer (failure or
+    success) is decided.
     """
 
     def __init__(self, port: int = 0) -> None:
         self.received: list[Received] = []
         self.arrivals: list[Received] = []
         self.fail_with: int | None = None
+        self.settled = 0
         self.answer_after_s = 0.0
         self.lock = threading.Lock()
         self._changed = threading.Condition(self.lock)
@@ -73,6 +75,8 @@ class Hook:
                     failing = hook.fail_with
                     if failing is None:
                         hook.received.append(got)
+                    hook.settled += 1
+                    hook._changed.notify_all()
                 self.send_response(failing or 200)
                 self.end_headers()
 
@@ -95,6 +99,7 @@ class Hook:
         """From now on, each POST waits for :meth:`release` before it is answered."""
         with self._changed:
             self._holding = True
+            self._permits = 0
 
     def release(self, count: int = 1) -> None:
         """Let ``count`` held (or future) POSTs be answered."""
@@ -116,6 +121,14 @@ class Hook:
                     f"webhook: {len(self.arrivals)} of {count} requests in {timeout_s:g} s"
                 )
             return list(self.arrivals)
+
+    def wait_settled(self, count: int, timeout_s: float = 120.0) -> None:
+        """Block until the answers of ``count`` POSTs are decided."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self.settled >= count, timeout_s):
+                raise AssertionError(
+                    f"webhook: {self.settled} of {count} requests answered in {timeout_s:g} s"
+                )
 
     def close(self) -> None:
         self.open()

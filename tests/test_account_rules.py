@@ -194,3 +194,75 @@ def test_a_raise_step_below_the_rule_and_an_empty_range_are_refused_with_the_lin
     assert f"{path}:7: rules[0].raise[0].to" in text
     assert "not above the rule's severity high" in text
     assert "give at_least, at_most or both" in text and "rules[1].where.days_left" in text
+
+
+def test_the_leaders_digest_counts_each_account_once_at_arr_times_score() -> None:
+    from swanwatch.delivery.leaders import leaders_report
+    from swanwatch.model import Alert, AlertState, account_alert_fingerprint
+    from swanwatch.settings import LeadersDigestConfig
+
+    slot = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    started = slot - timedelta(days=3)
+    acme = Account(id="acme", name="Acme Corp", arr=120000)
+
+    def alert(fp: str, rule: str, score: float, **extra: object) -> Alert:
+        return Alert(
+            fingerprint=fp,
+            account_id="acme",
+            rule=rule,
+            title=rule.title(),
+            severity=Severity.HIGH,
+            score=score,
+            started_at=started,
+            updated_at=started,
+            **extra,
+        )
+
+    alerts = [
+        alert(account_alert_fingerprint("acme"), "pair", 0.5),
+        # An alert of before the upgrade, merged into the account's: history, told nothing.
+        alert(
+            "old-per-rule",
+            "sag",
+            0.4,
+            state=AlertState.RESOLVED,
+            resolved_at=slot - timedelta(days=1),
+            acted_by=f"merged into {account_alert_fingerprint('acme')}",
+        ),
+    ]
+    spec = LeadersDigestConfig(name="all", channels=["c"])
+    report = leaders_report(spec, alerts, {"acme": acme}, [], slot)
+    assert (report.arr_at_risk, report.arr_of_accounts) == (60000, 120000)
+    assert report.accounts_at_risk == 1
+    assert [(i.label, i.at_risk, i.arr) for i in report.new] == [("Acme Corp", 60000, 120000)]
+    assert report.resolved == ()
+
+
+def test_a_replay_names_each_rule_as_it_joins_an_account_alert() -> None:
+    """Review judges every rule: one that joins an open alert as a further reason is a
+    line of the backtest though nothing is told."""
+    from swanwatch.alerts import Notice
+    from swanwatch.backtest import alert_events
+    from swanwatch.model import Alert, NoticeEvent, Reason, account_alert_fingerprint
+
+    earlier = NOW - timedelta(days=1)
+    alert = Alert(
+        fingerprint=account_alert_fingerprint("acme"),
+        account_id="acme",
+        rule="pair",
+        title="Pair",
+        severity=Severity.HIGH,
+        score=0.7,
+        started_at=earlier,
+        updated_at=NOW,
+        reasons=(
+            Reason(rule="pair", title="Pair", severity=Severity.HIGH, since=earlier),
+            Reason(rule="sag", title="Sag", severity=Severity.WARNING, since=NOW),
+        ),
+    )
+    assert [(e.name, e.severity) for e in alert_events([], [alert], NOW)] == [
+        ("sag", Severity.WARNING)
+    ]
+    escalated = [Notice(alert, NoticeEvent.ESCALATED)]
+    told = [(e.name, e.severity) for e in alert_events(escalated, [alert], NOW)]
+    assert told == [("pair", Severity.HIGH), ("sag", Severity.WARNING)]

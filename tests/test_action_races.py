@@ -10,28 +10,25 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from race_support import DEADLINE_S, Gate
 
 from swanwatch.actions import Acknowledge, AlertActions, Resolve, Snooze
+from swanwatch.alerts import SCORE_STEP, worth_saving
 from swanwatch.clock import FrozenClock
 from swanwatch.config import load_config
 from swanwatch.engine import Engine
-from swanwatch.model import Alert, AlertState, Signal
+from swanwatch.model import Alert, AlertState, Contribution, Reason, Severity, Signal
 from swanwatch.store import Findings, Store
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 HEADER = "id,name,domains,owner,segment,arr,renewal_date,tags\n"
 RENEWAL = "2027-09-01"
-#: How long a held pass, or an acting thread, may take before the test fails.
-DEADLINE_S = 120.0
 
 
 def _book(tmp_path: Path, store_url: str, accounts: int) -> Path:
@@ -80,46 +77,6 @@ def _seed(store: Store, watcher: str, kind: str, accounts: range, now: datetime)
 async def _correlate(path: Path, store: Store, now: datetime) -> Any:
     async with Engine(load_config(path), store, FrozenClock(now)) as engine:
         return await engine.correlate()
-
-
-class Gate:
-    """Holds whoever reads the alerts first (a correlation pass, a person's action) right
-    after that read, until ``released`` is set.
-
-    The first statement that reads the alerts marks its thread; when that thread next
-    hands a connection back (its read is over, no lock is held), it waits there.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.read = threading.Event()
-        self.released = threading.Event()
-        self.pass_thread: int | None = None
-        self.held = False
-
-    def _statement(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if self.pass_thread is None and "FROM alerts" in statement:
-            self.pass_thread = threading.get_ident()
-
-    def _checkin(self, *_args: Any) -> None:
-        if self.held or threading.get_ident() != self.pass_thread:
-            return
-        self.held = True
-        self.read.set()
-        if not self.released.wait(DEADLINE_S):
-            raise AssertionError("the held correlation pass was never let go")
-
-    @contextmanager
-    def installed(self) -> Iterator[Gate]:
-        engine = self.store.engine
-        event.listen(engine, "before_cursor_execute", self._statement)
-        event.listen(engine.pool, "checkin", self._checkin)
-        try:
-            yield self
-        finally:
-            self.released.set()
-            event.remove(engine, "before_cursor_execute", self._statement)
-            event.remove(engine.pool, "checkin", self._checkin)
 
 
 def _act_from_threads(store: Store, alerts: list[Alert], now: datetime, threads: int) -> None:
@@ -281,3 +238,45 @@ async def test_a_resolve_during_a_pass_is_not_reopened_by_it(
         assert after.state == AlertState.RESOLVED and after.acted_by == "resolve:bob"
     finally:
         store.close()
+
+
+def test_what_is_worth_a_write() -> None:
+    """Decay alone is not; a new rule, a regraded signal, a state, a step of score are."""
+    signal = Contribution(
+        fingerprint="s1",
+        kind="usage_drop",
+        summary="Usage fell.",
+        strength=0.8,
+        weight=1.0,
+        decay=0.9,
+        age_days=1.0,
+        observed_at=T0,
+    )
+    alert = Alert(
+        fingerprint="f",
+        account_id="acme",
+        rule="usage",
+        title="Usage is falling",
+        severity=Severity.WARNING,
+        score=0.7,
+        contributions=(signal,),
+        reasons=(Reason(rule="usage", title="Usage is falling", severity=Severity.WARNING),),
+        at_stake={"arr": 1000, "revenue_at_risk": 700.0},
+        started_at=T0,
+        updated_at=T0,
+    )
+    aged = alert.model_copy(
+        update={
+            "score": 0.7 - SCORE_STEP / 2,
+            "contributions": (signal.model_copy(update={"decay": 0.85, "age_days": 2.0}),),
+            "at_stake": {"arr": 1000, "revenue_at_risk": 682.5},
+            "updated_at": T0 + timedelta(days=1),
+        }
+    )
+    assert not worth_saving(alert, aged)
+    assert worth_saving(alert, aged.model_copy(update={"score": 0.7 - SCORE_STEP}))
+    regraded = (signal.model_copy(update={"strength": 0.9}),)
+    assert worth_saving(alert, aged.model_copy(update={"contributions": regraded}))
+    joined = Reason(rule="tickets", title="Tickets pile up", severity=Severity.WARNING)
+    assert worth_saving(alert, aged.model_copy(update={"reasons": (*alert.reasons, joined)}))
+    assert worth_saving(alert, aged.model_copy(update={"state": AlertState.ACKNOWLEDGED}))

@@ -14,10 +14,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swanwatch.alerts import Notice, muter, reconcile
+from swanwatch.alerts import Notice, acknowledge, muter, reconcile
 from swanwatch.config import CorrelationConfig, Rule, bundled
 from swanwatch.correlate import Candidate, assess, assess_all, candidates, score_rule
-from swanwatch.model import Account, Alert, AlertState, Signal, Silence
+from swanwatch.model import Account, Alert, AlertState, Severity, Signal, Silence
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 KINDS = ("champion_departure", "usage_drop", "renewal_lapse", "support_spike", "domain_expiry")
@@ -313,3 +313,43 @@ def test_the_score_is_monotone_in_each_signal_strength(
     after = assess(account, mine_raised, now, CONFIG, ALL_RULES)
     assert after.score >= before.score
     assert {m.rule.name for m in before.matches} <= {m.rule.name for m in after.matches}
+
+
+@SETTINGS
+@given(histories())
+def test_an_account_has_at_most_one_open_alert_and_an_acknowledgement_holds_until_it_rises(
+    history: History,
+) -> None:
+    """One alert per account, whatever rules come and go; and an alert acknowledged on the
+    first pass it is told is told again only when its severity rises above what was told."""
+    trace = Trace()
+    now = T0
+    acked: dict[str, str] = {}  # fingerprint -> severity told when it was acknowledged
+    for step in history.steps:
+        now += step.advance
+        active = [history.pool[i] for i in sorted(step.active)]
+        wanted = candidates(assess_all(ACCOUNTS, active, now, CONFIG, RULES), now)
+        assert len({c.account_id for c in wanted}) == len(wanted)
+        result = reconcile(
+            trace.alerts,
+            wanted,
+            now,
+            hold_down=history.hold_down,
+            repeat_interval=history.repeat,
+            scope=[a.id for a in ACCOUNTS],
+        )
+        for alert in result.changed:
+            trace.alerts[alert.fingerprint] = alert
+        for n in result.notices:
+            fp = n.alert.fingerprint
+            if fp in acked and n.event != "resolved":
+                assert n.event == "escalated", f"{n.event} while acknowledged at {acked[fp]}"
+                assert n.alert.severity.rank > Severity(acked.pop(fp)).rank
+            elif n.event == "resolved":
+                acked.pop(fp, None)
+            if n.event in ("firing", "escalated") and fp in trace.alerts:
+                # Someone owns it at once.
+                trace.alerts[fp] = acknowledge(trace.alerts[fp], "ann", now)
+                acked[fp] = str(n.alert.severity)
+        open_accounts = [a.account_id for a in trace.alerts.values() if a.open]
+        assert len(open_accounts) == len(set(open_accounts))

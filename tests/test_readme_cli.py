@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -73,9 +75,18 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     return made
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def _daemon(d: Demo) -> None:
-    """Up, one pass of every watcher, then SIGTERM: a clean stop, exit 0."""
-    env = {**os.environ, "SWANWATCH_PROGRESS": "0"}
+    """Up as the container runs it (the demo config, $SWANWATCH_LISTEN opening the ops
+    endpoint): ready by `swanwatch health`, one pass of every watcher, then SIGTERM: a
+    clean stop, exit 0."""
+    port = _free_port()
+    env = {**os.environ, "SWANWATCH_PROGRESS": "0", "SWANWATCH_LISTEN": f"127.0.0.1:{port}"}
     proc = subprocess.Popen(
         [*d.command, "run", "-c", d.config],
         cwd=d.folder,
@@ -91,6 +102,8 @@ def _daemon(d: Demo) -> None:
         for line in proc.stderr:
             if "correlation:" in line:
                 break
+        url = f"http://127.0.0.1:{port}/readyz"
+        wait_until(lambda: d.run("health", "--url", url).returncode == 0, "/readyz answers")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
     finally:

@@ -99,3 +99,77 @@ async def test_a_run_the_store_will_not_record_is_counted_in_memory(make_config,
         assert 'swanwatch_watcher_failures_total{watcher="boom"} 1.0' in page
     finally:
         store.close()
+
+
+#: A watcher that finds something and cannot judge one account: signals and unknowns.
+FINDING_WATCHER = """
+watchers:
+  - type: static
+    options:
+      signals:
+        - {account: acme, kind: usage_drop, strength: 0.8}
+      unknown: [globex]
+daemon: {failure_alert_after: 2}
+notify: {console: false}
+"""
+
+
+def _refuse(store: Store, table: str) -> None:
+    """The store refuses every new row of ``table``, as a full disk would (a trigger)."""
+    with store.engine.begin() as conn:
+        conn.execute(
+            text(
+                f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+            )
+        )
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_a_store_failing_under_runs_fails_them_and_counts_them(
+    make_config, store_url
+) -> None:
+    """On SQLite: the findings refused (the run fails, all or nothing, and is stored), then
+    the run's record refused too (counted in memory); both count toward the ops alert and
+    in /metrics; once the store takes writes again, a good run clears it all."""
+    config = load_config(make_config(FINDING_WATCHER, store_url=store_url))
+    spec = config.watchers[0]
+    store = Store(store_url)
+    metrics = Metrics()
+    try:
+        async with Engine(config, store, FrozenClock(NOW), metrics=metrics) as engine:
+            _refuse(store, "signals")
+            first = await engine.run_watcher(spec, refresh_accounts=True)
+            assert not first.run.ok
+            assert first.run.error == (
+                "storing the run's findings failed: (sqlite3.IntegrityError) database or disk "
+                "is full"
+            )
+            (stored,) = store.runs("static")
+            assert not stored.ok and stored.traceback
+            assert store.signals() == [] and store.unknowns() == []  # all or nothing
+
+            _refuse(store, "watcher_runs")
+            second = await engine.run_watcher(spec)
+            assert not second.run.ok and len(store.runs("static")) == 1
+            assert engine.watcher_health()["static"].consecutive_failures == 2
+            await engine.correlate()
+            (ops,) = [a for a in store.alerts(open_only=True) if a.account_id == OPS_ACCOUNT]
+            assert ops.rule == "watcher_failing:static"
+            assert "database or disk is full" in " ".join(ops.why_now)
+            page = exposition(DaemonState(metrics=metrics), StoreReading(up=True)).decode()
+            assert 'swanwatch_watcher_failures_total{watcher="static"} 2.0' in page
+            assert 'swanwatch_watcher_unrecorded_runs_total{watcher="static"} 1.0' in page
+
+            with store.engine.begin() as conn:
+                conn.execute(text("DROP TRIGGER refuse_signals"))
+                conn.execute(text("DROP TRIGGER refuse_watcher_runs"))
+            third = await engine.run_watcher(spec)
+            assert third.run.ok and engine.unrecorded == {}
+            assert engine.watcher_health()["static"].consecutive_failures == 0
+            assert [s.account_id for s in store.signals()] == ["acme"]
+            assert [u.account_id for u in store.unknowns()] == ["globex"]
+            await engine.correlate()
+            assert store.alerts(fingerprints=[ops.fingerprint])[0].clear_since is not None
+    finally:
+        store.close()

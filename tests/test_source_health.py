@@ -5,12 +5,14 @@ were. On the real store (SQLite and PostgreSQL), through the engine, with real C
 from __future__ import annotations
 
 import subprocess
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import delivery_support
 import pytest
 
-from swanwatch.actions import Acknowledge, AlertActions
+from swanwatch.actions import Acknowledge, AlertActions, Snooze
 from swanwatch.alerts import OPS_ACCOUNT
 from swanwatch.clock import FrozenClock
 from swanwatch.config import load_config
@@ -145,6 +147,58 @@ async def test_a_truncated_accounts_file_with_a_malformed_row_changes_nothing(
         assert [(a, e) for a, e, _ in new] == [(OPS_ACCOUNT, "resolved")]
     finally:
         store.close()
+
+
+async def test_a_truncated_export_end_to_end_tells_ops_once_and_nothing_on_restore(
+    tmp_path: Path, store_url: str
+) -> None:
+    """The same faults through whole cycles (accounts, watchers, correlation, delivery) to
+    a real local webhook: what arrives is counted per idempotency key."""
+    hook = delivery_support.Hook()
+    path = _book(tmp_path, store_url)
+    path.write_text(path.read_text().replace("127.0.0.1:9/hook", f"127.0.0.1:{hook.port}/hook"))
+    accounts = tmp_path / "accounts.csv"
+    full = accounts.read_text()
+    store = Store(store_url)
+    clock = FrozenClock(T0)
+    try:
+        async with Engine(load_config(path), store, clock) as engine:
+            await engine.cycle()
+            assert len(hook.keys) == 51
+            alerts = store.alerts(open_only=True)
+            actions = AlertActions(store, clock)
+            for alert in alerts[:5]:
+                actions.act(alert.fingerprint, Acknowledge(), by="ann")
+            for alert in alerts[5:8]:
+                actions.act(alert.fingerprint, Snooze(timedelta(days=3)), by="bob")
+            acted = {a.fingerprint: a.state for a in store.alerts(open_only=True)}
+
+            # Cut to 10 rows plus a malformed one, for two cycles: one message, to ops.
+            accounts.write_text(HEADER + "\n".join([*_account_rows(10), "acc-bad,Broken"]) + "\n")
+            for _ in range(2):
+                clock.advance(timedelta(hours=1))
+                await engine.cycle()
+            assert len(hook.keys) == 52
+            told = hook.received[-1].body
+            assert "Source accounts is suspect" in told["title"]
+            assert "10 rows where the last good read" in told["message"]
+
+            # Restored: nothing new; a cycle later ops hear that it is over.
+            accounts.write_text(full)
+            clock.advance(timedelta(hours=1))
+            await engine.cycle()
+            assert len(hook.keys) == 52
+            clock.advance(timedelta(hours=1))
+            await engine.cycle()
+        assert len(hook.keys) == 53 and "Source accounts" in hook.received[-1].body["title"]
+        assert max(Counter(hook.keys).values()) == 1  # each key arrived once
+        now = {a.fingerprint: a for a in store.alerts() if a.account_id != OPS_ACCOUNT}
+        assert len(now) == 51 and all(a.open and a.episode == 1 for a in now.values())
+        assert {fp: now[fp].state for fp in acted} == acted  # no action lost
+        assert {n.status for n in store.notifications(limit=100)} == {"sent"}
+    finally:
+        store.close()
+        hook.close()
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
