@@ -6,8 +6,8 @@
 Each round runs ``python -c pass``, ``swanwatch --help``, ``swanwatch validate``,
 ``swanwatch watchers list`` and ``swanwatch alerts list`` (on the demo config's SQLite
 store, migrated by ``swanwatch db upgrade`` first, in a temporary folder) one after the
-other, so a busy machine slows them alike; it prints the median wall seconds of each and its median ratio to
-``python -c pass`` (round by round) as one JSON line.
+other, so a busy machine slows them alike; it prints the median wall seconds of each and
+its median ratio to ``python -c pass`` (round by round) as one JSON line.
 """
 
 from __future__ import annotations
