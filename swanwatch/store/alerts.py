@@ -121,7 +121,7 @@ class AlertsStore(StoreBase):
         the comparison to the commit, so no action lands in between.
         """
         with self._tx() as conn:
-            current = _versions(conn, [a.fingerprint for a in alerts])
+            current = _versions(conn, sorted(a.fingerprint for a in alerts))
             ok = [a for a in alerts if current.get(a.fingerprint) == read.get(a.fingerprint)]
             refused = {a.fingerprint for a in alerts} - {a.fingerprint for a in ok}
             _update_alerts(
@@ -234,7 +234,8 @@ def _overwrite(excluded: Any) -> dict[str, Any]:
 
 def _versions(conn: Connection, fingerprints: Sequence[str]) -> dict[str, int]:
     """The version on record of each of these alerts, its row locked to the transaction's
-    end (SQLite's BEGIN IMMEDIATE already holds the whole database)."""
+    end (SQLite's BEGIN IMMEDIATE already holds the whole database). Given in sorted order,
+    two writers lock in the same order and cannot deadlock."""
     out: dict[str, int] = {}
     for chunk in chunks(fingerprints):
         query = (
