@@ -308,6 +308,11 @@ class Board:
     def client(self, request: Request) -> str:
         return request.client.host if request.client else "unknown"
 
+    async def viewer(self, request: Request) -> Person | Response:
+        """The person at the board, or the response that refuses or asks them to sign in."""
+        person = await self.identify(request)
+        return self.signed_out(request) if person is None else person
+
     async def identify(self, request: Request) -> Person | Response | None:
         """The person at the board; a refusal (the board off, identity headers from an
         address that is no trusted proxy); or None, signed out."""
@@ -363,9 +368,7 @@ class Board:
 
     async def acting(self, request: Request, form: Mapping[str, str]) -> Person | Response:
         """The person behind a POST form whose CSRF token holds, else the refusal."""
-        person = await self.identify(request)
-        if person is None:
-            return self.signed_out(request)
+        person = await self.viewer(request)
         if isinstance(person, Response):
             return person
         sessions = await self.sessions()
@@ -512,9 +515,7 @@ class Board:
         params = request.query_params
         if "token" in params and self.token is not None:
             return self._wait(request) or await self._token_sign_in(request, params["token"])
-        person = await self.identify(request)
-        if person is None:
-            return self.signed_out(request)
+        person = await self.viewer(request)
         if isinstance(person, Response):
             return person
         filters = Filters.of(params)
@@ -587,9 +588,7 @@ class Board:
 
     async def export(self, request: Request) -> Response:
         """The current view (filters, search, sort; every page) as CSV."""
-        person = await self.identify(request)
-        if person is None:
-            return self.signed_out(request)
+        person = await self.viewer(request)
         if isinstance(person, Response):
             return person
         filters = Filters.of(request.query_params)

@@ -152,9 +152,7 @@ class AccountPages:
 
     async def page(self, request: Request) -> Response:
         board = self.board
-        person = await board.identify(request)
-        if person is None:
-            return board.signed_out(request)
+        person = await board.viewer(request)
         if isinstance(person, Response):
             return person
         account_id = request.path_params["account_id"]

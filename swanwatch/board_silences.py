@@ -55,9 +55,7 @@ class SilencePages:
 
     async def page(self, request: Request, *, error: str = "") -> Response:
         board = self.board
-        person = await board.identify(request)
-        if person is None:
-            return board.signed_out(request)
+        person = await board.viewer(request)
         if isinstance(person, Response):
             return person
         now = board.clock.now()

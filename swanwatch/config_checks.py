@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from pydantic import ValidationError
+
 from swanwatch import plugins
 from swanwatch.config import Document, PathKey, all_rules
 from swanwatch.errors import (
@@ -76,7 +78,7 @@ def _source_fields(
     for name in config.sources:
         try:
             source = build_source(name, config)
-        except PluginError:
+        except (PluginError, ValidationError):
             continue  # reported with the plugin's options
         try:
             known = source.fields()
@@ -155,7 +157,7 @@ def _check_watchers(
             cls = plugins.watcher_class(spec.type)
             options = cls.Options.model_validate(spec.options)
             uses = cls(spec.instance, options).uses()
-        except Exception:
+        except (PluginError, ValidationError):  # reported with the plugin's options
             continue
         for use in uses:
             if use.source not in config.sources:
@@ -193,7 +195,7 @@ def _check_channels(doc: Document, config: Config, found: Findings) -> None:
         try:
             cls = plugins.notifier_class(spec.notifier_type)
             notifier = cls(name, cls.Options.model_validate(dict(spec.notifier_options)))
-        except Exception:
+        except (PluginError, ValidationError):  # reported with the plugin's options
             continue
         problem = notifier.check()
         if problem:

@@ -46,21 +46,26 @@ def rule_stats(
     noise: dict[str, int] = defaultdict(int)
     leads: dict[str, list[float]] = defaultdict(list)
     for alert in alerts:
-        fired[alert.rule] += alert.episode
         said = verdicts.get((alert.fingerprint, alert.episode), set())
-        if alert.acted_by or said & {Verdict.USEFUL, Verdict.ACTED}:
-            acted[alert.rule] += 1
-        useful[alert.rule] += sum(
+        useful_n = sum(
             1
             for (fp, _ep), v in verdicts.items()
             if fp == alert.fingerprint and Verdict.USEFUL in v
         )
-        noise[alert.rule] += sum(
+        noise_n = sum(
             1 for (fp, _ep), v in verdicts.items() if fp == alert.fingerprint and Verdict.NOISE in v
         )
         account = accounts.get(alert.account_id)
-        if account is not None and account.renewal_date is not None:
-            leads[alert.rule].append((account.renewal_date - alert.started_at.date()).days)
+        # An account's alert speaks for each of its rules: the one that names it and its
+        # further reasons (an alert of before keeps its one rule).
+        for rule in dict.fromkeys((alert.rule, *(r.rule for r in alert.reasons))):
+            fired[rule] += alert.episode
+            if _by_a_person(alert) or said & {Verdict.USEFUL, Verdict.ACTED}:
+                acted[rule] += 1
+            useful[rule] += useful_n
+            noise[rule] += noise_n
+            if account is not None and account.renewal_date is not None:
+                leads[rule].append((account.renewal_date - alert.started_at.date()).days)
     return [
         RuleStats(
             rule=rule,
@@ -72,6 +77,11 @@ def rule_stats(
         )
         for rule in sorted(fired)
     ]
+
+
+def _by_a_person(alert: Alert) -> bool:
+    """Acknowledged, snoozed or resolved by someone (not retired, not merged: no one)."""
+    return (alert.acted_by or "").partition(":")[0] in ("ack", "snooze", "resolve")
 
 
 @dataclass(frozen=True)
@@ -124,12 +134,20 @@ def risk_lines(alerts: Iterable[Alert], accounts: Mapping[str, Account]) -> list
 
 def totals(lines: Sequence[RiskLine], by: str) -> list[tuple[str, int, float, float]]:
     """(group, accounts, ARR, revenue at risk) per group, largest risk first."""
+    return group_totals((line.group(by), line.account.arr, line.revenue_at_risk) for line in lines)
+
+
+def group_totals(
+    rows: Iterable[tuple[str, float, float]],
+) -> list[tuple[str, int, float, float]]:
+    """(group, accounts, ARR, ARR at risk) from (group, ARR, ARR at risk) rows, largest risk
+    first: the one summing rule of `risk report` and the board."""
     out: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
-    for line in lines:
-        row = out[line.group(by)]
+    for name, arr, at_risk in rows:
+        row = out[name]
         row[0] += 1
-        row[1] += line.account.arr
-        row[2] += line.revenue_at_risk
+        row[1] += arr
+        row[2] += at_risk
     return sorted(
         ((g, int(v[0]), round(v[1], 2), round(v[2], 2)) for g, v in out.items()),
         key=lambda t: (-t[3], t[0]),

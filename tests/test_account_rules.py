@@ -266,3 +266,58 @@ def test_a_replay_names_each_rule_as_it_joins_an_account_alert() -> None:
     escalated = [Notice(alert, NoticeEvent.ESCALATED)]
     told = [(e.name, e.severity) for e in alert_events(escalated, [alert], NOW)]
     assert told == [("pair", Severity.HIGH), ("sag", Severity.WARNING)]
+
+
+def _account_alert(acted_by: str | None = None) -> object:
+    from swanwatch.model import Alert, Reason, account_alert_fingerprint
+
+    return Alert(
+        fingerprint=account_alert_fingerprint("acme"),
+        account_id="acme",
+        rule="pair",
+        title="Pair",
+        severity=Severity.HIGH,
+        score=0.7,
+        started_at=NOW,
+        updated_at=NOW,
+        acted_by=acted_by,
+        at_stake={"segment": "enterprise"},
+        reasons=(
+            Reason(rule="pair", title="Pair", severity=Severity.HIGH, since=NOW),
+            Reason(rule="sag", title="Sag", severity=Severity.WARNING, since=NOW),
+        ),
+    )
+
+
+def test_rule_statistics_count_every_rule_of_an_account_alert() -> None:
+    from swanwatch.model import Alert
+    from swanwatch.reports import rule_stats
+
+    alert = _account_alert(acted_by="ack:ann")
+    assert isinstance(alert, Alert)
+    acme = Account(id="acme", arr=1000, renewal_date=date(2027, 1, 10))
+    stats = {s.rule: (s.fired, s.acted_on) for s in rule_stats([alert], [], {"acme": acme})}
+    assert stats == {"pair": (1, 1), "sag": (1, 1)}
+    merged = alert.model_copy(update={"acted_by": "merged into x"})
+    acted = {s.rule: s.acted_on for s in rule_stats([merged], [], {"acme": acme})}
+    assert acted == {"pair": 0, "sag": 0}  # merged by the upgrade: nobody acted
+
+
+def test_a_route_on_a_rule_takes_the_account_alert_it_is_a_reason_of() -> None:
+    from swanwatch.delivery.routing import route
+    from swanwatch.model import Alert
+    from swanwatch.settings import NotifyConfig
+
+    alert = _account_alert()
+    assert isinstance(alert, Alert)
+    config = NotifyConfig.model_validate(
+        {
+            "console": False,
+            "channels": {"cs": {"url": "json://localhost/cs"}, "usage": {"url": "json://x/u"}},
+            "route": {
+                "channels": ["cs"],
+                "routes": [{"name": "usage-team", "match": {"rule": "sag"}, "channels": ["usage"]}],
+            },
+        }
+    )
+    assert [t.channel for t in route(alert, None, config).targets] == ["usage"]

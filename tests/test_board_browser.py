@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -52,7 +53,13 @@ async def _demo(tmp_path: Path) -> tuple[Path, Store, FrozenClock]:
     folder = tmp_path / "demo"
     shutil.copytree(REPO / "config", folder)
     path = folder / "demo.yaml"
-    path.write_text(path.read_text() + SERVER)
+    # The store in this test's folder (the demo's own is in the working directory).
+    text = re.sub(r"url: sqlite:///\S+", f"url: sqlite:///{folder}/board.db", path.read_text())
+    assert f"{folder}/board.db" in text
+    # The demo's own server section (off unless $SWANWATCH_LISTEN) gives way to this test's.
+    text = re.sub(r"\nserver:\n(?:(?:  .*)?\n)*", "\n", text)
+    assert "\nserver:" not in text
+    path.write_text(text + SERVER)
     config = load_config(path)
     clock = FrozenClock("2026-10-31T12:00:00Z")
     store = Store(config.store_url)

@@ -42,6 +42,8 @@ class Facts:
     segment: str = ""
     owner: str = ""
     tags: tuple[str, ...] = ()
+    #: Every rule of the account's alert (its further reasons too), as silences match them.
+    rules: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, alert: Alert, account: Account | None = None) -> Facts:
@@ -50,6 +52,7 @@ class Facts:
             account=alert.account_id,
             severity=alert.severity,
             rule=alert.rule,
+            rules=tuple(dict.fromkeys((alert.rule, *(r.rule for r in alert.reasons)))),
             kinds=tuple(dict.fromkeys(c.kind for c in alert.contributions)),
             segment=(account.segment if account else None) or str(stake.get("segment") or ""),
             owner=(account.owner if account else None) or str(stake.get("owner") or ""),
@@ -60,7 +63,7 @@ class Facts:
         return {
             "account": (self.account,),
             "severity": (str(self.severity),),
-            "rule": (self.rule,),
+            "rule": self.rules or (self.rule,),
             "kind": self.kinds,
             "segment": (self.segment,),
             "owner": (self.owner,),

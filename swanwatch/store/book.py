@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 
 from swanwatch.model import Alert, AlertState, Severity
+from swanwatch.reports import group_totals
 from swanwatch.store.base import StoreBase, chunks
 from swanwatch.store.tables import ACCOUNTS, ALERTS
 
@@ -183,16 +184,13 @@ def select_page(entries: Sequence[BookEntry], q: BookQuery) -> tuple[BookPage, l
 
 def groups_of(lines: Sequence[BookLine], by: str) -> list[tuple[str, int, float, float]]:
     """(owner or segment, accounts, ARR, ARR at risk), largest risk first (pure)."""
-    out: dict[str, list[float]] = {}
-    for line in lines:
-        name = (line.account.owner if by == "owner" else line.account.segment) or f"(no {by})"
-        row = out.setdefault(name, [0, 0.0, 0.0])
-        row[0] += 1
-        row[1] += line.account.arr
-        row[2] += line.revenue_at_risk
-    return sorted(
-        ((g, int(v[0]), round(v[1], 2), round(v[2], 2)) for g, v in out.items()),
-        key=lambda t: (-t[3], t[0]),
+    return group_totals(
+        (
+            (line.account.owner if by == "owner" else line.account.segment) or f"(no {by})",
+            line.account.arr,
+            line.revenue_at_risk,
+        )
+        for line in lines
     )
 
 
