@@ -2,10 +2,17 @@
 
     python bench/cycle.py prepare --accounts 100000 --days 90 --out /tmp/swanwatch-cycle
     python bench/cycle.py run /tmp/swanwatch-cycle          # a fresh SQLite store each run
+    python bench/cycle.py run /tmp/swanwatch-cycle --store postgresql+psycopg://postgres@127.0.0.1:5432/test
+    python bench/cycle.py run /tmp/swanwatch-cycle --processes 0   # every watcher in-process
+    python bench/cycle.py reference /tmp/swanwatch-cycle    # Arrow reads and groups the same files
     /usr/bin/time -v python bench/cycle.py run /tmp/swanwatch-cycle
 
 `prepare` writes the seeded sample data (bench/make_sample.py) and a config like the demo's;
-`run` deletes the store and times one `run --once` cycle in-process, printing each phase.
+`run` empties the store (a fresh SQLite file, or a new schema-less PostgreSQL database
+``swanwatch_cycle`` beside ``--store``) and times one `run --once` cycle, printing each phase,
+the process's CPU seconds (its worker processes' included) and peak memory. `reference` is
+the columnar floor for the same input: Arrow reads every CSV file of the book and sums the
+usage per account, metric and day (no judging, no store).
 """
 
 from __future__ import annotations
@@ -52,9 +59,13 @@ def prepare(accounts: int, days: int, out: Path) -> None:
     print(f"prepared {out}: {accounts} accounts x {days} days")
 
 
-async def _cycle(folder: Path) -> dict[str, float | int]:
+async def _cycle(
+    folder: Path, store_url: str | None, processes: int | None
+) -> dict[str, float | int]:
     config = load_config(folder / "cycle.yaml")
-    store = Store(config.store_url)
+    daemon = config.daemon.model_copy(update={"watcher_processes": processes})
+    config = config.model_copy(update={"daemon": daemon})
+    store = Store(store_url or config.store_url)
     times: dict[str, float | int] = {}
     try:
         async with Engine(config, store, FrozenClock(NOW)) as engine:
@@ -76,7 +87,48 @@ async def _cycle(folder: Path) -> dict[str, float | int]:
     times["signals"] = sum(o.run.signals for o in outcomes)
     times["open_alerts"] = correlation.open_alerts
     times["failed_watchers"] = sum(1 for o in outcomes if not o.run.ok)
+    times["watchers_in_processes"] = engine.workers
     return times
+
+
+def fresh_postgres(base: str) -> str:
+    """A new, empty database ``swanwatch_cycle`` on the server of ``base``."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("DROP DATABASE IF EXISTS swanwatch_cycle WITH (FORCE)"))
+        conn.execute(text("CREATE DATABASE swanwatch_cycle"))
+    admin.dispose()
+    return make_url(base).set(database="swanwatch_cycle").render_as_string(hide_password=False)
+
+
+def reference(folder: Path) -> dict[str, float | int]:
+    """Arrow reads every CSV file of the book; numpy sums usage per account, metric, day."""
+    import numpy as np
+    import pyarrow.csv as pacsv
+
+    t0 = time.perf_counter()
+    rows = 0
+    for path in sorted((folder / "sample").glob("*.csv")):
+        table = pacsv.read_csv(path)
+        rows += table.num_rows
+        if path.name == "usage.csv":
+            accounts = table.column("account_id").combine_chunks().dictionary_encode()
+            metrics = table.column("metric").combine_chunks().dictionary_encode()
+            days = table.column("date").combine_chunks().dictionary_encode()
+            width = len(metrics.dictionary)
+            series = accounts.indices.to_numpy() * width + metrics.indices.to_numpy()
+            sums = np.zeros((len(accounts.dictionary) * width, len(days.dictionary)))
+            np.add.at(sums, (series, days.indices.to_numpy()), table.column("value").to_numpy())
+        del table
+    return {
+        "reference_s": round(time.perf_counter() - t0, 2),
+        "rows": rows,
+        "cpu_s": round(time.process_time(), 2),
+        "maxrss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
 
 
 def main() -> int:
@@ -88,17 +140,31 @@ def main() -> int:
     p.add_argument("--out", type=Path, required=True)
     r = sub.add_parser("run")
     r.add_argument("folder", type=Path)
+    r.add_argument("--store", help="a PostgreSQL server URL (default: SQLite beside the data)")
+    r.add_argument("--processes", type=int, default=None, help="daemon.watcher_processes")
+    f = sub.add_parser("reference")
+    f.add_argument("folder", type=Path)
     args = ap.parse_args()
     if args.command == "prepare":
         args.out.mkdir(parents=True, exist_ok=True)
         prepare(args.accounts, args.days, args.out)
         return 0
+    if args.command == "reference":
+        print(json.dumps(reference(args.folder)))
+        return 0
     for old in args.folder.glob("cycle.db*"):
         old.unlink()
+    store_url = fresh_postgres(args.store) if args.store else None
     t0 = time.perf_counter()
-    times = asyncio.run(_cycle(args.folder))
+    times = asyncio.run(_cycle(args.folder, store_url, args.processes))
     times["cycle_s"] = round(time.perf_counter() - t0, 2)
-    times["maxrss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    own, children = resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN
+    cpu = sum(
+        resource.getrusage(w).ru_utime + resource.getrusage(w).ru_stime for w in (own, children)
+    )
+    times["cpu_s"] = round(cpu, 2)
+    times["maxrss_mib"] = round(resource.getrusage(own).ru_maxrss / 1024, 1)
+    times["worker_maxrss_mib"] = round(resource.getrusage(children).ru_maxrss / 1024, 1)
     print(json.dumps(times))
     return 0
 

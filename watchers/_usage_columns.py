@@ -46,14 +46,64 @@ class Screen:
         )
 
 
+#: Metric codes fit under this in a series key (account code x this + metric code).
+_METRICS = 1 << 20
+
+
+@dataclass
+class Grid:
+    """Daily sums as the rows come: a row per series (account and metric, in the order
+    first seen), a column per day from ``base``; grown as needed, added in row order."""
+
+    index: dict[int, int] = field(default_factory=dict)
+    sums: Any = None
+    firsts: Any = None
+    base: int = 0
+
+    def add(self, acc: Any, met: Any, days: Any, values: Any) -> None:
+        import numpy as np
+
+        keys, where = np.unique(acc * _METRICS + met, return_inverse=True)
+        rows = np.array([self.index.setdefault(k, len(self.index)) for k in keys.tolist()])
+        rows = rows[where.reshape(-1)]
+        low, high = int(days.min()), int(days.max())
+        if self.sums is None:
+            self.sums, self.base = np.zeros((max(len(self.index), 1024), 128)), low
+            self.firsts = np.full(len(self.sums), np.iinfo(np.int64).max, dtype=np.int64)
+        self._fit(len(self.index), low, high)
+        np.minimum.at(self.firsts, rows, days)
+        np.add.at(self.sums, (rows, days - self.base), values)
+
+    def _fit(self, count: int, low: int, high: int) -> None:
+        """Room for ``count`` series and the days ``low`` to ``high``."""
+        import numpy as np
+
+        height, width = self.sums.shape
+        before = max(0, self.base - low)
+        after = max(0, high - self.base - width + 1)
+        more = max(0, count - height)
+        if not (before or after or more):
+            return
+        grown = np.zeros(
+            (
+                height + (max(more, height) if more else 0),
+                width + before + (max(after, 64) if after else 0),
+            )
+        )
+        grown[:height, before : before + width] = self.sums
+        firsts = np.full(len(grown), np.iinfo(np.int64).max, dtype=np.int64)
+        firsts[:height] = self.firsts
+        self.sums, self.firsts, self.base = grown, firsts, self.base - before
+
+
 @dataclass
 class Columns:
-    """Usage rows kept, as arrays batch by batch: account and metric codes (into
-    ``accounts`` and ``metrics``), day ordinals and values; level metrics as points."""
+    """Usage rows kept: account and metric codes (into ``accounts`` and ``metrics``), the
+    daily sums of each series in ``grid``; level metrics as points."""
 
     accounts: dict[object, int] = field(default_factory=dict)
     metrics: dict[object, int] = field(default_factory=dict)
-    parts: list[tuple[Any, Any, Any, Any]] = field(default_factory=list)
+    grid: Grid = field(default_factory=Grid)
     levels: dict[tuple[object, object], dict[int, float]] = field(default_factory=dict)
     last_day: int = 0
 
@@ -195,14 +245,8 @@ def _batch(table: Any, out: Columns, keep: Keep) -> None:
             day = int(days[i])
             points[day] = points.get(day, 0.0) + float(values[i])
     daily = kept & ~is_level
-    out.parts.append(
-        (
-            acc[daily].astype(np.int32),
-            met[daily].astype(np.int32),
-            days[daily].astype(np.int32),
-            values[daily],
-        )
-    )
+    if daily.any():
+        out.grid.add(acc[daily], met[daily], days[daily], values[daily])
 
 
 def named(key: tuple[object, object]) -> tuple[str, str]:
@@ -212,48 +256,31 @@ def named(key: tuple[object, object]) -> tuple[str, str]:
 
 @dataclass
 class Matrix:
-    """Daily sums: row ``s`` is series ``keys[s]`` from day ``firsts[s]`` to the last day."""
+    """Daily sums: row ``s`` is series ``keys[s]``, its day ``d`` in column ``d - base``
+    (zero before its first day ``firsts[s]`` and on days without a row)."""
 
     keys: list[tuple[object, object]]
     firsts: Any
     sums: Any
+    base: int
     last_day: int
+
+    def days(self, rows: Any, first: int) -> Any:
+        """The sums of ``rows`` from day ``first`` to the last day."""
+        return self.sums[rows, first - self.base : self.last_day - self.base + 1]
 
 
 def matrix(columns: Columns) -> Matrix:
-    """The daily sums of every (account, metric), added in row order, batch by batch
-    (nothing concatenated: memory is the kept rows' arrays and the matrix)."""
+    """The daily sums of every (account, metric), as read."""
     import numpy as np
 
-    parts = [p for p in columns.parts if len(p[0])]
-    columns.parts = []
-    if not parts:
-        return Matrix([], np.zeros(0, dtype=np.int64), np.zeros((0, 0)), columns.last_day)
-    width = max(len(columns.metrics), 1)
-    present = np.zeros(len(columns.accounts) * width, dtype=bool)
-    for acc, met, _, _ in parts:
-        present[acc.astype(np.int64) * width + met] = True
-    order = np.flatnonzero(present)  # series sorted by account code, then metric code
-    series_of = np.full(len(present), -1, dtype=np.int64)
-    series_of[order] = np.arange(len(order))
-    firsts = np.full(len(order), np.iinfo(np.int64).max, dtype=np.int64)
-    for acc, met, days, _ in parts:
-        np.minimum.at(firsts, series_of[acc.astype(np.int64) * width + met], days)
-    span = columns.last_day - int(firsts.min()) + 1
-    sums = np.zeros((len(order), span))
-    flat = sums.reshape(-1)
-    for acc, met, days, values in parts:
-        series = series_of[acc.astype(np.int64) * width + met]
-        np.add.at(flat, series * span + (days - firsts[series]), values)
+    grid = columns.grid
+    count = len(grid.index)
+    if not count:
+        return Matrix([], np.zeros(0, dtype=np.int64), np.zeros((0, 0)), 0, columns.last_day)
     accounts, metrics = list(columns.accounts), list(columns.metrics)
-    keys = list(
-        zip(
-            [accounts[a] for a in (order // width).tolist()],
-            [metrics[m] for m in (order % width).tolist()],
-            strict=True,
-        )
-    )
-    return Matrix(keys, firsts, sums, columns.last_day)
+    keys = [(accounts[k // _METRICS], metrics[k % _METRICS]) for k in grid.index]
+    return Matrix(keys, grid.firsts[:count], grid.sums, grid.base, columns.last_day)
 
 
 @dataclass(frozen=True)

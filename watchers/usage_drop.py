@@ -346,7 +346,7 @@ class UsageDropWatcher(Watcher):
 
         def series(s: int) -> _Series:
             values = array("d")
-            values.frombytes(sums.sums[s, : end + 1].tobytes())
+            values.frombytes(sums.days(s, first).tobytes())
             return _Series(first, values)
 
         if end < 7 * opts.baseline_weeks_min:
@@ -355,7 +355,7 @@ class UsageDropWatcher(Watcher):
                 usage.drops[columns.named(sums.keys[s])] = _Drop(0, -1, 0.0, 0.0, 0, False)
             return
         screen = columns.Screen.of(opts)
-        judged = sums.sums[rows, : end + 1]
+        judged = sums.days(rows, first)
         runs = columns.judge_all(judged, screen, {day - first for day in ignored})
         floor = max(7 * opts.baseline_weeks_min, end - 2 * 7 * opts.baseline_weeks_max)
         for row, run in runs.items():

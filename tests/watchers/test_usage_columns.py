@@ -103,3 +103,10 @@ def test_columns_judge_exactly_as_rows(
     seed: int, days: int, accounts: int, options: dict[str, object]
 ) -> None:
     asyncio.run(both(book(seed, days, accounts), options))
+
+
+def test_a_long_history_in_any_order() -> None:
+    """Rows over 300 days, newest first: the sums grow backwards and forwards as read."""
+    rows = book(7, 300, 4)
+    rows.sort(key=lambda r: r["date"], reverse=True)  # type: ignore[arg-type, return-value]
+    asyncio.run(both(rows, {"lookback_days": 200}))
