@@ -35,7 +35,7 @@ from swanwatch.clock import FrozenClock
 from swanwatch.config import Config, load_config
 from swanwatch.delivery import DeliveryWorker
 from swanwatch.engine import Engine
-from swanwatch.model import Alert, AlertState
+from swanwatch.model import Alert, AlertState, Severity
 from swanwatch.store import Store
 
 T = TypeVar("T")
@@ -76,15 +76,23 @@ daemon: {{failure_alert_after: 1}}
 
 @dataclass(frozen=True)
 class Acted:
-    """A person's last action on an alert: what, on which episode, as whom, until when."""
+    """A person's last action on an alert: what, on which episode, as whom, until when, and
+    the severity last told when they acted."""
 
     kind: str
     episode: int
     by: str
     until: datetime | None = None
+    told: Severity | None = None
 
     def kept_by(self, alert: Alert, now: datetime) -> bool:
-        """Whether ``alert`` (the same episode) still carries this action."""
+        """Whether ``alert`` (the same episode) still carries this action. An escalation
+        told since ends an acknowledgement or a snooze (the lifecycle's policy: the account
+        got worse than what its owner took on); nothing else may."""
+        since = alert.last_notified_severity
+        escalated = since is not None and (self.told is None or since.rank > self.told.rank)
+        if self.kind != "resolve" and escalated and alert.acted_by is None:
+            return alert.state == AlertState.FIRING
         if f"{self.kind}:{self.by}" not in (alert.acted_by or ""):
             return False
         if self.kind == "ack":
@@ -213,7 +221,8 @@ class LifecycleMachine(RuleBasedStateMachine):
         else:
             actions.act(alert.fingerprint, action, by=by, episode=alert.episode)
         until = self.clock.now() + timedelta(hours=3) if kind == "snooze" else None
-        self.acted[alert.fingerprint] = Acted(kind, alert.episode, by, until)
+        told = alert.last_notified_severity
+        self.acted[alert.fingerprint] = Acted(kind, alert.episode, by, until, told)
 
     async def _act_during_pass(
         self, actions: AlertActions, alert: Alert, action: Action, by: str
