@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,14 +17,15 @@ DEMO = ROOT / "config" / "demo.yaml"
 
 
 def imported(*args: str) -> set[str]:
-    """The modules ``python -X importtime -m swanwatch ARGS`` imported (exit code 0).
+    """The modules ``python -X importtime swanwatch ARGS`` imported (exit code 0).
 
-    It runs outside the checkout: ``-m`` puts the working directory first on the path, and
-    the source tree's ``swanwatch/`` would hide the installed package (whose built-in
-    watchers are mapped in from ``watchers/``)."""
+    It runs the installed console script, not ``-m``: ``-m`` puts the working directory
+    first on the path, where the source tree's ``swanwatch/`` would hide the installed
+    package (whose built-in watchers are mapped in from ``watchers/``)."""
+    script = Path(sys.executable).with_name("swanwatch")
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "swanwatch", *args],
-        cwd=tempfile.gettempdir(),
+        [sys.executable, "-X", "importtime", str(script), *args],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
