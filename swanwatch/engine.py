@@ -14,9 +14,10 @@ and the last good account list stays. An account a good read no longer lists is 
 unknown and keeps its signals until it has been absent from ``accounts.retire_after_reads``
 good reads; then it is retired.
 
-A correlation pass is ``assess_all`` (correlate), :func:`swanwatch.alerts.decide` (the
-lifecycle and the notices due), ``outbox_entries`` and one ``save_pass``: one transaction
-that writes only the alerts the pass changed, each over the version the pass read, so a
+A correlation pass (:mod:`swanwatch.passes`) goes through the book one account batch at a
+time: ``assess_all`` (correlate), :func:`swanwatch.alerts.decide_accounts` (the lifecycle
+and the notices due), ``outbox_entries`` and one ``save_pass`` per batch: one transaction
+that writes only the alerts the batch changed, each over the version the pass read, so a
 person's action made during the pass is never overwritten (the pass's change to that alert
 waits for the next pass, which starts from the action).
 """

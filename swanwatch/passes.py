@@ -1,21 +1,21 @@
 """A correlation pass over the book, streamed one account batch at a time.
 
-The accounts (those listed, and those with an open alert) are taken in order of id, a
-batch at a time. For each batch the pass reads the active signals of its range of ids as
-light records (:class:`~swanwatch.model.ActiveSignal`), assesses the batch's accounts
-(:func:`swanwatch.correlate.assess_all`), reconciles them with the alerts on record for
-that range (:func:`swanwatch.alerts.decide_accounts`: new, refreshed, cleared, retired or
+The listed accounts are taken in their order, a batch at a time, then the accounts that
+are no longer listed but have an open alert. For each batch the pass reads the active
+signals of its accounts as light records (:class:`~swanwatch.model.ActiveSignal`),
+assesses them (:func:`swanwatch.correlate.assess_all`), reconciles them with their alerts
+on record (:func:`swanwatch.alerts.decide_accounts`: new, refreshed, cleared, retired or
 resumed alerts) and saves the batch's changed alerts and their outbox entries in one
 transaction (:meth:`~swanwatch.store.AlertsStore.save_pass`: each alert only over the
 version the pass read). Memory is bounded by the batch, not the book.
 
 What needs the whole book is decided once: Swanwatch's own alerts (saved with the first
 batch), the silences, and the counts read back at the end. An alert of an account that
-has no signals left, or that left the account list, is in its batch like any other (the
-batches cover every account with an open alert), so it clears or retires as it would in
-one pass over the book. Each account is decided from its own signals and alert alone,
-so the alerts a pass writes do not depend on the batch size; only the order of the
-outbox entries does (most severe first within each batch).
+has no signals left is in its account's batch like any other, and one of an account no
+longer listed in a batch of its own, so it clears or retires as in one pass over the
+book. Each account is decided from its own signals and alerts alone, so what a pass
+writes does not depend on the batch size; only the order of the outbox entries does
+(most severe first within each batch).
 """
 
 from __future__ import annotations
