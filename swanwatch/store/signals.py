@@ -144,9 +144,16 @@ class SignalsStore(StoreBase):
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         if sqlite:
-            parse = datetime.fromisoformat
+            instants: dict[str, datetime] = {}  # signals share their instants (days, hours)
+
+            def parse(text: str) -> datetime:
+                found = instants.get(text)
+                if found is None:
+                    found = instants[text] = datetime.fromisoformat(text).replace(tzinfo=UTC)
+                return found
+
             return [
-                ActiveSignal(fp, w, a, k, key, st, parse(at).replace(tzinfo=UTC), su, ev, hl)
+                ActiveSignal(fp, w, a, k, key, st, parse(at), su, ev, hl)
                 for fp, w, a, k, key, st, at, su, ev, hl in rows
             ]
         return [
