@@ -111,7 +111,7 @@ async def replay(
         if incremental:  # the watchers read the sources held here, in this process
             daemon = config.daemon.model_copy(update={"watcher_processes": 0})
             replay_config = replay_config.model_copy(update={"daemon": daemon})
-        store = Store(url)
+        store = Store(url, scratch=incremental)
         clock = FrozenClock(start)
         try:
             async with Engine(replay_config, store, clock, replay=True) as engine:
