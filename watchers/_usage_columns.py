@@ -370,6 +370,39 @@ def judge_all(x: Any, opts: Screen, ignored: Collection[int]) -> dict[int, Run]:
     of low days going on on the last day, by row of ``x``, for the rows that have one."""
     import numpy as np
 
+    days = x.shape[1]
+    end = days - 1
+    begin = max(7 * opts.weeks_min, end - opts.lookback_days + 1)
+    if begin > end:
+        return {}
+    # A series whose last day is plainly normal (above every same weekday's share of the
+    # window, none of them under the floor) has no run going on then, whatever came before:
+    # only the others are judged (each series is judged on its own).
+    unsettled = np.flatnonzero(~_plainly_normal(x, end, opts, ignored))
+    runs = _judge_rows(x[unsettled], opts, ignored, begin)
+    return {int(unsettled[s]): run for s, run in runs.items()}
+
+
+def _plainly_normal(x: Any, i: int, opts: Screen, ignored: Collection[int]) -> Any:
+    """Per series: day ``i`` is normal by the first test of :func:`_day` (which nothing
+    later in that day's judgement undoes), and not a day left out."""
+    import numpy as np
+
+    if i in ignored:
+        return np.zeros(len(x), dtype=bool)
+    span = 7 * opts.weeks_max
+    lo = i - span if i >= span else i % 7
+    window = x[:, lo:i:7]
+    ratio = 1 - opts.min_day_drop_pct / 100
+    return (x[:, i] > ratio * window.max(axis=1)) & (
+        window.min(axis=1) >= opts.min_baseline_per_day
+    )
+
+
+def _judge_rows(x: Any, opts: Screen, ignored: Collection[int], begin: int) -> dict[int, Run]:
+    """:func:`judge_all` of the series ``x``, from day ``begin`` on."""
+    import numpy as np
+
     n, days = x.shape
     end = days - 1
     keep = np.zeros((n, days), dtype=np.int8)
@@ -380,7 +413,7 @@ def judge_all(x: Any, opts: Screen, ignored: Collection[int]) -> dict[int, Run]:
     low, weeks = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     base, cur, short = np.zeros(n), np.zeros(n), np.zeros(n)
     zero = np.ones(n, dtype=bool)
-    for i in range(max(7 * opts.weeks_min, end - opts.lookback_days + 1), end + 1):
+    for i in range(begin, end + 1):
         value = x[:, i]
         normal, is_low, med, counts = _day(x, keep, i, opts, start >= 0)
         start[normal], low[normal], base[normal], cur[normal] = -1, 0, 0.0, 0.0
