@@ -114,7 +114,9 @@ async def replay(
         store = Store(url, scratch=incremental)
         clock = FrozenClock(start)
         try:
-            async with Engine(replay_config, store, clock, replay=True) as engine:
+            async with Engine(
+                replay_config, store, clock, replay=True, replayers=incremental
+            ) as engine:
                 if incremental:
                     engine.sources = read_once(engine.sources)
                 kept = require_history(config, engine.sources, specs)
