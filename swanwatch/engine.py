@@ -14,9 +14,10 @@ and the last good account list stays. An account a good read no longer lists is 
 unknown and keeps its signals until it has been absent from ``accounts.retire_after_reads``
 good reads; then it is retired.
 
-A correlation pass is ``assess_all`` (correlate), :func:`swanwatch.alerts.decide` (the
-lifecycle and the notices due), ``outbox_entries`` and one ``save_pass``: one transaction
-that writes only the alerts the pass changed, each over the version the pass read, so a
+A correlation pass (:mod:`swanwatch.passes`) goes through the book one account batch at a
+time: ``assess_all`` (correlate), :func:`swanwatch.alerts.decide_accounts` (the lifecycle
+and the notices due), ``outbox_entries`` and one ``save_pass`` per batch: one transaction
+that writes only the alerts the batch changed, each over the version the pass read, so a
 person's action made during the pass is never overwritten (the pass's change to that alert
 waits for the next pass, which starts from the action).
 """
@@ -38,14 +39,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from swanwatch import parallel, plugins
 from swanwatch.accounts import AccountRead, build_sources, read_accounts
-from swanwatch.alerts import Notice, decide
+from swanwatch.alerts import Notice
 from swanwatch.clock import Clock
 from swanwatch.config import Config, WatcherConfig, all_rules
-from swanwatch.correlate import Assessment, assess_all
-from swanwatch.delivery import DeliveryStats, DeliveryWorker, outbox_entries
+from swanwatch.delivery import DeliveryStats, DeliveryWorker
 from swanwatch.errors import LookAheadError, SourceError, StoreError
 from swanwatch.interfaces import ReadTally, Replayer, StateMap, WatchContext, Watcher
 from swanwatch.model import Account, Alert, AlertState, Signal, SourceHealth, WatcherRun
+from swanwatch.passes import BATCH_ACCOUNTS, Book, run_pass
 from swanwatch.sources.health import MeteredSource, held_reason, judge, metered
 from swanwatch.store import Findings, Store, WatcherStatus
 from swanwatch.store.health import first_line
@@ -161,6 +162,11 @@ class Engine:
         self.unrecorded: dict[str, _Unrecorded] = {}
         #: An incremental replay's replayer of each watcher instance (None: watch()).
         self.replayers: dict[str, Replayer | None] | None = {} if replayers else None
+        #: Accounts per batch of a correlation pass (:mod:`swanwatch.passes`).
+        self.batch_accounts = BATCH_ACCOUNTS
+        #: Whether a correlation's outcome keeps every notice and changed alert (a
+        #: backtest reads them); False keeps the counts only, and memory bounded.
+        self.keep_told = True
 
     async def __aenter__(self) -> Engine:
         self._http = httpx.AsyncClient(
@@ -616,57 +622,37 @@ class Engine:
             ) from exc
 
     def _reconcile(self, accounts: list[Account], now: datetime) -> CorrelationOutcome:
-        cfg = self.config
-        # Signals of a watcher that is no longer configured no longer count.
-        configured = {w.instance for w in cfg.active_watchers()}
-        signals = [s for s in self.store.signals(active_only=True) if s.watcher in configured]
-        assessments = assess_all(accounts, signals, now, cfg.correlation, self.rules)
-        on_record = self.store.alerts()
-        decided = decide(
-            assessments,
-            on_record,
-            listed=[a.id for a in accounts],
-            silences=self.store.silences(active_at=now),
+        book = Book(
+            config=self.config,
+            rules=self.rules,
+            accounts=accounts,
             # A watcher or source removed from the config has no ops alert: its old one
             # resolves.
             watchers=self.watcher_health(),
             sources=self.source_health(),
-            now=now,
-            config=cfg,
         )
-        entries = outbox_entries(decided.notices, cfg, now, {a.id: a for a in accounts})
-        read = {a.fingerprint: a.version for a in on_record}
-        saved = self.store.save_pass(decided.changed, entries, read)
-        refused = set(saved.refused)
-        if refused:
+        done = run_pass(self.store, book, now, batch=self.batch_accounts, keep=self.keep_told)
+        if done.refused:
             log.info(
                 "correlation: %d alerts changed by someone else during the pass, left for "
                 "the next pass: %s",
-                len(saved.refused),
-                ", ".join(saved.refused[:10]),
+                len(done.refused),
+                ", ".join(done.refused[:10]),
             )
-        self._record_scores(assessments, now)
         open_alerts = sum(
             n
             for (state, _severity, _muted), n in self.store.alert_counts().items()
             if state != AlertState.RESOLVED
         )
         return CorrelationOutcome(
-            accounts=len(assessments),
+            accounts=done.accounts,
             open_alerts=open_alerts,
-            notices=tuple(n for n in decided.notices if n.alert.fingerprint not in refused),
-            enqueued=saved.enqueued,
-            written=saved.written,
-            refused=saved.refused,
-            changed=tuple(a for a in decided.changed if a.fingerprint not in refused),
+            notices=tuple(done.notices),
+            enqueued=done.enqueued,
+            written=done.written,
+            refused=tuple(sorted(done.refused)),
+            changed=tuple(done.changed),
         )
-
-    def _record_scores(self, assessments: Sequence[Assessment], now: datetime) -> None:
-        """Each account's score today, for the board's chart; older than the kept period
-        is dropped (``server.board.history_days``)."""
-        keep = timedelta(days=self.config.server.board.history_days)
-        scores = {a.account.id: a.score for a in assessments}
-        self.store.record_scores(scores, now.date(), keep_from=(now - keep).date())
 
     # --- delivery -----------------------------------------------------------------------
 
