@@ -44,7 +44,7 @@ from swanwatch.clock import Clock
 from swanwatch.config import Config, WatcherConfig, all_rules
 from swanwatch.delivery import DeliveryStats, DeliveryWorker
 from swanwatch.errors import LookAheadError, SourceError, StoreError
-from swanwatch.interfaces import ReadTally, StateMap, WatchContext, Watcher
+from swanwatch.interfaces import ReadTally, Replayer, StateMap, WatchContext, Watcher
 from swanwatch.model import Account, Alert, AlertState, Signal, SourceHealth, WatcherRun
 from swanwatch.passes import BATCH_ACCOUNTS, Book, run_pass
 from swanwatch.sources.health import MeteredSource, held_reason, judge, metered
@@ -135,6 +135,7 @@ class Engine:
         replay: bool = False,
         progress: Callable[[str, str, int], None] | None = None,
         metrics: Metrics | None = None,
+        replayers: bool = False,
     ) -> None:
         self.config = config
         self.store = store
@@ -159,6 +160,8 @@ class Engine:
         self._correlate_lock = asyncio.Lock()
         #: Per watcher instance: failed runs the store did not record (it was failing).
         self.unrecorded: dict[str, _Unrecorded] = {}
+        #: An incremental replay's replayer of each watcher instance (None: watch()).
+        self.replayers: dict[str, Replayer | None] | None = {} if replayers else None
         #: Accounts per batch of a correlation pass (:mod:`swanwatch.passes`).
         self.batch_accounts = BATCH_ACCOUNTS
         #: Whether a correlation's outcome keeps every notice and changed alert (a
@@ -545,7 +548,7 @@ class Engine:
     async def _collect(self, watcher: Watcher, ctx: WatchContext) -> list[Signal]:
         known = {a.id for a in ctx.accounts}
         out: list[Signal] = []
-        stream: AsyncIterator[Signal] = watcher.watch(ctx)
+        stream = self._judging(watcher, ctx)
         async for signal in stream:
             kept = self._accept(ctx.instance, known, signal)
             if kept is None:
@@ -554,6 +557,15 @@ class Engine:
             if self.progress is not None and len(out) % 1000 == 0:
                 self.progress(ctx.instance, "signals", len(out))
         return out
+
+    def _judging(self, watcher: Watcher, ctx: WatchContext) -> AsyncIterator[Signal]:
+        """watch(), or in an incremental replay the watcher's replayer's day."""
+        if self.replayers is None:
+            return watcher.watch(ctx)
+        if watcher.instance not in self.replayers:
+            self.replayers[watcher.instance] = watcher.replayer()
+        replayer = self.replayers[watcher.instance]
+        return watcher.watch(ctx) if replayer is None else replayer.day(ctx)
 
     async def run_watchers(self, specs: Sequence[WatcherConfig] | None = None) -> list[RunOutcome]:
         """Run watchers concurrently, each exactly once."""
