@@ -152,6 +152,7 @@ class Engine:
         self._http: httpx.AsyncClient | None = None
         #: Worker processes for watchers that only read sources (big books; parallel.py).
         self._pool: ProcessPoolExecutor | None = None
+        self._books = parallel.Books()  # the accounts handed to them, once per cycle
         #: Watcher runs handed to worker processes so far.
         self.workers = 0
         self._accounts: list[Account] | None = None
@@ -187,6 +188,7 @@ class Engine:
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._pool is not None:
             await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+        self._books.close()
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -426,9 +428,8 @@ class Engine:
             seen.state = StateMap(state)
             seen.views = metered(self.sources, self.config.sources, watcher.uses())
             if self._pool is not None and parallel.movable(watcher):
-                job = parallel.Job(
-                    self.config, watcher, seen.judged, self.clock.now(), self.replay, state
-                )
+                book = self._books.of(seen.judged)
+                job = parallel.Job(self.config, watcher, book, self.clock.now(), self.replay, state)
                 seen.signals = await asyncio.wait_for(
                     self._in_worker(job, seen), spec.timeout.total_seconds()
                 )
@@ -526,7 +527,7 @@ class Engine:
             seen.state.delete(key)
         for name, reads in done.reads.items():
             seen.views[name].reads = reads
-        known = {a.id for a in job.accounts}
+        known = {a.id for a in seen.judged}
         return [
             s for s in (self._accept(job.watcher.instance, known, s) for s in done.signals) if s
         ]
