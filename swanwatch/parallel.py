@@ -35,6 +35,8 @@ from datetime import datetime
 from swanwatch.interfaces import ReadTally, SourceUse, StateMap, WatchContext, Watcher
 from swanwatch.model import JSON, Account, Signal
 
+log = logging.getLogger("swanwatch.parallel")
+
 #: From this many accounts on, ``watcher_processes: auto`` runs watchers in processes.
 AUTO_MIN_ACCOUNTS = 20_000
 
@@ -149,6 +151,23 @@ def movable(watcher: Watcher) -> bool:
 def pool(size: int) -> ProcessPoolExecutor:
     """A pool of ``size`` fresh interpreters (spawned: never a fork of a threaded parent)."""
     return ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"))
+
+
+def warm(modules: Sequence[str]) -> None:
+    """In a new worker: import what its runs need (the watchers' modules, the sources, the
+    array libraries), while the engine is still storing the accounts."""
+    import importlib
+
+    import swanwatch.accounts
+    import swanwatch.config
+    import swanwatch.sources.csv
+    import swanwatch.sources.health  # noqa: F401
+
+    for name in [*modules, "numpy", "pyarrow", "pyarrow.csv", "pyarrow.compute"]:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            log.debug("worker warm-up: %s not importable", name)
 
 
 def run_job(job: Job) -> Done:
