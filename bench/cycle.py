@@ -52,9 +52,13 @@ def prepare(accounts: int, days: int, out: Path) -> None:
     demo = bundled("demo.yaml").read_text()
     rules = bundled("rules", "default.yaml")
     (out / "rules.yaml").write_text(rules.read_text())
-    config = demo.replace("sqlite:///swanwatch-demo.db", "sqlite:///cycle.db").replace(
+    # The store beside the data (a relative path is beside the config file), never the
+    # demo's own in the working directory: `run` starts each cycle from an empty one.
+    config = demo.replace("sqlite:///./swanwatch-demo.db", "sqlite:///cycle.db").replace(
         "rule_files: [rules/default.yaml]", "rule_files: [rules.yaml]"
     )
+    if "sqlite:///cycle.db" not in config:
+        raise SystemExit("bench/cycle.py: the demo config's store URL changed; update prepare()")
     (out / "cycle.yaml").write_text(config)
     print(f"prepared {out}: {accounts} accounts x {days} days")
 
@@ -70,7 +74,7 @@ async def _cycle(
     try:
         async with Engine(config, store, FrozenClock(NOW)) as engine:
             t = time.perf_counter()
-            accounts = await engine.load_accounts()
+            accounts = await engine.load_accounts(workers=True)  # as engine.cycle() does
             times["accounts_s"] = round(time.perf_counter() - t, 2)
             t = time.perf_counter()
             outcomes = await engine.run_watchers()

@@ -114,41 +114,84 @@ def decide(
     ``daemon.failure_alert_after`` runs in a row; ``sources`` (name -> health) one for each
     source that is suspect or stale, or broken that many reads in a row.
     """
-    accounts: dict[str, Alert] = {}
-    ops: dict[str, Alert] = {}
+    accounts: list[Alert] = []
+    ops: list[Alert] = []
     for alert in on_record:
-        (ops if alert.account_id == OPS_ACCOUNT else accounts)[alert.fingerprint] = alert
+        (ops if alert.account_id == OPS_ACCOUNT else accounts).append(alert)
+    muted = muter(silences, now)
+    told = decide_accounts(
+        assessments, accounts, listed=listed, muted=muted, now=now, config=config
+    )
+    ops_told = decide_ops(
+        ops, watchers=watchers, sources=sources or {}, muted=muted, now=now, config=config
+    )
+    return Reconciliation(
+        changed=[*told.changed, *ops_told.changed],
+        notices=telling_order([*told.notices, *ops_told.notices]),
+    )
+
+
+def decide_accounts(
+    assessments: Iterable[Assessment],
+    on_record: Iterable[Alert],
+    *,
+    listed: Iterable[str],
+    muted: Muter,
+    now: datetime,
+    config: Config,
+) -> Reconciliation:
+    """:func:`decide` for the accounts' alerts alone (not the ops ones), its notices in no
+    particular order: ``on_record`` and ``listed`` may be one batch of the book (the
+    alerts and listed ids of a range of accounts), the other batches left as they are."""
+    accounts = {alert.fingerprint: alert for alert in on_record}
     in_list = set(listed)
     gone = [retire(a, now) for a in accounts.values() if a.open and a.account_id not in in_list]
     wanted = candidates(assessments, now, config.correlation.phrases)
     resumed = resumptions(accounts, wanted, in_list, now, config.correlation.flap_window)
     accounts.update(resumed)
-    wait = repeat_after(config.notify)
     told = reconcile(
         accounts,
         wanted,
         now,
         hold_down=config.correlation.resolve_hold_down,
         repeat_interval=config.notify.repeat_interval,
-        repeat_after=wait,
+        repeat_after=repeat_after(config.notify),
         flap_window=config.correlation.flap_window,
-        muted=muter(silences, now),
+        muted=muted,
         scope=in_list,
     )
+    return Reconciliation(
+        changed=[*gone, *_and_resumed(told.changed, resumed)], notices=told.notices
+    )
+
+
+def decide_ops(
+    on_record: Iterable[Alert],
+    *,
+    watchers: Mapping[str, WatcherHealth],
+    sources: Mapping[str, SourceHealth],
+    muted: Muter,
+    now: datetime,
+    config: Config,
+) -> Reconciliation:
+    """:func:`decide` for Swanwatch's own alerts alone (``on_record``: those of
+    :data:`OPS_ACCOUNT`), its notices in no particular order."""
     failing = config.daemon.failure_alert_after
-    ops_told = reconcile(
-        ops,
-        [*ops_candidates(watchers, failing), *source_candidates(sources or {}, failing)],
+    return reconcile(
+        {alert.fingerprint: alert for alert in on_record},
+        [*ops_candidates(watchers, failing), *source_candidates(sources, failing)],
         now,
         hold_down=timedelta(0),
         repeat_interval=config.notify.repeat_interval,
-        repeat_after=wait,
-        muted=muter(silences, now),
+        repeat_after=repeat_after(config.notify),
+        muted=muted,
     )
-    return Reconciliation(
-        changed=[*gone, *_and_resumed(told.changed, resumed), *ops_told.changed],
-        notices=sorted([*told.notices, *ops_told.notices], key=_telling_order),
-    )
+
+
+def telling_order(notices: Iterable[Notice]) -> list[Notice]:
+    """Notices in the order a reader should meet them: most severe first, then the most
+    ARR at risk (stable: an account's notices keep their order)."""
+    return sorted(notices, key=_telling_order)
 
 
 def _telling_order(notice: Notice) -> tuple[int, float, str]:

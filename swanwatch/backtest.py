@@ -26,6 +26,7 @@ from swanwatch.engine import Engine
 from swanwatch.errors import SwanwatchError
 from swanwatch.model import Alert, NoticeEvent, Severity
 from swanwatch.sources.history import require_history
+from swanwatch.sources.read_once import read_once
 from swanwatch.store import Store
 
 log = logging.getLogger("swanwatch.backtest")
@@ -89,8 +90,14 @@ async def replay(
     *,
     store_dir: str | Path | None = None,
     on_step: Callable[[datetime, int], None] | None = None,
+    incremental: bool = True,
 ) -> AsyncIterator[Event]:
-    """Yield the events of a replay from ``start`` to ``end`` (inclusive), every ``step``."""
+    """Yield the events of a replay from ``start`` to ``end`` (inclusive), every ``step``.
+
+    ``incremental`` (the default) reads each source once and serves every step from
+    memory (:mod:`swanwatch.sources.read_once`); False re-reads every source at every
+    step, as replays did before: the same events, kept to prove it.
+    """
     if end < start:
         raise SwanwatchError(f"--end {end:%Y-%m-%d} is before --start {start:%Y-%m-%d}")
     if step <= timedelta(0):
@@ -101,10 +108,17 @@ async def replay(
     with tempfile.TemporaryDirectory(prefix="swanwatch-replay-", dir=store_dir) as tmp:
         url = f"sqlite:///{Path(tmp) / 'replay.db'}"
         replay_config = config.model_copy(update={"store": StoreConfig(url=url)})
-        store = Store(url)
+        if incremental:  # the watchers read the sources held here, in this process
+            daemon = config.daemon.model_copy(update={"watcher_processes": 0})
+            replay_config = replay_config.model_copy(update={"daemon": daemon})
+        store = Store(url, scratch=incremental)
         clock = FrozenClock(start)
         try:
-            async with Engine(replay_config, store, clock, replay=True) as engine:
+            async with Engine(
+                replay_config, store, clock, replay=True, replayers=incremental
+            ) as engine:
+                if incremental:
+                    engine.sources = read_once(engine.sources)
                 kept = require_history(config, engine.sources, specs)
                 log.info("no look-ahead: %s", "; ".join(h.describe() for h in kept))
                 now, index = start, 0

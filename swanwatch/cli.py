@@ -252,8 +252,19 @@ def demo(now: datetime | None) -> None:
     default=None,
     help="JSON Lines file (default: standard output).",
 )
+@click.option(
+    "--reread",
+    is_flag=True,
+    help="Re-read every source at every step, as replays did before they read each source "
+    "once (slower; the same output).",
+)
 def backtest(
-    config_path: Path, start: datetime, end: datetime, step: timedelta, output: Path | None
+    config_path: Path,
+    start: datetime,
+    end: datetime,
+    step: timedelta,
+    output: Path | None,
+    reread: bool,
 ) -> None:
     """Replay history on a simulated clock; write the signals and alerts as JSON Lines."""
     import asyncio
@@ -266,7 +277,7 @@ def backtest(
         counts = {"signal": 0, "alert": 0}
 
         async def go() -> None:
-            async for event in replay(config, start, end, step):
+            async for event in replay(config, start, end, step, incremental=not reread):
                 counts[event.type] += 1
                 out.write(json.dumps(event.as_json(), ensure_ascii=False) + "\n")
 

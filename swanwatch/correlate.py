@@ -26,7 +26,6 @@ from swanwatch.model import (
     Contribution,
     Reason,
     Severity,
-    Signal,
     account_alert_fingerprint,
     arr_at_risk,
 )
@@ -87,6 +86,30 @@ class Assessment:
         return arr_at_risk(self.account.arr, self.score)
 
 
+class Observed(Protocol):
+    """What correlation reads of a signal: a :class:`Signal`, or the light
+    :class:`~swanwatch.model.ActiveSignal` a streamed pass reads from the store."""
+
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def strength(self) -> float: ...
+    @property
+    def observed_at(self) -> datetime: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def evidence(self) -> Mapping[str, JSON]: ...
+    @property
+    def half_life_days(self) -> float | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Weighed:
     """A signal with its weight and decay now: the light form correlation works on.
@@ -94,7 +117,7 @@ class Weighed:
     A full :class:`Contribution` record is built only for the signals an alert rests on.
     """
 
-    signal: Signal
+    signal: Observed
     weight: float
     decay: float
     age_days: float
@@ -115,7 +138,7 @@ class Weighed:
         )
 
 
-def weigh(signal: Signal, now: datetime, config: CorrelationConfig) -> Weighed:
+def weigh(signal: Observed, now: datetime, config: CorrelationConfig) -> Weighed:
     """How much one signal weighs now: its kind's weight, and decay by its age."""
     weight = config.weights.get(signal.kind, config.default_weight)
     half_life = signal.half_life_days or config.half_life_days.get(
@@ -151,7 +174,7 @@ def _account_fits(rule: Rule, account: Account, now: datetime) -> bool:
     return not (rule.tags and not set(rule.tags) & set(account.tags))
 
 
-def _counts(rule: Rule, signal: Signal, window_start: datetime) -> bool:
+def _counts(rule: Rule, signal: Observed, window_start: datetime) -> bool:
     """Whether a signal counts for the rule: recent, strong enough, its evidence in range."""
     if signal.observed_at < window_start or signal.strength < rule.min_strength:
         return False
@@ -228,7 +251,7 @@ def score_rule(config: CorrelationConfig) -> Rule:
 
 def assess(
     account: Account,
-    signals: Iterable[Signal],
+    signals: Iterable[Observed],
     now: datetime,
     config: CorrelationConfig,
     rules: Sequence[Rule],
@@ -255,13 +278,13 @@ def assess(
 
 def assess_all(
     accounts: Iterable[Account],
-    signals: Iterable[Signal],
+    signals: Iterable[Observed],
     now: datetime,
     config: CorrelationConfig,
     rules: Sequence[Rule],
 ) -> list[Assessment]:
     """Assess every account that has at least one signal; others carry no risk."""
-    by_account: dict[str, list[Signal]] = defaultdict(list)
+    by_account: dict[str, list[Observed]] = defaultdict(list)
     for s in signals:
         by_account[s.account_id].append(s)
     everything = [*rules, score_rule(config)]

@@ -14,9 +14,10 @@ and the last good account list stays. An account a good read no longer lists is 
 unknown and keeps its signals until it has been absent from ``accounts.retire_after_reads``
 good reads; then it is retired.
 
-A correlation pass is ``assess_all`` (correlate), :func:`swanwatch.alerts.decide` (the
-lifecycle and the notices due), ``outbox_entries`` and one ``save_pass``: one transaction
-that writes only the alerts the pass changed, each over the version the pass read, so a
+A correlation pass (:mod:`swanwatch.passes`) goes through the book one account batch at a
+time: ``assess_all`` (correlate), :func:`swanwatch.alerts.decide_accounts` (the lifecycle
+and the notices due), ``outbox_entries`` and one ``save_pass`` per batch: one transaction
+that writes only the alerts the batch changed, each over the version the pass read, so a
 person's action made during the pass is never overwritten (the pass's change to that alert
 waits for the next pass, which starts from the action).
 """
@@ -38,14 +39,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from swanwatch import parallel, plugins
 from swanwatch.accounts import AccountRead, build_sources, read_accounts
-from swanwatch.alerts import Notice, decide
+from swanwatch.alerts import Notice
 from swanwatch.clock import Clock
 from swanwatch.config import Config, WatcherConfig, all_rules
-from swanwatch.correlate import Assessment, assess_all
-from swanwatch.delivery import DeliveryStats, DeliveryWorker, outbox_entries
+from swanwatch.delivery import DeliveryStats, DeliveryWorker
 from swanwatch.errors import LookAheadError, SourceError, StoreError
-from swanwatch.interfaces import ReadTally, StateMap, WatchContext, Watcher
+from swanwatch.interfaces import ReadTally, Replayer, StateMap, WatchContext, Watcher
 from swanwatch.model import Account, Alert, AlertState, Signal, SourceHealth, WatcherRun
+from swanwatch.passes import BATCH_ACCOUNTS, Book, run_pass
 from swanwatch.sources.health import MeteredSource, held_reason, judge, metered
 from swanwatch.store import Findings, Store, WatcherStatus
 from swanwatch.store.health import first_line
@@ -134,6 +135,7 @@ class Engine:
         replay: bool = False,
         progress: Callable[[str, str, int], None] | None = None,
         metrics: Metrics | None = None,
+        replayers: bool = False,
     ) -> None:
         self.config = config
         self.store = store
@@ -150,6 +152,7 @@ class Engine:
         self._http: httpx.AsyncClient | None = None
         #: Worker processes for watchers that only read sources (big books; parallel.py).
         self._pool: ProcessPoolExecutor | None = None
+        self._books = parallel.Books()  # the accounts handed to them, once per cycle
         #: Watcher runs handed to worker processes so far.
         self.workers = 0
         self._accounts: list[Account] | None = None
@@ -158,6 +161,13 @@ class Engine:
         self._correlate_lock = asyncio.Lock()
         #: Per watcher instance: failed runs the store did not record (it was failing).
         self.unrecorded: dict[str, _Unrecorded] = {}
+        #: An incremental replay's replayer of each watcher instance (None: watch()).
+        self.replayers: dict[str, Replayer | None] | None = {} if replayers else None
+        #: Accounts per batch of a correlation pass (:mod:`swanwatch.passes`).
+        self.batch_accounts = BATCH_ACCOUNTS
+        #: Whether a correlation's outcome keeps every notice and changed alert (a
+        #: backtest reads them); False keeps the counts only, and memory bounded.
+        self.keep_told = True
 
     async def __aenter__(self) -> Engine:
         self._http = httpx.AsyncClient(
@@ -178,6 +188,7 @@ class Engine:
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._pool is not None:
             await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+        self._books.close()
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -187,8 +198,10 @@ class Engine:
 
     # --- accounts -----------------------------------------------------------------------
 
-    async def load_accounts(self) -> list[Account]:
+    async def load_accounts(self, *, workers: bool = False) -> list[Account]:
         """Read the accounts source, judge the read, and keep the account list for this cycle.
+        ``workers``: a cycle follows; start the worker processes its watchers will run in
+        (a big book) as soon as the read tells the book's size, to start up meanwhile.
 
         A good read is stored (accounts it leaves out count one more absent read, and are
         retired after ``accounts.retire_after_reads``); an unhealthy one is not the truth:
@@ -205,6 +218,8 @@ class Engine:
                 read = await read_accounts(view, until)
             except SourceError as exc:
                 failure = exc
+            if workers:
+                self._start_workers(self.config.active_watchers(), len(read.accounts))
             tally = view.reads[-1] if view.reads else ReadTally(error=str(failure))
             for record, why in read.skipped:
                 tally.skipped(f"record {record}: {why}")
@@ -417,9 +432,8 @@ class Engine:
             seen.state = StateMap(state)
             seen.views = metered(self.sources, self.config.sources, watcher.uses())
             if self._pool is not None and parallel.movable(watcher):
-                job = parallel.Job(
-                    self.config, watcher, seen.judged, self.clock.now(), self.replay, state
-                )
+                book = self._books.of(seen.judged)
+                job = parallel.Job(self.config, watcher, book, self.clock.now(), self.replay, state)
                 seen.signals = await asyncio.wait_for(
                     self._in_worker(job, seen), spec.timeout.total_seconds()
                 )
@@ -517,7 +531,7 @@ class Engine:
             seen.state.delete(key)
         for name, reads in done.reads.items():
             seen.views[name].reads = reads
-        known = {a.id for a in job.accounts}
+        known = {a.id for a in seen.judged}
         return [
             s for s in (self._accept(job.watcher.instance, known, s) for s in done.signals) if s
         ]
@@ -539,7 +553,7 @@ class Engine:
     async def _collect(self, watcher: Watcher, ctx: WatchContext) -> list[Signal]:
         known = {a.id for a in ctx.accounts}
         out: list[Signal] = []
-        stream: AsyncIterator[Signal] = watcher.watch(ctx)
+        stream = self._judging(watcher, ctx)
         async for signal in stream:
             kept = self._accept(ctx.instance, known, signal)
             if kept is None:
@@ -549,14 +563,30 @@ class Engine:
                 self.progress(ctx.instance, "signals", len(out))
         return out
 
+    def _judging(self, watcher: Watcher, ctx: WatchContext) -> AsyncIterator[Signal]:
+        """watch(), or in an incremental replay the watcher's replayer's day."""
+        if self.replayers is None:
+            return watcher.watch(ctx)
+        if watcher.instance not in self.replayers:
+            self.replayers[watcher.instance] = watcher.replayer()
+        replayer = self.replayers[watcher.instance]
+        return watcher.watch(ctx) if replayer is None else replayer.day(ctx)
+
     async def run_watchers(self, specs: Sequence[WatcherConfig] | None = None) -> list[RunOutcome]:
         """Run watchers concurrently, each exactly once."""
         chosen = list(specs) if specs is not None else self.config.active_watchers()
-        listed = await self.accounts()
-        wanted = parallel.processes(self.config.daemon.watcher_processes, len(listed), len(chosen))
+        self._start_workers(chosen, len(await self.accounts()))
+        return list(await asyncio.gather(*(self.run_watcher(s) for s in chosen)))
+
+    def _start_workers(self, chosen: Sequence[WatcherConfig], accounts: int) -> None:
+        """The worker processes for ``chosen`` over a book this big, if any and not yet
+        started; each imports its watchers' modules at once."""
+        wanted = parallel.processes(self.config.daemon.watcher_processes, accounts, len(chosen))
         if wanted and self._pool is None:
             self._pool = parallel.pool(wanted)
-        return list(await asyncio.gather(*(self.run_watcher(s) for s in chosen)))
+            modules = sorted({plugins.watcher_class(s.type).__module__ for s in chosen})
+            for _ in range(wanted):
+                self._pool.submit(parallel.warm, modules)
 
     def watcher_health(self) -> dict[str, WatcherStatus]:
         """Each configured watcher's status on record, with the failed runs the store did
@@ -604,57 +634,37 @@ class Engine:
             ) from exc
 
     def _reconcile(self, accounts: list[Account], now: datetime) -> CorrelationOutcome:
-        cfg = self.config
-        # Signals of a watcher that is no longer configured no longer count.
-        configured = {w.instance for w in cfg.active_watchers()}
-        signals = [s for s in self.store.signals(active_only=True) if s.watcher in configured]
-        assessments = assess_all(accounts, signals, now, cfg.correlation, self.rules)
-        on_record = self.store.alerts()
-        decided = decide(
-            assessments,
-            on_record,
-            listed=[a.id for a in accounts],
-            silences=self.store.silences(active_at=now),
+        book = Book(
+            config=self.config,
+            rules=self.rules,
+            accounts=accounts,
             # A watcher or source removed from the config has no ops alert: its old one
             # resolves.
             watchers=self.watcher_health(),
             sources=self.source_health(),
-            now=now,
-            config=cfg,
         )
-        entries = outbox_entries(decided.notices, cfg, now, {a.id: a for a in accounts})
-        read = {a.fingerprint: a.version for a in on_record}
-        saved = self.store.save_pass(decided.changed, entries, read)
-        refused = set(saved.refused)
-        if refused:
+        done = run_pass(self.store, book, now, batch=self.batch_accounts, keep=self.keep_told)
+        if done.refused:
             log.info(
                 "correlation: %d alerts changed by someone else during the pass, left for "
                 "the next pass: %s",
-                len(saved.refused),
-                ", ".join(saved.refused[:10]),
+                len(done.refused),
+                ", ".join(done.refused[:10]),
             )
-        self._record_scores(assessments, now)
         open_alerts = sum(
             n
             for (state, _severity, _muted), n in self.store.alert_counts().items()
             if state != AlertState.RESOLVED
         )
         return CorrelationOutcome(
-            accounts=len(assessments),
+            accounts=done.accounts,
             open_alerts=open_alerts,
-            notices=tuple(n for n in decided.notices if n.alert.fingerprint not in refused),
-            enqueued=saved.enqueued,
-            written=saved.written,
-            refused=saved.refused,
-            changed=tuple(a for a in decided.changed if a.fingerprint not in refused),
+            notices=tuple(done.notices),
+            enqueued=done.enqueued,
+            written=done.written,
+            refused=tuple(sorted(done.refused)),
+            changed=tuple(done.changed),
         )
-
-    def _record_scores(self, assessments: Sequence[Assessment], now: datetime) -> None:
-        """Each account's score today, for the board's chart; older than the kept period
-        is dropped (``server.board.history_days``)."""
-        keep = timedelta(days=self.config.server.board.history_days)
-        scores = {a.account.id: a.score for a in assessments}
-        self.store.record_scores(scores, now.date(), keep_from=(now - keep).date())
 
     # --- delivery -----------------------------------------------------------------------
 
@@ -666,7 +676,7 @@ class Engine:
         """Everything once: accounts, every watcher, correlation, delivery. A store that
         fails on the way is a StoreError (a watcher run's own failures are its outcome)."""
         try:
-            await self.load_accounts()
+            await self.load_accounts(workers=True)
             outcomes = await self.run_watchers()
             correlation = await self.correlate()
             delivered = await self.deliver()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -126,6 +127,60 @@ class StoredSignal(Signal):
     @property
     def active(self) -> bool:
         return self.cleared_at is None
+
+
+class ActiveSignal:
+    """An active signal as a correlation pass reads it from the store: plain slots, not a
+    validated record (the row was validated when it was stored), so that a pass over a
+    large book stays light. Its evidence is parsed from its JSON text when first asked for
+    (only rules with ``where`` look at it)."""
+
+    __slots__ = (
+        "account_id",
+        "fingerprint",
+        "half_life_days",
+        "key",
+        "kind",
+        "observed_at",
+        "raw_evidence",
+        "strength",
+        "summary",
+        "watcher",
+    )
+
+    def __init__(
+        self,
+        fingerprint: str,
+        watcher: str,
+        account_id: str,
+        kind: str,
+        key: str,
+        strength: float,
+        observed_at: datetime,
+        summary: str,
+        raw_evidence: str | dict[str, JSON] | None,
+        half_life_days: float | None,
+    ) -> None:
+        self.fingerprint = fingerprint
+        self.watcher = watcher
+        self.account_id = account_id
+        self.kind = kind
+        self.key = key
+        self.strength = strength
+        self.observed_at = observed_at
+        self.summary = summary
+        self.raw_evidence = raw_evidence
+        self.half_life_days = half_life_days
+
+    @property
+    def evidence(self) -> dict[str, JSON]:
+        raw = self.raw_evidence
+        if raw is None or isinstance(raw, dict):
+            return raw or {}
+        parsed = json.loads(raw)
+        value: dict[str, JSON] = parsed if isinstance(parsed, dict) else {}
+        self.raw_evidence = value
+        return value
 
 
 class AlertState(StrEnum):

@@ -156,6 +156,11 @@ def _backtest(d: Demo) -> None:
     )  # fmt: skip
     lines = (d.folder / "replay.jsonl").read_text().splitlines()
     assert lines and all(json.loads(line)["type"] in ("signal", "alert") for line in lines)
+    d.ok(
+        "backtest", "-c", d.config, "--start", "2026-11-18", "--end", "2026-11-20",
+        "--step", "1d", "--output", "reread.jsonl", "--reread",
+    )  # fmt: skip
+    assert (d.folder / "reread.jsonl").read_text().splitlines() == lines
 
 
 def _review(d: Demo) -> None:
@@ -254,7 +259,7 @@ RUNS: dict[str, Callable[[Demo], object]] = {
     "`swanwatch silences add|list|expire -c FILE ...`": _silences,
     "`swanwatch rules stats -c FILE`": lambda d: d.listed("rules", "stats", "-c", d.config),
     "`swanwatch risk report -c FILE [--by owner|segment|rule] [--json|--csv]`": _risk,
-    "`swanwatch backtest -c FILE --start D --end D [--step 1d] [--output F]`": _backtest,
+    "`swanwatch backtest -c FILE --start D --end D [--step 1d] [--output F] [--reread]`": _backtest,
     "`swanwatch review -c FILE --outcomes F --start D --end D [--write-weights F]`": _review,
     "`swanwatch routes test -c FILE --account ID --rule R`": _routes,
     "`swanwatch notify test -c FILE [--channel NAME]` / `notify leaders -c FILE`": lambda d: (

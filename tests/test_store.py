@@ -38,6 +38,40 @@ def _signal(account: str = "acme", key: str = "", strength: float = 0.5, **kw) -
     )
 
 
+def _updated(store: Store) -> dict[str, datetime]:
+    from sqlalchemy import select
+
+    from swanwatch.store.tables import ACCOUNTS
+
+    with store.engine.connect() as conn:
+        return {r.id: r.updated_at for r in conn.execute(select(ACCOUNTS))}
+
+
+def test_an_account_read_writes_only_what_changed(store: Store) -> None:
+    acme = make_account("acme", domains=["acme.example"], tags=["a b"])
+    globex, initech = make_account("globex"), make_account("initech")
+    listing = store.record_account_read([acme, globex, initech], NOW, retire_after_reads=2)
+    assert [a.id for a in listing.accounts] == ["acme", "globex", "initech"]
+    later = NOW + timedelta(hours=1)
+    moved = globex.model_copy(update={"arr": 99.5})
+    listing = store.record_account_read([initech, moved, acme], later, retire_after_reads=2)
+    updated = _updated(store)
+    # Only the changed account is written again; the listing is the read, sorted.
+    assert updated == {"acme": NOW, "globex": later, "initech": NOW}
+    assert listing.accounts == [acme, moved, initech] and listing.absent == {}
+    # An absent account is listed as stored, counted, then retired; one back is rewritten.
+    third = later + timedelta(hours=1)
+    listing = store.record_account_read([acme, moved], third, retire_after_reads=2)
+    assert listing.accounts == [acme, moved, initech] and listing.absent == {"initech": third}
+    assert store.accounts() == [acme, moved, initech]
+    back = store.record_account_read([acme, moved, initech], third, retire_after_reads=2)
+    assert back.absent == {} and store.absent_accounts() == {}
+    store.record_account_read([acme], third, retire_after_reads=2)
+    gone = store.record_account_read([acme], third + timedelta(hours=1), retire_after_reads=2)
+    assert gone.retired == ["globex", "initech"] and gone.accounts == [acme]
+    assert store.accounts() == [acme]
+
+
 def test_datetimes_come_back_aware_utc(store: Store) -> None:
     store.upsert_accounts([make_account("acme")], NOW)
     tokyo = datetime(2026, 11, 21, 9, 0, tzinfo=timezone(timedelta(hours=9)))

@@ -64,6 +64,31 @@ class AlertsStore(StoreBase):
         with self.engine.connect() as conn:
             return [Alert.model_validate(r, from_attributes=True) for r in conn.execute(query)]
 
+    def account_alerts(self, account_ids: Sequence[str]) -> list[Alert]:
+        """Every alert (open or not) of these accounts (a few thousand at most), in the
+        order :meth:`alerts` gives them: what a correlation pass reconciles one account
+        batch against."""
+        table = ALERTS
+        query = (
+            select(table)
+            .where(table.c.account_id.in_(list(account_ids)))
+            .order_by(table.c.score.desc(), table.c.account_id, table.c.rule)
+        )
+        with self.engine.connect() as conn:
+            return [Alert.model_validate(r, from_attributes=True) for r in conn.execute(query)]
+
+    def alerting_accounts(self, *, but: str) -> list[str]:
+        """The ids of the accounts with an open alert, sorted, but account ``but``."""
+        table = ALERTS
+        query = (
+            select(table.c.account_id)
+            .where(table.c.state != AlertState.RESOLVED.value, table.c.account_id != but)
+            .distinct()
+            .order_by(table.c.account_id)
+        )
+        with self.engine.connect() as conn:
+            return [str(a) for a in conn.execute(query).scalars()]
+
     def alert(self, ref: str) -> Alert | None:
         """An alert by id or by (a prefix of at least 6 characters of) its fingerprint."""
         table = ALERTS

@@ -3,7 +3,7 @@ alerts (the action log), with the signals and notifications it had on record."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -40,13 +40,25 @@ class SentNotice:
 class HistoryStore(StoreBase):
     """Daily scores, the action log, and an account's sent notifications."""
 
-    def record_scores(self, scores: Mapping[str, float], day: date, *, keep_from: date) -> None:
+    def record_scores(
+        self, scores: Mapping[str, float], day: date, *, keep_from: date | None
+    ) -> None:
         """Each account's score for ``day`` (a later pass the same day replaces it), and
-        the history before ``keep_from`` dropped. One transaction."""
+        the history before ``keep_from`` dropped (None: none dropped). One transaction."""
         rows = [{"account_id": k, "day": day, "score": round(v, 4)} for k, v in scores.items()]
         with self._tx() as conn:
             upsert(conn, SCORE_HISTORY, rows, ["account_id", "day"])
-            conn.execute(delete(SCORE_HISTORY).where(SCORE_HISTORY.c.day < keep_from))
+            if keep_from is not None:
+                conn.execute(delete(SCORE_HISTORY).where(SCORE_HISTORY.c.day < keep_from))
+
+    def scores_on(self, day: date, account_ids: Sequence[str]) -> dict[str, float]:
+        """The scores recorded for ``day`` of these accounts (a few thousand at most)."""
+        table = SCORE_HISTORY
+        query = select(table.c.account_id, table.c.score).where(
+            table.c.day == day, table.c.account_id.in_(list(account_ids))
+        )
+        with self.engine.connect() as conn:
+            return {str(a): float(s) for a, s in conn.execute(query)}
 
     def score_history(self, account_id: str, since: date) -> list[tuple[date, float]]:
         """An account's daily scores from ``since`` on, oldest first."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import String, Text, case, cast, delete, func, select, type_coerce, update
 from sqlalchemy.engine import Connection
 
-from swanwatch.model import JSON, Signal, StoredSignal, Unknown
+from swanwatch.clock import ensure_utc
+from swanwatch.model import JSON, ActiveSignal, Signal, StoredSignal, Unknown
 from swanwatch.store.base import StoreBase, chunks, upsert
 from swanwatch.store.runs import write_state
 from swanwatch.store.tables import SIGNALS, UNKNOWNS
@@ -114,6 +115,44 @@ class SignalsStore(StoreBase):
             return [
                 StoredSignal.model_validate(r, from_attributes=True) for r in conn.execute(query)
             ]
+
+    def active_signals(self, account_ids: Sequence[str]) -> list[ActiveSignal]:
+        """The active signals of these accounts (a few thousand at most), as light
+        records, in the order :meth:`signals` gives them: a correlation pass reads the book
+        this way, one account batch at a time."""
+        table = SIGNALS
+        sqlite = self.dialect == "sqlite"
+        # Raw text where the driver would parse: the instant (SQLite's text, parsed here
+        # in C) and the evidence (parsed only if a rule looks at it).
+        observed = type_coerce(table.c.observed_at, String) if sqlite else table.c.observed_at
+        query = (
+            select(
+                table.c.fingerprint,
+                table.c.watcher,
+                table.c.account_id,
+                table.c.kind,
+                table.c.key,
+                table.c.strength,
+                observed,
+                table.c.summary,
+                cast(table.c.evidence, Text),
+                table.c.half_life_days,
+            )
+            .where(table.c.cleared_at.is_(None), table.c.account_id.in_(list(account_ids)))
+            .order_by(table.c.account_id, table.c.kind, table.c.key)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        if sqlite:
+            parse = datetime.fromisoformat
+            return [
+                ActiveSignal(fp, w, a, k, key, st, parse(at).replace(tzinfo=UTC), su, ev, hl)
+                for fp, w, a, k, key, st, at, su, ev, hl in rows
+            ]
+        return [
+            ActiveSignal(fp, w, a, k, key, st, ensure_utc(at), su, ev, hl)
+            for fp, w, a, k, key, st, at, su, ev, hl in rows
+        ]
 
     def signal_counts(self) -> dict[str, int]:
         """Active signals per kind."""

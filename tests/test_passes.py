@@ -1,0 +1,231 @@
+"""A correlation pass streamed in account batches decides exactly what one pass over the
+whole book decides: the same alerts on record, the same outbox, the same scores.
+
+Two stores get the same history (signals raised and cleared, accounts leaving the list, a
+watcher failing, a hand resolve); one is correlated in a single batch, the other in
+batches of one, two or three accounts, and after every pass both are compared.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from swanwatch.actions import AlertActions, Resolve
+from swanwatch.clock import FrozenClock
+from swanwatch.config import Rule, bundled, parse_config
+from swanwatch.model import Account, AlertState, Signal
+from swanwatch.passes import Book, PassTally, run_pass
+from swanwatch.store import Findings, Store, WatcherStatus
+
+T0 = datetime(2026, 10, 1, tzinfo=UTC)
+KINDS = ("champion_departure", "usage_drop", "renewal_lapse", "support_spike")
+IDS = ("a-01", "a-02", "a_03", "A-04", "b-05", "b-06", "c-07")
+ACCOUNTS = tuple(
+    Account(
+        id=account_id,
+        arr=10_000.0 * (n + 1),
+        renewal_date=date(2026, 10, 20) + timedelta(days=40 * n),
+        owner=f"csm{n % 2}@example.com",
+        segment="smb" if n % 2 else "enterprise",
+    )
+    for n, account_id in enumerate(IDS)
+)
+CONFIG = parse_config(
+    f"""
+sources: {{accounts: {{type: csv, options: {{path: accounts.csv}}}}}}
+accounts: {{source: accounts}}
+watchers:
+{chr(10).join(f"  - {{type: static, name: {k}}}" for k in KINDS)}
+notify: {{console: false, channels: {{team: {{url: "json://127.0.0.1:9/hook"}}}}}}
+""",
+    check_plugins=False,
+)
+PACK = bundled("rules", "default.yaml")
+RULES = [
+    *(
+        Rule.model_validate(r)
+        for r in yaml.safe_load(bundled("rules", "default.yaml").read_text())["rules"]
+    ),
+    Rule(
+        name="deep_drop",
+        title="Usage fell deep",
+        severity="high",
+        any_of=["usage_drop"],
+        where={"drop_pct": {"at_least": 50}},
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One pass: the clock moved on, these signals are on, these accounts are listed."""
+
+    advance: timedelta
+    active: frozenset[int]
+    listed: frozenset[str]
+    failing: bool
+    resolve_one: bool
+
+
+def _signal(account: str, kind: str, key: str, strength: float, age_h: int, drop: int) -> Signal:
+    return Signal(
+        watcher=kind,
+        account_id=account,
+        kind=kind,
+        evidence={"drop_pct": drop} if kind == "usage_drop" else {},
+        key=key,
+        strength=strength,
+        observed_at=T0 - timedelta(hours=age_h),
+        summary=f"{kind} on {account}",
+    )
+
+
+signals_st = st.builds(
+    _signal,
+    st.sampled_from(IDS),
+    st.sampled_from(KINDS),
+    st.sampled_from(["k1", "k2"]),
+    st.one_of(st.floats(0.0, 1.0), st.floats(0.6, 1.0)),
+    st.integers(0, 24 * 20),
+    st.integers(0, 90),
+)
+steps_st = st.builds(
+    Step,
+    st.sampled_from([timedelta(hours=1), timedelta(days=1), timedelta(days=4)]),
+    st.frozensets(st.integers(0, 29)),
+    st.frozensets(st.sampled_from(IDS), min_size=len(IDS) - 2),
+    st.booleans(),
+    st.booleans(),
+)
+
+
+def _record(store: Store, pool: list[Signal], step: Step, now: datetime) -> None:
+    on = [s for n, s in enumerate(pool) if n in step.active]
+    for kind in KINDS:
+        store.record_findings(
+            Findings(watcher=kind, now=now, signals=[s for s in on if s.kind == kind])
+        )
+
+
+def _pass(store: Store, step: Step, now: datetime, batch: int) -> PassTally:
+    failing = {"usage_drop": WatcherStatus(instance="usage_drop", consecutive_failures=9)}
+    book = Book(
+        config=CONFIG,
+        rules=RULES,
+        accounts=[a for a in ACCOUNTS if a.id in step.listed],
+        watchers=failing if step.failing else {},
+        sources={},
+    )
+    return run_pass(store, book, now, batch=batch)
+
+
+def _on_record(store: Store) -> dict[str, Any]:
+    alerts = {a.fingerprint: a.model_dump(exclude={"id"}) for a in store.alerts()}
+    outbox = sorted(
+        (n.idempotency_key, n.alert_fingerprint, n.event, n.channel, n.title, n.severity)
+        for n in store.notifications(limit=10_000)
+    )
+    scores = {a.id: store.score_history(a.id, date(2026, 1, 1)) for a in ACCOUNTS}
+    return {"alerts": alerts, "outbox": outbox, "scores": scores}
+
+
+def _told(tally: PassTally) -> tuple[object, ...]:
+    notices = sorted((n.event, n.alert.fingerprint, n.new_signals) for n in tally.notices)
+    changed = sorted(a.fingerprint for a in tally.changed)
+    return (tally.accounts, tally.written, tally.enqueued, notices, changed)
+
+
+def _stores(template: Path, folder: str) -> tuple[Store, Store]:
+    made = []
+    for name in ("one.db", "many.db"):
+        path = Path(folder) / name
+        shutil.copyfile(template, path)
+        made.append(Store(f"sqlite:///{path}"))
+    return made[0], made[1]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    pool=st.lists(signals_st, min_size=1, max_size=30),
+    steps=st.lists(steps_st, min_size=1, max_size=4),
+    batch=st.integers(1, 3),
+)
+def test_a_pass_in_batches_decides_what_one_pass_over_the_book_decides(
+    sqlite_template: Path, pool: list[Signal], steps: list[Step], batch: int
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        one, many = _stores(sqlite_template, folder)
+        try:
+            now = T0
+            for step in steps:
+                now += step.advance
+                for store in (one, many):
+                    _record(store, pool, step, now)
+                    if step.resolve_one and (open_ := store.alerts(open_only=True)):
+                        AlertActions(store, FrozenClock(now)).act(
+                            open_[-1].fingerprint, Resolve(), by="ann"
+                        )
+                whole = _pass(one, step, now, batch=1000)
+                batched = _pass(many, step, now, batch=batch)
+                assert whole.batches == 1
+                assert _told(batched) == _told(whole)
+                assert _on_record(many) == _on_record(one)
+        finally:
+            one.close()
+            many.close()
+
+
+def test_a_book_larger_than_a_batch_gets_the_alerts_of_one_pass(store: Store) -> None:
+    """Every account of a 60-account book at risk, correlated all at once and then (on the
+    same store, emptied of alerts) 7 at a time: the same alerts. Then the signals clear
+    and an account leaves the list: the alerts of accounts with no signals left clear and
+    the one of the account gone retires, batch or not."""
+    accounts = [
+        Account(id=f"acc-{n:03d}", arr=1000.0 * n, renewal_date=date(2026, 11, 1))
+        for n in range(60)
+    ]
+    signals = [
+        _signal(a.id, kind, "k", 0.9, n % 48, 60)
+        for n, a in enumerate(accounts)
+        for kind in {"usage_drop", *KINDS[: n % 3]}
+    ]
+    runs = []
+    for batch in (1000, 7):
+        with store.engine.begin() as conn:
+            for table in ("alerts", "notifications", "score_history"):
+                conn.execute(text(f"DELETE FROM {table}"))
+        _raise(store, signals, T0)
+        book = Book(config=CONFIG, rules=RULES, accounts=accounts, watchers={}, sources={})
+        first = run_pass(store, book, T0, batch=batch)
+        assert first.batches == (1 if batch == 1000 else 9)
+        assert first.written == 60 and first.enqueued == 60
+        _raise(store, [], T0 + timedelta(hours=1))
+        book = Book(config=CONFIG, rules=RULES, accounts=accounts[1:], watchers={}, sources={})
+        later = T0 + timedelta(days=3)
+        cleared = run_pass(store, book, later, batch=batch)
+        hold = CONFIG.correlation.resolve_hold_down
+        resolved = run_pass(store, book, later + hold, batch=batch)
+        states = {a.account_id: (a.state, a.acted_by or "") for a in store.alerts()}
+        assert states["acc-000"] == (AlertState.RESOLVED, states["acc-000"][1])
+        assert states["acc-000"][1].startswith("retired:")
+        assert all(state == AlertState.RESOLVED for state, _ in states.values())
+        alerts = {a.fingerprint: a.model_dump(exclude={"id", "version"}) for a in store.alerts()}
+        runs.append((_told(first), _told(cleared), _told(resolved), alerts))
+    assert runs[0] == runs[1]
+
+
+def _raise(store: Store, signals: list[Signal], now: datetime) -> None:
+    for kind in KINDS:
+        store.record_findings(
+            Findings(watcher=kind, now=now, signals=[s for s in signals if s.kind == kind])
+        )
