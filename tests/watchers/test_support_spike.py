@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import bisect
-import csv
 import math
 import random
-import tempfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any, cast
 
 import httpx
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 from swanwatch.watchers._counts import dispersion_index, log10_tail, predictive
 
 from swanwatch import Source, SourceOptions
-from swanwatch.sources.csv import CsvSource
 from swanwatch.testing import (
     assert_watcher_contract,
     last_unknowns,
@@ -29,6 +23,8 @@ from swanwatch.testing import (
     rows_source,
     run_watcher,
 )
+
+from .table_files import by_rows_and_columns
 
 NOW = "2026-11-20T12:00:00Z"
 END = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -90,50 +86,20 @@ async def run(
 ) -> list:  # type: ignore[type-arg]
     """The watcher over ``rows`` row by row, and (the same signals and unknowns, checked)
     as columns from a CSV file, typed and as text, and from Parquet."""
-
-    async def watch(source: Source) -> tuple[list, list]:  # type: ignore[type-arg]
-        signals = await run_watcher(
-            "support_spike",
-            options=options,
-            accounts=[make_account(a) for a in accounts],
-            now=now,
-            sources={"tickets": source},
-            replay=replay,
-        )
-        return signals, last_unknowns()
-
-    by_rows = await watch(rows_source(rows, date_field="opened_at"))
-    with tempfile.TemporaryDirectory() as tmp:
-        for source in ticket_files(rows, Path(tmp)):
-            assert source.columns(["account_id"]) is not None
-            assert await watch(source) == by_rows, source.options
-    return by_rows[0]
+    return await by_rows_and_columns(
+        "support_spike",
+        "tickets",
+        rows,
+        types=TICKET_TYPES,
+        date_field="opened_at",
+        accounts=accounts,
+        now=now,
+        replay=replay,
+        options=options,
+    )
 
 
 TICKET_TYPES = {"opened_at": "datetime", "escalated": "bool", "first_response_at": "datetime"}
-
-
-def ticket_files(rows: list[dict[str, object]], folder: Path) -> list[CsvSource]:
-    """``rows`` as tickets.csv (read typed and as text) and tickets.parquet."""
-    names = list(dict.fromkeys(k for r in rows for k in r)) or list(TICKET_TYPES)
-
-    def cell(value: object) -> object:
-        return value.isoformat() if isinstance(value, datetime) else value
-
-    with (folder / "tickets.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, names)
-        writer.writeheader()
-        writer.writerows({k: cell(v) for k, v in r.items()} for r in rows)
-    pq.write_table(
-        pa.table({n: pa.array([r.get(n) for r in rows]) for n in names}),
-        folder / "tickets.parquet",
-    )
-    path = str(folder / "tickets.csv")
-    return [
-        CsvSource("tickets", CsvSource.Options(path=path, types=TICKET_TYPES)),
-        CsvSource("tickets", CsvSource.Options(path=path)),  # all text
-        CsvSource("tickets", CsvSource.Options(path=str(folder / "tickets.parquet"))),
-    ]
 
 
 async def test_contract() -> None:
