@@ -74,7 +74,7 @@ async def _cycle(
     try:
         async with Engine(config, store, FrozenClock(NOW)) as engine:
             t = time.perf_counter()
-            accounts = await engine.load_accounts()
+            accounts = await engine.load_accounts(workers=True)  # as engine.cycle() does
             times["accounts_s"] = round(time.perf_counter() - t, 2)
             t = time.perf_counter()
             outcomes = await engine.run_watchers()

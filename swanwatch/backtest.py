@@ -111,10 +111,12 @@ async def replay(
         if incremental:  # the watchers read the sources held here, in this process
             daemon = config.daemon.model_copy(update={"watcher_processes": 0})
             replay_config = replay_config.model_copy(update={"daemon": daemon})
-        store = Store(url)
+        store = Store(url, scratch=incremental)
         clock = FrozenClock(start)
         try:
-            async with Engine(replay_config, store, clock, replay=True) as engine:
+            async with Engine(
+                replay_config, store, clock, replay=True, replayers=incremental
+            ) as engine:
                 if incremental:
                     engine.sources = read_once(engine.sources)
                 kept = require_history(config, engine.sources, specs)

@@ -44,7 +44,7 @@ from swanwatch.clock import Clock
 from swanwatch.config import Config, WatcherConfig, all_rules
 from swanwatch.delivery import DeliveryStats, DeliveryWorker
 from swanwatch.errors import LookAheadError, SourceError, StoreError
-from swanwatch.interfaces import ReadTally, StateMap, WatchContext, Watcher
+from swanwatch.interfaces import ReadTally, Replayer, StateMap, WatchContext, Watcher
 from swanwatch.model import Account, Alert, AlertState, Signal, SourceHealth, WatcherRun
 from swanwatch.passes import BATCH_ACCOUNTS, Book, run_pass
 from swanwatch.sources.health import MeteredSource, held_reason, judge, metered
@@ -135,6 +135,7 @@ class Engine:
         replay: bool = False,
         progress: Callable[[str, str, int], None] | None = None,
         metrics: Metrics | None = None,
+        replayers: bool = False,
     ) -> None:
         self.config = config
         self.store = store
@@ -151,6 +152,7 @@ class Engine:
         self._http: httpx.AsyncClient | None = None
         #: Worker processes for watchers that only read sources (big books; parallel.py).
         self._pool: ProcessPoolExecutor | None = None
+        self._books = parallel.Books()  # the accounts handed to them, once per cycle
         #: Watcher runs handed to worker processes so far.
         self.workers = 0
         self._accounts: list[Account] | None = None
@@ -159,6 +161,8 @@ class Engine:
         self._correlate_lock = asyncio.Lock()
         #: Per watcher instance: failed runs the store did not record (it was failing).
         self.unrecorded: dict[str, _Unrecorded] = {}
+        #: An incremental replay's replayer of each watcher instance (None: watch()).
+        self.replayers: dict[str, Replayer | None] | None = {} if replayers else None
         #: Accounts per batch of a correlation pass (:mod:`swanwatch.passes`).
         self.batch_accounts = BATCH_ACCOUNTS
         #: Whether a correlation's outcome keeps every notice and changed alert (a
@@ -184,6 +188,7 @@ class Engine:
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._pool is not None:
             await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+        self._books.close()
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -193,8 +198,10 @@ class Engine:
 
     # --- accounts -----------------------------------------------------------------------
 
-    async def load_accounts(self) -> list[Account]:
+    async def load_accounts(self, *, workers: bool = False) -> list[Account]:
         """Read the accounts source, judge the read, and keep the account list for this cycle.
+        ``workers``: a cycle follows; start the worker processes its watchers will run in
+        (a big book) as soon as the read tells the book's size, to start up meanwhile.
 
         A good read is stored (accounts it leaves out count one more absent read, and are
         retired after ``accounts.retire_after_reads``); an unhealthy one is not the truth:
@@ -211,6 +218,8 @@ class Engine:
                 read = await read_accounts(view, until)
             except SourceError as exc:
                 failure = exc
+            if workers:
+                self._start_workers(self.config.active_watchers(), len(read.accounts))
             tally = view.reads[-1] if view.reads else ReadTally(error=str(failure))
             for record, why in read.skipped:
                 tally.skipped(f"record {record}: {why}")
@@ -423,9 +432,8 @@ class Engine:
             seen.state = StateMap(state)
             seen.views = metered(self.sources, self.config.sources, watcher.uses())
             if self._pool is not None and parallel.movable(watcher):
-                job = parallel.Job(
-                    self.config, watcher, seen.judged, self.clock.now(), self.replay, state
-                )
+                book = self._books.of(seen.judged)
+                job = parallel.Job(self.config, watcher, book, self.clock.now(), self.replay, state)
                 seen.signals = await asyncio.wait_for(
                     self._in_worker(job, seen), spec.timeout.total_seconds()
                 )
@@ -523,7 +531,7 @@ class Engine:
             seen.state.delete(key)
         for name, reads in done.reads.items():
             seen.views[name].reads = reads
-        known = {a.id for a in job.accounts}
+        known = {a.id for a in seen.judged}
         return [
             s for s in (self._accept(job.watcher.instance, known, s) for s in done.signals) if s
         ]
@@ -545,7 +553,7 @@ class Engine:
     async def _collect(self, watcher: Watcher, ctx: WatchContext) -> list[Signal]:
         known = {a.id for a in ctx.accounts}
         out: list[Signal] = []
-        stream: AsyncIterator[Signal] = watcher.watch(ctx)
+        stream = self._judging(watcher, ctx)
         async for signal in stream:
             kept = self._accept(ctx.instance, known, signal)
             if kept is None:
@@ -555,14 +563,30 @@ class Engine:
                 self.progress(ctx.instance, "signals", len(out))
         return out
 
+    def _judging(self, watcher: Watcher, ctx: WatchContext) -> AsyncIterator[Signal]:
+        """watch(), or in an incremental replay the watcher's replayer's day."""
+        if self.replayers is None:
+            return watcher.watch(ctx)
+        if watcher.instance not in self.replayers:
+            self.replayers[watcher.instance] = watcher.replayer()
+        replayer = self.replayers[watcher.instance]
+        return watcher.watch(ctx) if replayer is None else replayer.day(ctx)
+
     async def run_watchers(self, specs: Sequence[WatcherConfig] | None = None) -> list[RunOutcome]:
         """Run watchers concurrently, each exactly once."""
         chosen = list(specs) if specs is not None else self.config.active_watchers()
-        listed = await self.accounts()
-        wanted = parallel.processes(self.config.daemon.watcher_processes, len(listed), len(chosen))
+        self._start_workers(chosen, len(await self.accounts()))
+        return list(await asyncio.gather(*(self.run_watcher(s) for s in chosen)))
+
+    def _start_workers(self, chosen: Sequence[WatcherConfig], accounts: int) -> None:
+        """The worker processes for ``chosen`` over a book this big, if any and not yet
+        started; each imports its watchers' modules at once."""
+        wanted = parallel.processes(self.config.daemon.watcher_processes, accounts, len(chosen))
         if wanted and self._pool is None:
             self._pool = parallel.pool(wanted)
-        return list(await asyncio.gather(*(self.run_watcher(s) for s in chosen)))
+            modules = sorted({plugins.watcher_class(s.type).__module__ for s in chosen})
+            for _ in range(wanted):
+                self._pool.submit(parallel.warm, modules)
 
     def watcher_health(self) -> dict[str, WatcherStatus]:
         """Each configured watcher's status on record, with the failed runs the store did
@@ -652,7 +676,7 @@ class Engine:
         """Everything once: accounts, every watcher, correlation, delivery. A store that
         fails on the way is a StoreError (a watcher run's own failures are its outcome)."""
         try:
-            await self.load_accounts()
+            await self.load_accounts(workers=True)
             outcomes = await self.run_watchers()
             correlation = await self.correlate()
             delivered = await self.deliver()

@@ -270,6 +270,21 @@ class SourceUse:
     fields: tuple[str, ...] = ()
 
 
+class Replayer(ABC):
+    """A watcher's judgement carried from one simulated day to the next in a replay
+    (``swanwatch backtest``, ``review``), so that a day costs what changed since the last
+    one rather than the whole history. See :meth:`Watcher.replayer`."""
+
+    @abstractmethod
+    def day(self, ctx: WatchContext) -> AsyncIterator[Signal]:
+        """Yield exactly what ``watch(ctx)`` would yield on ``ctx.clock.now()``, report the
+        same unknowns, read the same sources (so their health is judged as before) and
+        leave the same state, given that every earlier simulated day of this replay went
+        through this method, in order. Where what it kept cannot give today's judgement
+        exactly (the accounts changed, the rows are not what it relies on), it judges the
+        day afresh, as ``watch()`` does."""
+
+
 class Watcher(ABC):
     """Looks at accounts and yields Signals. Never notifies, never grades the account.
 
@@ -297,6 +312,13 @@ class Watcher(ABC):
 
     def lookback(self) -> timedelta | None:
         """How old a finding may be and still hold without fresh data (None: no limit)."""
+        return None
+
+    def replayer(self) -> Replayer | None:
+        """How a replay judges this watcher instance day after day from what it kept of
+        the days before (a :class:`Replayer`, asked for once per replay); None, the
+        default: every simulated day runs :meth:`watch` afresh, as the daemon does. A
+        replay gives the same events either way (a test compares both)."""
         return None
 
     @abstractmethod

@@ -21,7 +21,12 @@ import asyncio
 import importlib.util
 import logging
 import multiprocessing
+import operator
 import os
+import pickle
+import shutil
+import tempfile
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -30,8 +35,73 @@ from datetime import datetime
 from swanwatch.interfaces import ReadTally, SourceUse, StateMap, WatchContext, Watcher
 from swanwatch.model import JSON, Account, Signal
 
+log = logging.getLogger("swanwatch.parallel")
+
 #: From this many accounts on, ``watcher_processes: auto`` runs watchers in processes.
 AUTO_MIN_ACCOUNTS = 20_000
+
+
+@dataclass(frozen=True)
+class Book:
+    """The accounts a cycle's watchers judge, written once to a file that each worker reads
+    once: 100,000 pydantic records pickled to every run cost seconds a run; as plain
+    tuples, read once per worker, they cost a fraction of that."""
+
+    path: str
+    key: str  # new for every book written
+
+    @classmethod
+    def write(cls, accounts: Sequence[Account], folder: str) -> Book:
+        key = uuid.uuid4().hex
+        path = os.path.join(folder, f"book-{key}.pickle")
+        rows = [tuple(getattr(a, f) for f in _FIELDS) for a in accounts]
+        with open(path, "wb") as handle:
+            pickle.dump(rows, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        return cls(path, key)
+
+    def accounts(self) -> list[Account]:
+        """The book's accounts (in a worker: read once, then kept until the next book)."""
+        found = _READ.get(self.key)
+        if found is None:
+            with open(self.path, "rb") as handle:
+                rows = pickle.load(handle)
+            # Validated when read from the source: rebuilt as they were, not checked again.
+            found = [Account.model_construct(**dict(zip(_FIELDS, r, strict=True))) for r in rows]
+            _READ.clear()
+            _READ[self.key] = found
+        return found
+
+
+class Books:
+    """The books an engine wrote for its workers: the last one, reused while a cycle's runs
+    judge the same accounts, in a folder of its own removed at :meth:`close`."""
+
+    def __init__(self) -> None:
+        self._folder: str | None = None
+        self._last: tuple[list[Account], Book] | None = None
+
+    def of(self, accounts: list[Account]) -> Book:
+        last = self._last
+        same = last is not None and len(last[0]) == len(accounts)
+        if last is not None and same and all(map(operator.is_, last[0], accounts)):
+            return last[1]
+        if self._folder is None:
+            self._folder = tempfile.mkdtemp(prefix="swanwatch-books-")
+        if last is not None:
+            os.unlink(last[1].path)
+        book = Book.write(accounts, self._folder)
+        self._last = (list(accounts), book)
+        return book
+
+    def close(self) -> None:
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+        self._folder = self._last = None
+
+
+_FIELDS = tuple(Account.model_fields)
+#: The book a worker read last, by key.
+_READ: dict[str, list[Account]] = {}
 
 
 @dataclass
@@ -40,7 +110,7 @@ class Job:
 
     config: object  # the Config: sources and their settings
     watcher: Watcher
-    accounts: list[Account]
+    book: Book
     now: datetime
     replay: bool
     state: dict[str, JSON]
@@ -83,6 +153,23 @@ def pool(size: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"))
 
 
+def warm(modules: Sequence[str]) -> None:
+    """In a new worker: import what its runs need (the watchers' modules, the sources, the
+    array libraries), while the engine is still storing the accounts."""
+    import importlib
+
+    import swanwatch.accounts
+    import swanwatch.config
+    import swanwatch.sources.csv
+    import swanwatch.sources.health  # noqa: F401
+
+    for name in [*modules, "numpy", "pyarrow", "pyarrow.csv", "pyarrow.compute"]:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            log.debug("worker warm-up: %s not importable", name)
+
+
 def run_job(job: Job) -> Done:
     """In the worker: the watcher over the job's accounts, its sources built afresh."""
     return asyncio.run(_run(job))
@@ -111,7 +198,7 @@ async def _run(job: Job) -> Done:
                 clock=FrozenClock(job.now),
                 http=http,
                 log=logging.getLogger(f"swanwatch.watcher.{watcher.instance}"),
-                accounts=job.accounts,
+                accounts=job.book.accounts(),
                 state=state,
                 sources=views,
                 replay=job.replay,

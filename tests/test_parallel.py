@@ -11,6 +11,7 @@ from swanwatch.clock import FrozenClock
 from swanwatch.config import load_config
 from swanwatch.engine import Engine
 from swanwatch.store import Store
+from swanwatch.testing import make_account
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 NOW = "2026-11-20T12:00:00Z"
@@ -56,3 +57,16 @@ def test_how_many_processes() -> None:
     assert parallel.processes(None, parallel.AUTO_MIN_ACCOUNTS, 1) == 0  # nothing to share
     assert 1 <= parallel.processes(None, parallel.AUTO_MIN_ACCOUNTS, 4) <= 4
     assert parallel.processes(3, 10, 4) == 3 and parallel.processes(0, 10**6, 4) == 0
+
+
+def test_a_book_is_written_once_per_cycle_and_read_back_as_it_was() -> None:
+    accounts = [make_account(f"a{i}", domains=[f"a{i}.example"], arr=i) for i in range(5)]
+    books = parallel.Books()
+    book = books.of(accounts)
+    assert books.of(list(accounts)) is book  # the same accounts: the same file
+    assert book.accounts() == accounts
+    other = books.of(accounts[:3])
+    assert other.key != book.key and not Path(book.path).exists()
+    assert other.accounts() == accounts[:3]
+    books.close()
+    assert not Path(other.path).exists()

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
+
+from swanwatch import Replayer, Signal, WatchContext
 
 #: Scales the median absolute deviation to estimate a standard deviation (as the watcher).
 MAD_SCALE = 1.4826
@@ -138,6 +141,17 @@ async def read(
     async for table in tables:
         await run(_batch, table, out, keep)
     return out
+
+
+def ordinal(value: object) -> int:
+    """A row's date as a day ordinal; accepts date, datetime or ISO text."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date().toordinal() if value.tzinfo else value.toordinal()
+    if isinstance(value, date):
+        return value.toordinal()
+    if isinstance(value, str):
+        return date.fromisoformat(value.strip()[:10]).toordinal()
+    raise ValueError(f"{value!r} is not a date")
 
 
 def _column(table: Any, name: str) -> tuple[Any, list[object]]:
@@ -370,6 +384,39 @@ def judge_all(x: Any, opts: Screen, ignored: Collection[int]) -> dict[int, Run]:
     of low days going on on the last day, by row of ``x``, for the rows that have one."""
     import numpy as np
 
+    days = x.shape[1]
+    end = days - 1
+    begin = max(7 * opts.weeks_min, end - opts.lookback_days + 1)
+    if begin > end:
+        return {}
+    # A series whose last day is plainly normal (above every same weekday's share of the
+    # window, none of them under the floor) has no run going on then, whatever came before:
+    # only the others are judged (each series is judged on its own).
+    unsettled = np.flatnonzero(~_plainly_normal(x, end, opts, ignored))
+    runs = _judge_rows(x[unsettled], opts, ignored, begin)
+    return {int(unsettled[s]): run for s, run in runs.items()}
+
+
+def _plainly_normal(x: Any, i: int, opts: Screen, ignored: Collection[int]) -> Any:
+    """Per series: day ``i`` is normal by the first test of :func:`_day` (which nothing
+    later in that day's judgement undoes), and not a day left out."""
+    import numpy as np
+
+    if i in ignored:
+        return np.zeros(len(x), dtype=bool)
+    span = 7 * opts.weeks_max
+    lo = i - span if i >= span else i % 7
+    window = x[:, lo:i:7]
+    ratio = 1 - opts.min_day_drop_pct / 100
+    return (x[:, i] > ratio * window.max(axis=1)) & (
+        window.min(axis=1) >= opts.min_baseline_per_day
+    )
+
+
+def _judge_rows(x: Any, opts: Screen, ignored: Collection[int], begin: int) -> dict[int, Run]:
+    """:func:`judge_all` of the series ``x``, from day ``begin`` on."""
+    import numpy as np
+
     n, days = x.shape
     end = days - 1
     keep = np.zeros((n, days), dtype=np.int8)
@@ -380,7 +427,7 @@ def judge_all(x: Any, opts: Screen, ignored: Collection[int]) -> dict[int, Run]:
     low, weeks = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     base, cur, short = np.zeros(n), np.zeros(n), np.zeros(n)
     zero = np.ones(n, dtype=bool)
-    for i in range(max(7 * opts.weeks_min, end - opts.lookback_days + 1), end + 1):
+    for i in range(begin, end + 1):
         value = x[:, i]
         normal, is_low, med, counts = _day(x, keep, i, opts, start >= 0)
         start[normal], low[normal], base[normal], cur[normal] = -1, 0, 0.0, 0.0
@@ -406,3 +453,106 @@ def judge_all(x: Any, opts: Screen, ignored: Collection[int]) -> dict[int, Run]:
         )
         for s in np.flatnonzero(start >= 0).tolist()
     }
+
+
+class Usage(Protocol):
+    """What :class:`Replay` needs of the usage watcher (the watcher itself)."""
+
+    carry: Carry | None
+    options: Any
+
+    def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]: ...
+
+
+class Replay(Replayer):
+    """The usage watcher in a replay: each day adds only the rows dated since the last one
+    to the daily sums it keeps (:class:`Carry`), then judges as ``watch()`` does.
+
+    Exact when the usage source cuts its rows by the same ``date`` the watcher reads (a
+    ``date_field: date`` option, no snapshots): the rows of the days already added are
+    then the same, in the same order, and so are their sums. Otherwise every day is read
+    afresh."""
+
+    def __init__(self, watcher: Usage) -> None:
+        self.watcher = watcher
+        self.carry = Carry()
+
+    def day(self, ctx: WatchContext) -> AsyncIterator[Signal]:
+        source = ctx.sources.get(self.watcher.options.usage_source)
+        options = getattr(source, "options", None)
+        dated = getattr(options, "date_field", None) == "date"
+        carried = dated and not getattr(options, "snapshots", False)
+        self.watcher.carry = self.carry if carried else None
+        return self.watcher.watch(ctx)
+
+
+@dataclass
+class Carry:
+    """The daily sums a replay has read so far: the rows dated up to ``through`` (of
+    ``count`` rows served that far), for the accounts ``wanted``."""
+
+    columns: Columns | None = None
+    through: int = 0
+    count: int = 0
+    wanted: frozenset[object] = frozenset()
+
+    async def read(
+        self, tables: AsyncIterator[Any], keep: Keep, run: Callable[..., Awaitable[Any]]
+    ) -> Columns:
+        """:func:`read` of today's tables: the rows dated since the last day added to what
+        is kept, or, where that would not be exact, every row read afresh."""
+        found = [table async for table in tables]
+        try:
+            out: Columns = await run(self._read, found, keep)
+        except BaseException:
+            self.columns = None  # half added: the next day starts afresh
+            raise
+        return out
+
+    def _read(self, found: list[Any], keep: Keep) -> Columns:
+        import numpy as np
+
+        days = _dates(found)
+        wanted = frozenset(keep.wanted)
+        if (
+            self.columns is None
+            or days is None
+            or wanted != self.wanted
+            or keep.today < self.through
+            or int(np.count_nonzero(days <= self.through)) != self.count
+        ):
+            out = Columns()
+            for table in found:
+                _batch(table, out, keep)
+        else:
+            out, new = self.columns, (days > self.through) & (days <= keep.today)
+            if new.any():
+                import pyarrow as pa
+
+                _batch(pa.concat_tables(found).filter(new), out, keep)
+        if days is not None:
+            self.columns, self.through, self.wanted = out, keep.today, wanted
+            self.count = int(np.count_nonzero(days <= keep.today))
+        return out
+
+
+#: ``date.toordinal()`` of 1970-01-01, the epoch of Arrow's date32.
+_EPOCH_ORDINAL = 719_163
+
+
+def _dates(tables: list[Any]) -> Any:
+    """Each row's ``date`` as an ordinal (null: before any day), or None when the tables
+    are not all of one schema with a date32 ``date`` column."""
+    import numpy as np
+    import pyarrow as pa
+
+    if not tables or len({t.schema for t in tables}) > 1:
+        return None
+    if "date" not in tables[0].column_names:
+        return None
+    kind = tables[0].schema.field("date").type
+    if not pa.types.is_date32(kind):
+        return None
+    column = pa.chunked_array([c for t in tables for c in t.column("date").chunks], kind)
+    days = column.cast(pa.int32()).fill_null(-_EPOCH_ORDINAL).to_numpy()
+    return days.astype(np.int64) + _EPOCH_ORDINAL

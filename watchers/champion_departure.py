@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
 from swanwatch import Account, Signal, SourceUse, WatchContext, Watcher, WatcherOptions
 from swanwatch.values import day_of, midnight, text_of
+
+from . import _arrays as contact_arrays  # noqa: TID251 (a sibling helper)
+from . import _contact_columns as contacts  # noqa: TID251 (a sibling helper)
 
 _EPOCH = date.min
 
@@ -126,9 +129,25 @@ class ChampionDepartureWatcher(Watcher):
         wanted = {a.id: a for a in ctx.accounts}
         if not wanted:
             return
-        contacts: dict[str, dict[str, _Contact]] = {}
         source = ctx.source(opts.contacts_source)
-        async for row in source.rows(until=now if ctx.replay else None):
+        tables = source.columns(contacts.FIELDS, until=now if ctx.replay else None)
+        found = None if tables is None else await self._read_columns(ctx, tables, wanted, today)
+        judged, known = found if found is not None else await self._read_rows(ctx, wanted, today)
+        for account in wanted.values():
+            people = judged.get(account.id)
+            if people:
+                for signal in self._judge(account, people, today):
+                    yield signal
+            elif account.id not in known:
+                ctx.report_unknown(account, f"no contacts in source {opts.contacts_source!r}")
+
+    async def _read_rows(
+        self, ctx: WatchContext, wanted: dict[str, Account], today: date
+    ) -> tuple[dict[str, dict[str, _Contact]], set[str]]:
+        """Every wanted account's contacts, row by row; and the accounts that have any."""
+        contacts: dict[str, dict[str, _Contact]] = {}
+        source = ctx.source(self.options.contacts_source)
+        async for row in source.rows(until=ctx.clock.now() if ctx.replay else None):
             account_id = row.get("account_id")
             if account_id not in wanted:
                 continue
@@ -148,13 +167,40 @@ class ChampionDepartureWatcher(Watcher):
                 day_of(known.previous.get("changed_at")) or _EPOCH
             ):
                 known.previous = row
-        for account in wanted.values():
-            found = contacts.get(account.id)
-            if not found:
-                ctx.report_unknown(account, f"no contacts in source {opts.contacts_source!r}")
-                continue
-            for signal in self._judge(account, found, today):
-                yield signal
+        return contacts, set(contacts)
+
+    async def _read_columns(
+        self, ctx: WatchContext, tables: AsyncIterator[Any], wanted: dict[str, Account], today: date
+    ) -> tuple[dict[str, dict[str, _Contact]], set[str]] | None:
+        """The contacts of the accounts worth judging, as columns (see _contact_columns);
+        None when the columns do not read (the row path then reads the source)."""
+        import pyarrow as pa
+
+        j = self._judging(today)
+        params = contacts.Params(
+            wanted=wanted,
+            today=today,
+            key_roles=frozenset(j.key_roles),
+            champion_role=j.champion_role,
+            gone=j.gone,
+            bounced=j.bounced,
+            silent_before=j.silent_before,
+            no_champion=self.options.signal_no_champion,
+            text=text_of,
+            day=day_of,
+        )
+        try:
+            table = await contact_arrays.gathered(tables, contacts.FIELDS)
+            found = await ctx.run_blocking(contacts.people, table, params)
+        except (pa.ArrowTypeError, pa.ArrowInvalid, contacts.Unreadable):
+            return None
+        judged = {
+            account_id: {
+                key: _Contact(latest, changed, before) for key, latest, changed, before in people
+            }
+            for account_id, people in found.judged.items()
+        }
+        return judged, found.known
 
     def _judging(self, today: date) -> _Judging:
         opts = self.options

@@ -7,12 +7,14 @@ import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from swanwatch import Account, Signal, SourceUse, WatchContext, Watcher, WatcherOptions
 
+from . import _arrays as tickets_arrays  # noqa: TID251 (a sibling helper)
+from . import _ticket_columns as tickets  # noqa: TID251 (a sibling helper)
 from ._counts import dispersion_index, log10_tail, predictive  # noqa: TID251 (a sibling helper)
 
 _TRUE = frozenset({"true", "t", "yes", "y", "1", "on"})
@@ -73,7 +75,8 @@ class _Tally:
     unanswered: list[tuple[datetime, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.per_window = [[0] * self.bins for _ in _KINDS]
+        if not self.per_window:
+            self.per_window = [[0] * self.bins for _ in _KINDS]
 
     def count(self, opened: datetime, window: int, escalated: bool, p1: bool) -> None:
         """Count a ticket in the recent window (``window`` -1) or a baseline window (0 is
@@ -237,31 +240,99 @@ class SupportSpikeWatcher(Watcher):
         wanted = {a.id: a for a in ctx.accounts}
         if not wanted:
             return
-        tallies = await self._read(ctx, now, wanted)
+        tallies, firsts = await self._read(ctx, now, wanted)
         history_from = now - timedelta(days=opts.window_days + opts.baseline_days)
         judged = []
-        for account_id, tally in sorted(tallies.items(), key=lambda item: str(item[0])):
+        quiet = 0  # judged accounts without a recent ticket: nothing to find
+        for account_id in sorted(firsts, key=str):
             account = wanted[str(account_id)]
-            unanswered = self._unanswered(account, tally, now)
+            tally = tallies.get(account_id)
+            unanswered = None if tally is None else self._unanswered(account, tally, now)
             if unanswered is not None:
                 yield unanswered
-            if tally.first > history_from:
+            first = firsts[account_id]
+            if first > history_from:
                 ctx.report_unknown(
                     account,
-                    f"not enough history: tickets since {tally.first.date().isoformat()}; "
+                    f"not enough history: tickets since {first.date().isoformat()}; "
                     f"{opts.window_days + opts.baseline_days} days needed",
                 )
-            else:
+            elif tally is not None:
                 judged.append((account, tally))
+            else:
+                quiet += 1
         looks = len(_KINDS) * opts.horizon_days
         if opts.significance_scope == "book":
-            looks *= max(1, len(judged))
+            looks *= max(1, len(judged) + quiet)
         threshold = math.log10(opts.significance / looks)
         for account, tally in judged:
             for found in self._judge(tally, now, threshold):
                 yield self._signal(account, tally, found, threshold, now)
 
     async def _read(
+        self, ctx: WatchContext, now: datetime, wanted: dict[str, Account]
+    ) -> tuple[dict[object, _Tally], dict[object, datetime]]:
+        """Each wanted account's tally (those with a ticket), and each one's first ticket;
+        as columns where the source reads so (then only the accounts with a recent or an
+        unanswered ticket get a tally: the others' counts find nothing)."""
+        source = ctx.source(self.options.tickets_source)
+        tables = source.columns(tickets.FIELDS, until=now if ctx.replay else None)
+        if tables is not None:
+            import pyarrow as pa
+
+            try:
+                table = await tickets_arrays.gathered(tables, tickets.FIELDS)
+            except (pa.ArrowTypeError, pa.ArrowInvalid):
+                pass  # files whose columns do not make one table: row by row
+            else:
+                params = self._params(ctx, now, wanted)
+                found = await ctx.run_blocking(tickets.tally, table, params)
+                return self._tallies(found)
+        tallies = await self._read_rows(ctx, now, wanted)
+        return tallies, {account_id: t.first for account_id, t in tallies.items()}
+
+    def _params(self, ctx: WatchContext, now: datetime, wanted: dict[str, Account]) -> Any:
+        opts = self.options
+        recent_from = now - timedelta(days=opts.window_days)
+        p1s = {p.lower() for p in opts.p1_priorities}
+        closed = {s.lower() for s in opts.closed_statuses}
+        return tickets.Params(
+            wanted=wanted,
+            now=now,
+            recent_from=recent_from,
+            baseline_from=recent_from - timedelta(days=opts.baseline_days),
+            answer_by=now - timedelta(hours=opts.unanswered_after_h),
+            window_days=opts.window_days,
+            bins=opts.baseline_days // opts.window_days,
+            replay=ctx.replay,
+            instant=_instant,
+            is_p1=lambda v: str(v or "").strip().lower() in p1s,
+            is_escalated=lambda v: v is True or _flag(v),
+            is_closed=lambda v: str(v or "").strip().lower() in closed,
+        )
+
+    def _tallies(self, found: Any) -> tuple[dict[object, _Tally], dict[object, datetime]]:
+        """The row path's tallies of the accounts with a recent or an unanswered ticket."""
+        bins = self.options.baseline_days // self.options.window_days
+        instant = tickets_arrays.instant
+        firsts = dict(zip(found.ids, map(instant, found.first.tolist()), strict=True))
+        out: dict[object, _Tally] = {}
+        busy = set((found.recent.sum(axis=1) > 0).nonzero()[0].tolist()) | set(found.unanswered)
+        for i in sorted(busy):
+            account_id = found.ids[i]
+            out[account_id] = _Tally(
+                first=firsts[account_id],
+                bins=bins,
+                recent=found.recent[i].tolist(),
+                baseline=found.baseline[i].tolist(),
+                per_window=found.per_window[i].tolist(),
+                first_recent=[instant(t) if t >= 0 else None for t in found.first_recent[i]],
+                p1_before=int(found.p1_before[i]),
+                unanswered=[(instant(t), ticket) for t, ticket in found.unanswered.get(i, [])],
+            )
+        return out, firsts
+
+    async def _read_rows(
         self, ctx: WatchContext, now: datetime, wanted: dict[str, Account]
     ) -> dict[object, _Tally]:
         """One pass over the ticket rows: each wanted account's tally, by account id."""

@@ -34,15 +34,7 @@ _SLIDE_SHORTFALL = 0.10
 _IGNORED, _LOW_DAY = 1, 2
 
 
-def _ordinal(value: object) -> int:
-    """A row's date as a day ordinal; accepts date, datetime or ISO text."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).date().toordinal() if value.tzinfo else value.toordinal()
-    if isinstance(value, date):
-        return value.toordinal()
-    if isinstance(value, str):
-        return date.fromisoformat(value.strip()[:10]).toordinal()
-    raise ValueError(f"{value!r} is not a date")
+_ordinal = columns.ordinal
 
 
 def _unreadable(source: str, row: Mapping[str, object], exc: Exception) -> SourceError:
@@ -253,6 +245,13 @@ class UsageDropWatcher(Watcher):
             ),
         )
 
+    #: In a replay: the daily sums carried from the days before (see ``replayer``).
+    carry: columns.Carry | None = None
+
+    def replayer(self) -> columns.Replay:
+        """Each simulated day adds the rows dated since the last to the sums kept."""
+        return columns.Replay(self)
+
     def lookback(self) -> timedelta:
         return timedelta(days=self.options.lookback_days)
 
@@ -324,8 +323,9 @@ class UsageDropWatcher(Watcher):
             today,
             _ordinal,
         )
+        reader = self.carry.read if self.carry is not None else columns.read
         try:
-            read = await columns.read(tables, keep, ctx.run_blocking)
+            read = await reader(tables, keep, ctx.run_blocking)
         except columns.Unreadable as exc:
             raise _unreadable(opts.usage_source, exc.row, exc.cause) from exc.cause
         sums = await ctx.run_blocking(columns.matrix, read)

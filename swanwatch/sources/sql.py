@@ -271,7 +271,6 @@ class SqlSource(Source):
             conn = engine.connect()
         except SQLAlchemyError as exc:
             raise SourceError(f"{where}: cannot connect: {_first_line(exc)}") from exc
-        running.running(conn.connection.dbapi_connection)
         return self._stream(conn, statement, params, until, where, tally, running)
 
     def _stream(
@@ -286,6 +285,9 @@ class SqlSource(Source):
     ) -> Generator[list[Row], None, None]:
         opts = self.options
         with conn:
+            # Registered here, on the read's thread just before the statement runs: a read
+            # abandoned before this point never starts it (ReadAbandoned).
+            running.running(conn.connection.dbapi_connection)
             try:
                 result = conn.execution_options(
                     stream_results=True, yield_per=opts.batch_rows

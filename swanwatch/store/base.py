@@ -35,9 +35,9 @@ class StoreBase:
     """One SQL database: the engine, its schema, and transactions. Each aggregate's part of
     the store (accounts, signals, runs, alerts, outbox, shards) builds on this."""
 
-    def __init__(self, url: str, *, migrate: bool = True) -> None:
+    def __init__(self, url: str, *, migrate: bool = True, scratch: bool = False) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, scratch=scratch)
         if migrate:
             self.upgrade()
 
@@ -162,29 +162,36 @@ def chunks(items: Sequence[T], size: int = BATCH) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``: SQLite in WAL mode with BEGIN IMMEDIATE, PostgreSQL pooled."""
+def make_engine(url: str, *, scratch: bool = False) -> Engine:
+    """An engine for ``url``: SQLite in WAL mode with BEGIN IMMEDIATE, PostgreSQL pooled.
+
+    ``scratch``: a store thrown away after use (a replay's temporary SQLite file), its
+    connections kept open between transactions and never synced to disk.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, parsed.database or "")
+        return _sqlite_engine(url, parsed.database or "", scratch)
     if parsed.get_backend_name() == "postgresql":
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
     return create_engine(url, pool_pre_ping=True)
 
 
-def _sqlite_engine(url: str, database: str) -> Engine:
+def _sqlite_engine(url: str, database: str, scratch: bool = False) -> Engine:
     if database and database != ":memory:":
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(
-        url, poolclass=NullPool, connect_args={"timeout": 30, "check_same_thread": False}
-    )
+    connect_args = {"timeout": 30, "check_same_thread": False}
+    if scratch:  # a pool: opening a connection (and closing the last) costs more than a step
+        engine = create_engine(url, pool_size=4, max_overflow=4, connect_args=connect_args)
+    else:
+        engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    synchronous = "OFF" if scratch else "NORMAL"
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()

@@ -9,8 +9,9 @@ from swanwatch.testing import (
     last_unknowns,
     make_account,
     rows_source,
-    run_watcher,
 )
+
+from .table_files import by_rows_and_columns
 
 NOW = "2026-11-20T12:00:00Z"
 
@@ -57,14 +58,22 @@ async def run(
     accounts: tuple[str, ...] = ("acme",),
     **options: object,
 ) -> list:  # type: ignore[type-arg]
-    return await run_watcher(
+    """The watcher over ``rows`` row by row, and (the same signals and unknowns, checked)
+    as columns from a CSV file, typed and as text, and from Parquet."""
+    return await by_rows_and_columns(
         "champion_departure",
-        options=options,
-        accounts=[make_account(a) for a in accounts],
+        "contacts",
+        rows,
+        types=CONTACT_TYPES,
+        date_field="changed_at",
+        accounts=accounts,
         now=now,
-        sources={"contacts": rows_source(rows, date_field="changed_at")},
         replay=replay,
+        options=options,
     )
+
+
+CONTACT_TYPES = {"last_login": "date", "changed_at": "date"}
 
 
 async def test_contract() -> None:

@@ -24,6 +24,8 @@ from swanwatch.testing import (
     run_watcher,
 )
 
+from .table_files import by_rows_and_columns
+
 NOW = "2026-11-20T12:00:00Z"
 END = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
@@ -82,14 +84,22 @@ async def run(
     accounts: tuple[str, ...] = ("acme",),
     **options: object,
 ) -> list:  # type: ignore[type-arg]
-    return await run_watcher(
+    """The watcher over ``rows`` row by row, and (the same signals and unknowns, checked)
+    as columns from a CSV file, typed and as text, and from Parquet."""
+    return await by_rows_and_columns(
         "support_spike",
-        options=options,
-        accounts=[make_account(a) for a in accounts],
+        "tickets",
+        rows,
+        types=TICKET_TYPES,
+        date_field="opened_at",
+        accounts=accounts,
         now=now,
-        sources={"tickets": rows_source(rows, date_field="opened_at")},
         replay=replay,
+        options=options,
     )
+
+
+TICKET_TYPES = {"opened_at": "datetime", "escalated": "bool", "first_response_at": "datetime"}
 
 
 async def test_contract() -> None:

@@ -1,0 +1,69 @@
+"""champion_departure reads contacts as columns (CSV typed and as text, Parquet) and judges
+only the accounts where something can be wrong: the signals and unknowns are exactly those
+of the row path, whatever the contacts hold."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import date, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from .test_champion_departure import NOW, run
+
+TODAY = date(2026, 11, 20)
+
+
+def contacts(seed: int, accounts: int) -> list[dict[str, object]]:
+    """Contacts of a few accounts (and of one not watched), each with a history of rows:
+    roles, titles, companies and statuses that change, e-mails in other cases or missing,
+    logins recent, old or absent, changes on one day, and from the future."""
+    rng = random.Random(seed)
+    rows: list[dict[str, object]] = []
+    for a in range(accounts + 1):
+        for c in range(rng.randint(0, 5)):
+            email = rng.choice([f"p{c}@a{a}.example", f"P{c}@A{a}.example ", "", f"p{c}@x"])
+            for _ in range(rng.choice([1, 1, 1, 2, 3])):
+                changed = TODAY - timedelta(days=rng.choice([400, 120, 60, 20, 5, 0, -3]))
+                login = TODAY - timedelta(days=rng.choice([1, 10, 40, 100]))
+                rows.append(
+                    {
+                        "account_id": f"a{a}",
+                        "email": email,
+                        "name": rng.choice([f"Person {c}", "", f"person {c} "]),
+                        "title": rng.choice(["VP Ops", "CFO", "Analyst", ""]),
+                        "role": rng.choice(["champion", "Sponsor", "user", "", "champion "]),
+                        "status": rng.choice(["active", "", "left", "Bounced", "inactive"]),
+                        "last_login": rng.choice([login.isoformat(), None]),
+                        "changed_at": rng.choice([changed.isoformat(), None]),
+                        "company": rng.choice(["Acme", "Globex", ""]),
+                    }
+                )
+    if rng.random() < 0.5:
+        rng.shuffle(rows)
+    return rows
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10**6),
+    accounts=st.integers(1, 5),
+    replay=st.booleans(),
+    options=st.fixed_dictionaries(
+        {},
+        optional={
+            "key_roles": st.sampled_from([["champion", "sponsor"], ["sponsor"], ["user", ""]]),
+            "inactive_days": st.sampled_from([7, 30]),
+            "recent_days": st.sampled_from([10, 90, 500]),
+            "signal_no_champion": st.booleans(),
+        },
+    ),
+)
+def test_columns_judge_exactly_as_rows(
+    seed: int, accounts: int, replay: bool, options: dict[str, object]
+) -> None:
+    rows = contacts(seed, accounts)
+    ids = tuple(f"a{i}" for i in range(accounts))  # the last account is not watched
+    asyncio.run(run(rows, NOW, replay=replay, accounts=ids, **options))

@@ -1,0 +1,171 @@
+"""The champion watcher's columnar path: contact rows as Arrow columns, each contact's latest
+row (and the one before) found with numpy, and only the accounts where something can be
+wrong handed to the row path's judging.
+
+Equal to the row path by construction: the same rows are kept (wanted accounts, a contact
+named by e-mail or name, no change from the future), each value is read by the row path's
+own functions (distinct value by distinct value), a contact's latest row is the last of its
+rows by (change day, row order) and the one before the next to last, as the row path's
+loop leaves them. An account is judged when one of its key contacts is gone, bounces, has
+changed or is silent, or when it has no champion present: an account with none of these
+gets no signal from the row path either. A date that does not read sends the watcher back
+to the row path (which fails, or not, where it always did). The watcher's tests run both
+ways.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from . import _arrays as arrays  # noqa: TID251 (a sibling helper)
+
+#: The contact fields read.
+FIELDS = (
+    "account_id",
+    "email",
+    "name",
+    "title",
+    "role",
+    "status",
+    "last_login",
+    "changed_at",
+    "company",
+)
+
+
+class Unreadable(Exception):
+    """A date the columns cannot read; the row path reads the source instead."""
+
+
+@dataclass(frozen=True)
+class Params:
+    """What the screen needs of the watcher's options and the run."""
+
+    wanted: Mapping[str, object]
+    today: date
+    key_roles: Collection[str]
+    champion_role: str
+    gone: Collection[str]
+    bounced: Collection[str]
+    silent_before: date
+    no_champion: bool
+    text: Callable[[object], str]
+    day: Callable[[object], date | None]
+
+
+#: A contact as the judging takes it: (e-mail key, latest row, its change day, row before).
+Contact = tuple[str, dict[str, object], date, dict[str, object] | None]
+
+
+@dataclass
+class People:
+    """The contacts of the accounts to judge, by account id; every account with contacts."""
+
+    judged: dict[str, list[Contact]]
+    known: set[str]
+
+
+def people(table: Any, p: Params) -> People:
+    """Each wanted account's contacts, screened (see the module's docstring)."""
+    import numpy as np
+
+    codes, distinct = arrays.encoded(table.column("account_id"))
+    wanted = np.array([v in p.wanted for v in [*distinct, None]], dtype=bool)
+    rows = np.flatnonzero(wanted[codes])
+    table, codes = table.take(rows), codes[rows]
+    keys: dict[str, int] = {"": 0}
+    by_email = arrays.per_value(
+        table.column("email"), lambda v: keys.setdefault(p.text(v).lower(), len(keys)), np.int64
+    )
+    by_name = arrays.per_value(
+        table.column("name"), lambda v: keys.setdefault(p.text(v), len(keys)), np.int64
+    )
+    key = np.where(by_email != 0, by_email, by_name)
+    changed = arrays.per_value(table.column("changed_at"), lambda v: _ordinal(p.day, v), np.int64)
+    keep = np.flatnonzero((key != 0) & (changed <= p.today.toordinal()))
+    table, codes, key, changed = table.take(keep), codes[keep], key[keep], changed[keep]
+    if not len(keep):
+        return People(judged={}, known=set())
+    group = codes * len(keys) + key
+    order = np.lexsort((np.arange(len(group)), changed, group))
+    same = group[order][1:] == group[order][:-1]  # a row and the next: one contact
+    ends = np.flatnonzero(np.append(~same, True))  # each contact's last row, in order
+    latest = order[ends]
+    previous = np.where(np.append(False, same)[ends], order[ends - 1], -1)
+    accounts = codes[latest]
+    busy = _busy(table, latest, previous, p)
+    present = _champion_present(table, latest, p)
+    count = len(distinct) + 1
+    flagged = np.bincount(accounts[busy], minlength=count) > 0
+    if p.no_champion:
+        flagged |= np.bincount(accounts[present], minlength=count) == 0
+    out = People(judged={}, known={str(distinct[c]) for c in set(accounts.tolist())})
+    chosen = np.flatnonzero(flagged[accounts])
+    names = {v: k for k, v in keys.items()}
+    latest_rows = table.take(latest[chosen]).to_pylist()
+    before = previous[chosen]
+    before_rows = table.take(np.maximum(before, 0)).to_pylist() if len(chosen) else []
+    for i, c in enumerate(chosen.tolist()):
+        row = latest[c]
+        contact = (
+            names[int(key[row])],
+            latest_rows[i],
+            date.fromordinal(int(changed[row])),
+            before_rows[i] if before[i] >= 0 else None,
+        )
+        out.judged.setdefault(str(distinct[accounts[c]]), []).append(contact)
+    return out
+
+
+def _ordinal(day: Callable[[object], date | None], value: object) -> int:
+    """A change day as an ordinal (no day: the first day of all, as the row path takes it)."""
+    try:
+        found = day(value)
+    except ValueError as exc:
+        raise Unreadable(str(exc)) from exc
+    return (found or date.min).toordinal()
+
+
+def _busy(table: Any, latest: Any, previous: Any, p: Params) -> Any:
+    """Per contact: a key contact who is gone, bounces, changed or has been silent."""
+    import numpy as np
+
+    role = arrays.per_value(table.column("role"), lambda v: p.text(v).lower() in p.key_roles)
+    key_role = role[latest] | np.where(previous >= 0, role[previous], _role_of_none(p))
+    status = arrays.per_value(table.column("status"), lambda v: _status(p, v), np.int64)[latest]
+    silent_before = p.silent_before.toordinal()
+    silent = arrays.per_value(
+        table.column("last_login"), lambda v: _silent(p.day, v, silent_before)
+    )[latest]
+    return key_role & ((status > 0) | (previous >= 0) | silent)
+
+
+def _role_of_none(p: Params) -> bool:
+    """Whether no row before makes a key role (an empty role among ``key_roles``)."""
+    return "" in p.key_roles
+
+
+def _status(p: Params, value: object) -> int:
+    """1 for a gone or bouncing contact's status, else 0."""
+    status = p.text(value).lower() or "active"
+    return int(status in p.gone or status in p.bounced)
+
+
+def _silent(day: Callable[[object], date | None], value: object, before: int) -> bool:
+    try:
+        seen = day(value)
+    except ValueError as exc:
+        raise Unreadable(str(exc)) from exc
+    return seen is not None and seen.toordinal() <= before
+
+
+def _champion_present(table: Any, latest: Any, p: Params) -> Any:
+    """Per contact: a champion now, and present (neither gone nor bouncing)."""
+    champion = arrays.per_value(
+        table.column("role"), lambda v: p.text(v).lower() == p.champion_role
+    )
+    status = arrays.per_value(table.column("status"), lambda v: _status(p, v), bool)
+    return champion[latest] & ~status[latest]
