@@ -1,10 +1,11 @@
 """Benchmark the engine's correlation step on a stored book: reads, decisions and writes.
 
-    python bench/correlate.py prepare /tmp/sw-corr              # 100,000 accounts, 1,000,000 signals
-    python bench/correlate.py prepare /tmp/sw-corr --store postgresql+psycopg://postgres@127.0.0.1:5432/test
-    python bench/correlate.py all /tmp/sw-corr --runs 3         # first and second pass, reference
-    python bench/correlate.py all /tmp/sw-corr --runs 3 --store postgresql+psycopg://...
-    python bench/correlate.py run /tmp/sw-corr --profile        # cProfile of one first pass
+    python bench/correlate.py prepare /tmp/swc      # 100,000 accounts, 1,000,000 signals
+    python bench/correlate.py all /tmp/swc --runs 3 # reference, first and second pass
+    python bench/correlate.py run /tmp/swc --profile --pass second   # cProfile of a pass
+    python bench/correlate.py prepare /tmp/swc-pg \
+        --store postgresql+psycopg://postgres@127.0.0.1:5432/test
+    python bench/correlate.py all /tmp/swc-pg --runs 3
 
 `prepare` writes a book of ``--accounts`` accounts (accounts.csv, the engine's accounts
 source) and a config, and seeds the store with ``--signals`` active signals spread over
@@ -56,7 +57,7 @@ from swanwatch.clock import FrozenClock
 from swanwatch.config import bundled, load_config
 from swanwatch.engine import Engine
 from swanwatch.model import Account, fingerprint
-from swanwatch.passes import Book, run_pass
+from swanwatch.passes import run_pass
 from swanwatch.store import Store
 from swanwatch.store.tables import SIGNALS
 
@@ -106,7 +107,8 @@ def prepare(folder: Path, accounts: int, signals: int, seed: int, pg: str | None
             renewal = NOW.date() + timedelta(days=rng.randint(-20, 400))
             segment = rng.choice(["smb", "mid-market", "enterprise"])
             arr = float(rng.randrange(5_000, 500_000, 100))
-            out.writerow([account_id, f"Account {i}", f"csm{i % 40}@example.com", segment, arr, renewal])
+            owner = f"csm{i % 40}@example.com"
+            out.writerow([account_id, f"Account {i}", owner, segment, arr, renewal])
     (folder / "rules.yaml").write_text(bundled("rules", "default.yaml").read_text())
     url = store_url(folder, pg)
     watchers = "\n".join(f"  - {{type: {k}, name: {k}}}" for k in KINDS)
@@ -212,13 +214,7 @@ async def _step(folder: Path, which: str, profile: bool) -> dict[str, Any]:
 
 
 def _profile(engine: Engine, accounts: list[Account], now: datetime) -> None:
-    book = Book(
-        config=engine.config,
-        rules=engine.rules,
-        accounts=accounts,
-        watchers=engine.watcher_health(),
-        sources=engine.source_health(),
-    )
+    book = engine.book(accounts)
     profiler = cProfile.Profile()
     profiler.runcall(run_pass, engine.store, book, now, keep=False)
     pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(45)
