@@ -85,6 +85,12 @@ def keep_mask(column: Any, until: datetime) -> Any:
 
 def newest_day(column: Any) -> date | None:
     """The newest calendar day among a column of dates, datetimes or ISO text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = column.type
+    if pa.types.is_date32(kind) or (pa.types.is_timestamp(kind) and kind.unit != "ns"):
+        return day_of(pc.max(column).as_py())  # the day of the newest: the newest day
     _, distinct = encode(column)
     newest: date | None = None
     for value in distinct:
@@ -130,4 +136,36 @@ def native(column: Any, converter: Callable[[object], object]) -> Any:
         or (converter is to_bool and pa.types.is_boolean(kind))
         or (converter is to_datetime and pa.types.is_timestamp(kind) and kind.tz == "UTC")
     )
-    return column if same else convert(column, converter)
+    if same:
+        return column
+    if converter is to_datetime and pa.types.is_string(kind):
+        fast = _utc_stamps(column)
+        if fast is not None:
+            return fast
+    return convert(column, converter)
+
+
+#: The one ISO 8601 form of UTC instants that Arrow parses as Python does (exports' own).
+_UTC_STAMP = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def _utc_stamps(column: Any) -> Any:
+    """A text column of ``YYYY-MM-DDTHH:MM:SSZ`` instants (empty: None) as UTC timestamps,
+    parsed by Arrow; None when any value is in another form, or does not print back as it
+    was written (Arrow reads 30 February as 2 March, Python refuses it): the caller then
+    converts value by value."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    empty = pc.equal(column, "")
+    text = pc.if_else(empty, pa.scalar(None, pa.string()), column)
+    try:
+        parsed = pc.strptime(text, format=_UTC_STAMP, unit="s", error_is_null=True)
+    except pa.ArrowInvalid:
+        return None
+    printed = pc.replace_substring(parsed.cast(pa.string()), " ", "T")  # strftime is slow
+    printed = pc.binary_join_element_wise(printed, pa.scalar("Z"), "")
+    same = pc.or_kleene(empty, pc.equal(printed, column))
+    if not pc.all(pc.fill_null(same, False)).as_py():
+        return None
+    return parsed.cast(pa.timestamp("us", tz="UTC"))

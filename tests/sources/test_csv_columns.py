@@ -9,10 +9,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from swanwatch import SourceError
 from swanwatch.interfaces import CURRENT_READ, ReadTally
+from swanwatch.sources import columnar
 from swanwatch.testing import make_source
+from swanwatch.values import to_datetime
 
 GOOD = "account_id,date,metric,value\na,2026-11-01,reports,10\nb,2026-11-02,,7.5\n"
 FILES = {
@@ -132,3 +136,30 @@ async def test_a_parquet_files_fields_come_from_its_schema(tmp_path: Path) -> No
         "csv", {"path": "u.pq", "columns": {"date": "day"}}, base_dir=str(tmp_path)
     )
     assert source.fields() == ["date", "account_id"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)).map(
+                lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ")
+            ),
+            st.from_regex(r"\A\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[Zz]\Z"),
+            st.sampled_from(["", " 2026-01-01T00:00:00Z", "2026-01-01T00:00:00+00:00"]),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_utc_stamps_read_by_arrow_are_those_python_reads(values: list[str]) -> None:
+    column = pa.array(values, pa.string())
+    try:
+        slow = columnar.convert(column, to_datetime).to_pylist()
+    except columnar.NotColumnar:
+        slow = None
+    try:
+        fast = columnar.native(column, to_datetime).to_pylist()
+    except columnar.NotColumnar:
+        fast = None
+    assert fast == slow
