@@ -1,37 +1,65 @@
-"""Benchmark correlation: N accounts with M active signals assessed in one pass.
+"""Benchmark the engine's correlation step on a stored book: reads, decisions and writes.
 
-    python bench/correlate.py                                  # 100,000 accounts, 1,000,000 signals
-    python bench/correlate.py --accounts 10000 --signals 100000
-    python bench/correlate.py --profile                        # cProfile of the pass, top 25
+    python bench/correlate.py prepare /tmp/swc      # 100,000 accounts, 1,000,000 signals
+    python bench/correlate.py all /tmp/swc --runs 3 # reference, first and second pass
+    python bench/correlate.py run /tmp/swc --profile --pass second   # cProfile of a pass
+    python bench/correlate.py prepare /tmp/swc-pg \
+        --store postgresql+psycopg://postgres@127.0.0.1:5432/test
+    python bench/correlate.py all /tmp/swc-pg --runs 3
 
-One pass is what the engine's correlation step does with the store's active signals:
-``assess_all`` (score and rules per account), ``candidates`` (one per account), silences and
-``reconcile`` against an empty store (every candidate is a new alert). The signals are
-made (seeded) before the clock starts: building a million Signal records is the store's
-cost, not correlation's. Prints one JSON line: wall seconds per phase, the pass in total
-(wall and CPU: on a shared machine the CPU seconds are the steadier figure), and the
-process's peak resident memory (ru_maxrss) before and after the pass.
+`prepare` writes a book of ``--accounts`` accounts (accounts.csv, the engine's accounts
+source) and a config, and seeds the store with ``--signals`` active signals spread over
+them (ten per account on average, a few accounts with many; six kinds, strengths uniform,
+observed up to 90 days back). The SQLite store is ``store.db`` in the folder; with
+``--store`` a PostgreSQL database named ``swanwatch_correlate`` beside the URL's.
+
+`run` is one correlation step as the daemon makes it, in a process of its own: the engine
+reads the accounts source first (outside the clock), then ``Engine.correlate()`` is timed:
+the store reads of the signals and alerts, batch by batch, scoring, rules, the lifecycle,
+and the writes of the alerts, outbox entries and scores. ``--pass first`` empties the
+alerts, outbox and score history before (every alert is new); ``--pass second`` runs half
+an hour after a first pass (signals decay a little, no repeat is due yet: almost nothing
+is written). Prints one
+JSON line: CPU seconds (this process's; a PostgreSQL server's own CPU is not in them),
+wall seconds, peak RSS before and after the step, and what the step wrote.
+
+`reference` is the columnar floor, in a process of its own: the store itself reads every
+active signal and computes each account's decayed noisy-OR score with one SQL GROUP BY
+(the score part of the step, none of the rules, lifecycle or writes).
+
+`all` runs, ``--runs`` times: reference, first pass, second pass; then prints the median
+of each figure, with ``uptime`` before and after (the machine is shared).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
+import csv
 import gc
 import json
 import pstats
 import random
 import resource
+import statistics
+import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
-import yaml
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
 
-from swanwatch.alerts import muter, reconcile
-from swanwatch.config import CorrelationConfig, Rule, bundled
-from swanwatch.correlate import assess_all, candidates
-from swanwatch.model import Account, Signal
+from swanwatch.clock import FrozenClock
+from swanwatch.config import bundled, load_config
+from swanwatch.engine import Engine
+from swanwatch.model import Account, fingerprint
+from swanwatch.passes import run_pass
+from swanwatch.store import Store
+from swanwatch.store.tables import SIGNALS
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 KINDS = (
@@ -42,85 +70,101 @@ KINDS = (
     "domain_expiry",
     "tls_expiry",
 )
+PG_DATABASE = "swanwatch_correlate"
+CONFIG = """
+store: {{url: "{url}"}}
+sources:
+  accounts:
+    type: csv
+    static: true
+    options: {{path: accounts.csv, types: {{arr: float, renewal_date: date}}}}
+  usage: {{type: csv, options: {{path: accounts.csv}}}}
+  contacts: {{type: csv, options: {{path: accounts.csv}}}}
+  contracts: {{type: csv, options: {{path: accounts.csv}}}}
+  tickets: {{type: csv, options: {{path: accounts.csv}}}}
+accounts: {{source: accounts}}
+watchers:
+{watchers}
+correlation: {{rule_files: [rules.yaml]}}
+notify: {{console: true}}
+"""
 
 
-def make(accounts: int, signals: int, seed: int) -> tuple[list[Account], list[Signal]]:
-    """Seeded accounts and signals spread over them (a few accounts carry many)."""
+def store_url(folder: Path, pg: str | None) -> str:
+    if pg is None:
+        return f"sqlite:///{folder / 'store.db'}"
+    return make_url(pg).set(database=PG_DATABASE).render_as_string(hide_password=False)
+
+
+def prepare(folder: Path, accounts: int, signals: int, seed: int, pg: str | None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    made = [
-        Account(
-            id=f"acc-{i:07d}",
-            name=f"Account {i}",
-            owner=f"csm{i % 40}@example.com",
-            segment=rng.choice(["smb", "mid-market", "enterprise"]),
-            arr=float(rng.randrange(5_000, 500_000, 100)),
-            renewal_date=date(2026, 11, 20) + timedelta(days=rng.randint(-20, 400)),
-        )
-        for i in range(accounts)
-    ]
-    out = []
+    ids = [f"acc-{i:07d}" for i in range(accounts)]
+    with (folder / "accounts.csv").open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["id", "name", "owner", "segment", "arr", "renewal_date"])
+        for i, account_id in enumerate(ids):
+            renewal = NOW.date() + timedelta(days=rng.randint(-20, 400))
+            segment = rng.choice(["smb", "mid-market", "enterprise"])
+            arr = float(rng.randrange(5_000, 500_000, 100))
+            owner = f"csm{i % 40}@example.com"
+            out.writerow([account_id, f"Account {i}", owner, segment, arr, renewal])
+    (folder / "rules.yaml").write_text(bundled("rules", "default.yaml").read_text())
+    url = store_url(folder, pg)
+    watchers = "\n".join(f"  - {{type: {k}, name: {k}}}" for k in KINDS)
+    (folder / "correlate.yaml").write_text(CONFIG.format(url=url, watchers=watchers))
+    if pg is not None:
+        admin = create_engine(pg, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {PG_DATABASE}"))
+            conn.execute(text(f"CREATE DATABASE {PG_DATABASE}"))
+        admin.dispose()
+    else:
+        (folder / "store.db").unlink(missing_ok=True)
+    store = Store(url)
+    try:
+        _seed(store, ids, signals, rng)
+    finally:
+        store.close()
+    print(f"prepared {folder}: {accounts} accounts, {signals} active signals in {url}")
+
+
+def _seed(store: Store, ids: list[str], signals: int, rng: random.Random) -> None:
+    rows = []
     for n in range(signals):
-        account = (
-            made[min(accounts - 1, int(rng.paretovariate(1.2)) - 1)]
-            if n % 10 == 0
-            else made[rng.randrange(accounts)]
-        )
+        pick = min(len(ids) - 1, int(rng.paretovariate(1.2)) - 1) if n % 10 == 0 else None
+        account = ids[pick if pick is not None else rng.randrange(len(ids))]
         kind = rng.choice(KINDS)
-        # model_construct: the store hands correlation validated rows; validating a million
-        # records here would time pydantic, not correlation.
-        out.append(
-            Signal.model_construct(
-                account_id=account.id,
-                kind=kind,
-                key=f"k{n}",
-                strength=rng.random(),
-                observed_at=NOW - timedelta(hours=rng.randint(0, 24 * 90)),
-                summary=f"{kind} signal {n}",
-                evidence={},
-                half_life_days=None,
-                watcher=kind,
-            )
+        key = f"k{n}"
+        observed = NOW - timedelta(hours=rng.randint(0, 24 * 90))
+        rows.append(
+            {
+                "fingerprint": fingerprint(kind, account, kind, key),
+                "watcher": kind,
+                "account_id": account,
+                "kind": kind,
+                "key": key,
+                "strength": rng.random(),
+                "observed_at": observed,
+                "first_seen": observed,
+                "last_seen": NOW,
+                "cleared_at": None,
+                "summary": f"{kind} signal {n}",
+                "evidence": {},
+                "half_life_days": None,
+            }
         )
-    return made, out
-
-
-def rules() -> list[Rule]:
-    text = bundled("rules", "default.yaml").read_text()
-    return [Rule.model_validate(r) for r in yaml.safe_load(text)["rules"]]
-
-
-def one_pass(accounts: list[Account], signals: list[Signal]) -> dict[str, float | int]:
-    """Time each phase of one correlation pass."""
-    config = CorrelationConfig()
-    rule_list = rules()
-    c0 = time.process_time()
-    t0 = time.perf_counter()
-    assessments = assess_all(accounts, signals, NOW, config, rule_list)
-    t1 = time.perf_counter()
-    wanted = candidates(assessments, NOW)
-    t2 = time.perf_counter()
-    t3 = time.perf_counter()
-    result = reconcile(
-        {},
-        wanted,
-        NOW,
-        hold_down=config.resolve_hold_down,
-        repeat_interval=timedelta(days=7),
-        muted=muter([], NOW),
-        scope=[a.id for a in accounts],
-    )
-    t4 = time.perf_counter()
-    c4 = time.process_time()
-    return {
-        "assessed": len(assessments),
-        "candidates": len(wanted),
-        "notices": len(result.notices),
-        "assess_all_s": round(t1 - t0, 3),
-        "candidates_s": round(t2 - t1, 3),
-        "reconcile_s": round(t4 - t3, 3),
-        "pass_s": round(t4 - t0, 3),
-        "pass_cpu_s": round(c4 - c0, 3),
-    }
+        if len(rows) == 50_000:
+            with store.engine.begin() as conn:
+                conn.execute(insert(SIGNALS), rows)
+            rows = []
+    if rows:
+        with store.engine.begin() as conn:
+            conn.execute(insert(SIGNALS), rows)
+    if store.dialect == "postgresql":
+        with store.engine.connect() as conn:
+            conn.execute(text("ANALYZE"))
+            conn.commit()
 
 
 def _maxrss_mib() -> float:
@@ -128,46 +172,148 @@ def _maxrss_mib() -> float:
     return round(rss / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
+def _reset(store: Store) -> None:
+    """Empty what a pass writes: the next pass finds no alert, notification or score."""
+    with store.engine.begin() as conn:
+        for table in ("alerts", "notifications", "score_history"):
+            conn.execute(text(f"DELETE FROM {table}"))
+
+
+async def _step(folder: Path, which: str, profile: bool) -> dict[str, Any]:
+    config = load_config(folder / "correlate.yaml")
+    store = Store(config.store_url)
+    now = NOW if which == "first" else NOW + timedelta(minutes=30)
+    try:
+        if which == "first":
+            _reset(store)
+        async with Engine(config, store, FrozenClock(now)) as engine:
+            engine.keep_told = False  # as the daemon runs: counts kept, not every notice
+            accounts = await engine.load_accounts()
+            gc.collect()
+            before = _maxrss_mib()
+            if profile:  # the pass the engine's step runs, in this thread (cProfile)
+                _profile(engine, accounts, now)
+                return {}
+            c0, t0 = time.process_time(), time.perf_counter()
+            outcome = await engine.correlate()
+            c1, t1 = time.process_time(), time.perf_counter()
+    finally:
+        store.close()
+    return {
+        "pass": which,
+        "accounts": len(accounts),
+        "assessed": outcome.accounts,
+        "written": outcome.written,
+        "enqueued": outcome.enqueued,
+        "open_alerts": outcome.open_alerts,
+        "cpu_s": round(c1 - c0, 2),
+        "wall_s": round(t1 - t0, 2),
+        "maxrss_before_mib": before,
+        "maxrss_mib": _maxrss_mib(),
+    }
+
+
+def _profile(engine: Engine, accounts: list[Account], now: datetime) -> None:
+    book = engine.book(accounts)
+    profiler = cProfile.Profile()
+    profiler.runcall(run_pass, engine.store, book, now, keep=False)
+    pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(45)
+    pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(30)
+
+
+REFERENCE = """
+SELECT account_id,
+       1 - exp(sum(ln(1 - least_(0.999999, strength * pow(0.5, age_days(observed_at) / 14.0)))))
+FROM signals WHERE cleared_at IS NULL GROUP BY account_id
+"""
+
+
+def reference(folder: Path) -> dict[str, Any]:
+    """Each account's decayed noisy-OR score, computed by the store in one GROUP BY."""
+    config = load_config(folder / "correlate.yaml")
+    store = Store(config.store_url)
+    if store.dialect == "sqlite":
+        age = f"(julianday('{NOW:%Y-%m-%d %H:%M:%S}') - julianday(observed_at))"
+        least = "min"
+    else:
+        age = f"(extract(epoch from (timestamptz '{NOW.isoformat()}' - observed_at)) / 86400.0)"
+        least = "least"
+    query = REFERENCE.replace("age_days(observed_at)", age).replace("least_", least)
+    try:
+        c0, t0 = time.process_time(), time.perf_counter()
+        with store.engine.connect() as conn:
+            scores = conn.exec_driver_sql(query).fetchall()
+        c1, t1 = time.process_time(), time.perf_counter()
+    finally:
+        store.close()
+    return {
+        "pass": "reference",
+        "assessed": len(scores),
+        "cpu_s": round(c1 - c0, 2),
+        "wall_s": round(t1 - t0, 2),
+        "maxrss_mib": _maxrss_mib(),
+    }
+
+
+def _child(*args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, *args], check=True, capture_output=True, text=True
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def run_all(folder: Path, runs: int) -> None:
+    load = [_uptime()]
+    results: dict[str, list[dict[str, Any]]] = {"reference": [], "first": [], "second": []}
+    for _ in range(runs):
+        results["reference"].append(_child("reference", str(folder)))
+        results["first"].append(_child("run", str(folder), "--pass", "first"))
+        results["second"].append(_child("run", str(folder), "--pass", "second"))
+        for which in ("reference", "first", "second"):
+            print(json.dumps(results[which][-1]), file=sys.stderr)
+    load.append(_uptime())
+    medians = {
+        which: {
+            k: statistics.median(r[k] for r in rows)
+            for k in rows[0]
+            if isinstance(rows[0][k], int | float)
+        }
+        for which, rows in results.items()
+    }
+    ref_cpu, ref_wall = medians["reference"]["cpu_s"], medians["reference"]["wall_s"]
+    for which in ("first", "second"):
+        m = medians[which]
+        m["cpu_x_reference"] = round(m["cpu_s"] / ref_cpu, 1) if ref_cpu else None
+        m["wall_x_reference"] = round(m["wall_s"] / ref_wall, 1) if ref_wall else None
+    print(json.dumps({"runs": runs, "load": load, "medians": medians}))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("command", choices=["prepare", "run", "reference", "all"])
+    ap.add_argument("folder", type=Path)
     ap.add_argument("--accounts", type=int, default=100_000)
     ap.add_argument("--signals", type=int, default=None, help="default: 10 per account")
     ap.add_argument("--seed", type=int, default=20261120)
-    ap.add_argument("--profile", action="store_true", help="print a cProfile of the pass")
-    ap.add_argument(
-        "--gc-freeze",
-        action="store_true",
-        help="gc.freeze() the made records before the pass (as a daemon could after "
-        "loading signals): the collector then skips them",
-    )
+    ap.add_argument("--store", default=None, help="a PostgreSQL URL (default: SQLite)")
+    ap.add_argument("--pass", dest="which", choices=["first", "second"], default="first")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--profile", action="store_true", help="cProfile of the step, on stderr")
     args = ap.parse_args(argv)
-    signals = args.signals if args.signals is not None else 10 * args.accounts
-    t = time.perf_counter()
-    accounts, made = make(args.accounts, signals, args.seed)
-    built_s = round(time.perf_counter() - t, 3)
-    before = _maxrss_mib()
-    if args.gc_freeze:
-        gc.collect()
-        gc.freeze()
-    if args.profile:
-        profiler = cProfile.Profile()
-        figures = profiler.runcall(one_pass, accounts, made)
-        pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(25)
+    if args.command == "prepare":
+        signals = args.signals if args.signals is not None else 10 * args.accounts
+        prepare(args.folder, args.accounts, signals, args.seed, args.store)
+    elif args.command == "run":
+        print(json.dumps(asyncio.run(_step(args.folder, args.which, args.profile))))
+    elif args.command == "reference":
+        print(json.dumps(reference(args.folder)))
     else:
-        figures = one_pass(accounts, made)
-    print(
-        json.dumps(
-            {
-                "accounts": args.accounts,
-                "signals": signals,
-                "build_s": built_s,
-                **figures,
-                "gc_freeze": args.gc_freeze,
-                "maxrss_before_mib": before,
-                "maxrss_mib": _maxrss_mib(),
-            }
-        )
-    )
+        run_all(args.folder, args.runs)
     return 0
 
 

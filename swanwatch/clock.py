@@ -39,6 +39,8 @@ def ensure_utc(value: datetime) -> datetime:
     """Return ``value`` as an aware UTC datetime; a naive value is taken to be UTC."""
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
+    if value.tzinfo is UTC:  # what astimezone(UTC) gives back as it is, said early
+        return value
     return value.astimezone(UTC)
 
 

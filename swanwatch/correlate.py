@@ -30,7 +30,7 @@ from swanwatch.model import (
     arr_at_risk,
 )
 from swanwatch.model import alert_fingerprint as alert_fingerprint  # public here too, as before
-from swanwatch.rules import DEFAULT_PHRASES, raised
+from swanwatch.rules import DEFAULT_PHRASES, Between, raised
 from swanwatch.settings import CorrelationConfig, Rule
 
 #: The rule every account is held to even without a rule file: a high combined score.
@@ -174,13 +174,6 @@ def _account_fits(rule: Rule, account: Account, now: datetime) -> bool:
     return not (rule.tags and not set(rule.tags) & set(account.tags))
 
 
-def _counts(rule: Rule, signal: Observed, window_start: datetime) -> bool:
-    """Whether a signal counts for the rule: recent, strong enough, its evidence in range."""
-    if signal.observed_at < window_start or signal.strength < rule.min_strength:
-        return False
-    return all(between.holds(signal.evidence.get(f)) for f, between in rule.where.items())
-
-
 def match_rule(
     rule: Rule,
     account: Account,
@@ -195,43 +188,86 @@ def match_rule(
     of the Weighed entry (they live as long as the assessment). The rule's ``raise`` steps
     judge ``account_score`` (the match's own score when not given).
     """
-    if not _account_fits(rule, account, now):
-        return None
-    window_start = now - rule.within
-    in_window = [w for w in weighed if _counts(rule, w.signal, window_start)]
-    kinds = {w.signal.kind for w in in_window}
-    if rule.all_of and not set(rule.all_of) <= kinds:
-        return None
-    if rule.any_of and not set(rule.any_of) & kinds:
-        return None
-    counted = set(rule.of) if rule.of else None
-    if rule.at_least is not None:
-        pool = kinds if counted is None else kinds & counted
-        if len(pool) < rule.at_least:
+    present = {w.signal.kind for w in weighed}
+    return _Plan(rule).match(account, weighed, present, now, built, account_score)
+
+
+class _Plan:
+    """A rule made ready to match many accounts: the kinds it looks at, as sets."""
+
+    __slots__ = ("all_of", "any_of", "counted", "named", "rule", "where")
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.all_of = frozenset(rule.all_of)
+        self.any_of = frozenset(rule.any_of)
+        self.counted = frozenset(rule.of) if rule.of else None
+        # The kinds whose signals can count: all of them for "at least N kinds of any".
+        every = rule.at_least is not None and self.counted is None
+        self.named = None if every else self.all_of | self.any_of | (self.counted or frozenset())
+        self.where = tuple(rule.where.items())
+
+    def match(
+        self,
+        account: Account,
+        weighed: Sequence[Weighed],
+        present: set[str],
+        now: datetime,
+        built: dict[int, Contribution] | None,
+        account_score: float | None,
+    ) -> RuleMatch | None:
+        """:func:`match_rule`; ``present`` is the kinds of all of ``weighed`` (a rule whose
+        kinds are absent is out before any signal is looked at)."""
+        rule = self.rule
+        if self.all_of and not self.all_of <= present:
             return None
-    if rule.at_least is not None and counted is None:
-        used = in_window
-    else:
-        named = set(rule.all_of) | set(rule.any_of) | (counted or set())
-        used = [w for w in in_window if w.signal.kind in named]
-    score = noisy_or(used)
-    if score < rule.min_score:
-        return None
-    cache = built if built is not None else {}
-    records = []
-    for w in used:
-        record = cache.get(id(w))
-        if record is None:
-            record = cache[id(w)] = w.contribution()
-        records.append(record)
-    severity = raised(
-        rule.severity,
-        rule.raise_,
-        account.arr,
-        account.days_to_renewal(now),
-        score if account_score is None else account_score,
-    )
-    return RuleMatch(rule=rule, contributions=tuple(records), score=score, severity=severity)
+        if self.any_of and not self.any_of & present:
+            return None
+        if not _account_fits(rule, account, now):
+            return None
+        named = self.named
+        pool = weighed if named is None else [w for w in weighed if w.signal.kind in named]
+        window_start = now - rule.within
+        floor = rule.min_strength
+        used = [
+            w
+            for w in pool
+            if w.signal.observed_at >= window_start
+            and w.signal.strength >= floor
+            and (not self.where or _holds(self.where, w.signal))
+        ]
+        kinds = {w.signal.kind for w in used}
+        if self.all_of and not self.all_of <= kinds:
+            return None
+        if self.any_of and not self.any_of & kinds:
+            return None
+        if rule.at_least is not None:
+            counted = kinds if self.counted is None else kinds & self.counted
+            if len(counted) < rule.at_least:
+                return None
+        score = noisy_or(used)
+        if score < rule.min_score:
+            return None
+        cache = built if built is not None else {}
+        records = []
+        for w in used:
+            record = cache.get(id(w))
+            if record is None:
+                record = cache[id(w)] = w.contribution()
+            records.append(record)
+        severity = raised(
+            rule.severity,
+            rule.raise_,
+            account.arr,
+            account.days_to_renewal(now),
+            score if account_score is None else account_score,
+        )
+        return RuleMatch(rule=rule, contributions=tuple(records), score=score, severity=severity)
+
+
+def _holds(where: Sequence[tuple[str, Between]], signal: Observed) -> bool:
+    evidence = signal.evidence
+    return all(between.holds(evidence.get(f)) for f, between in where)
 
 
 def score_rule(config: CorrelationConfig) -> Rule:
@@ -257,15 +293,23 @@ def assess(
     rules: Sequence[Rule],
 ) -> Assessment:
     """Score one account and find the rules that hold for it."""
-    weighed = sorted(
-        (weigh(s, now, config) for s in signals if s.strength >= config.min_strength),
-        key=lambda w: (-w.effective, w.signal.kind, w.signal.key),
-    )
+    return _assess(account, signals, now, config, [_Plan(r) for r in rules])
+
+
+def _assess(
+    account: Account,
+    signals: Iterable[Observed],
+    now: datetime,
+    config: CorrelationConfig,
+    plans: Sequence[_Plan],
+) -> Assessment:
+    weighed = sorted(_weigh_all(signals, now, config), key=_heaviest)
     built: dict[int, Contribution] = {}
     score = noisy_or(weighed)
+    present = {w.signal.kind for w in weighed}
     matches = tuple(
         m
-        for m in (match_rule(r, account, weighed, now, built, score) for r in rules)
+        for m in (p.match(account, weighed, present, now, built, score) for p in plans)
         if m is not None
     )
     return Assessment(
@@ -274,6 +318,30 @@ def assess(
         weighed=tuple(weighed),
         matches=matches,
     )
+
+
+def _weigh_all(
+    signals: Iterable[Observed], now: datetime, config: CorrelationConfig
+) -> list[Weighed]:
+    """:func:`weigh` for each signal strong enough to count, the same sums in one loop."""
+    out = []
+    floor = config.min_strength
+    weights, default_weight = config.weights, config.default_weight
+    half_lives, default_half_life = config.half_life_days, config.default_half_life_days
+    for s in signals:
+        strength = s.strength
+        if strength < floor:
+            continue
+        weight = weights.get(s.kind, default_weight)
+        half_life = s.half_life_days or half_lives.get(s.kind, default_half_life)
+        age_days = max(0.0, (now - s.observed_at).total_seconds() / 86400)
+        decay = math.pow(0.5, age_days / half_life)
+        out.append(Weighed(s, weight, decay, age_days, weight * strength * decay))
+    return out
+
+
+def _heaviest(w: Weighed) -> tuple[float, str, str]:
+    return (-w.effective, w.signal.kind, w.signal.key)
 
 
 def assess_all(
@@ -287,9 +355,9 @@ def assess_all(
     by_account: dict[str, list[Observed]] = defaultdict(list)
     for s in signals:
         by_account[s.account_id].append(s)
-    everything = [*rules, score_rule(config)]
+    plans = [_Plan(r) for r in [*rules, score_rule(config)]]
     return [
-        assess(a, by_account[a.id], now, config, everything) for a in accounts if a.id in by_account
+        _assess(a, by_account[a.id], now, config, plans) for a in accounts if a.id in by_account
     ]
 
 

@@ -633,8 +633,10 @@ class Engine:
                 f"correlation could not read or write the store: {first_line(exc)}"
             ) from exc
 
-    def _reconcile(self, accounts: list[Account], now: datetime) -> CorrelationOutcome:
-        book = Book(
+    def book(self, accounts: Sequence[Account]) -> Book:
+        """What a correlation pass runs over: these accounts, the config's rules and the
+        watchers' and sources' health (blocking: run in a thread)."""
+        return Book(
             config=self.config,
             rules=self.rules,
             accounts=accounts,
@@ -643,6 +645,9 @@ class Engine:
             watchers=self.watcher_health(),
             sources=self.source_health(),
         )
+
+    def _reconcile(self, accounts: list[Account], now: datetime) -> CorrelationOutcome:
+        book = self.book(accounts)
         done = run_pass(self.store, book, now, batch=self.batch_accounts, keep=self.keep_told)
         if done.refused:
             log.info(

@@ -177,6 +177,9 @@ class ActiveSignal:
         raw = self.raw_evidence
         if raw is None or isinstance(raw, dict):
             return raw or {}
+        if raw == "{}":  # most signals: no need to parse
+            self.raw_evidence = {}
+            return self.raw_evidence
         parsed = json.loads(raw)
         value: dict[str, JSON] = parsed if isinstance(parsed, dict) else {}
         self.raw_evidence = value

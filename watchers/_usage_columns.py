@@ -550,8 +550,9 @@ def _dates(tables: list[Any]) -> Any:
         return None
     if "date" not in tables[0].column_names:
         return None
-    column = pa.chunked_array([t.column("date") for t in tables])
-    if not pa.types.is_date32(column.type):
+    kind = tables[0].schema.field("date").type
+    if not pa.types.is_date32(kind):
         return None
+    column = pa.chunked_array([c for t in tables for c in t.column("date").chunks], kind)
     days = column.cast(pa.int32()).fill_null(-_EPOCH_ORDINAL).to_numpy()
     return days.astype(np.int64) + _EPOCH_ORDINAL

@@ -88,7 +88,8 @@ class _Held:
     days: dict[str | None, np.ndarray[Any, Any]] = field(default_factory=dict)
 
     def count(self, tally: ReadTally, served: np.ndarray[Any, Any], newest: date | None) -> None:
-        """Tell ``tally`` what the source's own read would have told it."""
+        """Tell ``tally`` what the source's own read would have told it (``served``: the
+        positions of the rows read, or a mask of them)."""
         for problem in self.problems:
             tally.skipped(problem)
         tally.malformed += self.malformed - len(self.problems)
@@ -98,7 +99,8 @@ class _Held:
         if found >= 0:
             day = date.fromordinal(found)
             newest = day if newest is None or day > newest else newest
-        tally.count_columns(int(served.size), newest)
+        rows = int(served.sum()) if served.dtype == bool else int(served.size)
+        tally.count_columns(rows, newest)
 
     def days_of(self, name: str | None) -> np.ndarray[Any, Any]:
         import numpy as np
@@ -120,13 +122,19 @@ class _Held:
         self.days[name] = found
         return found
 
+    def mask(self, until: datetime | None) -> np.ndarray[Any, Any]:
+        """Which rows a read as of ``until`` gives."""
+        import numpy as np
+
+        if until is None:
+            return np.ones(self.keys.size, dtype=bool)
+        return self.keys <= _cut(until)
+
     def served(self, until: datetime | None) -> np.ndarray[Any, Any]:
         """The positions of the rows a read as of ``until`` gives, in order."""
         import numpy as np
 
-        if until is None:
-            return np.arange(self.keys.size)
-        return np.flatnonzero(self.keys <= _cut(until))
+        return np.flatnonzero(self.mask(until))
 
 
 class ReadOnceSource(Source):
@@ -254,12 +262,12 @@ class ReadOnceSource(Source):
             async for table in tables:
                 yield table
             return
-        served = held.served(until)
-        held.count(tally, served, None)
+        mask = held.mask(until)
+        held.count(tally, mask, None)
         table = held.table
-        if served.size != table.num_rows:
-            table = table.take(served)
-        if served.size:
+        if not mask.all():
+            table = table.filter(mask)
+        if table.num_rows:
             yield table.select([f for f in key[0] if f in table.column_names])
         tally.finished = True
 

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, or_, select, update
+from sqlalchemy import String, bindparam, case, func, or_, select, type_coerce, update
 from sqlalchemy.engine import Connection
 
 from swanwatch.model import Alert, AlertState, Feedback, OutboxEntry, Silence
 from swanwatch.store.base import StoreBase, chunks, insert, upsert
 from swanwatch.store.outbox import enqueue
 from swanwatch.store.tables import ALERTS, FEEDBACK, SILENCES
-from swanwatch.store.types import UTCDateTime
+from swanwatch.store.types import UTCDateTime, sqlite_instants
 
 #: The alert columns that hold instants (the others take the alert's JSON form).
 _ALERT_TIMES = frozenset(c.name for c in ALERTS.columns if isinstance(c.type, UTCDateTime))
@@ -69,13 +69,30 @@ class AlertsStore(StoreBase):
         order :meth:`alerts` gives them: what a correlation pass reconciles one account
         batch against."""
         table = ALERTS
+        sqlite = self.dialect == "sqlite"
+        # SQLite's instants as their text, parsed here once each (store.types).
+        columns = [
+            type_coerce(c, String).label(c.name) if sqlite and c.name in _ALERT_TIMES else c
+            for c in table.columns
+        ]
         query = (
-            select(table)
+            select(*columns)
             .where(table.c.account_id.in_(list(account_ids)))
             .order_by(table.c.score.desc(), table.c.account_id, table.c.rule)
         )
         with self.engine.connect() as conn:
-            return [Alert.model_validate(r, from_attributes=True) for r in conn.execute(query)]
+            rows = conn.execute(query).mappings().all()
+        if not sqlite:
+            return [Alert.model_validate(dict(r)) for r in rows]
+        parse = sqlite_instants()
+        out = []
+        for r in rows:
+            values = dict(r)
+            for name in _ALERT_TIMES:
+                if values[name] is not None:
+                    values[name] = parse(values[name])
+            out.append(Alert.model_validate(values))
+        return out
 
     def alerting_accounts(self, *, but: str) -> list[str]:
         """The ids of the accounts with an open alert, sorted, but account ``but``."""

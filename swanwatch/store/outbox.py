@@ -253,16 +253,16 @@ class OutboxStore(StoreBase):
 def enqueue(conn: Connection, entries: Sequence[OutboxEntry]) -> int:
     """Queue ``entries`` on ``conn`` (in the caller's transaction), skipping those whose
     idempotency key is queued already; returns how many were new."""
-    added = 0
-    for chunk in chunks([_row(e) for e in entries]):
-        stmt = (
-            insert(conn, _N)
-            .values(list(chunk))
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(_N.c.id)
-        )
-        added += len(conn.execute(stmt).all())
-    return added
+    if not entries:
+        return 0
+    # One statement compiled once and executed for all rows (SQLAlchemy batches them
+    # into multi-row INSERTs), not one statement of literal values per chunk.
+    stmt = (
+        insert(conn, _N)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(_N.c.id)
+    )
+    return len(conn.execute(stmt, [_row(e) for e in entries]).all())
 
 
 def _row(entry: OutboxEntry) -> dict[str, Any]:

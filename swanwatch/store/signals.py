@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, Text, case, cast, delete, func, select, type_coerce, update
@@ -16,6 +16,7 @@ from swanwatch.model import JSON, ActiveSignal, Signal, StoredSignal, Unknown
 from swanwatch.store.base import StoreBase, chunks, upsert
 from swanwatch.store.runs import write_state
 from swanwatch.store.tables import SIGNALS, UNKNOWNS
+from swanwatch.store.types import sqlite_instants
 
 #: Columns a later sighting of a signal leaves as they are.
 _KEEP = frozenset({"fingerprint", "first_seen", "watcher", "account_id", "kind", "key"})
@@ -144,9 +145,9 @@ class SignalsStore(StoreBase):
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         if sqlite:
-            parse = datetime.fromisoformat
+            parse = sqlite_instants()
             return [
-                ActiveSignal(fp, w, a, k, key, st, parse(at).replace(tzinfo=UTC), su, ev, hl)
+                ActiveSignal(fp, w, a, k, key, st, parse(at), su, ev, hl)
                 for fp, w, a, k, key, st, at, su, ev, hl in rows
             ]
         return [
