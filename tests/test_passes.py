@@ -178,7 +178,7 @@ def test_a_pass_in_batches_decides_what_one_pass_over_the_book_decides(
                         )
                 whole = _pass(one, step, now, batch=1000)
                 batched = _pass(many, step, now, batch=batch)
-                assert whole.batches == 1
+                assert whole.batches <= 2  # the listed accounts, then those gone
                 assert _told(batched) == _told(whole)
                 assert _on_record(many) == _on_record(one)
         finally:
