@@ -23,8 +23,9 @@ async def cycle(folder: Path, processes: int) -> tuple[object, ...]:
     config = load_config(folder / "demo.yaml")
     daemon = config.daemon.model_copy(update={"watcher_processes": processes})
     config = config.model_copy(update={"daemon": daemon})
+    # The demo's store is in the working directory: a test's own, fresh, is beside its copy.
     (folder / "swanwatch-demo.db").unlink(missing_ok=True)
-    store = Store(config.store_url)
+    store = Store(f"sqlite:///{folder / 'swanwatch-demo.db'}")
     try:
         async with Engine(config, store, FrozenClock(NOW)) as engine:
             outcomes, correlation, _ = await engine.cycle()
