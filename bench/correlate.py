@@ -223,7 +223,8 @@ def _profile(engine: Engine, accounts: list[Account], now: datetime) -> None:
 
 REFERENCE = """
 SELECT account_id,
-       1 - exp(sum(ln(1 - least_(0.999999, strength * pow(0.5, age_days(observed_at) / 14.0)))))
+       1 - exp(greatest_(-700.0, sum(ln(1 - least_(0.999999,
+           strength * pow(0.5, age_days(observed_at) / 14.0))))))
 FROM signals WHERE cleared_at IS NULL GROUP BY account_id
 """
 
@@ -234,11 +235,12 @@ def reference(folder: Path) -> dict[str, Any]:
     store = Store(config.store_url)
     if store.dialect == "sqlite":
         age = f"(julianday('{NOW:%Y-%m-%d %H:%M:%S}') - julianday(observed_at))"
-        least = "min"
+        least, greatest = "min", "max"
     else:
         age = f"(extract(epoch from (timestamptz '{NOW.isoformat()}' - observed_at)) / 86400.0)"
-        least = "least"
+        least, greatest = "least", "greatest"
     query = REFERENCE.replace("age_days(observed_at)", age).replace("least_", least)
+    query = query.replace("greatest_", greatest)
     try:
         c0, t0 = time.process_time(), time.perf_counter()
         with store.engine.connect() as conn:

@@ -29,7 +29,7 @@ import logging
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -151,8 +151,7 @@ class Engine:
         )
         self._http: httpx.AsyncClient | None = None
         #: Worker processes for watchers that only read sources (big books; parallel.py).
-        self._pool: ProcessPoolExecutor | None = None
-        self._books = parallel.Books()  # the accounts handed to them, once per cycle
+        self._workers = parallel.Workers()
         #: Watcher runs handed to worker processes so far.
         self.workers = 0
         self._accounts: list[Account] | None = None
@@ -186,9 +185,7 @@ class Engine:
         if self._http is not None:
             await self._http.aclose()
         self._executor.shutdown(wait=False, cancel_futures=True)
-        if self._pool is not None:
-            await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
-        self._books.close()
+        await self._workers.close()
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -431,8 +428,8 @@ class Engine:
             state = await asyncio.to_thread(self.store.load_state, spec.instance)
             seen.state = StateMap(state)
             seen.views = metered(self.sources, self.config.sources, watcher.uses())
-            if self._pool is not None and parallel.movable(watcher):
-                book = self._books.of(seen.judged)
+            if self._workers.take(watcher):
+                book = self._workers.books.of(seen.judged)
                 job = parallel.Job(self.config, watcher, book, self.clock.now(), self.replay, state)
                 seen.signals = await asyncio.wait_for(
                     self._in_worker(job, seen), spec.timeout.total_seconds()
@@ -520,10 +517,10 @@ class Engine:
 
     async def _in_worker(self, job: parallel.Job, seen: _Seen) -> list[Signal]:
         """The run in a worker process; what it left, kept as a run in-process keeps it."""
-        assert self._pool is not None
+        assert self._workers.pool is not None
         self.workers += 1
         loop = asyncio.get_running_loop()
-        done = await loop.run_in_executor(self._pool, parallel.run_job, job)
+        done = await loop.run_in_executor(self._workers.pool, parallel.run_job, job)
         seen.unknowns.extend(done.unknowns)
         for key, value in done.state.items():
             seen.state.set(key, value)
@@ -576,17 +573,25 @@ class Engine:
         """Run watchers concurrently, each exactly once."""
         chosen = list(specs) if specs is not None else self.config.active_watchers()
         self._start_workers(chosen, len(await self.accounts()))
+        if self._workers.pool is not None:
+            costs = await asyncio.to_thread(self._costs, chosen)
+            self._workers.home = parallel.home(costs, self._workers.size)
         return list(await asyncio.gather(*(self.run_watcher(s) for s in chosen)))
+
+    def _costs(self, chosen: Sequence[WatcherConfig]) -> dict[str, float | None]:
+        """The seconds the last run took of each watcher a worker could run (None: none)."""
+        movable = [s.instance for s in chosen if parallel.movable(self.watcher(s))]
+        last = {i: self.store.runs(i, 1) for i in movable}
+        return {i: (r[0].finished_at - r[0].started_at).total_seconds() if r else None
+                for i, r in last.items()}  # fmt: skip
 
     def _start_workers(self, chosen: Sequence[WatcherConfig], accounts: int) -> None:
         """The worker processes for ``chosen`` over a book this big, if any and not yet
         started; each imports its watchers' modules at once."""
         wanted = parallel.processes(self.config.daemon.watcher_processes, accounts, len(chosen))
-        if wanted and self._pool is None:
-            self._pool = parallel.pool(wanted)
-            modules = sorted({plugins.watcher_class(s.type).__module__ for s in chosen})
-            for _ in range(wanted):
-                self._pool.submit(parallel.warm, modules)
+        self._workers.start(
+            wanted, lambda: sorted({plugins.watcher_class(s.type).__module__ for s in chosen})
+        )
 
     def watcher_health(self) -> dict[str, WatcherStatus]:
         """Each configured watcher's status on record, with the failed runs the store did

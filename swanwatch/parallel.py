@@ -11,8 +11,9 @@ them). Storing, health and lifecycle stay in the engine, so a run is the same ei
 a test runs the demo both ways and compares.
 
 When it pays: for a big book (``daemon.watcher_processes``; by default from
-:data:`AUTO_MIN_ACCOUNTS` accounts on, one process a core, at most one per watcher). A
-small book is quicker in-process than a process's start-up.
+:data:`AUTO_MIN_ACCOUNTS` accounts on, one process a core but the daemon's own). A small
+book is quicker in-process than a process's start-up. While there are more such watchers
+than workers the daemon runs one itself, the costliest by its last run (:func:`home`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import pickle
 import shutil
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -128,12 +129,53 @@ class Done:
 
 
 def processes(setting: int | None, accounts: int, watchers: int) -> int:
-    """How many worker processes a cycle uses: ``setting``, or by the book's size (None)."""
+    """How many worker processes a cycle uses: ``setting``, or by the book's size (None):
+    one a core but the daemon's own (it runs a watcher itself, see :func:`home`)."""
     if setting is not None:
         return setting
     if accounts < AUTO_MIN_ACCOUNTS or watchers < 2:
         return 0
-    return min(os.cpu_count() or 1, watchers)
+    return max(0, min((os.cpu_count() or 1) - 1, watchers - 1))
+
+
+def home(costs: dict[str, float | None], workers: int) -> str | None:
+    """Of the watchers a cycle could hand to ``workers`` processes (by instance, in the
+    config's order, with the seconds their last run took), the one the daemon runs itself
+    meanwhile: the costliest (the first, when none has run yet). None when the workers are
+    as many as the watchers."""
+    if len(costs) <= workers:
+        return None
+    names = list(costs)
+    return max(names, key=lambda n: (costs[n] or 0.0, -names.index(n)))
+
+
+class Workers:
+    """An engine's worker processes: started for a big book, handed each cycle's accounts
+    once (:class:`Books`), and told which watcher the daemon keeps (:func:`home`)."""
+
+    def __init__(self) -> None:
+        self.pool: ProcessPoolExecutor | None = None
+        self.size = 0
+        self.books = Books()
+        #: The watcher instance the daemon's own process runs this cycle, if any.
+        self.home: str | None = None
+
+    def start(self, size: int, modules: Callable[[], Sequence[str]]) -> None:
+        """``size`` processes, if none yet, each importing ``modules()`` at once."""
+        if size and self.pool is None:
+            self.pool, self.size = pool(size), size
+            names = modules()
+            for _ in range(size):
+                self.pool.submit(warm, names)
+
+    def take(self, watcher: Watcher) -> bool:
+        """Whether ``watcher`` runs in a worker process."""
+        return self.pool is not None and watcher.instance != self.home and movable(watcher)
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await asyncio.to_thread(self.pool.shutdown, wait=True, cancel_futures=True)
+        self.books.close()
 
 
 def movable(watcher: Watcher) -> bool:

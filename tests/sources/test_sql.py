@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -281,18 +282,27 @@ async def _timed_out_run(path: Path) -> object:
         store.close()
 
 
-async def test_the_watcher_timeout_interrupts_a_running_sqlite_query(tmp_path: Path) -> None:
-    import threading
+async def _read_threads_end(before: set[threading.Thread]) -> None:
+    """Wait for the read threads this test started to end (a thread another test of this
+    worker left is none of its business)."""
 
+    def ended() -> bool:
+        return not [
+            t
+            for t in threading.enumerate()
+            if t not in before and t.name.startswith("swanwatch-sql-")
+        ]
+
+    await wait_until_async(ended, "the query to stop in its thread")
+
+
+async def test_the_watcher_timeout_interrupts_a_running_sqlite_query(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'crm.db'}"
     create_engine(url).dispose()
+    before = set(threading.enumerate())
     run = await _timed_out_run(_timeout_config(tmp_path, url, ENDLESS_SQLITE))
     assert not run.ok and "timed out after 1 s" in (run.error or "")  # type: ignore[attr-defined]
-
-    def stopped() -> bool:
-        return not [t for t in threading.enumerate() if t.name == "swanwatch-sql-usage"]
-
-    await wait_until_async(stopped, "the query to stop in its thread")
+    await _read_threads_end(before)
 
 
 @needs_postgres
@@ -300,6 +310,7 @@ async def test_the_watcher_timeout_cancels_a_running_postgres_query(tmp_path: Pa
     assert POSTGRES_URL is not None
     marker = f"swanwatch_cancel_{os.getpid()}_{time.monotonic_ns()}"
     url = f"{POSTGRES_URL}?application_name={marker}"
+    before = set(threading.enumerate())
     run = await _timed_out_run(_timeout_config(tmp_path, url, "SELECT pg_sleep(600) AS x"))
     assert not run.ok and "timed out after 1 s" in (run.error or "")  # type: ignore[attr-defined]
     admin = create_engine(POSTGRES_URL)
@@ -321,6 +332,7 @@ async def test_the_watcher_timeout_cancels_a_running_postgres_query(tmp_path: Pa
         await wait_until_async(lambda: sessions("active") == 0, "the query to be cancelled")
     finally:
         admin.dispose()
+    await _read_threads_end(before)
 
 
 @needs_postgres
