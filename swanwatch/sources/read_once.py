@@ -167,6 +167,23 @@ class ReadOnceSource(Source):
     async def aclose(self) -> None:
         await self.inner.aclose()
 
+    def token(self, fields: Sequence[str] | None, until: datetime | None) -> tuple[int, int] | None:
+        """What a read as of ``until`` (of ``fields`` as columns; None: rows) serves, as a
+        token that two reads serving the same rows in the same order share: the full read
+        they are cut from and how many rows the cut keeps (a cut keeps the rows at or before
+        a date, so two cuts of one full read that keep as many keep the same). None when
+        not known: the read goes to the source itself, or the full read is not made yet."""
+        if self.live:
+            return None
+        if fields is None:
+            held = None if self.inner.options.snapshots else self._rows
+        else:
+            found = [h for k, h in self._tables.items() if k[0] == tuple(fields)]
+            held = found[0] if found and found[0] is not None else None
+        if held is None:
+            return None
+        return id(held), int(held.mask(until).sum())
+
     # --- rows -----------------------------------------------------------------------------
 
     def rows(self, *, until: datetime | None = None) -> AsyncIterator[Row]:
