@@ -91,27 +91,27 @@ class RenewalLapseWatcher(Watcher):
         if not wanted:
             return
         contracts: dict[str, list[Mapping[str, object]]] = {}
-        for row in await self._rows(ctx):
+        for row in await self.contract_rows(ctx):
             account_id = row.get("account_id")
             if account_id in wanted:
                 contracts.setdefault(str(account_id), []).append(row)
         seen_keys: set[str] = set()
         for account in wanted.values():
             mine = contracts.get(account.id, [])
-            for signal in self._account(account, mine, today, ctx, seen_keys):
+            for signal in self.account_signals(account, mine, today, ctx, seen_keys):
                 yield signal
         _forget(ctx.state, seen_keys)
 
     def replayer(self) -> Replayer:
         return _Replay(self)
 
-    async def _rows(self, ctx: WatchContext) -> list[Mapping[str, object]]:
+    async def contract_rows(self, ctx: WatchContext) -> list[Mapping[str, object]]:
         """Every contract row, as of now in a replay."""
         source = ctx.source(self.options.contracts_source)
         until = ctx.clock.now() if ctx.replay else None
         return [row async for row in source.rows(until=until)]
 
-    def _account(
+    def account_signals(
         self,
         account: Account,
         rows: list[Mapping[str, object]],
@@ -328,13 +328,13 @@ class _Replay(Replayer):
         today = ctx.clock.now().date()
         if not ctx.accounts:
             return
-        rows = await watcher._rows(ctx)
+        rows = await watcher.contract_rows(ctx)
         if not (_same(rows, self.rows) and _same(ctx.accounts, self.accounts)):
             self.rows, self.accounts = rows, list(ctx.accounts)
             self.plan = self._plan(rows, ctx.accounts)
         seen_keys: set[str] = set()
         for account, mine in self.plan:
-            for signal in watcher._account(account, mine, today, ctx, seen_keys):
+            for signal in watcher.account_signals(account, mine, today, ctx, seen_keys):
                 yield signal
         _forget(ctx.state, seen_keys)
 
