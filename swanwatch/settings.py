@@ -37,6 +37,9 @@ from swanwatch.signing import weak_secret
 class _Section(Section):
     """A section of the config (the rule language's base, shared)."""
 
+    # Built when first used, as part of Config's schema: a command builds what it validates.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
 
 class StoreConfig(_Section):
     """Where Swanwatch keeps signals, alerts and the outbox."""
@@ -349,7 +352,7 @@ class RouteConfig(_Section):
     keys are inherited from the parent.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
 
     name: str | None = Field(None, description="Shown by `routes test`; default its path.")
     match: dict[str, str | list[str]] = Field(
