@@ -70,7 +70,8 @@ def load(config_path: Path, *, check_plugins: bool = True) -> Config:
     """The config, or exit 2 with every problem in it.
 
     ``check_plugins=False`` (commands that only read the store) leaves the plugins'
-    options unchecked, so those commands import no plugin and start quickly.
+    options unchecked and the cron expressions unparsed, so those commands import no
+    plugin and no scheduler, and start quickly.
     """
     from swanwatch.config import load_config
 
