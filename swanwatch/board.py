@@ -41,6 +41,7 @@ from swanwatch.board_auth import (
     Sessions,
     SignIn,
     SignInGuard,
+    cross_site,
     hash_tag,
     password_ok,
 )
@@ -466,6 +467,15 @@ class Board:
         waiting = self._wait(request)
         if waiting is not None:
             return waiting
+        own = f"{request.url.scheme}://{request.url.netloc}"
+        if cross_site(request.headers, own, self.settings.public_url):
+            log.warning("board: a sign-in posted by another site's page was refused")
+            return self.message(
+                "Sign in here",
+                "That sign-in came from another site's page. Open the risk board's "
+                "sign-in page and sign in there.",
+                403,
+            )
         form = await self.form(request)
         name = form.get("user", "").strip()
         record = await asyncio.to_thread(self.store.user, name) if name else None

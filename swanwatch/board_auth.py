@@ -13,17 +13,20 @@ who, under a key kept in the store (so every replica accepts them) mixed with th
 token (changing it signs everyone out); a local user's session also covers their password
 hash, so a new password ends the old sessions. Failed sign-ins are counted per client
 address (:class:`SignInGuard`): after a few, each further one doubles the wait, and every
-failure is logged.
+failure is logged. The sign-in form, which no session protects yet, refuses a post another
+site's page made (:func:`cross_site`): that would sign the browser in as someone else.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from hashlib import sha256
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -227,3 +230,25 @@ class TrustedProxies:
         if hops:
             scope["client"] = (hops[-1], 0)
         await self.app(scope, receive, send)
+
+
+def cross_site(headers: Mapping[str, str], own: str, public_url: str | None) -> bool:
+    """True when a browser says this request was made by another site's page.
+
+    ``headers`` are the request's (lower-case names), ``own`` the origin it was addressed
+    to (``scheme://host[:port]``). Browsers send ``Sec-Fetch-Site`` with every request
+    and ``Origin`` with every POST; a client that sends neither is not a browser, so
+    nobody else's page can make it post. ``public_url`` (the board's address behind a
+    proxy) counts as the board's own origin too.
+    """
+    fetch_site = headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site not in ("same-origin", "none")
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    own_origins = {own.lower()}
+    if public_url:
+        parts = urlsplit(public_url)
+        own_origins.add(f"{parts.scheme}://{parts.netloc}".lower())
+    return origin.lower() not in own_origins

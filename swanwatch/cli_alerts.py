@@ -22,8 +22,10 @@ from swanwatch.cli_common import (
     emit_json,
     json_option,
     load,
+    read_part,
     read_store,
     records,
+    show,
     stamp,
     store_for,
     tty,
@@ -115,9 +117,13 @@ def alerts() -> None:
 @json_option
 def alerts_list(config_path: Path, include_resolved: bool, as_json: bool) -> None:
     """Open alerts, one per account, most severe and most ARR at risk first."""
-    records(
-        config_path,
-        lambda store: ranked(store.alerts(open_only=not include_resolved)),
+    # The alerts' part of the store alone: the others' modules (and SQLModel) stay unloaded.
+    from swanwatch.store.alerts import AlertsStore
+
+    with read_part(load(config_path, check_plugins=False), AlertsStore) as store:
+        found = ranked(store.alerts(open_only=not include_resolved)) if store is not None else []
+    show(
+        found,
         as_json,
         "Alerts",
         ["id", "account", "severity", "risk", "ARR at risk", "state", "since", "title", "also"],

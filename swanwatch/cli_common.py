@@ -24,9 +24,11 @@ if TYPE_CHECKING:
 
     from swanwatch.config import Config
     from swanwatch.store import Store
+    from swanwatch.store.base import StoreBase
 
 F = TypeVar("F", bound=Callable[..., Any])
 R = TypeVar("R", bound="BaseModel")
+S = TypeVar("S", bound="StoreBase")
 
 CONFIG_ENV = "SWANWATCH_CONFIG"
 
@@ -68,7 +70,8 @@ def load(config_path: Path, *, check_plugins: bool = True) -> Config:
     """The config, or exit 2 with every problem in it.
 
     ``check_plugins=False`` (commands that only read the store) leaves the plugins'
-    options unchecked, so those commands import no plugin and start quickly.
+    options unchecked and the cron expressions unparsed, so those commands import no
+    plugin and no scheduler, and start quickly.
     """
     from swanwatch.config import load_config
 
@@ -122,6 +125,15 @@ def read_store(config: Config) -> Iterator[Store | None]:
     (it is never created: a SQLite file not there, a database without the schema); a
     note on standard error says so. Errors exit 1."""
     from swanwatch.store import Store
+
+    with read_part(config, Store) as store:
+        yield store
+
+
+@contextmanager
+def read_part(config: Config, part: type[S]) -> Iterator[S | None]:
+    """:func:`read_store` as one aggregate's ``part`` of the store (``AlertsStore``): a
+    command that reads only that imports only that, and starts quickly."""
     from swanwatch.store.health import existing_revision
 
     with errors():
@@ -129,7 +141,7 @@ def read_store(config: Config) -> Iterator[Store | None]:
             click.echo("note: no store yet (swanwatch run creates it): nothing recorded", err=True)
             yield None
             return
-        store = Store(config.store_url)
+        store = part(config.store_url)
         try:
             yield store
         finally:
@@ -169,6 +181,19 @@ def records(
     table of ``row`` of each."""
     with read_store(load(config_path, check_plugins=False)) as store:
         found = query(store) if store is not None else []
+    show(found, as_json, title, columns, row, dump=dump)
+
+
+def show(
+    found: Sequence[R],
+    as_json: bool,
+    title: str,
+    columns: Sequence[str],
+    row: Callable[[R], Sequence[object]],
+    *,
+    dump: Callable[[R], object] | None = None,
+) -> None:
+    """Records as :func:`records` prints them."""
     if as_json or not tty():
         emit_json([dump(r) if dump else r.model_dump(mode="json") for r in found])
         return

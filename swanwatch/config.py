@@ -25,6 +25,7 @@ from swanwatch.settings import (
     DEFAULT_HALF_LIVES,
     DEFAULT_WEIGHTS,
     ROUTE_MATCH_FIELDS,
+    UNSCHEDULED,
     AccountsConfig,
     ChannelConfig,
     ChannelFormat,
@@ -302,7 +303,10 @@ def _plain(annotation: object) -> object:
 
 
 def load_config(path: str | Path, *, check_plugins: bool = True) -> Config:
-    """Read, interpolate and validate a config file; raise ConfigError with every problem."""
+    """Read, interpolate and validate a config file; raise ConfigError with every problem.
+
+    ``check_plugins=False`` (a command that only reads the store) leaves the plugins'
+    options unchecked and the watchers' cron expressions unparsed."""
     return _load(path, check_plugins)[0]
 
 
@@ -352,7 +356,8 @@ def _parse(
     data = _store_url_from_env(data)
     config: Config | None = None
     try:
-        config = Config.model_validate({**data, "base_dir": str(base_dir)})
+        context = None if check_plugins else UNSCHEDULED
+        config = Config.model_validate({**data, "base_dir": str(base_dir)}, context=context)
     except ValidationError as exc:
         problems.extend(_pydantic_problems(doc, exc, model=Config))
     if check_plugins:

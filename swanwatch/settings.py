@@ -37,6 +37,9 @@ from swanwatch.signing import weak_secret
 class _Section(Section):
     """A section of the config (the rule language's base, shared)."""
 
+    # Built when first used, as part of Config's schema: a command builds what it validates.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
 
 class StoreConfig(_Section):
     """Where Swanwatch keeps signals, alerts and the outbox."""
@@ -92,6 +95,11 @@ class SourceConfig(PluginConfig):
     )
 
 
+#: The validation context of a command that only reads the store: it schedules nothing, so
+#: cron expressions are not parsed (that imports the scheduler); every other check is made.
+UNSCHEDULED: dict[str, bool] = {"schedules": False}
+
+
 class Schedule(_Section):
     """When a watcher runs: every fixed interval, or on a cron expression."""
 
@@ -101,12 +109,12 @@ class Schedule(_Section):
     timezone: str = "UTC"
 
     @model_validator(mode="after")
-    def _one_trigger(self) -> Schedule:
+    def _one_trigger(self, info: ValidationInfo) -> Schedule:
         if (self.every is None) == (self.cron is None):
             raise ValueError("give exactly one of `every` or `cron`")
         if self.every is not None and self.every <= timedelta(0):
             raise ValueError("`every` must be longer than zero")
-        if self.cron is not None:
+        if self.cron is not None and (info.context or {}).get("schedules", True):
             from apscheduler.triggers.cron import CronTrigger
 
             try:
@@ -349,7 +357,7 @@ class RouteConfig(_Section):
     keys are inherited from the parent.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
 
     name: str | None = Field(None, description="Shown by `routes test`; default its path.")
     match: dict[str, str | list[str]] = Field(

@@ -129,10 +129,10 @@ def test_users_add_list_and_sign_in(make_config, swanwatch_cmd, subprocess_env) 
     )
     app = create_app(config, store, FrozenClock("2026-11-20T12:00:00Z"))
 
-    async def sign_in(password: str) -> httpx.Response:
+    async def sign_in(password: str, **browser: str) -> httpx.Response:
         async with _client(app, "192.0.2.9") as client:
             response = await client.post(
-                "/board/signin", data={"user": "ann", "password": password}
+                "/board/signin", data={"user": "ann", "password": password}, headers=browser
             )
             if response.status_code == 303:
                 return await client.get("/board")
@@ -141,6 +141,21 @@ def test_users_add_list_and_sign_in(make_config, swanwatch_cmd, subprocess_env) 
     assert asyncio.run(sign_in("wrong password")).status_code == 401
     page = asyncio.run(sign_in("a long password"))
     assert page.status_code == 200 and ">ann</strong>" in page.text
+    # What browsers send: the board's own form signs in, another site's page never does
+    # (it would sign the victim's browser in as the attacker), right password or not.
+    own = asyncio.run(sign_in("a long password", Origin="http://board.test"))
+    assert own.status_code == 200 and ">ann</strong>" in own.text
+    fetched = asyncio.run(sign_in("a long password", **{"Sec-Fetch-Site": "same-origin"}))
+    assert fetched.status_code == 200 and ">ann</strong>" in fetched.text
+    for forged in (
+        {"Origin": "https://attacker.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site", "Origin": "http://board.test"},
+        {"Sec-Fetch-Site": "same-site"},
+    ):
+        refused = asyncio.run(sign_in("a long password", **forged))
+        assert refused.status_code == 403, forged
+        assert "another site" in refused.text and "set-cookie" not in refused.headers
     assert cli("remove", "ann").returncode == 0
     assert asyncio.run(sign_in("a long password")).status_code == 401
     store.close()

@@ -67,11 +67,28 @@ def test_help_imports_no_command_module_nor_pydantic() -> None:
 
 
 def test_alerts_list_on_a_migrated_store_imports_no_alembic(make_config) -> None:
-    config = make_config("watchers: []\n")
+    config = make_config("watchers:\n  - type: renewal_lapse\n    schedule: {cron: '0 6 * * *'}\n")
     first = imported("db", "upgrade", "-c", str(config))
     assert "alembic" in tops(first)  # a command that writes made the schema
+    assert "apscheduler" in tops(first)  # and checked the cron expression
     again = imported("alerts", "list", "--json", "-c", str(config))
     assert "alembic" not in tops(again)
+    # It reads the alerts' part of the store with SQLAlchemy Core: no SQLModel, no ORM, no
+    # other aggregate's module, no PostgreSQL dialect on SQLite; it parses no cron
+    # expression, so it imports no scheduler.
+    assert "swanwatch.store.alerts" in again and "sqlalchemy.sql" in again
+    assert not tops(again) & {"sqlmodel", "apscheduler"}
+    heavy = {
+        "sqlalchemy.orm",
+        "sqlalchemy.dialects.postgresql",
+        "swanwatch.store.tables",
+        "swanwatch.store.facade",
+        "swanwatch.store.signals",
+        "swanwatch.store.accounts",
+        "swanwatch.store.book",
+        "swanwatch.store.shards",
+    }
+    assert not heavy & again, sorted(heavy & again)
 
 
 def test_every_lazy_command_lists_its_own_help() -> None:
@@ -93,3 +110,15 @@ def test_help_lists_every_command_once_and_each_runs() -> None:
         shown = runner.invoke(main, [name, "--help"])
         assert shown.exit_code == 0, shown.output
         assert f"Usage: main {name}" in shown.output or f"Usage: swanwatch {name}" in shown.output
+
+
+def test_a_read_only_load_leaves_cron_expressions_alone(make_config) -> None:
+    """What `alerts list` gives up for its start-up: a malformed cron expression is found by
+    every command that schedules (run, daemon, validate), not by one that only reads."""
+    from swanwatch.config import load_config
+    from swanwatch.errors import ConfigError
+
+    config = make_config("watchers:\n  - type: renewal_lapse\n    schedule: {cron: '0 61 * * *'}\n")
+    with pytest.raises(ConfigError, match="is not valid"):
+        load_config(config)
+    assert load_config(config, check_plugins=False).watchers[0].schedule.cron == "0 61 * * *"

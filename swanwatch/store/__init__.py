@@ -15,39 +15,57 @@ One module per aggregate, each a part of the :class:`Store` facade:
 - ``shards``    cycles and shards of sharded watcher runs, the task queue's schema
 - ``tables``    every table; ``migrations`` builds them (self-contained scripts)
 - ``leader``    leadership among replicas
+- ``facade``    :class:`Store`, all of the above in one class
+
+The package imports its modules when a name is first used (PEP 562), so a command that
+reads one aggregate (``swanwatch alerts list``: :class:`~swanwatch.store.alerts.AlertsStore`)
+imports that one and not the others.
 """
 
 from __future__ import annotations
 
-from swanwatch.store.accounts import AccountListing, AccountsStore
-from swanwatch.store.alerts import AlertsStore
-from swanwatch.store.book import BookLine, BookPage, BookQuery, BookStore
-from swanwatch.store.history import HistoryStore, LoggedAction, SentNotice
-from swanwatch.store.outbox import OutboxStore
-from swanwatch.store.runs import RunsStore, WatcherStatus
-from swanwatch.store.shards import ShardCycle, ShardRun, ShardsStore
-from swanwatch.store.signals import Findings, SignalChanges, SignalsStore
-from swanwatch.store.sources import SourcesStore
-from swanwatch.store.users import BoardUser, UsersStore
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from swanwatch.store.accounts import AccountListing
+    from swanwatch.store.book import BookLine, BookPage, BookQuery
+    from swanwatch.store.facade import Store
+    from swanwatch.store.history import LoggedAction, SentNotice
+    from swanwatch.store.runs import WatcherStatus
+    from swanwatch.store.shards import ShardCycle, ShardRun
+    from swanwatch.store.signals import Findings, SignalChanges
+    from swanwatch.store.users import BoardUser
+
+# Where each public name lives.
+_HOMES = {
+    "AccountListing": "swanwatch.store.accounts",
+    "BoardUser": "swanwatch.store.users",
+    "BookLine": "swanwatch.store.book",
+    "BookPage": "swanwatch.store.book",
+    "BookQuery": "swanwatch.store.book",
+    "Findings": "swanwatch.store.signals",
+    "LoggedAction": "swanwatch.store.history",
+    "SentNotice": "swanwatch.store.history",
+    "ShardCycle": "swanwatch.store.shards",
+    "ShardRun": "swanwatch.store.shards",
+    "SignalChanges": "swanwatch.store.signals",
+    "Store": "swanwatch.store.facade",
+    "WatcherStatus": "swanwatch.store.runs",
+}
 
 
-class Store(
-    AccountsStore,
-    SignalsStore,
-    RunsStore,
-    SourcesStore,
-    AlertsStore,
-    OutboxStore,
-    ShardsStore,
-    BookStore,
-    HistoryStore,
-    UsersStore,
-):
-    """Accounts, signals, watcher runs, source health, alerts, the outbox and shards, in one
-    SQL database.
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'swanwatch.store' has no attribute {name!r}")
+    value = getattr(import_module(home), name)
+    globals()[name] = value
+    return value
 
-    ``Store(url)`` migrates the database to the latest schema unless ``migrate=False``.
-    """
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 __all__ = [

@@ -18,8 +18,8 @@ from sqlalchemy.engine import Connection
 
 from swanwatch.model import Alert, AlertState, Feedback, OutboxEntry, Silence
 from swanwatch.store.base import StoreBase, chunks, insert, upsert
+from swanwatch.store.core_tables import ALERTS, FEEDBACK, SILENCES
 from swanwatch.store.outbox import enqueue
-from swanwatch.store.tables import ALERTS, FEEDBACK, SILENCES
 from swanwatch.store.types import UTCDateTime, sqlite_instants
 
 #: The alert columns that hold instants (the others take the alert's JSON form).

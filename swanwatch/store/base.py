@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Table, create_engine, event, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
@@ -126,9 +125,14 @@ def migrations_head() -> str | None:
 
 def insert(conn: Connection, table: Table) -> Any:
     """An INSERT with ``on_conflict_do_*`` for the connection's backend."""
+    # Imported here: PostgreSQL's dialect is heavy, and a quick read never writes.
     if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table)
     if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
         return sqlite.insert(table)
     raise StoreError(f"upserts are not supported on {conn.dialect.name}; use SQLite or PostgreSQL")
 

@@ -20,7 +20,7 @@ from sqlalchemy.pool import NullPool
 from swanwatch.clock import ensure_utc
 from swanwatch.errors import StoreError
 from swanwatch.model import NotificationStatus
-from swanwatch.store.tables import NotificationRow
+from swanwatch.store.core_tables import NOTIFICATIONS
 
 
 def first_line(exc: BaseException) -> str:
@@ -107,7 +107,7 @@ def write_probe(engine: Engine, replica: str) -> str | None:
 
 def oldest_due_at(engine: Engine, now: datetime) -> datetime | None:
     """When the longest-waiting pending notification fell due (None when none is due)."""
-    table = NotificationRow.__table__  # type: ignore[attr-defined]
+    table = NOTIFICATIONS
     query = select(func.min(table.c.next_attempt_at)).where(
         table.c.status == NotificationStatus.PENDING.value, table.c.next_attempt_at <= now
     )

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 
 from swanwatch.model import GroupKind, Notification, NotificationStatus, OutboxEntry
 from swanwatch.store.base import StoreBase, chunks, insert
-from swanwatch.store.tables import NOTIFICATIONS
+from swanwatch.store.core_tables import NOTIFICATIONS
 
 _N = NOTIFICATIONS
 #: Longest error text kept on a notification.

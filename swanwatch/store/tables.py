@@ -1,4 +1,6 @@
-"""The tables, as SQLModel classes, all on one metadata. Unique constraints carry
+"""The tables, all on one metadata: most as SQLModel classes, and those a quick read
+touches (alerts, silences, feedback, notifications) with SQLAlchemy Core in
+:mod:`swanwatch.store.core_tables`, re-exported here. Unique constraints carry
 idempotency, not timing.
 
 The upper-case names beside the classes (``ACCOUNTS``, ``NOTIFICATIONS``, ...) are the
@@ -15,12 +17,13 @@ from sqlalchemy import JSON, BigInteger, Column, Index, Table, Text, UniqueConst
 from sqlalchemy import text as sql_text
 from sqlmodel import Field, SQLModel
 
+from swanwatch.store.core_tables import ALERTS, FEEDBACK, METADATA, NOTIFICATIONS, SILENCES
 from swanwatch.store.types import UTCDateTime
 
-#: The metadata every table of the store is declared on.
-METADATA = SQLModel.metadata
-#: An empty-string server default, spelled as SQL (as the database reports it back).
-_EMPTY = sql_text("''")
+__all__ = ["ALERTS", "FEEDBACK", "METADATA", "NOTIFICATIONS", "SILENCES"]  # and those below
+
+# The classes below declare their tables on the store's one metadata, beside the Core ones.
+SQLModel.metadata = METADATA
 
 
 def table_of(row: type[SQLModel]) -> Table:
@@ -167,119 +170,6 @@ class WatcherStateRow(SQLModel, table=True):
 
 
 WATCHER_STATE = table_of(WatcherStateRow)
-
-
-class AlertRow(SQLModel, table=True):
-    __tablename__ = "alerts"
-    # The board's pages: open alerts grouped by account.
-    __table_args__ = (Index("ix_alerts_open_account", "state", "account_id", "score"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    fingerprint: str = Field(max_length=64, unique=True)
-    account_id: str = Field(max_length=200, index=True)
-    rule: str = Field(max_length=200)
-    title: str
-    severity: str = Field(max_length=20)
-    score: float
-    state: str = Field(max_length=20, index=True)
-    contributions: Any = _json()
-    why_now: Any = _json()
-    play: Any = _json()
-    at_stake: Any = _json()
-    episode: int = 1
-    started_at: datetime = _utc()
-    updated_at: datetime = _utc()
-    resolved_at: datetime | None = _utc(nullable=True)
-    clear_since: datetime | None = _utc(nullable=True)
-    snoozed_until: datetime | None = _utc(nullable=True)
-    last_notified_at: datetime | None = _utc(nullable=True)
-    last_notified_severity: str | None = None
-    notify_count: int = 0
-    notified_signals: Any = _json()
-    muted_by: str | None = None
-    acted_by: str | None = None
-    flaps: int = _count()
-    #: Counts the writes: each is made only over the version it was read at.
-    version: int = _count()
-    #: Every rule that holds, most severe first (migration 0010).
-    reasons: Any = _json()
-
-
-ALERTS = table_of(AlertRow)
-
-
-class NotificationRow(SQLModel, table=True):
-    __tablename__ = "notifications"
-    __table_args__ = (
-        Index("ix_notifications_due", "status", "next_attempt_at"),
-        Index("ix_notifications_group", "group_kind", "group_key"),
-        Index("ix_notifications_account", "account_id", "sent_at"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    idempotency_key: str = Field(max_length=400, unique=True)
-    alert_fingerprint: str = Field(max_length=64, index=True)
-    account_id: str = ""
-    channel: str = Field(max_length=200)
-    event: str = Field(max_length=20)
-    severity: str = Field(max_length=20)
-    #: The title, for `outbox list`: the body is rendered when the notification is sent.
-    title: str
-    status: str = Field(max_length=20)
-    attempts: int = 0
-    next_attempt_at: datetime = _utc()
-    last_error: str | None = None
-    created_at: datetime = _utc()
-    sent_at: datetime | None = _utc(nullable=True)
-    lease_owner: str | None = None
-    lease_until: datetime | None = _utc(nullable=True)
-    #: Counts the claims: a sender records an outcome only under the claim it holds.
-    lease_token: int = _count()
-    #: The route that chose this channel (for pacing and the fallback).
-    route: str = Field("", max_length=200, sa_column_kwargs={"server_default": _EMPTY})
-    #: Why it is batched (a GroupKind: none, group, digest, quiet) and with what: the
-    #: notifications of one kind and key are sent together.
-    group_kind: str = Field("none", max_length=16, sa_column_kwargs={"server_default": "none"})
-    group_key: str = Field("", max_length=400, sa_column_kwargs={"server_default": _EMPTY})
-    #: The channel to hand this notification to when its own keeps failing.
-    fallback: str | None = None
-    #: What the renderer needs at send time (a NoticePayload as JSON).
-    payload: Any = _json()
-
-
-NOTIFICATIONS = table_of(NotificationRow)
-
-
-class SilenceRow(SQLModel, table=True):
-    __tablename__ = "silences"
-
-    id: int | None = Field(default=None, primary_key=True)
-    matchers: Any = _json()
-    starts_at: datetime = _utc()
-    ends_at: datetime = _utc(index=True)
-    author: str
-    reason: str
-    created_at: datetime = _utc()
-
-
-SILENCES = table_of(SilenceRow)
-
-
-class FeedbackRow(SQLModel, table=True):
-    __tablename__ = "feedback"
-    __table_args__ = (UniqueConstraint("alert_fingerprint", "episode", "author", "verdict"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    alert_fingerprint: str = Field(max_length=64, index=True)
-    rule: str = Field(max_length=200)
-    episode: int
-    verdict: str = Field(max_length=20)
-    author: str
-    note: str = ""
-    created_at: datetime = _utc()
-
-
-FEEDBACK = table_of(FeedbackRow)
 
 
 class ShardCycleRow(SQLModel, table=True):
