@@ -25,6 +25,7 @@ from swanwatch.config import Config, StoreConfig, WatcherConfig
 from swanwatch.engine import Engine
 from swanwatch.errors import SwanwatchError
 from swanwatch.model import Alert, NoticeEvent, Severity
+from swanwatch.replay_accounts import AccountMemo
 from swanwatch.sources.history import require_history
 from swanwatch.sources.read_once import read_once
 from swanwatch.store import Store
@@ -119,6 +120,7 @@ async def replay(
             ) as engine:
                 if incremental:
                     engine.sources = read_once(engine.sources)
+                    engine.account_reader = AccountMemo().read_accounts
                 kept = require_history(config, engine.sources, specs)
                 log.info("no look-ahead: %s", "; ".join(h.describe() for h in kept))
                 now, index = start, 0

@@ -28,7 +28,7 @@ import asyncio
 import logging
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -44,9 +44,10 @@ from swanwatch.clock import Clock
 from swanwatch.config import Config, WatcherConfig, all_rules
 from swanwatch.delivery import DeliveryStats, DeliveryWorker
 from swanwatch.errors import LookAheadError, SourceError, StoreError
-from swanwatch.interfaces import ReadTally, Replayer, StateMap, WatchContext, Watcher
+from swanwatch.interfaces import ReadTally, Replayer, Source, StateMap, WatchContext, Watcher
 from swanwatch.model import Account, Alert, AlertState, Signal, SourceHealth, WatcherRun
 from swanwatch.passes import BATCH_ACCOUNTS, Book, run_pass
+from swanwatch.run_report import report_run
 from swanwatch.sources.health import MeteredSource, held_reason, judge, metered
 from swanwatch.store import Findings, Store, WatcherStatus
 from swanwatch.store.health import first_line
@@ -156,6 +157,12 @@ class Engine:
         self.workers = 0
         self._accounts: list[Account] | None = None
         self._listing = AccountList()
+        #: How the accounts source is read (a replay's reuses a day's accounts the next).
+        self.account_reader: Callable[[Source, datetime | None], Awaitable[AccountRead]] = (
+            read_accounts
+        )
+        #: The good read listed last, and its list (see _list_accounts).
+        self._listed: tuple[AccountRead, AccountList] | None = None
         self._accounts_lock = asyncio.Lock()
         self._correlate_lock = asyncio.Lock()
         #: Per watcher instance: failed runs the store did not record (it was failing).
@@ -212,7 +219,7 @@ class Engine:
             until = self.clock.now() if self.replay else None
             read, failure = AccountRead(), None
             try:
-                read = await read_accounts(view, until)
+                read = await self.account_reader(view, until)
             except SourceError as exc:
                 failure = exc
             if workers:
@@ -233,7 +240,11 @@ class Engine:
             return self._accounts
 
     def _list_accounts(self, read: AccountRead) -> AccountList:
-        """A good read: stored, with the absent and retired accounts worked out."""
+        """A good read: stored, with the absent and retired accounts worked out. The read
+        listed last, given again with none absent (a replay's day that served the rows of
+        the day before), is what the store holds: its list stands, nothing to write."""
+        if self._listed is not None and self._listed[0] is read and not self._listed[1].absent:
+            return self._listed[1]
         cfg = self.config.accounts
         listing = self.store.record_account_read(
             sorted(read.accounts.values(), key=lambda a: a.id),
@@ -249,7 +260,8 @@ class Engine:
                 cfg.retire_after_reads,
                 ", ".join(listing.retired[:20]),
             )
-        return AccountList(accounts=listing.accounts, absent=listing.absent)
+        self._listed = (read, AccountList(accounts=listing.accounts, absent=listing.absent))
+        return self._listed[1]
 
     def _hold_accounts(
         self, name: str, read: AccountRead, health: SourceHealth | None
@@ -351,7 +363,7 @@ class Engine:
             held=seen.held,
         )
         await self._record_run(run)
-        self._report_run(run, raised, cleared_kinds, time.monotonic() - t0)
+        report_run(run, raised, cleared_kinds, time.monotonic() - t0, self.metrics, self.progress)
         return RunOutcome(run=run, raised=raised, cleared=len(cleared_kinds))
 
     async def _record_run(self, run: WatcherRun) -> None:
@@ -374,38 +386,6 @@ class Engine:
                 missed.last_error = run.error
             return
         self.unrecorded.pop(run.instance, None)
-
-    def _report_run(
-        self,
-        run: WatcherRun,
-        raised: Sequence[Signal],
-        cleared_kinds: Sequence[str],
-        seconds: float,
-    ) -> None:
-        outcome = "ok" if run.ok else "FAILED"
-        if run.held:
-            outcome = f"held ({run.held})"
-        log.info(
-            "watcher %s: %s, %d signals (%d new, %d cleared), %d unknown, %.2f s",
-            run.instance,
-            outcome,
-            run.signals,
-            len(raised),
-            len(cleared_kinds),
-            run.unknowns,
-            seconds,
-        )
-        if self.metrics is not None:
-            self.metrics.observe_run(
-                run.instance,
-                ok=run.ok,
-                seconds=seconds,
-                unknowns=run.unknowns,
-                raised=[s.kind for s in raised],
-                cleared=cleared_kinds,
-            )
-        if self.progress is not None:
-            self.progress(run.instance, "done", run.signals)
 
     async def _watch(
         self, spec: WatcherConfig, refresh_accounts: bool, accounts: Sequence[Account] | None

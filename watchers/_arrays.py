@@ -25,11 +25,14 @@ async def gathered(tables: AsyncIterator[Any], fields: Sequence[str]) -> Any:
 
     batches = [table async for table in tables]
     rows = sum(t.num_rows for t in batches)
-    table = pa.concat_tables(batches, promote_options="permissive") if batches else None
+    if len(batches) == 1:
+        table = batches[0]  # one batch: nothing to unify, nor to copy
+    else:
+        table = pa.concat_tables(batches, promote_options="permissive") if batches else None
     columns = {}
     for name in fields:
         if table is not None and name in table.column_names:
-            columns[name] = table.column(name).combine_chunks()
+            columns[name] = whole(table.column(name))
         else:
             columns[name] = pa.nulls(rows)
     return pa.table(columns)
@@ -39,7 +42,9 @@ def whole(column: Any) -> Any:
     """A column as one array (a table's columns come in chunks)."""
     import pyarrow as pa
 
-    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not isinstance(column, pa.ChunkedArray):
+        return column
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def encoded(column: Any) -> tuple[Any, list[object]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import ClassVar
 
@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 
 from swanwatch import (
     Account,
+    Replayer,
     Signal,
     SourceUse,
     StateMap,
@@ -85,32 +86,64 @@ class RenewalLapseWatcher(Watcher):
         return timedelta(days=self.options.tiers_days[0] + self.options.ended_grace_days)
 
     async def watch(self, ctx: WatchContext) -> AsyncIterator[Signal]:
-        opts = self.options
-        now = ctx.clock.now()
-        today = now.date()
+        today = ctx.clock.now().date()
         wanted = {a.id: a for a in ctx.accounts}
         if not wanted:
             return
         contracts: dict[str, list[Mapping[str, object]]] = {}
-        source = ctx.source(opts.contracts_source)
-        async for row in source.rows(until=now if ctx.replay else None):
+        for row in await self.contract_rows(ctx):
             account_id = row.get("account_id")
             if account_id in wanted:
                 contracts.setdefault(str(account_id), []).append(row)
         seen_keys: set[str] = set()
         for account in wanted.values():
-            rows = contracts.get(account.id, [])
-            if not rows:
-                signal = self._no_contract(account, today)
-                if signal is not None:
-                    yield signal
-                continue
-            for row in rows:
-                for signal in self._judge(account, row, today, ctx.state, seen_keys):
-                    yield signal
-        for key in ctx.state.keys():  # noqa: SIM118 (StateMap is not iterable)
-            if key.startswith("failed_since:") and key not in seen_keys:
-                ctx.state.delete(key)  # the failure is over: forget when it began
+            mine = contracts.get(account.id, [])
+            for signal in self.account_signals(account, mine, today, ctx, seen_keys):
+                yield signal
+        _forget(ctx.state, seen_keys)
+
+    def replayer(self) -> Replayer:
+        return _Replay(self)
+
+    async def contract_rows(self, ctx: WatchContext) -> list[Mapping[str, object]]:
+        """Every contract row, as of now in a replay."""
+        source = ctx.source(self.options.contracts_source)
+        until = ctx.clock.now() if ctx.replay else None
+        return [row async for row in source.rows(until=until)]
+
+    def account_signals(
+        self,
+        account: Account,
+        rows: list[Mapping[str, object]],
+        today: date,
+        ctx: WatchContext,
+        seen_keys: set[str],
+    ) -> list[Signal]:
+        """The signals of one account, from its contract rows (none: its renewal date)."""
+        if not rows:
+            signal = self._no_contract(account, today)
+            return [] if signal is None else [signal]
+        return [s for row in rows for s in self._judge(account, row, today, ctx.state, seen_keys)]
+
+    def quiet(self, account: Account, row: Mapping[str, object]) -> bool:
+        """Whether ``row`` gives no signal on any day, and leaves the state alone: it does
+        not renew idle, is not overdue and has no failed payment. False where a value does
+        not read (judging the row raises, as it should)."""
+        opts = self.options
+        try:
+            end = day_of(row.get("end_date")) or account.renewal_date
+            stage = str(row.get("renewal_stage") or "").strip().lower()
+            auto = is_true(row.get("auto_renew"))
+            overdue = int_or_zero(row.get("invoice_overdue_days"))
+            failed = row.get("payment_failed")
+            dated = isinstance(failed, (date, datetime)) or (
+                isinstance(failed, str) and failed[:4].isdigit()
+            )
+            flagged = is_true(failed)
+        except (ValueError, TypeError):
+            return False
+        renews = end is not None and stage in opts.idle_stages and not auto
+        return not (renews or overdue >= opts.overdue_min_days or dated or flagged)
 
     def _tier_strength(self, days: int) -> tuple[float, int] | None:
         """Strength and the tier (days) the date is in, or None when not yet within a tier."""
@@ -266,3 +299,69 @@ def _failed_on(
             failed_on = today
             state.set(state_key, today.isoformat())
     return failed_on
+
+
+def _forget(state: StateMap, seen_keys: set[str]) -> None:
+    """Forget when a failure began, for each failure no longer seen."""
+    for key in state.keys():  # noqa: SIM118 (StateMap is not iterable)
+        if key.startswith("failed_since:") and key not in seen_keys:
+            state.delete(key)
+
+
+class _Replay(Replayer):
+    """The renewal watcher in a replay: the contract rows of a day are those of the day
+    before, most days (a snapshot is exported now and then); while they are, and the
+    accounts are too, only the accounts with a row that can give a signal (or, with no
+    row, a renewal date) are judged: the others give none on any day
+    (:meth:`RenewalLapseWatcher.quiet`). The rows are read every day, as ``watch()``
+    reads them."""
+
+    def __init__(self, watcher: RenewalLapseWatcher) -> None:
+        self.watcher = watcher
+        self.rows: list[Mapping[str, object]] = []
+        self.accounts: list[Account] = []
+        #: The accounts worth judging, in order, each with its rows.
+        self.plan: list[tuple[Account, list[Mapping[str, object]]]] = []
+
+    async def day(self, ctx: WatchContext) -> AsyncIterator[Signal]:
+        watcher = self.watcher
+        today = ctx.clock.now().date()
+        if not ctx.accounts:
+            return
+        rows = await watcher.contract_rows(ctx)
+        if not (_same(rows, self.rows) and _same(ctx.accounts, self.accounts)):
+            self.rows, self.accounts = rows, list(ctx.accounts)
+            self.plan = self._plan(rows, ctx.accounts)
+        seen_keys: set[str] = set()
+        for account, mine in self.plan:
+            for signal in watcher.account_signals(account, mine, today, ctx, seen_keys):
+                yield signal
+        _forget(ctx.state, seen_keys)
+
+    def _plan(
+        self, rows: list[Mapping[str, object]], accounts: Sequence[Account]
+    ) -> list[tuple[Account, list[Mapping[str, object]]]]:
+        watcher = self.watcher
+        wanted = {a.id: a for a in accounts}
+        contracts: dict[str, list[Mapping[str, object]]] = {}
+        for row in rows:
+            account_id = row.get("account_id")
+            if account_id in wanted:
+                contracts.setdefault(str(account_id), []).append(row)
+        plan = []
+        for account in wanted.values():
+            mine = contracts.get(account.id, [])
+            if mine:
+                worth = not all(watcher.quiet(account, row) for row in mine)
+            else:
+                worth = watcher.options.signal_no_contract and account.renewal_date is not None
+            if worth:
+                plan.append((account, mine))
+        return plan
+
+
+def _same(now: Sequence[object], before: Sequence[object]) -> bool:
+    """The same items, in the same order (the same objects, or equal ones)."""
+    if len(now) != len(before):
+        return False
+    return all(a is b or a == b for a, b in zip(now, before, strict=True))

@@ -318,16 +318,28 @@ class SupportSpikeWatcher(Watcher):
         firsts = dict(zip(found.ids, map(instant, found.first.tolist()), strict=True))
         out: dict[object, _Tally] = {}
         busy = set((found.recent.sum(axis=1) > 0).nonzero()[0].tolist()) | set(found.unanswered)
-        for i in sorted(busy):
+        chosen = sorted(busy)
+        # Each array's rows of the chosen accounts as lists, at once.
+        recent, baseline, per_window, first_recent, p1_before = (
+            a[chosen].tolist()
+            for a in (
+                found.recent,
+                found.baseline,
+                found.per_window,
+                found.first_recent,
+                found.p1_before,
+            )
+        )
+        for n, i in enumerate(chosen):
             account_id = found.ids[i]
             out[account_id] = _Tally(
                 first=firsts[account_id],
                 bins=bins,
-                recent=found.recent[i].tolist(),
-                baseline=found.baseline[i].tolist(),
-                per_window=found.per_window[i].tolist(),
-                first_recent=[instant(t) if t >= 0 else None for t in found.first_recent[i]],
-                p1_before=int(found.p1_before[i]),
+                recent=recent[n],
+                baseline=baseline[n],
+                per_window=per_window[n],
+                first_recent=[instant(t) if t >= 0 else None for t in first_recent[n]],
+                p1_before=p1_before[n],
                 unanswered=[(instant(t), ticket) for t, ticket in found.unanswered.get(i, [])],
             )
         return out, firsts

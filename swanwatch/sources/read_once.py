@@ -86,6 +86,9 @@ class _Held:
     table: pa.Table | None = None
     #: Per date field: each row's day as an ordinal (-1: none), for the tally's newest.
     days: dict[str | None, np.ndarray[Any, Any]] = field(default_factory=dict)
+    #: The last cut served as columns: how many rows it kept, and the table it served (a
+    #: cut that keeps as many keeps the same rows: the same table is served again).
+    cut: tuple[int, pa.Table] | None = None
 
     def count(self, tally: ReadTally, served: np.ndarray[Any, Any], newest: date | None) -> None:
         """Tell ``tally`` what the source's own read would have told it (``served``: the
@@ -166,6 +169,23 @@ class ReadOnceSource(Source):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+    def token(self, fields: Sequence[str] | None, until: datetime | None) -> tuple[int, int] | None:
+        """What a read as of ``until`` (of ``fields`` as columns; None: rows) serves, as a
+        token that two reads serving the same rows in the same order share: the full read
+        they are cut from and how many rows the cut keeps (a cut keeps the rows at or before
+        a date, so two cuts of one full read that keep as many keep the same). None when
+        not known: the read goes to the source itself, or the full read is not made yet."""
+        if self.live:
+            return None
+        if fields is None:
+            held = None if self.inner.options.snapshots else self._rows
+        else:
+            found = [h for k, h in self._tables.items() if k[0] == tuple(fields)]
+            held = found[0] if found and found[0] is not None else None
+        if held is None:
+            return None
+        return id(held), int(held.mask(until).sum())
 
     # --- rows -----------------------------------------------------------------------------
 
@@ -264,11 +284,12 @@ class ReadOnceSource(Source):
             return
         mask = held.mask(until)
         held.count(tally, mask, None)
-        table = held.table
-        if not mask.all():
-            table = table.filter(mask)
-        if table.num_rows:
-            yield table.select([f for f in key[0] if f in table.column_names])
+        served = int(mask.sum())
+        if held.cut is None or held.cut[0] != served:  # else the rows of the last read
+            table = held.table if served == held.table.num_rows else held.table.filter(mask)
+            held.cut = served, table.select([f for f in key[0] if f in table.column_names])
+        if served:
+            yield held.cut[1]
         tally.finished = True
 
     async def _read_table(self, fields: tuple[str, ...], date_field: str | None) -> _Held | None:

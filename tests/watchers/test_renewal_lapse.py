@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date
+import asyncio
+from datetime import UTC, date, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from swanwatch import Account, StateMap
 from swanwatch.testing import assert_watcher_contract, make_account, rows_source, run_watcher
+
+from .replaying import compare
 
 NOW = "2026-11-20T12:00:00Z"
 
@@ -114,3 +120,59 @@ async def test_account_without_contract_falls_back_to_its_renewal_date() -> None
     [s] = await run([], accounts=accounts)
     assert (s.account_id, s.key) == ("acme", "renewal")
     assert await run([], accounts=accounts, signal_no_contract=False) == []
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]),
+            st.integers(-60, 150),
+            st.sampled_from(["none", "", "quote", "signed"]),
+            st.booleans(),
+            st.sampled_from([0, 0, 20, 120]),
+            st.sampled_from([False, False, True, "2026-10-01"]),
+        ),
+        max_size=6,
+    ),
+    steps=st.lists(st.tuples(st.integers(1, 40), st.booleans(), st.booleans()), max_size=12),
+    renewal=st.integers(-40, 120),
+)
+def test_the_replay_judges_each_day_as_watch_does(
+    rows: list[tuple[str, int, str, bool, int, object]],
+    steps: list[tuple[int, bool, bool]],
+    renewal: int,
+) -> None:
+    """Each day of a replay (contracts that change now and then, accounts that come and
+    go) gives what watch() gives that day afresh."""
+    start = datetime(2026, 9, 1, 12, tzinfo=UTC)
+
+    def snapshot(shift: int) -> list[dict[str, object]]:
+        return [
+            {
+                **contract(
+                    (start.date() + timedelta(days=end + shift)).isoformat(),
+                    stage=stage,
+                    auto=auto,
+                    overdue=overdue,
+                    failed=failed,
+                    account=account,
+                ),
+                "contract_id": f"C-{i}",
+            }
+            for i, (account, end, stage, auto, overdue, failed) in enumerate(rows)
+        ]
+
+    everyone = [
+        make_account(i, renewal_date=start.date() + timedelta(days=renewal + n))
+        for n, i in enumerate(["a", "b", "c", "d"])
+    ]
+    source = rows_source(snapshot(0))
+    days, now = [], start
+    for n, (ahead, new_snapshot, drop) in enumerate([(0, False, False), *steps]):
+        now += timedelta(days=ahead)
+        if new_snapshot:
+            source = rows_source(snapshot(n))
+        accounts = [a for a in everyone if not (drop and a.id == "b")]
+        days.append((now, accounts, {"contracts": source}))
+    asyncio.run(compare("renewal_lapse", {}, days))
