@@ -47,6 +47,7 @@ from swanwatch.errors import LookAheadError, SourceError, StoreError
 from swanwatch.interfaces import ReadTally, Replayer, Source, StateMap, WatchContext, Watcher
 from swanwatch.model import Account, Alert, AlertState, Signal, SourceHealth, WatcherRun
 from swanwatch.passes import BATCH_ACCOUNTS, Book, run_pass
+from swanwatch.replay_findings import FindingsMemo
 from swanwatch.run_report import report_run
 from swanwatch.sources.health import MeteredSource, held_reason, judge, metered
 from swanwatch.store import Findings, Store, WatcherStatus
@@ -161,6 +162,8 @@ class Engine:
         self.account_reader: Callable[[Source, datetime | None], Awaitable[AccountRead]] = (
             read_accounts
         )
+        #: A replay's findings of each watcher's last stored run (None: every run stored).
+        self.findings_memo: FindingsMemo | None = None
         #: The good read listed last, and its list (see _list_accounts).
         self._listed: tuple[AccountRead, AccountList] | None = None
         self._accounts_lock = asyncio.Lock()
@@ -476,7 +479,13 @@ class Engine:
                 unknown_scope=scope,
                 expire_before=expire,
             )
-        changes = self.store.record_findings(found)
+        memo = self.findings_memo  # a replay's: what the day before stored is not again
+        trimmed = found if memo is None else memo.trim(found)
+        if trimmed is None:
+            return (), ()
+        changes = self.store.record_findings(trimmed)
+        if memo is not None:
+            memo.stored(found)
         new = set(changes.raised)
         raised = tuple(s for s in seen.signals if s.fingerprint in new)
         return raised, changes.cleared_kinds
