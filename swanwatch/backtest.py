@@ -123,6 +123,7 @@ async def replay(
                     engine.sources = read_once(engine.sources)
                     engine.account_reader = AccountMemo().read_accounts
                     engine.findings_memo = FindingsMemo()
+                    engine.health_memo = {}
                 kept = require_history(config, engine.sources, specs)
                 log.info("no look-ahead: %s", "; ".join(h.describe() for h in kept))
                 now, index = start, 0

@@ -164,6 +164,8 @@ class Engine:
         )
         #: A replay's findings of each watcher's last stored run (None: every run stored).
         self.findings_memo: FindingsMemo | None = None
+        #: A replay's: each source's health as last saved (the store's, none else writes).
+        self.health_memo: dict[str, SourceHealth] | None = None
         #: The good read listed last, and its list (see _list_accounts).
         self._listed: tuple[AccountRead, AccountList] | None = None
         self._accounts_lock = asyncio.Lock()
@@ -286,11 +288,17 @@ class Engine:
         self, name: str, tally: ReadTally, view: MeteredSource, now: datetime
     ) -> SourceHealth | None:
         """Judge one read of a source against its last good read, and store the verdict."""
-        previous = self.store.source_health([name]).get(name)
+        known = self.health_memo
+        if known is not None and name in known:
+            previous: SourceHealth | None = known[name]
+        else:
+            previous = self.store.source_health([name]).get(name)
         health = judge(tally, name, previous, view.policy, now)
         if health is None:
             return None
         self.store.save_source_health(health)
+        if known is not None:
+            known[name] = health
         if not health.ok:
             log.warning("source %s is %s: %s", name, health.state, health.reason)
         elif previous is not None and not previous.ok:
