@@ -33,6 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from swanwatch.accounts import ALL_FIELDS_SET
 from swanwatch.interfaces import ReadTally, SourceUse, StateMap, WatchContext, Watcher
 from swanwatch.model import JSON, Account, Signal
 
@@ -67,7 +68,10 @@ class Book:
             with open(self.path, "rb") as handle:
                 rows = pickle.load(handle)
             # Validated when read from the source: rebuilt as they were, not checked again.
-            found = [Account.model_construct(**dict(zip(_FIELDS, r, strict=True))) for r in rows]
+            found = [
+                Account.model_construct(ALL_FIELDS_SET, **dict(zip(_FIELDS, r, strict=True)))
+                for r in rows
+            ]
             _READ.clear()
             _READ[self.key] = found
         return found

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 
-from swanwatch import Source
-from swanwatch.accounts import read_accounts
+from swanwatch import Account, Source
+from swanwatch.accounts import ALL_FIELDS_SET, read_accounts
 from swanwatch.interfaces import Row
 from swanwatch.sources.csv import CsvSource
 
@@ -49,3 +49,20 @@ async def test_accounts_as_columns_are_the_accounts_of_the_rows(tmp_path: Path) 
         assert by_rows.repeated == ["acme"] and by_rows.accounts["acme"].arr == 8
         assert by_rows.accounts["globex"].domains == ("globex.example",)
         assert len(by_rows.skipped) >= 2  # no id; a negative ARR
+
+
+async def test_accounts_read_share_their_fields_set_and_stay_equal(tmp_path: Path) -> None:
+    (tmp_path / "accounts.csv").write_text(BOOK)
+    source = CsvSource("accounts", CsvSource.Options(path=str(tmp_path / "accounts.csv")))
+    accounts = list((await read_accounts(source)).accounts.values())
+    assert all(a.model_fields_set is ALL_FIELDS_SET for a in accounts)
+    for account in accounts:  # the same records as validated afresh
+        again = Account.model_validate(account.model_dump())
+        assert again == account and again.model_fields_set == account.model_fields_set
+    copied = accounts[0].model_copy(update={"name": "Other"})
+    assert copied.model_fields_set is not ALL_FIELDS_SET
+    assert set(Account.model_fields) == ALL_FIELDS_SET  # a copy leaves the shared set alone
+    (tmp_path / "two.csv").write_text("id,owner,segment\na,ann,smb\nb,ann,smb\n")
+    source = CsvSource("accounts", CsvSource.Options(path=str(tmp_path / "two.csv")))
+    a, b = (await read_accounts(source)).accounts.values()
+    assert a.owner is b.owner and a.segment is b.segment  # one text per distinct value

@@ -62,6 +62,9 @@ class Grid:
     sums: Any = None
     firsts: Any = None
     base: int = 0
+    #: The series expected (one per wanted account): the first matrix holds as many, so
+    #: a book of one metric an account never grows it (a growth copies the whole matrix).
+    expected: int = 0
 
     def add(self, acc: Any, met: Any, days: Any, values: Any) -> None:
         import numpy as np
@@ -71,7 +74,8 @@ class Grid:
         rows = rows[where.reshape(-1)]
         low, high = int(days.min()), int(days.max())
         if self.sums is None:
-            self.sums, self.base = np.zeros((max(len(self.index), 1024), 128)), low
+            height = max(len(self.index), 1024, self.expected)
+            self.sums, self.base = np.zeros((height, 128)), low
             self.firsts = np.full(len(self.sums), np.iinfo(np.int64).max, dtype=np.int64)
         self._fit(len(self.index), low, high)
         np.minimum.at(self.firsts, rows, days)
@@ -137,7 +141,7 @@ async def read(
 ) -> Columns:
     """Every batch of usage rows, kept and converted as the row path keeps and converts;
     each batch's work handed to ``run`` (the watcher's worker pool), in order."""
-    out = Columns()
+    out = Columns(grid=Grid(expected=len(keep.wanted)))
     async for table in tables:
         await run(_batch, table, out, keep)
     return out
