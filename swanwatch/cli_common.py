@@ -6,7 +6,6 @@ nothing heavy is imported here, so quick commands start quickly.
 
 from __future__ import annotations
 
-import atexit
 import gc
 import json
 import os
@@ -190,11 +189,15 @@ def records(
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """The block runs with Python's cyclic garbage collector paused (reference counting
-    frees as usual), and what the process holds is frozen out of the collection Python
-    makes as it exits. A quick command's imports (the config's models, SQLAlchemy) make
-    hundreds of thousands of objects that live as long as the process; Python 3.11 scans
-    them every few thousand allocations, and all of them once more at exit, for nothing:
-    a third of `alerts list`. Only for a short, bounded read, never a cycle or the daemon."""
+    frees as usual), and what the process holds then is frozen out of later collections.
+
+    A quick command's imports (the config's models, SQLAlchemy) make hundreds of
+    thousands of objects that live as long as the process. Python 3.11 scans them every
+    few thousand allocations, all of them once more when the collector is back on, and
+    again as the process exits: a third of `alerts list`, for nothing. Only for a short,
+    bounded read, never a cycle or the daemon. The freeze is made once in a process (the
+    imports are made once): frozen objects are still freed when nothing refers to them,
+    only a reference cycle among them stays until the exit."""
     if not gc.isenabled():
         yield
         return
@@ -202,13 +205,13 @@ def gc_paused() -> Iterator[None]:
     try:
         yield
     finally:
+        _freeze_once()
         gc.enable()
-        _freeze_at_exit()
 
 
 @cache
-def _freeze_at_exit() -> None:
-    atexit.register(gc.freeze)
+def _freeze_once() -> None:
+    gc.freeze()
 
 
 def show(
