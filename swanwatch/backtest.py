@@ -26,6 +26,7 @@ from swanwatch.engine import Engine
 from swanwatch.errors import SwanwatchError
 from swanwatch.model import Alert, NoticeEvent, Severity
 from swanwatch.replay_accounts import AccountMemo
+from swanwatch.replay_findings import FindingsMemo
 from swanwatch.sources.history import require_history
 from swanwatch.sources.read_once import read_once
 from swanwatch.store import Store
@@ -121,6 +122,8 @@ async def replay(
                 if incremental:
                     engine.sources = read_once(engine.sources)
                     engine.account_reader = AccountMemo().read_accounts
+                    engine.findings_memo = FindingsMemo()
+                    engine.health_memo = {}
                 kept = require_history(config, engine.sources, specs)
                 log.info("no look-ahead: %s", "; ".join(h.describe() for h in kept))
                 now, index = start, 0

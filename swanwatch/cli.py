@@ -24,6 +24,7 @@ from swanwatch.cli_common import (
     config_option,
     emit_json,
     errors,
+    gc_paused,
     load,
     load_checked,
     store_for,
@@ -161,7 +162,8 @@ def validate(config_path: Path, connect: bool) -> None:
     """Check a config file: every problem, with file, line, field and the fix; exit 2 if
     there is one. Files, sources, channel addresses and rules are checked too, without
     side effects; --connect also reads each source's first row and opens the store."""
-    config, reached = load_checked(config_path, connect=connect)
+    with gc_paused():
+        config, reached = load_checked(config_path, connect=connect)
     for line in reached:
         click.echo(f"  {line}")
     click.echo(

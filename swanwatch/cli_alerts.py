@@ -20,6 +20,7 @@ from swanwatch.cli_common import (
     actor,
     config_option,
     emit_json,
+    gc_paused,
     json_option,
     load,
     read_part,
@@ -117,11 +118,12 @@ def alerts() -> None:
 @json_option
 def alerts_list(config_path: Path, include_resolved: bool, as_json: bool) -> None:
     """Open alerts, one per account, most severe and most ARR at risk first."""
-    # The alerts' part of the store alone: the others' modules (and SQLModel) stay unloaded.
-    from swanwatch.store.alerts import AlertsStore
+    with gc_paused():
+        # The alerts' part of the store alone: the others' modules (and SQLModel) stay unloaded.
+        from swanwatch.store.alerts import AlertsStore
 
-    with read_part(load(config_path, check_plugins=False), AlertsStore) as store:
-        found = ranked(store.alerts(open_only=not include_resolved)) if store is not None else []
+        with read_part(load(config_path, check_plugins=False), AlertsStore) as store:
+            found = ranked(store.alerts(open_only=not include_resolved)) if store else []
     show(
         found,
         as_json,

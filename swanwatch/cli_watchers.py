@@ -13,6 +13,7 @@ from swanwatch.cli_common import (
     Failure,
     config_option,
     emit_json,
+    gc_paused,
     json_option,
     load,
     read_store,
@@ -33,6 +34,20 @@ def watchers() -> None:
 @json_option
 def watchers_list(as_json: bool) -> None:
     """Installed watchers (built-in and third-party) and their options."""
+    with gc_paused():
+        items = _watcher_items()
+    if as_json or not tty():
+        emit_json(items)
+        return
+    rows = []
+    for item in items:
+        opts = ", ".join(item.get("options", {})) or item.get("error", "")
+        rows.append((item["name"], item.get("distribution", ""), item.get("description", ""), opts))
+    table("Watchers", ["name", "from", "what it signals", "options"], rows)
+
+
+def _watcher_items() -> list[dict[str, Any]]:
+    """Each installed watcher: where it comes from, what it signals, its options."""
     from swanwatch import plugins
     from swanwatch.errors import PluginError
 
@@ -53,14 +68,7 @@ def watchers_list(as_json: bool) -> None:
                 "options": option_docs(cls.Options),
             }
         )
-    if as_json or not tty():
-        emit_json(items)
-        return
-    rows = []
-    for item in items:
-        opts = ", ".join(item.get("options", {})) or item.get("error", "")
-        rows.append((item["name"], item.get("distribution", ""), item.get("description", ""), opts))
-    table("Watchers", ["name", "from", "what it signals", "options"], rows)
+    return items
 
 
 def option_docs(model: Any) -> dict[str, dict[str, Any]]:

@@ -124,14 +124,17 @@ class Weighed:
     effective: float
 
     def contribution(self) -> Contribution:
+        """The signal's share as a record. Built without validating again: every value
+        is already of its field's type (the signal's were validated when it was recorded,
+        its instant is aware UTC; the weight, decay and age are floats computed here)."""
         s = self.signal
-        return Contribution(
+        return Contribution.model_construct(
             fingerprint=s.fingerprint,
             kind=s.kind,
             key=s.key,
             summary=s.summary,
-            strength=s.strength,
-            weight=self.weight,
+            strength=float(s.strength),
+            weight=float(self.weight),
             decay=self.decay,
             age_days=round(self.age_days, 3),
             observed_at=s.observed_at,
@@ -195,10 +198,12 @@ def match_rule(
 class _Plan:
     """A rule made ready to match many accounts: the kinds it looks at, as sets."""
 
-    __slots__ = ("all_of", "any_of", "counted", "named", "rule", "where")
+    __slots__ = ("all_of", "any_of", "counted", "named", "rule", "since", "where")
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
+        #: The start of the rule's window, for the last ``now`` asked (``now``, start).
+        self.since: tuple[datetime, datetime] | None = None
         self.all_of = frozenset(rule.all_of)
         self.any_of = frozenset(rule.any_of)
         self.counted = frozenset(rule.of) if rule.of else None
@@ -215,9 +220,13 @@ class _Plan:
         now: datetime,
         built: dict[int, Contribution] | None,
         account_score: float | None,
+        recent: _Recent | None = None,
     ) -> RuleMatch | None:
         """:func:`match_rule`; ``present`` is the kinds of all of ``weighed`` (a rule whose
-        kinds are absent is out before any signal is looked at)."""
+        kinds are absent is out before any signal is looked at). ``recent``, when given,
+        holds the same signals' kinds by window and the score of them all: a rule whose
+        kinds are not all within its window, or whose least score is above that of every
+        signal, is out before its signals are filtered one by one."""
         rule = self.rule
         if self.all_of and not self.all_of <= present:
             return None
@@ -225,9 +234,11 @@ class _Plan:
             return None
         if not _account_fits(rule, account, now):
             return None
+        window_start = self.window_start(now)
+        if recent is not None and not self.may_hold(recent, window_start):
+            return None
         named = self.named
         pool = weighed if named is None else [w for w in weighed if w.signal.kind in named]
-        window_start = now - rule.within
         floor = rule.min_strength
         used = [
             w
@@ -236,15 +247,8 @@ class _Plan:
             and w.signal.strength >= floor
             and (not self.where or _holds(self.where, w.signal))
         ]
-        kinds = {w.signal.kind for w in used}
-        if self.all_of and not self.all_of <= kinds:
+        if not self.kinds_hold({w.signal.kind for w in used}):
             return None
-        if self.any_of and not self.any_of & kinds:
-            return None
-        if rule.at_least is not None:
-            counted = kinds if self.counted is None else kinds & self.counted
-            if len(counted) < rule.at_least:
-                return None
         score = noisy_or(used)
         if score < rule.min_score:
             return None
@@ -263,6 +267,52 @@ class _Plan:
             score if account_score is None else account_score,
         )
         return RuleMatch(rule=rule, contributions=tuple(records), score=score, severity=severity)
+
+    def window_start(self, now: datetime) -> datetime:
+        since = self.since
+        if since is None or since[0] != now:
+            since = self.since = (now, now - self.rule.within)
+        return since[1]
+
+    def kinds_hold(self, kinds: set[str]) -> bool:
+        """Whether signals of these kinds are enough for the rule's kinds."""
+        if self.all_of and not self.all_of <= kinds:
+            return False
+        if self.any_of and not self.any_of & kinds:
+            return False
+        if self.rule.at_least is not None:
+            counted = kinds if self.counted is None else kinds & self.counted
+            if len(counted) < self.rule.at_least:
+                return False
+        return True
+
+    def may_hold(self, recent: _Recent, window_start: datetime) -> bool:
+        """Whether the rule may hold on an account, from all its signals: their score
+        (that of any of them is at most that of all, rounding included: each factor of
+        the noisy-OR is at most 1) and their kinds within the window (a superset of those
+        the rule uses)."""
+        if self.rule.min_score > 0 and recent.score < self.rule.min_score:
+            return False
+        return self.kinds_hold(recent.kinds_since(window_start))
+
+
+class _Recent:
+    """An account's weighed signals as its rules pre-check them: the kinds observed since
+    each window's start (found once per window) and the score of all of them."""
+
+    __slots__ = ("by_start", "score", "weighed")
+
+    def __init__(self, weighed: Sequence[Weighed], score: float) -> None:
+        self.weighed = weighed
+        self.score = score
+        self.by_start: dict[datetime, set[str]] = {}
+
+    def kinds_since(self, start: datetime) -> set[str]:
+        found = self.by_start.get(start)
+        if found is None:
+            found = {w.signal.kind for w in self.weighed if w.signal.observed_at >= start}
+            self.by_start[start] = found
+        return found
 
 
 def _holds(where: Sequence[tuple[str, Between]], signal: Observed) -> bool:
@@ -307,9 +357,10 @@ def _assess(
     built: dict[int, Contribution] = {}
     score = noisy_or(weighed)
     present = {w.signal.kind for w in weighed}
+    recent = _Recent(weighed, score)
     matches = tuple(
         m
-        for m in (p.match(account, weighed, present, now, built, score) for p in plans)
+        for m in (p.match(account, weighed, present, now, built, score, recent) for p in plans)
         if m is not None
     )
     return Assessment(

@@ -47,6 +47,7 @@ from swanwatch.errors import LookAheadError, SourceError, StoreError
 from swanwatch.interfaces import ReadTally, Replayer, Source, StateMap, WatchContext, Watcher
 from swanwatch.model import Account, Alert, AlertState, Signal, SourceHealth, WatcherRun
 from swanwatch.passes import BATCH_ACCOUNTS, Book, run_pass
+from swanwatch.replay_findings import FindingsMemo
 from swanwatch.run_report import report_run
 from swanwatch.sources.health import MeteredSource, held_reason, judge, metered
 from swanwatch.store import Findings, Store, WatcherStatus
@@ -161,6 +162,10 @@ class Engine:
         self.account_reader: Callable[[Source, datetime | None], Awaitable[AccountRead]] = (
             read_accounts
         )
+        #: A replay's findings of each watcher's last stored run (None: every run stored).
+        self.findings_memo: FindingsMemo | None = None
+        #: A replay's: each source's health as last saved (the store's, none else writes).
+        self.health_memo: dict[str, SourceHealth] | None = None
         #: The good read listed last, and its list (see _list_accounts).
         self._listed: tuple[AccountRead, AccountList] | None = None
         self._accounts_lock = asyncio.Lock()
@@ -283,11 +288,17 @@ class Engine:
         self, name: str, tally: ReadTally, view: MeteredSource, now: datetime
     ) -> SourceHealth | None:
         """Judge one read of a source against its last good read, and store the verdict."""
-        previous = self.store.source_health([name]).get(name)
+        known = self.health_memo
+        if known is not None and name in known:
+            previous: SourceHealth | None = known[name]
+        else:
+            previous = self.store.source_health([name]).get(name)
         health = judge(tally, name, previous, view.policy, now)
         if health is None:
             return None
         self.store.save_source_health(health)
+        if known is not None:
+            known[name] = health
         if not health.ok:
             log.warning("source %s is %s: %s", name, health.state, health.reason)
         elif previous is not None and not previous.ok:
@@ -476,7 +487,13 @@ class Engine:
                 unknown_scope=scope,
                 expire_before=expire,
             )
-        changes = self.store.record_findings(found)
+        memo = self.findings_memo  # a replay's: what the day before stored is not again
+        trimmed = found if memo is None else memo.trim(found)
+        if trimmed is None:
+            return (), ()
+        changes = self.store.record_findings(trimmed)
+        if memo is not None:
+            memo.stored(found)
         new = set(changes.raised)
         raised = tuple(s for s in seen.signals if s.fingerprint in new)
         return raised, changes.cleared_kinds

@@ -122,12 +122,17 @@ def _fewer_collections() -> Iterator[None]:
     millions of small records that die young and make no cycles, and at the default
     threshold each batch set off full collections that walked the whole heap (the
     engine's account list included): 44% of a pass's CPU over 100,000 accounts
-    (BENCHMARKS.md, Correlation). The thresholds are set back after."""
+    (BENCHMARKS.md, Correlation). The thresholds are set back after, and the objects that
+    were there before are collected as before."""
     before = gc.get_threshold()
     gc.set_threshold(max(before[0], _GC_THRESHOLD), *before[1:])
+    # What lives before the pass (the engine, its accounts) is left out of the pass's
+    # collections: they walk only what the pass allocates.
+    gc.freeze()
     try:
         yield
     finally:
+        gc.unfreeze()
         gc.set_threshold(*before)
 
 

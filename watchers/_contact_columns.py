@@ -70,6 +70,33 @@ class People:
 
 def people(table: Any, p: Params) -> People:
     """Each wanted account's contacts, screened (see the module's docstring)."""
+    return screen(prepare(table, p), p)
+
+
+@dataclass
+class Prepared:
+    """What the screen reads of a table, bar what depends on the day: each contact's
+    latest row and the one before, and what its rows say (role, status, last login)."""
+
+    table: Any
+    distinct: list[object]
+    names: dict[int, str]
+    key: Any
+    changed: Any
+    latest: Any
+    previous: Any
+    accounts: Any
+    key_role: Any
+    gone: Any
+    champion: Any
+    login: Any
+    #: Rows left out as changed after the day prepared for: the contacts then hold only
+    #: that day (a later day keeps more rows).
+    future: bool
+
+
+def prepare(table: Any, p: Params) -> Prepared | None:
+    """The day-free part of the screen of ``table`` (None: no contact)."""
     import numpy as np
 
     codes, distinct = arrays.encoded(table.column("account_id"))
@@ -85,35 +112,68 @@ def people(table: Any, p: Params) -> People:
     )
     key = np.where(by_email != 0, by_email, by_name)
     changed = arrays.per_value(table.column("changed_at"), lambda v: _ordinal(p.day, v), np.int64)
-    keep = np.flatnonzero((key != 0) & (changed <= p.today.toordinal()))
+    named = key != 0
+    keep = np.flatnonzero(named & (changed <= p.today.toordinal()))
+    future = int(np.count_nonzero(named)) != len(keep)
     table, codes, key, changed = table.take(keep), codes[keep], key[keep], changed[keep]
     if not len(keep):
-        return People(judged={}, known=set())
+        return None
     group = codes * len(keys) + key
     order = np.lexsort((np.arange(len(group)), changed, group))
     same = group[order][1:] == group[order][:-1]  # a row and the next: one contact
     ends = np.flatnonzero(np.append(~same, True))  # each contact's last row, in order
     latest = order[ends]
     previous = np.where(np.append(False, same)[ends], order[ends - 1], -1)
-    accounts = codes[latest]
-    busy = _busy(table, latest, previous, p)
-    present = _champion_present(table, latest, p)
-    count = len(distinct) + 1
+    role = arrays.per_value(table.column("role"), lambda v: p.text(v).lower() in p.key_roles)
+    status = arrays.per_value(table.column("status"), lambda v: _status(p, v), np.int64)
+    champion = arrays.per_value(
+        table.column("role"), lambda v: p.text(v).lower() == p.champion_role
+    )
+    login = arrays.per_value(table.column("last_login"), lambda v: _login(p.day, v), np.int64)
+    return Prepared(
+        table=table,
+        distinct=distinct,
+        names={v: k for k, v in keys.items()},
+        key=key,
+        changed=changed,
+        latest=latest,
+        previous=previous,
+        accounts=codes[latest],
+        key_role=role[latest] | np.where(previous >= 0, role[previous], _role_of_none(p)),
+        gone=status[latest] > 0,
+        champion=champion[latest],
+        login=login[latest],
+        future=future,
+    )
+
+
+def screen(prep: Prepared | None, p: Params) -> People:
+    """The accounts worth judging on ``p.today``, with their contacts."""
+    import numpy as np
+
+    if prep is None:
+        return People(judged={}, known=set())
+    accounts, latest, previous = prep.accounts, prep.latest, prep.previous
+    silent = (prep.login >= 0) & (prep.login <= p.silent_before.toordinal())
+    busy = prep.key_role & (prep.gone | (previous >= 0) | silent)
+    present = prep.champion & ~prep.gone
+    count = len(prep.distinct) + 1
     flagged = np.bincount(accounts[busy], minlength=count) > 0
     if p.no_champion:
         flagged |= np.bincount(accounts[present], minlength=count) == 0
+    distinct = prep.distinct
     out = People(judged={}, known={str(distinct[c]) for c in set(accounts.tolist())})
     chosen = np.flatnonzero(flagged[accounts])
-    names = {v: k for k, v in keys.items()}
+    table = prep.table
     latest_rows = table.take(latest[chosen]).to_pylist()
     before = previous[chosen]
     before_rows = table.take(np.maximum(before, 0)).to_pylist() if len(chosen) else []
     for i, c in enumerate(chosen.tolist()):
         row = latest[c]
         contact = (
-            names[int(key[row])],
+            prep.names[int(prep.key[row])],
             latest_rows[i],
-            date.fromordinal(int(changed[row])),
+            date.fromordinal(int(prep.changed[row])),
             before_rows[i] if before[i] >= 0 else None,
         )
         out.judged.setdefault(str(distinct[accounts[c]]), []).append(contact)
@@ -129,20 +189,6 @@ def _ordinal(day: Callable[[object], date | None], value: object) -> int:
     return (found or date.min).toordinal()
 
 
-def _busy(table: Any, latest: Any, previous: Any, p: Params) -> Any:
-    """Per contact: a key contact who is gone, bounces, changed or has been silent."""
-    import numpy as np
-
-    role = arrays.per_value(table.column("role"), lambda v: p.text(v).lower() in p.key_roles)
-    key_role = role[latest] | np.where(previous >= 0, role[previous], _role_of_none(p))
-    status = arrays.per_value(table.column("status"), lambda v: _status(p, v), np.int64)[latest]
-    silent_before = p.silent_before.toordinal()
-    silent = arrays.per_value(
-        table.column("last_login"), lambda v: _silent(p.day, v, silent_before)
-    )[latest]
-    return key_role & ((status > 0) | (previous >= 0) | silent)
-
-
 def _role_of_none(p: Params) -> bool:
     """Whether no row before makes a key role (an empty role among ``key_roles``)."""
     return "" in p.key_roles
@@ -154,18 +200,38 @@ def _status(p: Params, value: object) -> int:
     return int(status in p.gone or status in p.bounced)
 
 
-def _silent(day: Callable[[object], date | None], value: object, before: int) -> bool:
+def _login(day: Callable[[object], date | None], value: object) -> int:
+    """A last login as an ordinal (-1: none)."""
     try:
         seen = day(value)
     except ValueError as exc:
         raise Unreadable(str(exc)) from exc
-    return seen is not None and seen.toordinal() <= before
+    return -1 if seen is None else seen.toordinal()
 
 
-def _champion_present(table: Any, latest: Any, p: Params) -> Any:
-    """Per contact: a champion now, and present (neither gone nor bouncing)."""
-    champion = arrays.per_value(
-        table.column("role"), lambda v: p.text(v).lower() == p.champion_role
-    )
-    status = arrays.per_value(table.column("status"), lambda v: _status(p, v), bool)
-    return champion[latest] & ~status[latest]
+@dataclass
+class Carry:
+    """A replay's screen carried from day to day: the day-free part is prepared again only
+    when the table (or the accounts wanted) is not the last one, or when the last left out
+    rows changed after its day (a later day keeps them)."""
+
+    table: Any = None
+    wanted: frozenset[object] = frozenset()
+    today: date = date.min
+    prep: Prepared | None = None
+
+    def people(self, table: Any, p: Params) -> People:
+        """:func:`people`, from what is carried where it holds."""
+        wanted = frozenset(p.wanted)
+        if (
+            self.table is None
+            or self.prep is None
+            or self.prep.future
+            or p.today < self.today
+            or wanted != self.wanted
+            or not table.equals(self.table)
+        ):
+            self.table = None
+            self.prep = prepare(table, p)
+            self.table, self.wanted, self.today = table, wanted, p.today
+        return screen(self.prep, p)

@@ -9,7 +9,15 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from swanwatch import Account, Signal, SourceUse, WatchContext, Watcher, WatcherOptions
+from swanwatch import (
+    Account,
+    Replayer,
+    Signal,
+    SourceUse,
+    WatchContext,
+    Watcher,
+    WatcherOptions,
+)
 from swanwatch.values import day_of, midnight, text_of
 
 from . import _arrays as contact_arrays  # noqa: TID251 (a sibling helper)
@@ -113,6 +121,11 @@ class ChampionDepartureWatcher(Watcher):
         )
 
     options: Options
+    #: In a replay: the contacts' screen carried from the days before (see ``replayer``).
+    carry: contacts.Carry | None = None
+
+    def replayer(self) -> Replayer:
+        return _Replay(self)
 
     def uses(self) -> tuple[SourceUse, ...]:
         return (
@@ -191,7 +204,8 @@ class ChampionDepartureWatcher(Watcher):
         )
         try:
             table = await contact_arrays.gathered(tables, contacts.FIELDS)
-            found = await ctx.run_blocking(contacts.people, table, params)
+            people = contacts.people if self.carry is None else self.carry.people
+            found = await ctx.run_blocking(people, table, params)
         except (pa.ArrowTypeError, pa.ArrowInvalid, contacts.Unreadable):
             return None
         judged = {
@@ -411,3 +425,18 @@ def _change(
             "title_changed",
         )
     return None
+
+
+class _Replay(Replayer):
+    """The champion watcher in a replay: the contacts change rarely, so what the screen
+    reads of them (each contact's latest row and the one before, its role and status) is
+    carried from one day to the next while they read the same (:class:`contacts.Carry`);
+    each day is then screened and judged as ``watch()`` does."""
+
+    def __init__(self, watcher: ChampionDepartureWatcher) -> None:
+        self.watcher = watcher
+        self.carry = contacts.Carry()
+
+    def day(self, ctx: WatchContext) -> AsyncIterator[Signal]:
+        self.watcher.carry = self.carry
+        return self.watcher.watch(ctx)

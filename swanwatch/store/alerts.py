@@ -8,22 +8,45 @@ so is a person's action over an alert a pass changed meanwhile (:meth:`AlertsSto
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
+from functools import cache
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
-from sqlalchemy import String, bindparam, case, func, or_, select, type_coerce, update
+from pydantic import TypeAdapter
+from sqlalchemy import (
+    JSON,
+    Float,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from swanwatch.model import Alert, AlertState, Feedback, OutboxEntry, Silence
 from swanwatch.store.base import StoreBase, chunks, insert, upsert
 from swanwatch.store.core_tables import ALERTS, FEEDBACK, SILENCES
 from swanwatch.store.outbox import enqueue
-from swanwatch.store.types import UTCDateTime, sqlite_instants
+from swanwatch.store.types import JSONText, UTCDateTime
 
 #: The alert columns that hold instants (the others take the alert's JSON form).
 _ALERT_TIMES = frozenset(c.name for c in ALERTS.columns if isinstance(c.type, UTCDateTime))
+#: The alert columns stored as JSON.
+_ALERT_JSON = frozenset(c.name for c in ALERTS.columns if isinstance(c.type, JSON))
+#: The alert fields a write takes from the alert (the id and the version are the store's).
+_ALERT_WRITTEN = tuple(c.name for c in ALERTS.columns if c.name not in ("id", "version"))
 #: The alert columns a write sets (the key, the id and the version are the store's).
 _ALERT_VALUES = tuple(
     c.name for c in ALERTS.columns if c.name not in ("id", "fingerprint", "version")
@@ -67,32 +90,25 @@ class AlertsStore(StoreBase):
     def account_alerts(self, account_ids: Sequence[str]) -> list[Alert]:
         """Every alert (open or not) of these accounts (a few thousand at most), in the
         order :meth:`alerts` gives them: what a correlation pass reconciles one account
-        batch against."""
+        batch against.
+
+        Each row is read as the JSON text of its alert (the JSON columns as they are
+        stored, the rest encoded here) and validated from it in one call: parsing the
+        JSON columns in Python first, then validating the parsed values, cost about three
+        times as much (BENCHMARKS.md, Correlation)."""
         table = ALERTS
         sqlite = self.dialect == "sqlite"
-        # SQLite's instants as their text, parsed here once each (store.types).
-        columns = [
-            type_coerce(c, String).label(c.name) if sqlite and c.name in _ALERT_TIMES else c
-            for c in table.columns
-        ]
+        columns = [_as_text(c, sqlite) for c in table.columns]
         query = (
             select(*columns)
             .where(table.c.account_id.in_(list(account_ids)))
             .order_by(table.c.score.desc(), table.c.account_id, table.c.rule)
         )
         with self.engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-        if not sqlite:
-            return [Alert.model_validate(dict(r)) for r in rows]
-        parse = sqlite_instants()
-        out = []
-        for r in rows:
-            values = dict(r)
-            for name in _ALERT_TIMES:
-                if values[name] is not None:
-                    values[name] = parse(values[name])
-            out.append(Alert.model_validate(values))
-        return out
+            rows = conn.execute(query).all()
+        encode = _ALERT_TEXT if sqlite else _ALERT_VALUES_JSON
+        validate = Alert.model_validate_json
+        return [validate(_alert_json(row, encode)) for row in rows]
 
     def alerting_accounts(self, *, but: str) -> list[str]:
         """The ids of the accounts with an open alert, sorted, but account ``but``."""
@@ -169,10 +185,11 @@ class AlertsStore(StoreBase):
             _update_alerts(
                 conn, [(a, current[a.fingerprint]) for a in ok if a.fingerprint in current]
             )
-            new = [_alert_row(a) | {"version": 0} for a in ok if a.fingerprint not in current]
+            new = [_written_row(a) | {"version": 0} for a in ok if a.fingerprint not in current]
             if new:  # another pass may have inserted one since: then its version stands
                 stmt = (
                     insert(conn, ALERTS)
+                    .values(_json_texts())
                     .on_conflict_do_nothing(index_elements=["fingerprint"])
                     .returning(ALERTS.c.fingerprint)
                 )
@@ -275,6 +292,37 @@ def _alert_row(a: Alert) -> dict[str, Any]:
     }
 
 
+def _written_row(a: Alert) -> dict[str, Any]:
+    """An alert as a pass or an action writes it: its JSON columns as JSON text from
+    pydantic's serializer (bound as it is: :func:`_json_texts`), instants as datetimes,
+    states and severities as their values. The same values as :func:`_alert_row`, at a
+    fraction of the cost (no second dump, no ``json.dumps`` of the dumped values)."""
+    row: dict[str, Any] = {}
+    adapters = _json_adapters()
+    for name in _ALERT_WRITTEN:
+        value = getattr(a, name)
+        adapter = adapters.get(name)
+        if adapter is not None:
+            value = adapter.dump_json(value).decode()
+        elif isinstance(value, Enum):
+            value = value.value
+        row[name] = value
+    return row
+
+
+@cache
+def _json_adapters() -> dict[str, TypeAdapter[Any]]:
+    """The serializer of each JSON field of an alert, as its field declares it (built
+    when first written, as the records' own schemas are)."""
+    fields = Alert.model_fields
+    return {name: TypeAdapter[Any](fields[name].annotation or Any) for name in _ALERT_JSON}
+
+
+def _json_texts() -> dict[str, Any]:
+    """The JSON columns of a write, bound as the JSON text :func:`_written_row` gives."""
+    return {name: bindparam(name, type_=JSONText()) for name in sorted(_ALERT_JSON)}
+
+
 def _overwrite(excluded: Any) -> dict[str, Any]:
     """The SET of an unconditional upsert: every value, and one more version."""
     return {name: excluded[name] for name in _ALERT_VALUES} | {"version": ALERTS.c.version + 1}
@@ -305,12 +353,72 @@ def _update_alerts(conn: Connection, alerts: Sequence[tuple[Alert, int]]) -> int
             ALERTS.c.fingerprint == bindparam("b_fingerprint"),
             ALERTS.c.version == bindparam("b_version"),
         )
-        .values({name: bindparam(name) for name in _ALERT_VALUES})
+        .values({name: bindparam(name) for name in _ALERT_VALUES if name not in _ALERT_JSON})
+        .values(_json_texts())
         .values(version=ALERTS.c.version + 1)
     )
-    rows = [{**_alert_row(a), "b_fingerprint": a.fingerprint, "b_version": v} for a, v in alerts]
+    rows = [{**_written_row(a), "b_fingerprint": a.fingerprint, "b_version": v} for a, v in alerts]
     for row in rows:
         del row["fingerprint"]
     # One row's count is exact; a pass's rows were locked and compared before (rowcount
     # after executemany is not reliable on every driver).
     return int(conn.execute(stmt, rows).rowcount)
+
+
+def _as_text(column: Any, sqlite: bool) -> Any:
+    """A column as :meth:`AlertsStore.account_alerts` reads it: JSON as its stored text,
+    SQLite's instants as their text (UTC, without offset), the rest as it is."""
+    if column.name in _ALERT_JSON:
+        return cast(column, Text).label(column.name)
+    if sqlite and column.name in _ALERT_TIMES:
+        return type_coerce(column, String).label(column.name)
+    return column
+
+
+def _json_text(value: Any) -> str:
+    return str(value)
+
+
+#: A string as JSON text (the C encoder json.dumps calls, without its checks).
+_json_string: Callable[[str], str] = encode_basestring_ascii
+
+
+def _json_instant(value: datetime) -> str:
+    return f'"{value.isoformat()}"'
+
+
+def _json_sqlite_instant(value: str) -> str:
+    return f'"{value}"'
+
+
+def _encoders(sqlite: bool) -> tuple[tuple[str, Callable[[Any], str]], ...]:
+    """Per alert column: its JSON key and how its value (not None) is written as JSON."""
+    out: list[tuple[str, Callable[[Any], str]]] = []
+    for c in ALERTS.columns:
+        encode: Callable[[Any], str] = json.dumps
+        kind = getattr(c.type, "impl_instance", c.type)  # under a TypeDecorator
+        if c.name in _ALERT_JSON:
+            encode = _json_text
+        elif c.name in _ALERT_TIMES:
+            encode = _json_sqlite_instant if sqlite else _json_instant
+        elif isinstance(kind, String):
+            encode = _json_string
+        elif isinstance(kind, Integer):
+            encode = _json_text
+        elif isinstance(kind, Float):
+            encode = repr
+        out.append((f'"{c.name}":', encode))
+    return tuple(out)
+
+
+_ALERT_TEXT = _encoders(sqlite=True)
+_ALERT_VALUES_JSON = _encoders(sqlite=False)
+
+
+def _alert_json(row: Sequence[Any], encode: Sequence[tuple[str, Callable[[Any], str]]]) -> str:
+    """An alert row as the JSON text of the alert (a SQL NULL as null)."""
+    parts = [
+        key + ("null" if value is None else write(value))
+        for (key, write), value in zip(encode, row, strict=True)
+    ]
+    return "{" + ",".join(parts) + "}"

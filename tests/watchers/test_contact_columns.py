@@ -6,11 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import date, timedelta
+import tempfile
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from swanwatch.sources.csv import CsvSource
+from swanwatch.testing import make_account
+
+from .replaying import compare
+from .table_files import table_sources
 from .test_champion_departure import NOW, run
 
 TODAY = date(2026, 11, 20)
@@ -67,3 +74,40 @@ def test_columns_judge_exactly_as_rows(
     rows = contacts(seed, accounts)
     ids = tuple(f"a{i}" for i in range(accounts))  # the last account is not watched
     asyncio.run(run(rows, NOW, replay=replay, accounts=ids, **options))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10**6),
+    accounts=st.integers(1, 4),
+    steps=st.lists(st.tuples(st.integers(1, 12), st.booleans()), min_size=1, max_size=8),
+    options=st.fixed_dictionaries(
+        {},
+        optional={
+            "inactive_days": st.sampled_from([7, 30]),
+            "recent_days": st.sampled_from([10, 90]),
+            "signal_no_champion": st.booleans(),
+        },
+    ),
+)
+def test_the_replay_judges_each_day_as_watch_does(
+    seed: int, accounts: int, steps: list[tuple[int, bool]], options: dict[str, object]
+) -> None:
+    """A replay that carries the contacts' screen from day to day (contacts changed on
+    some days, accounts that come and go) gives each day what watch() gives afresh."""
+    rows = contacts(seed, accounts)
+    with tempfile.TemporaryDirectory() as tmp:
+        types = {"last_login": "date", "changed_at": "date"}
+        sources = table_sources("contacts", rows, Path(tmp), types)
+        dated = CsvSource(
+            "contacts",
+            CsvSource.Options(path=sources[0].options.path, types=types, date_field="changed_at"),
+        )
+        everyone = [make_account(f"a{i}") for i in range(accounts)]
+        now = datetime.combine(TODAY, datetime.min.time(), UTC) - timedelta(days=25, hours=-12)
+        days = []
+        for ahead, drop in steps:
+            now += timedelta(days=ahead)
+            listed = [a for a in everyone if not (drop and a.id == "a0")]
+            days.append((now, listed, {"contacts": dated}))
+        asyncio.run(compare("champion_departure", options, days))
