@@ -12,9 +12,12 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
+from functools import cache
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import (
     JSON,
     Float,
@@ -36,10 +39,14 @@ from swanwatch.model import Alert, AlertState, Feedback, OutboxEntry, Silence
 from swanwatch.store.base import StoreBase, chunks, insert, upsert
 from swanwatch.store.core_tables import ALERTS, FEEDBACK, SILENCES
 from swanwatch.store.outbox import enqueue
-from swanwatch.store.types import UTCDateTime
+from swanwatch.store.types import JSONText, UTCDateTime
 
 #: The alert columns that hold instants (the others take the alert's JSON form).
 _ALERT_TIMES = frozenset(c.name for c in ALERTS.columns if isinstance(c.type, UTCDateTime))
+#: The alert columns stored as JSON.
+_ALERT_JSON = frozenset(c.name for c in ALERTS.columns if isinstance(c.type, JSON))
+#: The alert fields a write takes from the alert (the id and the version are the store's).
+_ALERT_WRITTEN = tuple(c.name for c in ALERTS.columns if c.name not in ("id", "version"))
 #: The alert columns a write sets (the key, the id and the version are the store's).
 _ALERT_VALUES = tuple(
     c.name for c in ALERTS.columns if c.name not in ("id", "fingerprint", "version")
@@ -178,10 +185,11 @@ class AlertsStore(StoreBase):
             _update_alerts(
                 conn, [(a, current[a.fingerprint]) for a in ok if a.fingerprint in current]
             )
-            new = [_alert_row(a) | {"version": 0} for a in ok if a.fingerprint not in current]
+            new = [_written_row(a) | {"version": 0} for a in ok if a.fingerprint not in current]
             if new:  # another pass may have inserted one since: then its version stands
                 stmt = (
                     insert(conn, ALERTS)
+                    .values(_json_texts())
                     .on_conflict_do_nothing(index_elements=["fingerprint"])
                     .returning(ALERTS.c.fingerprint)
                 )
@@ -284,6 +292,37 @@ def _alert_row(a: Alert) -> dict[str, Any]:
     }
 
 
+def _written_row(a: Alert) -> dict[str, Any]:
+    """An alert as a pass or an action writes it: its JSON columns as JSON text from
+    pydantic's serializer (bound as it is: :func:`_json_texts`), instants as datetimes,
+    states and severities as their values. The same values as :func:`_alert_row`, at a
+    fraction of the cost (no second dump, no ``json.dumps`` of the dumped values)."""
+    row: dict[str, Any] = {}
+    adapters = _json_adapters()
+    for name in _ALERT_WRITTEN:
+        value = getattr(a, name)
+        adapter = adapters.get(name)
+        if adapter is not None:
+            value = adapter.dump_json(value).decode()
+        elif isinstance(value, Enum):
+            value = value.value
+        row[name] = value
+    return row
+
+
+@cache
+def _json_adapters() -> dict[str, TypeAdapter[Any]]:
+    """The serializer of each JSON field of an alert, as its field declares it (built
+    when first written, as the records' own schemas are)."""
+    fields = Alert.model_fields
+    return {name: TypeAdapter[Any](fields[name].annotation or Any) for name in _ALERT_JSON}
+
+
+def _json_texts() -> dict[str, Any]:
+    """The JSON columns of a write, bound as the JSON text :func:`_written_row` gives."""
+    return {name: bindparam(name, type_=JSONText()) for name in sorted(_ALERT_JSON)}
+
+
 def _overwrite(excluded: Any) -> dict[str, Any]:
     """The SET of an unconditional upsert: every value, and one more version."""
     return {name: excluded[name] for name in _ALERT_VALUES} | {"version": ALERTS.c.version + 1}
@@ -314,10 +353,11 @@ def _update_alerts(conn: Connection, alerts: Sequence[tuple[Alert, int]]) -> int
             ALERTS.c.fingerprint == bindparam("b_fingerprint"),
             ALERTS.c.version == bindparam("b_version"),
         )
-        .values({name: bindparam(name) for name in _ALERT_VALUES})
+        .values({name: bindparam(name) for name in _ALERT_VALUES if name not in _ALERT_JSON})
+        .values(_json_texts())
         .values(version=ALERTS.c.version + 1)
     )
-    rows = [{**_alert_row(a), "b_fingerprint": a.fingerprint, "b_version": v} for a, v in alerts]
+    rows = [{**_written_row(a), "b_fingerprint": a.fingerprint, "b_version": v} for a, v in alerts]
     for row in rows:
         del row["fingerprint"]
     # One row's count is exact; a pass's rows were locked and compared before (rowcount
@@ -371,8 +411,6 @@ def _encoders(sqlite: bool) -> tuple[tuple[str, Callable[[Any], str]], ...]:
     return tuple(out)
 
 
-#: The alert columns stored as JSON.
-_ALERT_JSON = frozenset(c.name for c in ALERTS.columns if isinstance(c.type, JSON))
 _ALERT_TEXT = _encoders(sqlite=True)
 _ALERT_VALUES_JSON = _encoders(sqlite=False)
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import JSON, DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -48,3 +48,15 @@ def sqlite_instants() -> Callable[[str], datetime]:
         return found
 
     return parse
+
+
+class JSONText(TypeDecorator[str]):
+    """A JSON column's value given as its JSON text (written by pydantic's serializer),
+    bound as it is: the column's own type would parse nothing but encode it again with
+    ``json.dumps``. PostgreSQL still casts the bound text to JSON."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
