@@ -10,9 +10,10 @@ changes and the tally of each source read (the engine judges the sources' health
 them). Storing, health and lifecycle stay in the engine, so a run is the same either way;
 a test runs the demo both ways and compares.
 
-When it pays: for a big book (``daemon.watcher_processes``; by default from
-:data:`AUTO_MIN_ACCOUNTS` accounts on, one process a core but the daemon's own). A small
-book is quicker in-process than a process's start-up. While there are more such watchers
+When it pays: for a big book on a machine of several cores (``daemon.watcher_processes``;
+by default from :data:`AUTO_MIN_ACCOUNTS` accounts on :data:`AUTO_MIN_CORES` cores, one
+process a core but the daemon's own). A small book is quicker in-process than a process's
+start-up, and on two cores the daemon's threads keep both busy. While there are more such watchers
 than workers the daemon runs one itself, the costliest by its last run (:func:`home`).
 """
 
@@ -41,6 +42,11 @@ log = logging.getLogger("swanwatch.parallel")
 
 #: From this many accounts on, ``watcher_processes: auto`` runs watchers in processes.
 AUTO_MIN_ACCOUNTS = 20_000
+#: And on this many cores at least. On two, a worker costs more than it gives: at 100,000
+#: accounts its start-up and second copy of the book took 2 to 3 CPU s and 430 MiB, while
+#: in-process the watchers' Arrow reading and numpy work (run in threads, without the GIL)
+#: already kept the second core busy: the in-process cycle took as long or less.
+AUTO_MIN_CORES = 4
 
 
 @dataclass(frozen=True)
@@ -137,9 +143,10 @@ def processes(setting: int | None, accounts: int, watchers: int) -> int:
     one a core but the daemon's own (it runs a watcher itself, see :func:`home`)."""
     if setting is not None:
         return setting
-    if accounts < AUTO_MIN_ACCOUNTS or watchers < 2:
+    cores = os.cpu_count() or 1
+    if accounts < AUTO_MIN_ACCOUNTS or watchers < 2 or cores < AUTO_MIN_CORES:
         return 0
-    return max(0, min((os.cpu_count() or 1) - 1, watchers - 1))
+    return max(0, min(cores - 1, watchers - 1))
 
 
 def home(costs: dict[str, float | None], workers: int) -> str | None:
