@@ -13,7 +13,8 @@ a test runs the demo both ways and compares.
 When it pays: for a big book on a machine of several cores (``daemon.watcher_processes``;
 by default from :data:`AUTO_MIN_ACCOUNTS` accounts on :data:`AUTO_MIN_CORES` cores, one
 process a core but the daemon's own). A small book is quicker in-process than a process's
-start-up, and on two cores the daemon's threads keep both busy. While there are more such watchers
+start-up, and on two cores the worker's start-up and copy of the book cost about what the
+second core gives back. While there are more such watchers
 than workers the daemon runs one itself, the costliest by its last run (:func:`home`).
 """
 
@@ -43,9 +44,9 @@ log = logging.getLogger("swanwatch.parallel")
 #: From this many accounts on, ``watcher_processes: auto`` runs watchers in processes.
 AUTO_MIN_ACCOUNTS = 20_000
 #: And on this many cores at least. On two, a worker costs more than it gives: at 100,000
-#: accounts its start-up and second copy of the book took 2 to 3 CPU s and 430 MiB, while
-#: in-process the watchers' Arrow reading and numpy work (run in threads, without the GIL)
-#: already kept the second core busy: the in-process cycle took as long or less.
+#: accounts its start-up and second copy of the book took 2 to 3 CPU s and 430 MiB, and the
+#: cycle in-process (one core, bar the Arrow and numpy work in threads) took as long or
+#: less (BENCHMARKS.md, "Full cycle"). More cores were not measured.
 AUTO_MIN_CORES = 4
 
 
