@@ -10,7 +10,8 @@
 `prepare` writes the seeded sample data (bench/make_sample.py) and a config like the demo's;
 `run` empties the store (a fresh SQLite file, or a new schema-less PostgreSQL database
 ``swanwatch_cycle`` beside ``--store``) and times one `run --once` cycle, printing each phase,
-the process's CPU seconds (its worker processes' included) and peak memory. `reference` is
+the process's CPU seconds (its worker processes' included) and peak memory: the daemon's, the
+largest child's, and their sum (the largest child's once a worker: an upper bound). `reference` is
 the columnar floor for the same input: Arrow reads every CSV file of the book and sums the
 usage per account, metric and day (no judging, no store).
 """
@@ -26,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from swanwatch import parallel
 from swanwatch.clock import FrozenClock
 from swanwatch.config import bundled, load_config
 from swanwatch.engine import Engine
@@ -168,7 +170,18 @@ def main() -> int:
     )
     times["cpu_s"] = round(cpu, 2)
     times["maxrss_mib"] = round(resource.getrusage(own).ru_maxrss / 1024, 1)
-    times["worker_maxrss_mib"] = round(resource.getrusage(children).ru_maxrss / 1024, 1)
+    # The largest child's peak (the OS keeps no sum): a worker process's, or, with no
+    # worker, a short-lived fork such as the `file` command platform.architecture() runs
+    # (the PostgreSQL driver's stack), which counts its parent's pages until it execs.
+    times["children_maxrss_mib"] = round(resource.getrusage(children).ru_maxrss / 1024, 1)
+    # Every worker lives the whole cycle, none above the largest: the daemon's peak plus
+    # the largest child's once for each worker (or once, for a fork): an upper bound.
+    pool = args.processes
+    if pool is None:
+        pool = parallel.processes(None, int(times["accounts"]), 4)
+    times["peak_sum_mib"] = round(
+        times["maxrss_mib"] + max(pool, 1) * times["children_maxrss_mib"], 1
+    )
     print(json.dumps(times))
     return 0
 

@@ -10,9 +10,11 @@ changes and the tally of each source read (the engine judges the sources' health
 them). Storing, health and lifecycle stay in the engine, so a run is the same either way;
 a test runs the demo both ways and compares.
 
-When it pays: for a big book (``daemon.watcher_processes``; by default from
-:data:`AUTO_MIN_ACCOUNTS` accounts on, one process a core but the daemon's own). A small
-book is quicker in-process than a process's start-up. While there are more such watchers
+When it pays: for a big book on a machine of several cores (``daemon.watcher_processes``;
+by default from :data:`AUTO_MIN_ACCOUNTS` accounts on :data:`AUTO_MIN_CORES` cores, one
+process a core but the daemon's own). A small book is quicker in-process than a process's
+start-up, and on two cores the worker's start-up and copy of the book cost about what the
+second core gives back. While there are more such watchers
 than workers the daemon runs one itself, the costliest by its last run (:func:`home`).
 """
 
@@ -41,6 +43,11 @@ log = logging.getLogger("swanwatch.parallel")
 
 #: From this many accounts on, ``watcher_processes: auto`` runs watchers in processes.
 AUTO_MIN_ACCOUNTS = 20_000
+#: And on this many cores at least. On two, a worker costs more than it gives: at 100,000
+#: accounts its start-up and second copy of the book took 2 to 3 CPU s and 430 MiB, and the
+#: cycle in-process (one core, bar the Arrow and numpy work in threads) took as long or
+#: less (BENCHMARKS.md, "Full cycle"). More cores were not measured.
+AUTO_MIN_CORES = 4
 
 
 @dataclass(frozen=True)
@@ -137,9 +144,10 @@ def processes(setting: int | None, accounts: int, watchers: int) -> int:
     one a core but the daemon's own (it runs a watcher itself, see :func:`home`)."""
     if setting is not None:
         return setting
-    if accounts < AUTO_MIN_ACCOUNTS or watchers < 2:
+    cores = os.cpu_count() or 1
+    if accounts < AUTO_MIN_ACCOUNTS or watchers < 2 or cores < AUTO_MIN_CORES:
         return 0
-    return max(0, min((os.cpu_count() or 1) - 1, watchers - 1))
+    return max(0, min(cores - 1, watchers - 1))
 
 
 def home(costs: dict[str, float | None], workers: int) -> str | None:

@@ -609,8 +609,8 @@ class DaemonConfig(_Section):
         ge=0,
         le=64,
         description="Worker processes for the watchers that only read sources (they then run "
-        "on every core); unset: one a core but the daemon's own from 20,000 accounts on; 0: "
-        "never.",
+        "on every core); unset: one a core but the daemon's own from 20,000 accounts on, on 4 "
+        "cores or more; 0: never.",
     )
     http_timeout: Duration = timedelta(seconds=20)
     deliver_every: Duration = timedelta(seconds=30)

@@ -72,6 +72,36 @@ def test_an_account_read_writes_only_what_changed(store: Store) -> None:
     assert store.accounts() == [acme]
 
 
+def test_an_account_read_writes_rows_as_sqlalchemy_binds_them(store: Store) -> None:
+    """The read's rows go to the driver directly: each column bound as SQLAlchemy binds it."""
+    from datetime import date
+
+    from sqlalchemy import Text, cast, select
+
+    from swanwatch.store.base import upsert
+    from swanwatch.store.tables import ACCOUNTS
+
+    odd = make_account(
+        "one", domains=["é.example", 'q"uote.example'], tags=["a b", "ü"], owner=None
+    )
+    odd = odd.model_copy(update={"renewal_date": date(2027, 2, 28), "arr": 12.5})
+    plain = make_account("three")
+    store.record_account_read([odd, plain], NOW, retire_after_reads=2)
+    by_sqlalchemy = [
+        {f: getattr(a, f) for f in type(a).model_fields}
+        | {"id": f"{a.id}-sa", "updated_at": NOW, "absent_reads": 0, "absent_since": None}
+        for a in (odd, plain)
+    ]
+    with store.engine.begin() as conn:
+        upsert(conn, ACCOUNTS, by_sqlalchemy, ["id"])
+    columns = [cast(c, Text).label(c.name) if c.name != "id" else c for c in ACCOUNTS.c]
+    with store.engine.connect() as conn:
+        rows = {r.id: r._asdict() for r in conn.execute(select(*columns))}
+    for name in ("one", "three"):
+        assert {**rows[name], "id": ""} == {**rows[f"{name}-sa"], "id": ""}
+    assert store.accounts(["one", "three"]) == [odd, plain]
+
+
 def test_datetimes_come_back_aware_utc(store: Store) -> None:
     store.upsert_accounts([make_account("acme")], NOW)
     tokyo = datetime(2026, 11, 21, 9, 0, tzinfo=timezone(timedelta(hours=9)))
