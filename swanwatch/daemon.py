@@ -30,7 +30,7 @@ import platform
 import random
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +42,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
 from swanwatch import logs
+from swanwatch.alerts import Notice
 from swanwatch.clock import Clock, SystemClock
 from swanwatch.config import Config, WatcherConfig, load_config
 from swanwatch.engine import CorrelationOutcome, Engine
@@ -119,7 +120,7 @@ class Daemon:
         self.clock = clock
         self.config_path = config_path
         self.metrics = Metrics()
-        self.engine = Engine(config, store, clock, metrics=self.metrics)
+        self.engine = _engine(config, store, clock, self.metrics)
         self.leadership = Leadership(
             store.engine, store.url, lease_s=config.daemon.leader_lease.total_seconds()
         )
@@ -365,7 +366,7 @@ class Daemon:
             new, problems = await self._read_config()
             if new is not None and not problems:
                 try:
-                    engine = Engine(new, self.store, self.clock, metrics=self.metrics)
+                    engine = _engine(new, self.store, self.clock, self.metrics)
                 except SwanwatchError as exc:
                     problems = [first_line(exc)]
             if new is None or problems:
@@ -532,6 +533,15 @@ def _instances(config: Config) -> tuple[str, ...]:
     return tuple(w.instance for w in config.active_watchers())
 
 
+def _engine(config: Config, store: Store, clock: Clock, metrics: Metrics) -> Engine:
+    """The daemon's engine: a pass's notices are logged batch by batch as they are saved,
+    not kept, so a pass over a big book holds one batch's notices at a time."""
+    engine = Engine(config, store, clock, metrics=metrics)
+    engine.keep_told = False
+    engine.on_told = _log_notices
+    return engine
+
+
 def _log_correlation(outcome: CorrelationOutcome) -> None:
     log.info(
         "correlation: %d accounts with signals, %d open alerts, %d alerts written, "
@@ -541,7 +551,10 @@ def _log_correlation(outcome: CorrelationOutcome) -> None:
         outcome.written,
         outcome.enqueued,
     )
-    for notice in outcome.notices:
+
+
+def _log_notices(notices: Sequence[Notice]) -> None:
+    for notice in notices:
         alert = notice.alert
         log.info(
             "alert %s: %s on %s (%s)",

@@ -179,6 +179,8 @@ class Engine:
         #: Whether a correlation's outcome keeps every notice and changed alert (a
         #: backtest reads them); False keeps the counts only, and memory bounded.
         self.keep_told = True
+        #: Called with each batch's notices as the batch is saved (the daemon logs them).
+        self.on_told: Callable[[Sequence[Notice]], None] | None = None
 
     async def __aenter__(self) -> Engine:
         self._http = httpx.AsyncClient(
@@ -650,7 +652,9 @@ class Engine:
 
     def _reconcile(self, accounts: list[Account], now: datetime) -> CorrelationOutcome:
         book = self.book(accounts)
-        done = run_pass(self.store, book, now, batch=self.batch_accounts, keep=self.keep_told)
+        done = run_pass(
+            self.store, book, now, batch=self.batch_accounts, keep=self.keep_told, told=self.on_told
+        )
         if done.refused:
             log.info(
                 "correlation: %d alerts changed by someone else during the pass, left for "

@@ -214,3 +214,41 @@ async def test_signals_of_an_unconfigured_watcher_stop_counting(store_url, make_
     _, _, _, alerts, notes = await _cycle(store_url, unplugged, "2026-11-21T13:00:00Z")
     assert [a.state for a in alerts] == ["resolved"]
     assert sorted(n.event for n in notes) == ["firing", "resolved"]
+
+
+async def test_a_pass_that_keeps_nothing_tells_each_batch_as_it_is_saved(
+    make_config, tmp_path
+) -> None:
+    """The daemon's way (memory bounded by a batch): the notices reach ``on_told`` batch by
+    batch, the same ones a pass that keeps them returns, and the outcome holds none."""
+    both = COMPOUND.replace(
+        "        - {account: globex, kind: usage_drop, strength: 0.3}",
+        "        - {account: globex, kind: usage_drop, strength: 0.8}\n"
+        "        - {account: globex, kind: champion_departure, strength: 0.9}",
+    )
+    config = load_config(make_config(both))
+
+    async def correlate(keep: bool) -> tuple[object, list[list[str]]]:
+        store = Store(f"sqlite:///{tmp_path}/keep-{keep}.db")
+        batches: list[list[str]] = []
+        try:
+            async with Engine(config, store, FrozenClock("2026-11-20T12:00:00Z")) as engine:
+                engine.batch_accounts = 1
+                engine.keep_told = keep
+                engine.on_told = lambda told: batches.append(
+                    [f"{n.event} {n.alert.account_id}" for n in told]
+                )
+                await engine.run_watchers()
+                return await engine.correlate(), batches
+        finally:
+            store.close()
+
+    kept, kept_batches = await correlate(True)
+    bounded, bounded_batches = await correlate(False)
+    assert [f"{n.event} {n.alert.account_id}" for n in kept.notices] == [
+        "firing acme",
+        "firing globex",
+    ]
+    assert bounded.notices == () and bounded.changed == ()
+    assert bounded_batches == kept_batches == [["firing acme"], ["firing globex"], []]
+    assert bounded.enqueued == kept.enqueued == 2
