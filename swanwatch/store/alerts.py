@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from swanwatch.model import Alert, AlertState, Feedback, OutboxEntry, Silence
-from swanwatch.store.base import StoreBase, chunks, insert, upsert
+from swanwatch.store.base import StoreBase, among, chunks, insert, upsert
 from swanwatch.store.core_tables import ALERTS, FEEDBACK, SILENCES
 from swanwatch.store.outbox import enqueue
 from swanwatch.store.types import JSONText, UTCDateTime
@@ -101,7 +101,7 @@ class AlertsStore(StoreBase):
         columns = [_as_text(c, sqlite) for c in table.columns]
         query = (
             select(*columns)
-            .where(table.c.account_id.in_(list(account_ids)))
+            .where(among(table.c.account_id, account_ids, self.dialect))
             .order_by(table.c.score.desc(), table.c.account_id, table.c.rule)
         )
         with self.engine.connect() as conn:

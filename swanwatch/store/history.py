@@ -9,7 +9,7 @@ from datetime import date, datetime
 
 from sqlalchemy import delete, select
 
-from swanwatch.store.base import StoreBase, upsert
+from swanwatch.store.base import StoreBase, among, upsert
 from swanwatch.store.tables import ACTION_LOG, NOTIFICATIONS, SCORE_HISTORY
 
 
@@ -55,7 +55,7 @@ class HistoryStore(StoreBase):
         """The scores recorded for ``day`` of these accounts (a few thousand at most)."""
         table = SCORE_HISTORY
         query = select(table.c.account_id, table.c.score).where(
-            table.c.day == day, table.c.account_id.in_(list(account_ids))
+            table.c.day == day, among(table.c.account_id, account_ids, self.dialect)
         )
         with self.engine.connect() as conn:
             return {str(a): float(s) for a, s in conn.execute(query)}

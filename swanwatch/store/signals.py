@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from swanwatch.clock import ensure_utc
 from swanwatch.model import JSON, ActiveSignal, Signal, StoredSignal, Unknown
-from swanwatch.store.base import StoreBase, chunks, upsert
+from swanwatch.store.base import StoreBase, among, chunks, upsert
 from swanwatch.store.runs import write_state
 from swanwatch.store.tables import SIGNALS, UNKNOWNS
 from swanwatch.store.types import sqlite_instants
@@ -139,7 +139,9 @@ class SignalsStore(StoreBase):
                 cast(table.c.evidence, Text),
                 table.c.half_life_days,
             )
-            .where(table.c.cleared_at.is_(None), table.c.account_id.in_(list(account_ids)))
+            .where(
+                table.c.cleared_at.is_(None), among(table.c.account_id, account_ids, self.dialect)
+            )
             .order_by(table.c.account_id, table.c.kind, table.c.key)
         )
         with self.engine.connect() as conn:
