@@ -43,10 +43,10 @@ log = logging.getLogger("swanwatch.parallel")
 
 #: From this many accounts on, ``watcher_processes: auto`` runs watchers in processes.
 AUTO_MIN_ACCOUNTS = 20_000
-#: And on this many cores at least. On two, a worker costs more than it gives: at 100,000
-#: accounts its start-up and second copy of the book took 2 to 3 CPU s and 430 MiB, and the
-#: cycle in-process (one core, bar the Arrow and numpy work in threads) took as long or
-#: less (BENCHMARKS.md, "Full cycle"). More cores were not measured.
+#: And on this many cores at least. On two, a worker costs about what it gives: at 100,000
+#: accounts its start-up and second copy of the book took 2 to 3 CPU s and 430 MiB; the
+#: cycle was about 10% quicker with it on an idle machine, no quicker on a busy one
+#: (BENCHMARKS.md, "Full cycle"). More cores were not measured.
 AUTO_MIN_CORES = 4
 
 
