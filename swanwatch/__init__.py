@@ -30,8 +30,9 @@ Plugins import only the names below, the row readers of ``swanwatch.values`` (an
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
+
+from swanwatch.lazy import lazy_names
 
 if TYPE_CHECKING:
     from swanwatch.clock import Clock, FrozenClock, SystemClock, parse_instant
@@ -104,19 +105,6 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'swanwatch' has no attribute {name!r}")
-    value = getattr(import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
 __version__ = "0.1.0"
 
 __all__ = [
@@ -152,3 +140,5 @@ __all__ = [
     "fingerprint",
     "parse_instant",
 ]
+
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, __all__)

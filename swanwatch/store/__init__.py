@@ -24,8 +24,9 @@ imports that one and not the others.
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
+
+from swanwatch.lazy import lazy_names
 
 if TYPE_CHECKING:
     from swanwatch.store.accounts import AccountListing
@@ -55,19 +56,6 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'swanwatch.store' has no attribute {name!r}")
-    value = getattr(import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
 __all__ = [
     "AccountListing",
     "BoardUser",
@@ -83,3 +71,5 @@ __all__ = [
     "Store",
     "WatcherStatus",
 ]
+
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, __all__)
