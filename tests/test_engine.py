@@ -7,7 +7,7 @@ import pytest
 from swanwatch.alerts import OPS_ACCOUNT
 from swanwatch.clock import FrozenClock
 from swanwatch.config import load_config
-from swanwatch.engine import Engine
+from swanwatch.engine import CorrelationOutcome, Engine
 from swanwatch.model import NotificationStatus
 from swanwatch.store import Store
 
@@ -228,7 +228,7 @@ async def test_a_pass_that_keeps_nothing_tells_each_batch_as_it_is_saved(
     )
     config = load_config(make_config(both))
 
-    async def correlate(keep: bool) -> tuple[object, list[list[str]]]:
+    async def correlate(keep: bool) -> tuple[CorrelationOutcome, list[list[str]]]:
         store = Store(f"sqlite:///{tmp_path}/keep-{keep}.db")
         batches: list[list[str]] = []
         try:
