@@ -80,7 +80,7 @@ class Prepared:
 
     table: Any
     distinct: list[object]
-    names: dict[int, str]
+    names: list[str]  # each contact key's text, by its number
     key: Any
     changed: Any
     latest: Any
@@ -102,7 +102,7 @@ def prepare(table: Any, p: Params) -> Prepared | None:
     codes, distinct = arrays.encoded(table.column("account_id"))
     wanted = np.array([v in p.wanted for v in [*distinct, None]], dtype=bool)
     rows = np.flatnonzero(wanted[codes])
-    table, codes = table.take(rows), codes[rows]
+    table, codes = arrays.kept(table, rows), codes[rows]
     keys: dict[str, int] = {"": 0}
     by_email = arrays.per_value(
         table.column("email"), lambda v: keys.setdefault(p.text(v).lower(), len(keys)), np.int64
@@ -115,7 +115,7 @@ def prepare(table: Any, p: Params) -> Prepared | None:
     named = key != 0
     keep = np.flatnonzero(named & (changed <= p.today.toordinal()))
     future = int(np.count_nonzero(named)) != len(keep)
-    table, codes, key, changed = table.take(keep), codes[keep], key[keep], changed[keep]
+    table, codes, key, changed = arrays.kept(table, keep), codes[keep], key[keep], changed[keep]
     if not len(keep):
         return None
     group = codes * len(keys) + key
@@ -133,7 +133,7 @@ def prepare(table: Any, p: Params) -> Prepared | None:
     return Prepared(
         table=table,
         distinct=distinct,
-        names={v: k for k, v in keys.items()},
+        names=list(keys),  # numbered in the order added
         key=key,
         changed=changed,
         latest=latest,

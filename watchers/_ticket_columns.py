@@ -56,7 +56,7 @@ class Tallies:
     first: Any  # int64 microseconds
     recent: Any  # (accounts, 3) counts
     baseline: Any  # (accounts, 3)
-    per_window: Any  # (accounts, 3, bins)
+    per_window: Any  # (accounts, 3, bins) int32
     first_recent: Any  # (accounts, 3) microseconds, -1: none
     p1_before: Any  # (accounts,)
     #: Per account index: (opened microseconds, ticket id) of each unanswered ticket.
@@ -67,14 +67,17 @@ def tally(table: Any, p: Params) -> Tallies:
     """Every wanted account's counts from the ticket columns (see :class:`Tallies`)."""
     import numpy as np
 
+    # Rows are kept by position (``at``), each column taken there only as it is read: the
+    # table is never copied whole (the book's usual case takes no copy at all).
     codes, distinct = arrays.encoded(table.column("account_id"))
     wanted = np.array([v in p.wanted for v in [*distinct, None]], dtype=bool)
-    rows = np.flatnonzero(wanted[codes])
-    table, codes = table.take(rows), codes[rows]
-    opened, present = arrays.instants(table.column("opened_at"), p.instant)
+    at = np.flatnonzero(wanted[codes])
+    codes = codes[at]
+    opened, present = arrays.instants(arrays.kept(table.column("opened_at"), at), p.instant)
     now = arrays.microseconds(p.now)
     keep = np.flatnonzero(present & (opened <= now))
-    table, codes, opened = table.take(keep), codes[keep], opened[keep]
+    at, codes, opened = at[keep], codes[keep], opened[keep]
+    del keep, present
     # Accounts numbered in the order the row path first meets them.
     seen, index = np.unique(codes, return_index=True)
     order = np.argsort(index, kind="stable")
@@ -84,19 +87,19 @@ def tally(table: Any, p: Params) -> Tallies:
     count = len(seen)
     first = np.full(count, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(first, acc, opened)
-    p1 = arrays.per_value(table.column("priority"), p.is_p1)
+    p1 = arrays.per_value(arrays.kept(table.column("priority"), at), p.is_p1)
     recent_from = arrays.microseconds(p.recent_from)
     recent = opened > recent_from
     p1_before = np.bincount(acc[~recent & p1], minlength=count)
     counted = recent | (opened > arrays.microseconds(p.baseline_from))
-    escalated = arrays.per_value(table.column("escalated"), p.is_escalated)
+    escalated = arrays.per_value(arrays.kept(table.column("escalated"), at), p.is_escalated)
     kinds = np.stack([np.ones(len(acc), dtype=bool), escalated, p1], axis=1)
     out = Tallies(
         ids=[distinct[c] for c in seen[order].tolist()],
         first=first,
         recent=np.zeros((count, 3), dtype=np.int64),
         baseline=np.zeros((count, 3), dtype=np.int64),
-        per_window=np.zeros((count, 3, p.bins), dtype=np.int64),
+        per_window=np.zeros((count, 3, p.bins), dtype=np.int32),  # a window's tickets
         first_recent=np.full((count, 3), -1, dtype=np.int64),
         p1_before=p1_before,
         unanswered={},
@@ -113,20 +116,25 @@ def tally(table: Any, p: Params) -> Tallies:
         binned = old & (slot < p.bins)
         np.add.at(out.per_window, (acc[binned], kind, slot[binned]), 1)
     late = np.flatnonzero(counted & (opened <= arrays.microseconds(p.answer_by)))
-    _unanswered(table.take(late), acc[late], opened[late], now, p, out)
+    _unanswered(table, at[late], acc[late], opened[late], now, p, out)
     return out
 
 
-def _unanswered(table: Any, acc: Any, opened: Any, now: int, p: Params, out: Tallies) -> None:
-    """The tickets old enough to be late that have no response by now (nor, outside a
-    replay, a closed status), in row order."""
+def _unanswered(
+    table: Any, at: Any, acc: Any, opened: Any, now: int, p: Params, out: Tallies
+) -> None:
+    """Of the tickets old enough to be late (rows ``at`` of ``table``), those with no
+    response by now (nor, outside a replay, a closed status), in row order. Each column is
+    taken only at the rows still in question (few once the answered are out)."""
     import numpy as np
 
-    answered, present = arrays.instants(table.column("first_response_at"), p.instant)
-    open_ = ~(present & (answered <= now))
+    column = arrays.kept(table.column("first_response_at"), at)
+    answered, present = arrays.instants(column, p.instant)
+    rows = np.flatnonzero(~(present & (answered <= now)))
+    del column, answered, present
     if not p.replay:
-        open_ &= ~arrays.per_value(table.column("status"), p.is_closed)
-    rows = np.flatnonzero(open_)
-    ids = table.column("ticket_id").take(rows).to_pylist()
+        closed = arrays.per_value(arrays.kept(table.column("status"), at[rows]), p.is_closed)
+        rows = rows[~closed]
+    ids = arrays.kept(table.column("ticket_id"), at[rows]).to_pylist()
     for account, when, ticket in zip(acc[rows].tolist(), opened[rows].tolist(), ids, strict=True):
         out.unanswered.setdefault(account, []).append((when, str(ticket or "?")))

@@ -287,6 +287,7 @@ class SupportSpikeWatcher(Watcher):
             else:
                 params = self._params(ctx, now, wanted)
                 found = await ctx.run_blocking(tickets.tally, table, params)
+                del table  # the columns are read: let them go before the tallies are made
                 return self._tallies(found)
         tallies = await self._read_rows(ctx, now, wanted)
         return tallies, {account_id: t.first for account_id, t in tallies.items()}

@@ -10,9 +10,11 @@ import tempfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from swanwatch.sources import csv as csv_source
 from swanwatch.sources.csv import CsvSource
 from swanwatch.testing import make_account
 
@@ -111,3 +113,14 @@ def test_the_replay_judges_each_day_as_watch_does(
             listed = [a for a in everyone if not (drop and a.id == "a0")]
             days.append((now, listed, {"contacts": dated}))
         asyncio.run(compare("champion_departure", options, days))
+
+
+def test_a_file_read_in_many_blocks_judges_as_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A contacts file bigger than the reader's block comes as many tables, joined a column
+    at a time: the signals are still exactly those of the row path."""
+    monkeypatch.setattr(csv_source, "BLOCK_BYTES", 1 << 9)  # a few contacts a block
+    for seed in range(6):
+        rows = contacts(seed, 12)
+        assert len(rows) * 80 > 4 * csv_source.BLOCK_BYTES  # several blocks, each a table
+        ids = tuple(f"a{i}" for i in range(12))
+        asyncio.run(run(rows, NOW, accounts=ids))

@@ -8,8 +8,11 @@ import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from swanwatch.sources import csv as csv_source
 
 from .test_support_spike import run
 
@@ -75,3 +78,13 @@ def test_columns_tally_exactly_as_rows(
     rows = tickets(seed, accounts, days)
     ids = tuple(f"a{i}" for i in range(accounts))  # the last account is not watched
     asyncio.run(run(rows, NOW, replay=replay, accounts=ids, **options))
+
+
+def test_a_file_read_in_many_blocks_judges_as_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tickets file bigger than the reader's block comes as many tables, joined a column at
+    a time: the signals are still exactly those of the row path."""
+    monkeypatch.setattr(csv_source, "BLOCK_BYTES", 1 << 9)  # a few tickets a block
+    for seed in range(4):
+        rows = tickets(seed, 4, 150)
+        assert len(rows) * 60 > 4 * csv_source.BLOCK_BYTES  # several blocks, each a table
+        asyncio.run(run(rows, NOW, accounts=("a0", "a1", "a2", "a3")))
