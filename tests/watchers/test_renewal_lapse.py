@@ -122,6 +122,18 @@ async def test_account_without_contract_falls_back_to_its_renewal_date() -> None
     assert await run([], accounts=accounts, signal_no_contract=False) == []
 
 
+async def test_an_account_whose_contracts_are_all_quiet_has_a_contract() -> None:
+    """Quiet rows (worked, automatic, paid) are left out as they are read, yet the account
+    still has its contracts: no fallback to its renewal date, nor a signal from a contract
+    judged beside the quiet one."""
+    accounts = [make_account("acme", renewal_date="2026-12-01")]
+    rows = [contract(auto=True), contract(stage="signed")]
+    assert await run(rows, accounts=accounts) == []
+    busy = {**contract("2027-09-01", overdue=40), "contract_id": "C-2"}
+    signals = await run([*rows, busy], accounts=accounts)
+    assert [(s.account_id, s.key) for s in signals] == [("acme", "C-2:overdue")]
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=st.lists(
