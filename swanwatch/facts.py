@@ -1,0 +1,231 @@
+"""What a correlation pass compares of an open alert: the facts its candidate gives it, their
+digest (kept with each alert), and the light head of an alert on record.
+
+A pass refreshes every open alert that still holds, and writes it only when something
+worth a write changed (:func:`worth_saving`). In a steady pass almost nothing has: the
+digest of the facts a candidate gives (:func:`facts_digest`), compared with the one saved
+with the alert (:func:`alert_digest`), and the alert's lifecycle columns
+(:class:`AlertHead`) settle most alerts without reading or copying the alert itself
+(:mod:`swanwatch.steady`). Both sides come from :func:`candidate_facts`, the one
+definition of what a candidate gives an alert, so the digest and :func:`worth_saving`
+cannot drift apart.
+
+Light on purpose: the store imports it to write the digest with every alert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from math import isfinite
+from typing import Any, Protocol, TypeVar
+
+from swanwatch.model import Alert, AlertState, Contribution, NoticeEvent, Reason, Severity
+
+#: A score that drifted less than this since it was saved is not worth a write on its own.
+SCORE_STEP = 0.05
+
+#: Changes every digest when what :func:`candidate_facts` takes changes, so a digest saved
+#: before never matches one of now (then the alert takes the full path, and is saved).
+_DIGEST_FORM = b"facts/1\n"
+
+
+class Facts(Protocol):
+    """What an alert takes from a candidate on every pass (an Alert or a Candidate)."""
+
+    @property
+    def rule(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def severity(self) -> Severity: ...
+
+    @property
+    def reasons(self) -> Sequence[Reason]: ...
+
+    @property
+    def why_now(self) -> Sequence[str]: ...
+
+    @property
+    def play(self) -> Sequence[str]: ...
+
+    @property
+    def contributions(self) -> Sequence[Contribution]: ...
+
+    @property
+    def at_stake(self) -> Mapping[str, Any]: ...
+
+
+#: What :func:`candidate_facts` gives: rule, title, severity, reasons, why now, play,
+#: signals, stake.
+CandidateFacts = tuple[
+    str,
+    str,
+    Severity,
+    tuple[tuple[str, str, Severity], ...],
+    Sequence[str],
+    Sequence[str],
+    tuple[tuple[str, float, str, float], ...],
+    dict[str, Any],
+]
+
+
+def candidate_facts(a: Facts) -> CandidateFacts:
+    """The facts a pass compares of what a candidate gives an alert: its rule, title and
+    severity, its reasons (rule, title, severity; when each joined is the alert's own), why
+    now, the play, the signals it rests on as their watchers grade them, and what is at
+    stake but the revenue at risk (it follows the score, compared on its own)."""
+    reasons = tuple((r.rule, r.title, r.severity) for r in a.reasons)
+    signals = tuple((c.fingerprint, c.strength, c.summary, c.weight) for c in a.contributions)
+    stake = {k: v for k, v in a.at_stake.items() if k != "revenue_at_risk"}
+    return (a.rule, a.title, a.severity, reasons, a.why_now, a.play, signals, stake)
+
+
+def worth_saving(before: Alert, after: Alert) -> bool:
+    """Whether a pass's refresh of an open alert changed it: its state, severity, muting,
+    reasons (the rules that hold; the signals it rests on, as their watchers grade them; why
+    now; the play) or what is at stake. Signals ageing (decay) and the score and revenue at
+    risk that follow from it are not, until the score has moved :data:`SCORE_STEP`."""
+
+    def facts(a: Alert) -> tuple[object, ...]:
+        told = (a.last_notified_at, a.notify_count, a.notified_signals)
+        lifecycle = (a.state, a.muted_by, a.clear_since, a.snoozed_until, a.acted_by)
+        joined = tuple(r.since for r in a.reasons)
+        return (*lifecycle, told, joined, *candidate_facts(a))
+
+    return facts(before) != facts(after) or abs(after.score - before.score) >= SCORE_STEP
+
+
+def facts_digest(a: Facts) -> str | None:
+    """A digest of :func:`candidate_facts`: equal digests mean equal facts. None when a
+    value is not plain (a string, a finite number, a tuple of strings, JSON in what is at
+    stake): such a value may read back from the store as another (a tuple as a list),
+    and then an equal digest would not mean equal facts."""
+    facts = candidate_facts(a)
+    if not _plain_facts(facts):
+        return None
+    # The repr of plain values is unambiguous (it reads back as the same values).
+    return hashlib.blake2b(_DIGEST_FORM + repr(facts).encode(), digest_size=16).hexdigest()
+
+
+def alert_digest(alert: Alert) -> str | None:
+    """The digest saved with an alert: that of its facts, when a candidate with the same
+    facts leaves its reasons as they are (each rule once, each with when it joined);
+    None (unknown: a pass takes the full path) otherwise."""
+    rules = [r.rule for r in alert.reasons]
+    if len(set(rules)) != len(rules) or any(r.since is None for r in alert.reasons):
+        return None
+    return facts_digest(alert)
+
+
+def _plain_facts(facts: CandidateFacts) -> bool:
+    rule, title, severity, reasons, why_now, play, signals, stake = facts
+    return (
+        type(rule) is str
+        and type(title) is str
+        and type(severity) is Severity
+        and all(type(r) is str and type(t) is str and type(s) is Severity for r, t, s in reasons)
+        and _strings(why_now)
+        and _strings(play)
+        and all(
+            type(f) is str and type(s) is str and _finite(x) and _finite(w)
+            for f, x, s, w in signals
+        )
+        and _plain_json(stake)
+    )
+
+
+def _strings(value: object) -> bool:
+    return type(value) is tuple and all(type(s) is str for s in value)
+
+
+def _finite(value: object) -> bool:
+    return type(value) is float and isfinite(value)
+
+
+def _plain_json(value: object) -> bool:
+    """JSON that reads back as it is: no tuple, no other type, no NaN or infinity."""
+    if value is None or type(value) is str or type(value) is int or type(value) is bool:
+        return True
+    if type(value) is float:
+        return isfinite(value)
+    if type(value) is list:
+        return all(_plain_json(v) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and _plain_json(v) for k, v in value.items())
+    return False
+
+
+# --- an alert's head ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AlertHead:
+    """An alert on record as a steady pass first reads it: its lifecycle columns and the
+    digest of its facts, not the facts themselves."""
+
+    fingerprint: str
+    account_id: str
+    state: AlertState
+    severity: Severity
+    score: float
+    clear_since: datetime | None
+    snoozed_until: datetime | None
+    last_notified_at: datetime | None
+    last_notified_severity: Severity | None
+    notify_count: int
+    muted_by: str | None
+    version: int
+    #: :func:`alert_digest` as saved; None when unknown.
+    digest: str | None
+
+    @property
+    def open(self) -> bool:
+        return self.state != AlertState.RESOLVED
+
+
+class Told(Protocol):
+    """What deciding a notice reads of an alert (an Alert or its head)."""
+
+    @property
+    def state(self) -> AlertState: ...
+
+    @property
+    def severity(self) -> Severity: ...
+
+    @property
+    def notify_count(self) -> int: ...
+
+    @property
+    def last_notified_at(self) -> datetime | None: ...
+
+    @property
+    def last_notified_severity(self) -> Severity | None: ...
+
+
+T = TypeVar("T", bound=Told)
+
+
+def notice_due(
+    before: Told, after: T, woke: bool, now: datetime, wait: Callable[[T], timedelta]
+) -> NoticeEvent | None:
+    """What an unmuted open alert refreshed on a pass (``before`` -> ``after``) has to
+    tell, if anything: an escalation (through an acknowledgement or a snooze), a first
+    notice when it was muted until now, a reminder when it woke from a snooze, or a repeat
+    when ``wait`` (per alert) has passed since it was last told and it is still firing."""
+    last = before.last_notified_severity
+    if last is not None and after.severity.rank > last.rank:
+        return NoticeEvent.ESCALATED  # through an acknowledgement or a snooze
+    if after.state == AlertState.SNOOZED:
+        return None
+    if last is None:
+        # Never told yet (it was muted until now): tell it, unless someone owns it.
+        return NoticeEvent.FIRING if after.state == AlertState.FIRING else None
+    if woke:
+        return NoticeEvent.REMINDER
+    due = before.last_notified_at is not None and now - before.last_notified_at >= wait(after)
+    return NoticeEvent.REPEAT if after.state == AlertState.FIRING and due else None
