@@ -16,10 +16,12 @@ Light on purpose: the store imports it to write the digest with every alert.
 from __future__ import annotations
 
 import hashlib
+import marshal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from math import isfinite
+from operator import attrgetter, itemgetter
 from typing import Any, Protocol, TypeVar
 
 from swanwatch.model import Alert, AlertState, Contribution, NoticeEvent, Reason, Severity
@@ -74,13 +76,17 @@ CandidateFacts = tuple[
 ]
 
 
+_REASON = attrgetter("rule", "title", "severity")
+_SIGNAL = attrgetter("fingerprint", "strength", "summary", "weight")
+
+
 def candidate_facts(a: Facts) -> CandidateFacts:
     """The facts a pass compares of what a candidate gives an alert: its rule, title and
     severity, its reasons (rule, title, severity; when each joined is the alert's own), why
     now, the play, the signals it rests on as their watchers grade them, and what is at
     stake but the revenue at risk (it follows the score, compared on its own)."""
-    reasons = tuple((r.rule, r.title, r.severity) for r in a.reasons)
-    signals = tuple((c.fingerprint, c.strength, c.summary, c.weight) for c in a.contributions)
+    reasons = tuple(map(_REASON, a.reasons))
+    signals = tuple(map(_SIGNAL, a.contributions))
     stake = {k: v for k, v in a.at_stake.items() if k != "revenue_at_risk"}
     return (a.rule, a.title, a.severity, reasons, a.why_now, a.play, signals, stake)
 
@@ -102,14 +108,23 @@ def worth_saving(before: Alert, after: Alert) -> bool:
 
 def facts_digest(a: Facts) -> str | None:
     """A digest of :func:`candidate_facts`: equal digests mean equal facts. None when a
-    value is not plain (a string, a finite number, a tuple of strings, JSON in what is at
-    stake): such a value may read back from the store as another (a tuple as a list),
-    and then an equal digest would not mean equal facts."""
-    facts = candidate_facts(a)
-    if not _plain_facts(facts):
+    value is not plain (strings, finite numbers, tuples of strings, JSON in what is at
+    stake): such a value may read back from the store as another (a tuple as a list, a
+    NaN is not even equal to itself), and then an equal digest would not mean equal
+    facts."""
+    rule, title, severity, reasons, why_now, play, signals, stake = candidate_facts(a)
+    if not (_strings(why_now) and _strings(play) and _finite(signals) and _plain_json(stake)):
         return None
-    # The repr of plain values is unambiguous (it reads back as the same values).
-    return hashlib.blake2b(_DIGEST_FORM + repr(facts).encode(), digest_size=16).hexdigest()
+    named = tuple((r, t, _severity(s)) for r, t, s in reasons)
+    try:
+        # marshal's format 2 writes each value by its exact type and nothing else (no
+        # references, no interning), and reads back as the same values: equal bytes,
+        # equal facts. A type it does not know (a str subclass, an object) raises.
+        plain: Any = (rule, title, _severity(severity), named, why_now, play, signals, stake)
+        data = marshal.dumps(plain, 2)
+    except ValueError:
+        return None
+    return hashlib.sha256(_DIGEST_FORM + data).hexdigest()[:32]
 
 
 def alert_digest(alert: Alert) -> str | None:
@@ -122,29 +137,31 @@ def alert_digest(alert: Alert) -> str | None:
     return facts_digest(alert)
 
 
-def _plain_facts(facts: CandidateFacts) -> bool:
-    rule, title, severity, reasons, why_now, play, signals, stake = facts
-    return (
-        type(rule) is str
-        and type(title) is str
-        and type(severity) is Severity
-        and all(type(r) is str and type(t) is str and type(s) is Severity for r, t, s in reasons)
-        and _strings(why_now)
-        and _strings(play)
-        and all(
-            type(f) is str and type(s) is str and _finite(x) and _finite(w)
-            for f, x, s, w in signals
-        )
-        and _plain_json(stake)
-    )
-
-
 def _strings(value: object) -> bool:
-    return type(value) is tuple and all(type(s) is str for s in value)
+    """A tuple of strings (of str itself: marshal refuses a subclass)."""
+    return type(value) is tuple and all(map(_IS_STR, value))
 
 
-def _finite(value: object) -> bool:
-    return type(value) is float and isfinite(value)
+_IS_STR = str.__instancecheck__
+
+
+_STRENGTH = itemgetter(1)
+_WEIGHT = itemgetter(3)
+
+
+def _finite(signals: Sequence[tuple[str, float, str, float]]) -> bool:
+    """Each signal's strength and weight a finite number."""
+    try:
+        return all(map(isfinite, map(_STRENGTH, signals))) and all(
+            map(isfinite, map(_WEIGHT, signals))
+        )
+    except TypeError:  # not a number
+        return False
+
+
+def _severity(severity: Severity) -> object:
+    """A severity as marshal writes it: its value (a member of a str subclass is not)."""
+    return severity.value if type(severity) is Severity else severity
 
 
 def _plain_json(value: object) -> bool:
@@ -186,6 +203,16 @@ class AlertHead:
     @property
     def open(self) -> bool:
         return self.state != AlertState.RESOLVED
+
+    @classmethod
+    def of(cls, alert: Alert, digest: str | None) -> AlertHead:
+        """The head of an alert, with the digest saved with it."""
+        return cls(
+            alert.fingerprint, alert.account_id, alert.state, alert.severity, alert.score,
+            alert.clear_since, alert.snoozed_until, alert.last_notified_at,
+            alert.last_notified_severity, alert.notify_count, alert.muted_by, alert.version,
+            digest,
+        )  # fmt: skip
 
 
 class Told(Protocol):

@@ -62,10 +62,26 @@ def decide_heads(
 ) -> Reconciliation:
     """:func:`swanwatch.alerts.decide_accounts` over the heads of the alerts on record:
     the alerts :func:`settled` leaves as they are are not read; ``load`` reads the others
-    in full (by fingerprint): those with a candidate, and the open ones without (they
-    clear, or retire). A resolved alert that no candidate holds stays as it is."""
-    in_list = set(listed)
+    in full, by fingerprint (:func:`reconcile_heads`)."""
     wanted = candidates(assessments, now, config.correlation.phrases)
+    return reconcile_heads(wanted, heads, load, listed=listed, muted=muted, now=now, config=config)
+
+
+def reconcile_heads(
+    wanted: Sequence[Candidate],
+    heads: Sequence[AlertHead],
+    load: Callable[[Sequence[str]], Iterable[Alert]],
+    *,
+    listed: Iterable[str],
+    muted: Muter,
+    now: datetime,
+    config: Config,
+) -> Reconciliation:
+    """:func:`swanwatch.alerts.reconcile_accounts` over the heads of the alerts on record:
+    ``load`` reads in full those :func:`settled` does not leave as they are: those with
+    a candidate, and the open ones without (they clear, or retire). A resolved alert that
+    no candidate holds stays as it is, unread."""
+    in_list = set(listed)
     wait = repeat_after(config.notify)
     by_fp = {h.fingerprint: h for h in heads}
     rest: list[Candidate] = []
