@@ -87,7 +87,8 @@ def candidate_facts(a: Facts) -> CandidateFacts:
     stake but the revenue at risk (it follows the score, compared on its own)."""
     reasons = tuple(map(_REASON, a.reasons))
     signals = tuple(map(_SIGNAL, a.contributions))
-    stake = {k: v for k, v in a.at_stake.items() if k != "revenue_at_risk"}
+    stake = dict(a.at_stake)
+    stake.pop("revenue_at_risk", None)
     return (a.rule, a.title, a.severity, reasons, a.why_now, a.play, signals, stake)
 
 
@@ -115,12 +116,13 @@ def facts_digest(a: Facts) -> str | None:
     rule, title, severity, reasons, why_now, play, signals, stake = candidate_facts(a)
     if not (_strings(why_now) and _strings(play) and _finite(signals) and _plain_json(stake)):
         return None
-    named = tuple((r, t, _severity(s)) for r, t, s in reasons)
+    named = [(r, t, _SEVERITY.get(s, s)) for r, t, s in reasons]
     try:
         # marshal's format 2 writes each value by its exact type and nothing else (no
         # references, no interning), and reads back as the same values: equal bytes,
         # equal facts. A type it does not know (a str subclass, an object) raises.
-        plain: Any = (rule, title, _severity(severity), named, why_now, play, signals, stake)
+        plain: Any = (rule, title, _SEVERITY.get(severity, severity), named, why_now, play)
+        plain += (signals, stake)
         data = marshal.dumps(plain, 2)
     except ValueError:
         return None
@@ -159,22 +161,28 @@ def _finite(signals: Sequence[tuple[str, float, str, float]]) -> bool:
         return False
 
 
-def _severity(severity: Severity) -> object:
-    """A severity as marshal writes it: its value (a member of a str subclass is not)."""
-    return severity.value if type(severity) is Severity else severity
+#: A severity as marshal writes it: its value (a member of a str subclass is not).
+_SEVERITY: dict[object, object] = {s: s.value for s in Severity}
+#: The types of JSON's scalars, as they read back.
+_SCALARS = frozenset({str, int, bool, float, type(None)})
+_IS_FLOAT = float.__instancecheck__
 
 
 def _plain_json(value: object) -> bool:
-    """JSON that reads back as it is: no tuple, no other type, no NaN or infinity."""
-    if value is None or type(value) is str or type(value) is int or type(value) is bool:
-        return True
+    """JSON that reads back as it is: no tuple, no other type, no NaN or infinity, keys
+    strings (the scalars of a dict, the common case, checked at C speed)."""
+    if type(value) is dict:
+        if not all(map(_IS_STR, value)):
+            return False
+        values = value.values()
+        if _SCALARS.issuperset(map(type, values)):
+            return all(map(isfinite, filter(_IS_FLOAT, values)))
+        return all(map(_plain_json, values))
+    if type(value) is list:
+        return all(map(_plain_json, value))
     if type(value) is float:
         return isfinite(value)
-    if type(value) is list:
-        return all(_plain_json(v) for v in value)
-    if type(value) is dict:
-        return all(type(k) is str and _plain_json(v) for k, v in value.items())
-    return False
+    return type(value) in _SCALARS
 
 
 # --- an alert's head ----------------------------------------------------------------------
