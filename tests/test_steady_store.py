@@ -152,7 +152,7 @@ def test_a_steady_pass_reads_in_full_only_the_alerts_that_change(store: Store) -
     assert (changed.written, changed.enqueued, loaded) == (1, 0, [acct0])
 
 
-def test_a_store_from_before_the_digest_upgrades_and_fills_it_as_alerts_are_written(
+def test_a_store_from_before_the_digest_upgrades_and_fills_it_in_as_alerts_are_read(
     store_url: str,
 ) -> None:
     store = Store(store_url, migrate=False)
@@ -168,8 +168,12 @@ def test_a_store_from_before_the_digest_upgrades_and_fills_it_as_alerts_are_writ
         store.upgrade()
         (head,) = store.alert_heads(["acct-a"])
         assert head.digest is None and head.version == 0  # unknown: the full path decides
+        # Read in full (the steady pass could not settle it): its digest is saved, and
+        # nothing else changes (the same version: a person's action over it still lands).
         (alert,) = store.alerts_of(["a"])
         assert alert.model_copy(update={"id": None}) == _alert("a")
+        (head,) = store.alert_heads(["acct-a"])
+        assert head == AlertHead.of(alert, alert_digest(alert)) and head.version == 0
         store.save_pass([alert.model_copy(update={"score": 0.9})], [], {"a": 0})
         (head,) = store.alert_heads(["acct-a"])
         assert head.digest == alert_digest(alert) and head.version == 1

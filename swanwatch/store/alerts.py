@@ -106,18 +106,25 @@ class AlertsStore(StoreBase):
     def alerts_of(self, fingerprints: Sequence[str]) -> list[Alert]:
         """The alerts with these fingerprints, as :meth:`account_alerts` reads them (in
         that order within each 20,000): the ones a steady pass could not settle from their
-        heads (:meth:`alert_heads`)."""
+        heads (:meth:`alert_heads`). One saved without the digest of its facts (before
+        migration 0011) gets it now, over the version read (no new version: the alert is
+        as it was), so the next pass can settle it."""
         out: list[Alert] = []
         for chunk in chunks(fingerprints, 20_000):
-            out.extend(self._alerts_where(among(ALERTS.c.fingerprint, chunk, self.dialect)))
+            unknown: list[Alert] = []
+            out.extend(
+                self._alerts_where(among(ALERTS.c.fingerprint, chunk, self.dialect), unknown)
+            )
+            self._fill_digests(unknown)
         return out
 
-    def _alerts_where(self, cond: Any) -> list[Alert]:
+    def _alerts_where(self, cond: Any, unknown: list[Alert] | None = None) -> list[Alert]:
+        """The alerts where ``cond`` holds; those without a digest added to ``unknown``."""
         table = ALERTS
         sqlite = self.dialect == "sqlite"
         columns = [_as_text(c, sqlite) for c in _ALERT_COLUMNS]
         query = (
-            select(*columns)
+            select(*columns, table.c[_DIGEST])
             .where(cond)
             .order_by(table.c.score.desc(), table.c.account_id, table.c.rule)
         )
@@ -125,7 +132,32 @@ class AlertsStore(StoreBase):
             rows = conn.execute(query).all()
         encode = _ALERT_TEXT if sqlite else _ALERT_VALUES_JSON
         validate = Alert.model_validate_json
-        return [validate(_alert_json(row, encode)) for row in rows]
+        out = [validate(_alert_json(row[:-1], encode)) for row in rows]
+        if unknown is not None:
+            unknown.extend(a for a, row in zip(out, rows, strict=True) if row[-1] is None)
+        return out
+
+    def _fill_digests(self, alerts: Sequence[Alert]) -> None:
+        """Save the digest of each alert's facts that has none, if still at the version
+        read (else a write since saved its own)."""
+        rows = [
+            {"b_fingerprint": a.fingerprint, "b_version": a.version, "b_digest": digest}
+            for a in alerts
+            if (digest := alert_digest(a)) is not None
+        ]
+        if not rows:
+            return
+        stmt = (
+            update(ALERTS)
+            .where(
+                ALERTS.c.fingerprint == bindparam("b_fingerprint"),
+                ALERTS.c.version == bindparam("b_version"),
+                ALERTS.c[_DIGEST].is_(None),
+            )
+            .values({_DIGEST: bindparam("b_digest")})
+        )
+        with self._tx() as conn:
+            conn.execute(stmt, rows)
 
     def alert_heads(self, account_ids: Sequence[str]) -> list[AlertHead]:
         """The heads of every alert (open or not) of these accounts, in the order of
