@@ -242,11 +242,11 @@ class Told(Protocol):
     def last_notified_severity(self) -> Severity | None: ...
 
 
-T = TypeVar("T", bound=Told)
+_T = TypeVar("_T", bound=Told)
 
 
 def notice_due(
-    before: Told, after: T, woke: bool, now: datetime, wait: Callable[[T], timedelta]
+    before: Told, after: _T, woke: bool, now: datetime, wait: Callable[[_T], timedelta]
 ) -> NoticeEvent | None:
     """What an unmuted open alert refreshed on a pass (``before`` -> ``after``) has to
     tell, if anything: an escalation (through an acknowledgement or a snooze), a first

@@ -3,6 +3,7 @@ what the full path decides: the same alerts changed, field by field, the same no
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -257,8 +258,8 @@ class Batch:
     def mute(self, cand: Candidate) -> str | None:
         return SILENCE if cand.account_id in self.muted else None
 
-    def load(self, fingerprints: object) -> list[Alert]:
-        wanted = list(fingerprints)  # type: ignore[call-overload]
+    def load(self, fingerprints: Sequence[str]) -> list[Alert]:
+        wanted = list(fingerprints)
         self.loaded.extend(wanted)
         return [a for a in self.on_record if a.fingerprint in wanted]
 

@@ -4,6 +4,7 @@ full only the alerts that change, and a store from before the digest upgrades.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -120,9 +121,11 @@ def _both_paths_agree(store: Store, now: datetime) -> None:
     signals = store.active_signals(IDS)
     assessments = assess_all(ACCOUNTS, signals, now, CONFIG.correlation, CONFIG.correlation.rules)
     muted = muter([], now)
-    kw = {"listed": IDS, "muted": muted, "now": now, "config": CONFIG}
-    full = decide_accounts(assessments, store.account_alerts(IDS), **kw)  # type: ignore[arg-type]
-    fast = decide_heads(assessments, store.alert_heads(IDS), store.alerts_of, **kw)  # type: ignore[arg-type]
+    on_record, heads = store.account_alerts(IDS), store.alert_heads(IDS)
+    full = decide_accounts(assessments, on_record, listed=IDS, muted=muted, now=now, config=CONFIG)
+    fast = decide_heads(
+        assessments, heads, store.alerts_of, listed=IDS, muted=muted, now=now, config=CONFIG
+    )
     assert (fast.changed, fast.notices) == (full.changed, full.notices)
 
 
@@ -130,7 +133,7 @@ def test_a_steady_pass_reads_in_full_only_the_alerts_that_change(store: Store) -
     loaded: list[str] = []
     read = store.alerts_of
 
-    def spy(fingerprints: list[str]) -> list[Alert]:
+    def spy(fingerprints: Sequence[str]) -> list[Alert]:
         loaded.extend(fingerprints)
         return read(fingerprints)
 
