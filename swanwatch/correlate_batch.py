@@ -20,12 +20,12 @@ exactly that of :func:`swanwatch.correlate.assess_planned` account by account:
 
 from __future__ import annotations
 
-import gc
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from itertools import pairwise, repeat
+from functools import partial
+from itertools import chain, pairwise, repeat
+from operator import attrgetter
 from typing import Any, overload
 
 import numpy as np
@@ -39,6 +39,7 @@ from swanwatch.correlate import (
     assess_planned,
     heaviest_first,
     heaviest_key,
+    paused_collector,
 )
 from swanwatch.model import Account, Contribution
 from swanwatch.settings import CorrelationConfig, Rule
@@ -50,6 +51,14 @@ _MAX_KINDS = 64
 _EXACT = 2**53
 #: A window longer than this reaches before any instant a datetime can hold.
 _FOREVER_US = 2**62
+
+#: What a batch reads of each signal: its strength, then its kind, instant and half-life.
+_STRENGTH = attrgetter("strength")
+_FACTS = attrgetter("kind", "observed_at", "half_life_days")
+#: ``Weighed(*fields)`` without the named tuple's own ``__new__`` (as ``Weighed._make``).
+_weighed: Callable[[tuple[Observed, float, float, float, float]], Weighed] = partial(
+    tuple.__new__, Weighed
+)
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -67,23 +76,6 @@ def assess_batch(
     their order: :func:`swanwatch.correlate.assess_planned` for each, found at once."""
     with paused_collector():
         return _assess_batch(accounts, by_account, now, config, plans)
-
-
-@contextmanager
-def paused_collector() -> Iterator[None]:
-    """The cyclic garbage collector paused: a batch makes a few hundred thousand small
-    records, none in a cycle (reference counting frees those dropped), and each burst of
-    them would otherwise set off full collections that walk every object of the process,
-    a pass's alerts and accounts included: a third of the batch's time or more. A pause
-    begun while the collector is off (a pause around it) leaves it as it found it."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _assess_batch(
@@ -134,19 +126,24 @@ class _Columns:
         config: CorrelationConfig,
     ) -> None:
         lists = [by_account[a.id] for a in accounts]
-        every = [s for signals in lists for s in signals]
+        every = list(chain.from_iterable(lists))
         owner = np.repeat(np.arange(len(lists), dtype=np.int64), [len(x) for x in lists])
-        strength = np.array([s.strength for s in every], dtype=np.float64)
+        strength = np.fromiter(map(_STRENGTH, every), dtype=np.float64, count=len(every))
         kept = ~(strength < config.min_strength)  # as the reference skips: NaN is kept
-        index = np.flatnonzero(kept).tolist()
-        self.signals: list[Observed] = [every[i] for i in index]
+        self.signals: list[Observed] = (
+            every if kept.all() else [every[i] for i in np.flatnonzero(kept).tolist()]
+        )
         self.n_accounts = len(lists)
         self.account = owner[kept]
         self.strength = strength[kept]
-        kinds = [s.kind for s in self.signals]
+        facts = list(map(_FACTS, self.signals))  # (kind, observed_at, half_life_days) each
+        kinds = [f[0] for f in facts]
+        observed = [f[1] for f in facts]
+        own = [f[2] for f in facts]
         self.codes: dict[str, int] = {k: i for i, k in enumerate(dict.fromkeys(kinds))}
         self.kind = np.array(list(map(self.codes.__getitem__, kinds)), dtype=np.int64)
-        self.age_us = np.array([(now - s.observed_at) // _US for s in self.signals], np.int64)
+        self.own_half_life = np.array([h or 0.0 for h in own], dtype=np.float64)
+        self.age_us = np.array([(now - o) // _US for o in observed], dtype=np.int64)
         self.weight, self.decay, self.age_days = self._weigh(config)
         # weight x strength x decay, left to right as the reference multiplies
         self.effective = self.weight * self.strength * self.decay
@@ -171,7 +168,7 @@ class _Columns:
         half_lives = config.half_life_days
         half_life_of = [half_lives.get(k, config.default_half_life_days) for k in by_code]
         weight = np.array(weight_of, dtype=np.float64)[self.kind]
-        own = np.array([s.half_life_days or 0.0 for s in self.signals], dtype=np.float64)
+        own = self.own_half_life
         half_life = np.where(own == 0.0, np.array(half_life_of, np.float64)[self.kind], own)
         age_us = self.age_us
         if len(age_us) and int(np.abs(age_us).max()) >= _EXACT:
@@ -356,14 +353,17 @@ class _Heaviest:
         """The account's weighed signals, heaviest first as the reference sorts them, and
         the place of each in the batch's heaviest order."""
         lo, hi = self.starts[account], self.starts[account + 1]
-        made = list(
+        made: list[Weighed] = list(
             map(
-                Weighed,
-                self.signals[lo:hi],
-                self.weight[lo:hi],
-                self.decay[lo:hi],
-                self.age_days[lo:hi],
-                self.effective[lo:hi],
+                _weighed,
+                zip(
+                    self.signals[lo:hi],
+                    self.weight[lo:hi],
+                    self.decay[lo:hi],
+                    self.age_days[lo:hi],
+                    self.effective[lo:hi],
+                    strict=True,
+                ),
             )
         )
         if account not in self.tied:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from swanwatch.config import CorrelationConfig, Rule
 from swanwatch.correlate import Assessment, Weighed, assess, assess_all, candidates, score_rule
-from swanwatch.model import Account, ActiveSignal, Contribution, Signal
+from swanwatch.model import Account, ActiveSignal, Contribution, Reason, Signal
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 KINDS = tuple(f"kind_{i}" for i in range(8))
@@ -184,7 +184,12 @@ def test_a_batch_gives_what_each_account_gives_alone(book) -> None:
     fast = assess_all(accounts, signals, NOW, config, rules)
     slow = reference(accounts, signals, config, rules)
     assert exactly(fast) == exactly(slow)
-    assert candidates(fast, NOW) == candidates(slow, NOW)
+    told = candidates(fast, NOW)
+    assert told == candidates(slow, NOW)
+    for reason in (r for c in told for r in c.reasons):  # as validated records are
+        checked = Reason(rule=reason.rule, title=reason.title, severity=reason.severity)
+        assert reason.__dict__ == checked.__dict__
+        assert reason.model_fields_set == checked.model_fields_set
 
 
 def test_a_batch_of_more_kinds_than_its_columns_hold_is_assessed_all_the_same() -> None:
