@@ -15,11 +15,10 @@ unknown and keeps its signals until it has been absent from ``accounts.retire_af
 good reads; then it is retired.
 
 A correlation pass (:mod:`swanwatch.passes`) goes through the book one account batch at a
-time: ``assess_all`` (correlate), :func:`swanwatch.alerts.decide_accounts` (the lifecycle
-and the notices due), ``outbox_entries`` and one ``save_pass`` per batch: one transaction
-that writes only the alerts the batch changed, each over the version the pass read, so a
-person's action made during the pass is never overwritten (the pass's change to that alert
-waits for the next pass, which starts from the action).
+time, a big book's in two processes (:mod:`swanwatch.pass_workers`). Each batch is saved
+in one transaction that writes only the alerts it changed, each over the version the pass
+read: a person's action made meanwhile is never overwritten (it wins; the next pass starts
+from it).
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ from typing import TYPE_CHECKING
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
-from swanwatch import parallel, plugins
+from swanwatch import parallel, pass_workers, plugins
 from swanwatch.accounts import AccountRead, build_sources, read_accounts
 from swanwatch.alerts import Notice
 from swanwatch.clock import Clock
@@ -154,6 +153,7 @@ class Engine:
         self._http: httpx.AsyncClient | None = None
         #: Worker processes for watchers that only read sources (big books; parallel.py).
         self._workers = parallel.Workers()
+        self.pass_worker = pass_workers.PassWorker(config.daemon.correlation_worker)
         #: Watcher runs handed to worker processes so far.
         self.workers = 0
         self._accounts: list[Account] | None = None
@@ -200,6 +200,7 @@ class Engine:
             await self._http.aclose()
         self._executor.shutdown(wait=False, cancel_futures=True)
         await self._workers.close()
+        await self.pass_worker.close()
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -586,11 +587,12 @@ class Engine:
 
     def _start_workers(self, chosen: Sequence[WatcherConfig], accounts: int) -> None:
         """The worker processes for ``chosen`` over a book this big, if any and not yet
-        started; each imports its watchers' modules at once."""
+        started (each imports its watchers' modules at once), and the pass worker (theirs)."""
         wanted = parallel.processes(self.config.daemon.watcher_processes, accounts, len(chosen))
         self._workers.start(
             wanted, lambda: sorted({plugins.watcher_class(s.type).__module__ for s in chosen})
         )
+        self.pass_worker.start(accounts, self.store.url, self._workers.pool)
 
     def watcher_health(self) -> dict[str, WatcherStatus]:
         """Each configured watcher's status on record, with the failed runs the store did
@@ -651,10 +653,11 @@ class Engine:
         )
 
     def _reconcile(self, accounts: list[Account], now: datetime) -> CorrelationOutcome:
-        book = self.book(accounts)
-        done = run_pass(
-            self.store, book, now, batch=self.batch_accounts, keep=self.keep_told, told=self.on_told
-        )
+        book, keep, told = self.book(accounts), self.keep_told, self.on_told
+        self.pass_worker.start(len(accounts), self.store.url, self._workers.pool)
+        helper = self.pass_worker.lender(self.store, book, now, keep=keep, tell=told is not None)
+        done = run_pass(self.store, book, now, batch=self.batch_accounts, keep=keep, told=told,
+                        helper=helper)  # fmt: skip
         if done.refused:
             log.info(
                 "correlation: %d alerts changed by someone else during the pass, left for "
@@ -662,11 +665,8 @@ class Engine:
                 len(done.refused),
                 ", ".join(done.refused[:10]),
             )
-        open_alerts = sum(
-            n
-            for (state, _severity, _muted), n in self.store.alert_counts().items()
-            if state != AlertState.RESOLVED
-        )
+        counts = self.store.alert_counts().items()
+        open_alerts = sum(n for (state, _, _), n in counts if state != AlertState.RESOLVED)
         return CorrelationOutcome(
             accounts=done.accounts,
             open_alerts=open_alerts,

@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from swanwatch.accounts import ALL_FIELDS_SET
 from swanwatch.interfaces import ReadTally, SourceUse, StateMap, WatchContext, Watcher
@@ -63,9 +64,8 @@ class Book:
     def write(cls, accounts: Sequence[Account], folder: str) -> Book:
         key = uuid.uuid4().hex
         path = os.path.join(folder, f"book-{key}.pickle")
-        rows = [tuple(getattr(a, f) for f in _FIELDS) for a in accounts]
         with open(path, "wb") as handle:
-            pickle.dump(rows, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(account_rows(accounts), handle, protocol=pickle.HIGHEST_PROTOCOL)
         return cls(path, key)
 
     def accounts(self) -> list[Account]:
@@ -73,12 +73,7 @@ class Book:
         found = _READ.get(self.key)
         if found is None:
             with open(self.path, "rb") as handle:
-                rows = pickle.load(handle)
-            # Validated when read from the source: rebuilt as they were, not checked again.
-            found = [
-                Account.model_construct(ALL_FIELDS_SET, **dict(zip(_FIELDS, r, strict=True)))
-                for r in rows
-            ]
+                found = accounts_from_rows(pickle.load(handle))
             _READ.clear()
             _READ[self.key] = found
         return found
@@ -112,6 +107,21 @@ class Books:
 
 
 _FIELDS = tuple(Account.model_fields)
+
+
+def account_rows(accounts: Sequence[Account]) -> list[tuple[Any, ...]]:
+    """Accounts as plain tuples, for another process: pydantic records pickle slowly."""
+    return [tuple(getattr(a, f) for f in _FIELDS) for a in accounts]
+
+
+def accounts_from_rows(rows: Sequence[Sequence[Any]]) -> list[Account]:
+    """The accounts :func:`account_rows` gave. They were validated when read from the
+    source: rebuilt as they were, not checked again."""
+    return [
+        Account.model_construct(ALL_FIELDS_SET, **dict(zip(_FIELDS, r, strict=True))) for r in rows
+    ]
+
+
 #: The book a worker read last, by key.
 _READ: dict[str, list[Account]] = {}
 

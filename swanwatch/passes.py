@@ -16,12 +16,22 @@ longer listed in a batch of its own, so it clears or retires as in one pass over
 book. Each account is decided from its own signals and alerts alone, so what a pass
 writes does not depend on the batch size; only the order of the outbox entries does
 (most severe first within each batch).
+
+For the same reason a batch can be decided anywhere: given a ``helper`` (a second process,
+:mod:`swanwatch.pass_workers`), the pass hands it a batch whenever it is free and decides
+the next one itself meanwhile, so a big book's pass runs on two cores. Each batch is saved
+by whoever decided it, over the versions it read, exactly as in one process; a batch the
+helper could not finish (its process died) is decided again here, from what the store holds
+then, so nothing is lost or told twice.
 """
 
 from __future__ import annotations
 
 import gc
+import logging
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,6 +53,7 @@ from swanwatch.muting import Muter
 from swanwatch.settings import Config, Rule
 from swanwatch.store import Store
 
+log = logging.getLogger("swanwatch.passes")
 #: Accounts per batch. Memory grows with it (a few hundred MiB at ten signals an account),
 #: the count of reads and writes shrinks; a pass over a book up to this size reads and
 #: decides all its alerts at once, as before batches (a person's action made during such
@@ -97,6 +108,11 @@ def account_batches(
         yield []
 
 
+#: Hands a batch (its account ids) to another process; the future is that batch's tally
+#: (None: not taken, the pass decides it itself).
+Helper = Callable[[Sequence[str]], "Future[PassTally] | None"]
+
+
 def run_pass(
     store: Store,
     book: Book,
@@ -105,15 +121,37 @@ def run_pass(
     batch: int = BATCH_ACCOUNTS,
     keep: bool = True,
     told: Callable[[Sequence[Notice]], None] | None = None,
+    helper: Helper | None = None,
 ) -> PassTally:
     """One correlation pass over the book, batch by batch (see the module's docstring).
 
     ``keep`` keeps every notice and changed alert in the tally (a backtest reads them);
     without it only the counts are kept, and ``told`` (when given) sees each batch's
-    notices as they are saved.
+    notices as they are saved. ``helper`` decides some of the batches in another process.
     """
     with _fewer_collections():
-        return _run(store, book, now, batch, keep, told)
+        return _run(store, book, now, batch, keep, told, helper)
+
+
+def run_batch(
+    store: Store,
+    book: Book,
+    now: datetime,
+    muted: Muter,
+    ids: Sequence[str],
+    *,
+    keep: bool,
+    tell: bool,
+) -> PassTally:
+    """One batch of a pass, decided and saved: a helper's share of a pass. The tally keeps
+    the batch's notices and changed alerts when ``keep``, its notices alone when ``tell``."""
+    notices: list[Notice] = []
+    with _fewer_collections():
+        step = _Batch(store, book, now, muted, keep, notices.extend if tell and not keep else None)
+        step.save(*step.decide(ids))
+    if tell and not keep:
+        step.tally.notices = notices
+    return step.tally
 
 
 @contextmanager
@@ -147,38 +185,57 @@ def _run(
     batch: int,
     keep: bool,
     told: Callable[[Sequence[Notice]], None] | None,
+    helper: Helper | None,
 ) -> PassTally:
-    step = _Batch(store, book, now, muter(store.silences(active_at=now), now))
-    first = True
+    step = _Batch(store, book, now, muter(store.silences(active_at=now), now), keep, told)
+    if helper is not None:  # smaller batches: the helper's last ones are a short wait
+        batch = max(1, batch // HELPER_SPLIT)
+    lent: deque[tuple[Future[PassTally], Sequence[str]]] = deque()
     for ids in account_batches(book.accounts, step.alerting, batch):
-        decided, read = step.decide(ids)
-        if first:  # the ops alerts are decided once, and saved with the first batch
-            ops_alerts = store.alerts(account_id=OPS_ACCOUNT)
-            ops = decide_ops(
-                ops_alerts,
-                watchers=book.watchers,
-                sources=book.sources,
-                muted=step.muted,
-                now=now,
-                config=book.config,
-            )
-            decided.changed.extend(ops.changed)
-            decided.notices.extend(ops.notices)
-            read.update((a.fingerprint, a.version) for a in ops_alerts)
-            first = False
-        step.save(decided, read, keep=keep, told=told)
+        while lent and lent[0][0].done():
+            step.take_back(*lent.popleft())
+        if helper is not None and ids and len(lent) < HELPER_AHEAD:
+            taken = helper(ids)
+            if taken is not None:
+                lent.append((taken, ids))
+                continue
+        step.run(ids)
+    while lent:
+        step.take_back(*lent.popleft())
+    if step.first:  # every batch went to the helper: the ops alerts on their own
+        step.run([])
     step.scores.finish()
     return step.tally
+
+
+#: With a helper, a pass's batches are this many times smaller: each process holds one
+#: batch at a time (with one more queued for the helper, as account ids), so a pass's
+#: memory stays within that of one batch of the pass without a helper.
+HELPER_SPLIT = 4
+#: Batches handed to the helper ahead: one it decides, one queued, so it never waits.
+HELPER_AHEAD = 2
 
 
 class _Batch:
     """One batch of a pass: its reads, its decisions and its writes."""
 
-    def __init__(self, store: Store, book: Book, now: datetime, muted: Muter) -> None:
+    def __init__(
+        self,
+        store: Store,
+        book: Book,
+        now: datetime,
+        muted: Muter,
+        keep: bool = True,
+        told: Callable[[Sequence[Notice]], None] | None = None,
+    ) -> None:
         self.store = store
         self.book = book
         self.now = now
         self.muted = muted
+        #: Keep every notice and changed alert in the tally; tell each batch's notices.
+        self.keep, self.told = keep, told
+        #: No batch saved yet: the ops alerts go with the first.
+        self.first = True
         self.configured = {w.instance for w in book.config.active_watchers()}
         self.listed = {a.id: a for a in book.accounts}
         self.tally = PassTally()
@@ -209,16 +266,55 @@ class _Batch:
         self.scores.record(ids, {a.account.id: a.score for a in assessments})
         return decided, {a.fingerprint: a.version for a in on_record}
 
-    def save(
-        self,
-        decided: Reconciliation,
-        read: Mapping[str, int],
-        *,
-        keep: bool,
-        told: Callable[[Sequence[Notice]], None] | None,
-    ) -> None:
-        """Save the changed alerts and their outbox entries (one transaction)."""
+    def add_ops(self, decided: Reconciliation, read: dict[str, int]) -> None:
+        """Swanwatch's own alerts, decided from the book's health, joined to a batch."""
+        ops_alerts = self.store.alerts(account_id=OPS_ACCOUNT)
+        ops = decide_ops(
+            ops_alerts,
+            watchers=self.book.watchers,
+            sources=self.book.sources,
+            muted=self.muted,
+            now=self.now,
+            config=self.book.config,
+        )
+        decided.changed.extend(ops.changed)
+        decided.notices.extend(ops.notices)
+        read.update((a.fingerprint, a.version) for a in ops_alerts)
+
+    def run(self, ids: Sequence[str]) -> None:
+        """Decide and save a batch here (the ops alerts with the first)."""
+        decided, read = self.decide(ids)
+        if self.first:
+            self.add_ops(decided, read)
+            self.first = False
+        self.save(decided, read)
+
+    def take_back(self, lent: Future[PassTally], ids: Sequence[str]) -> None:
+        """A helper's batch: its tally added to the pass's; decided here instead when the
+        helper failed (its process died, or the batch failed there: a failure that is
+        not the helper's fails here again, as in one process)."""
+        try:
+            done = lent.result()
+        except Exception as exc:  # any failure there: the batch is decided here
+            log.warning("a pass helper failed on a batch of %d accounts (%s): deciding it here",
+                        len(ids), exc)  # fmt: skip
+            self.run(ids)
+            return
         tally = self.tally
+        tally.accounts += done.accounts
+        tally.batches += done.batches
+        tally.written += done.written
+        tally.enqueued += done.enqueued
+        tally.refused.extend(done.refused)
+        if self.told is not None:
+            self.told(done.notices)
+        if self.keep:
+            tally.notices.extend(done.notices)
+            tally.changed.extend(done.changed)
+
+    def save(self, decided: Reconciliation, read: Mapping[str, int]) -> None:
+        """Save the changed alerts and their outbox entries (one transaction)."""
+        tally, keep, told = self.tally, self.keep, self.told
         notices = telling_order(decided.notices)
         entries = outbox_entries(notices, self.book.config, self.now, self.listed)
         saved = self.store.save_pass(decided.changed, entries, read)

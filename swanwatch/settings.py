@@ -612,6 +612,11 @@ class DaemonConfig(_Section):
         "on every core); unset: one a core but the daemon's own from 20,000 accounts on, on 4 "
         "cores or more; 0: never.",
     )
+    correlation_worker: bool | None = Field(
+        None,
+        description="Decide half of each correlation pass in a second process (two cores); "
+        "unset: from 20,000 accounts on, on 2 cores or more, with a file or server store.",
+    )
     http_timeout: Duration = timedelta(seconds=20)
     deliver_every: Duration = timedelta(seconds=30)
     leader_check: Duration = Field(

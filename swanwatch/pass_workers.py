@@ -1,0 +1,201 @@
+"""A correlation pass on two cores: a second process decides some of its batches.
+
+A pass decides each account from its own signals and alerts alone (:mod:`swanwatch.passes`),
+so any process that reaches the store can decide a batch and save it over the versions it
+read. For a big book the engine keeps one spawned process (:class:`PassWorker`); a pass
+hands it a batch whenever it is free and decides the next one itself meanwhile. The worker
+reads the batch's signals and alerts, decides, saves the alerts, their outbox entries and
+scores, and sends back the batch's tally (with its notices when the engine tells or keeps
+them). Storing stays exactly as in one process: the same transaction per batch, over the
+same versions; a batch the worker could not finish is decided again by the pass.
+
+With a worker, a pass runs in batches of half the size, one in each process, so a pass's
+memory stays that of one batch. When (``daemon.correlation_worker``; unset: automatic):
+from :data:`AUTO_MIN_ACCOUNTS` accounts on a machine of two cores or more, with a store
+that another process can open (a file or a server, not SQLite in memory). The worker
+starts once, when the engine first reads a book that big, and lives as long as the engine:
+a fresh interpreter importing the pass takes about a second of the second core
+(BENCHMARKS.md, "Correlation").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import make_url
+
+from swanwatch import parallel
+from swanwatch.parallel import account_rows, accounts_from_rows
+
+if TYPE_CHECKING:
+    from swanwatch.passes import Book, Helper, PassTally
+    from swanwatch.settings import Config, Rule
+    from swanwatch.store import Store
+
+log = logging.getLogger("swanwatch.pass_workers")
+
+#: From this many accounts on, an unset ``daemon.correlation_worker`` starts the worker: a
+#: smaller book's pass takes a second or less, less than the worker's start-up.
+AUTO_MIN_ACCOUNTS = 20_000
+
+
+def wanted(setting: bool | None, accounts: int, url: str, cores: int | None = None) -> bool:
+    """Whether a pass over ``accounts`` accounts on the store at ``url`` has a worker."""
+    if not shared(url):
+        return False
+    if setting is not None:
+        return setting
+    return accounts >= AUTO_MIN_ACCOUNTS and (cores or os.cpu_count() or 1) >= 2
+
+
+def shared(url: str) -> bool:
+    """Whether another process opens the same store at ``url`` (SQLite in memory: no)."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite"):
+        return True
+    database = parsed.database or ""
+    return database not in ("", ":memory:") and parsed.query.get("mode") != "memory"
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """One batch of a pass, as the worker gets it: what it needs to decide it alone."""
+
+    url: str
+    config: Config
+    rules: tuple[Rule, ...]
+    now: datetime
+    ids: tuple[str, ...]
+    #: The batch's listed accounts (:func:`~swanwatch.parallel.account_rows`).
+    accounts: list[tuple[Any, ...]]
+    keep: bool
+    tell: bool
+
+
+class PassWorker:
+    """An engine's pass worker: one spawned process, started for a big book."""
+
+    def __init__(self, setting: bool | None) -> None:
+        #: ``daemon.correlation_worker``: always, never, or by the book (None).
+        self.setting = setting
+        self._pool: ProcessPoolExecutor | None = None
+        #: Whether the pool is this worker's own (else the watchers' workers', shared).
+        self._own = False
+        self._warm: Future[int] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._pool is not None
+
+    def start(self, accounts: int, url: str, shared: ProcessPoolExecutor | None = None) -> None:
+        """Start the worker if a pass over this book wants one and it is not running; it
+        imports what a pass needs at once. With ``shared`` (the watchers' worker processes,
+        :mod:`swanwatch.parallel`), their processes take the batches: no process more."""
+        if self._pool is not None or not wanted(self.setting, accounts, url):
+            return
+        if shared is not None:
+            self._pool, self._own, self._warm = shared, False, None
+        else:
+            self._pool, self._own = parallel.pool(1), True
+            self._warm = self._pool.submit(warm)
+            log.info("correlation passes over %d accounts run on two cores: worker started",
+                     accounts)  # fmt: skip
+
+    def pid(self, timeout: float = 60.0) -> int | None:
+        """The worker's process id once it has started (None: no worker)."""
+        warmed = self._warm if self._pool is not None else None
+        return None if warmed is None else warmed.result(timeout)
+
+    def lender(
+        self, store: Store, book: Book, now: datetime, *, keep: bool, tell: bool
+    ) -> Helper | None:
+        """What a pass over ``book`` hands its batches to (:func:`swanwatch.passes.run_pass`),
+        None without a worker; it takes no batch once the worker is gone (the pass then
+        decides each itself)."""
+        if self._pool is None:
+            return None
+        listed = {a.id: a for a in book.accounts}
+        url = make_url(store.url).render_as_string(hide_password=False)
+        rules = tuple(book.rules)
+
+        def lend(ids: Sequence[str]) -> Future[PassTally] | None:
+            pool = self._pool
+            if pool is None:
+                return None
+            rows = account_rows([listed[i] for i in ids if i in listed])
+            job = BatchJob(url, book.config, rules, now, tuple(ids), rows, keep, tell)
+            try:
+                return pool.submit(run_job, job)
+            except (BrokenProcessPool, RuntimeError) as exc:
+                log.warning(
+                    "the pass worker is gone (%s): a new one starts with the next pass", exc
+                )
+                self._pool = None
+                if self._own:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                return None
+
+        return lend
+
+    def stop(self) -> None:
+        """Stop the worker (its batch under way finishes first) and wait for it to exit."""
+        pool, self._pool = self._pool, None
+        if pool is not None and self._own:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.stop)
+
+
+def warm() -> int:
+    """In a new worker: import what a pass needs, while the engine is busy elsewhere."""
+    import swanwatch.passes
+    import swanwatch.store  # noqa: F401
+
+    return os.getpid()
+
+
+#: The worker's store, by URL (the engine's; one at a time).
+_STORES: dict[str, Store] = {}
+
+
+def run_job(job: BatchJob) -> PassTally:
+    """In the worker: decide and save one batch (:func:`swanwatch.passes.run_batch`).
+    A failure is sent back as a plain RuntimeError with its message (a driver's error may
+    not survive pickling), and the pass decides the batch again itself."""
+    from swanwatch.muting import muter
+    from swanwatch.passes import Book, run_batch
+
+    try:
+        store = _store(job.url)
+        book = Book(
+            config=job.config,
+            rules=job.rules,
+            accounts=accounts_from_rows(job.accounts),
+            watchers={},
+            sources={},
+        )
+        muted = muter(store.silences(active_at=job.now), job.now)
+        return run_batch(store, book, job.now, muted, job.ids, keep=job.keep, tell=job.tell)
+    except Exception as exc:
+        raise RuntimeError(f"{type(exc).__name__}: {exc}") from None
+
+
+def _store(url: str) -> Store:
+    from swanwatch.store import Store
+
+    found = _STORES.get(url)
+    if found is None:
+        for old in _STORES.values():
+            old.close()
+        _STORES.clear()
+        found = _STORES[url] = Store(url, migrate=False)
+    return found
