@@ -12,13 +12,17 @@ No I/O and no clock of its own: the daemon and the backtest call the same functi
 
 from __future__ import annotations
 
+import gc
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Protocol
+from typing import NamedTuple, Protocol, TypeVar
+
+from pydantic import BaseModel
 
 from swanwatch.model import (
     JSON,
@@ -32,6 +36,8 @@ from swanwatch.model import (
 from swanwatch.model import alert_fingerprint as alert_fingerprint  # public here too, as before
 from swanwatch.rules import DEFAULT_PHRASES, Between, raised
 from swanwatch.settings import CorrelationConfig, Rule
+
+_Trusted = TypeVar("_Trusted", bound=BaseModel)
 
 #: The rule every account is held to even without a rule file: a high combined score.
 SCORE_RULE = "risk_score"
@@ -68,11 +74,15 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Assessment:
-    """One account's risk now: its score, every signal's weight, and the rules that hold."""
+    """One account's risk now: its score, every signal's weight, and the rules that hold.
+
+    ``weighed`` is heaviest first; for an account on which no rule may hold, a batch
+    weighs its signals only when they are first asked for.
+    """
 
     account: Account
     score: float
-    weighed: tuple[Weighed, ...]
+    weighed: Sequence[Weighed]
     matches: tuple[RuleMatch, ...]
 
     @cached_property
@@ -110,11 +120,12 @@ class Observed(Protocol):
     def half_life_days(self) -> float | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Weighed:
+class Weighed(NamedTuple):
     """A signal with its weight and decay now: the light form correlation works on.
 
-    A full :class:`Contribution` record is built only for the signals an alert rests on.
+    A named tuple, not a frozen dataclass: a pass makes one per signal, and a tuple is made
+    in a third of the time. A full :class:`Contribution` record is built only for the
+    signals an alert rests on.
     """
 
     signal: Observed
@@ -128,17 +139,43 @@ class Weighed:
         is already of its field's type (the signal's were validated when it was recorded,
         its instant is aware UTC; the weight, decay and age are floats computed here)."""
         s = self.signal
-        return Contribution.model_construct(
-            fingerprint=s.fingerprint,
-            kind=s.kind,
-            key=s.key,
-            summary=s.summary,
-            strength=float(s.strength),
-            weight=float(self.weight),
-            decay=self.decay,
-            age_days=round(self.age_days, 3),
-            observed_at=s.observed_at,
+        return _trusted_contribution(
+            {
+                "fingerprint": s.fingerprint,
+                "kind": s.kind,
+                "key": s.key,
+                "summary": s.summary,
+                "strength": float(s.strength),
+                "weight": float(self.weight),
+                "decay": self.decay,
+                "age_days": round(self.age_days, 3),
+                "observed_at": s.observed_at,
+            }
         )
+
+
+def _trusted_contribution(values: dict[str, object]) -> Contribution:
+    """``Contribution.model_construct(**values)`` for a dict that gives every field."""
+    return _trusted(Contribution, values, None)
+
+
+def _trusted(
+    model: type[_Trusted], values: dict[str, object], defaults: Mapping[str, object] | None
+) -> _Trusted:
+    """``model.model_construct(**values)`` in a fifth of its time, for values already of
+    their fields' types and ``defaults`` the fields left out: the same instance state (the
+    fields, those given set; no extra, no private), without the loop over the fields that
+    looks for aliases and defaults."""
+    record = _new_object(model)
+    _set_state(record, "__dict__", values if defaults is None else {**values, **defaults})
+    _set_state(record, "__pydantic_fields_set__", set(values))
+    _set_state(record, "__pydantic_extra__", None)
+    _set_state(record, "__pydantic_private__", None)
+    return record
+
+
+_new_object = object.__new__
+_set_state = object.__setattr__
 
 
 def weigh(signal: Observed, now: datetime, config: CorrelationConfig) -> Weighed:
@@ -192,11 +229,14 @@ def match_rule(
     judge ``account_score`` (the match's own score when not given).
     """
     present = {w.signal.kind for w in weighed}
-    return _Plan(rule).match(account, weighed, present, now, built, account_score)
+    return RulePlan(rule).match(account, weighed, present, now, built, account_score)
 
 
-class _Plan:
-    """A rule made ready to match many accounts: the kinds it looks at, as sets."""
+class RulePlan:
+    """A rule made ready to match many accounts: the kinds it looks at, as sets.
+
+    :meth:`match` is the exact test; :meth:`may_hold` and the batch pre-check
+    (:mod:`swanwatch.correlate_batch`) only rule out accounts on which it cannot hold."""
 
     __slots__ = ("all_of", "any_of", "counted", "named", "rule", "since", "where")
 
@@ -247,11 +287,28 @@ class _Plan:
             and w.signal.strength >= floor
             and (not self.where or _holds(self.where, w.signal))
         ]
-        if not self.kinds_hold({w.signal.kind for w in used}):
-            return None
-        score = noisy_or(used)
-        if score < rule.min_score:
-            return None
+        return self.matched(account, used, now, built, account_score)
+
+    def matched(
+        self,
+        account: Account,
+        used: Sequence[Weighed],
+        now: datetime,
+        built: dict[int, Contribution] | None,
+        account_score: float | None,
+        score: float | None = None,
+    ) -> RuleMatch | None:
+        """The match on the signals the rule uses (heaviest first; those within its
+        window, strong enough, of its kinds and evidence), if they are enough for it.
+        The account is taken to fit the rule. ``score``, when given, is the noisy-OR of
+        ``used``, from a caller that has found their kinds and score enough (a batch)."""
+        rule = self.rule
+        if score is None:
+            if not self.kinds_hold({w.signal.kind for w in used}):
+                return None
+            score = noisy_or(used)
+            if score < rule.min_score:
+                return None
         cache = built if built is not None else {}
         records = []
         for w in used:
@@ -267,6 +324,10 @@ class _Plan:
             score if account_score is None else account_score,
         )
         return RuleMatch(rule=rule, contributions=tuple(records), score=score, severity=severity)
+
+    def admits(self, signal: Observed) -> bool:
+        """Whether the signal's evidence has the numbers the rule's ``where`` asks for."""
+        return not self.where or _holds(self.where, signal)
 
     def window_start(self, now: datetime) -> datetime:
         since = self.since
@@ -343,17 +404,19 @@ def assess(
     rules: Sequence[Rule],
 ) -> Assessment:
     """Score one account and find the rules that hold for it."""
-    return _assess(account, signals, now, config, [_Plan(r) for r in rules])
+    return assess_planned(account, signals, now, config, [RulePlan(r) for r in rules])
 
 
-def _assess(
+def assess_planned(
     account: Account,
     signals: Iterable[Observed],
     now: datetime,
     config: CorrelationConfig,
-    plans: Sequence[_Plan],
+    plans: Sequence[RulePlan],
 ) -> Assessment:
-    weighed = sorted(_weigh_all(signals, now, config), key=_heaviest)
+    """:func:`assess` with the rules made ready once for many accounts: the reference,
+    account by account, that :func:`assess_all` gives the same assessments as."""
+    weighed = heaviest_first(signals, now, config)
     built: dict[int, Contribution] = {}
     score = noisy_or(weighed)
     present = {w.signal.kind for w in weighed}
@@ -363,12 +426,14 @@ def _assess(
         for m in (p.match(account, weighed, present, now, built, score, recent) for p in plans)
         if m is not None
     )
-    return Assessment(
-        account=account,
-        score=score,
-        weighed=tuple(weighed),
-        matches=matches,
-    )
+    return Assessment(account=account, score=score, weighed=weighed, matches=matches)
+
+
+def heaviest_first(
+    signals: Iterable[Observed], now: datetime, config: CorrelationConfig
+) -> tuple[Weighed, ...]:
+    """An account's signals strong enough to count, weighed now, heaviest first."""
+    return tuple(sorted(_weigh_all(signals, now, config), key=heaviest_key))
 
 
 def _weigh_all(
@@ -391,7 +456,8 @@ def _weigh_all(
     return out
 
 
-def _heaviest(w: Weighed) -> tuple[float, str, str]:
+def heaviest_key(w: Weighed) -> tuple[float, str, str]:
+    """The order of an account's signals: heaviest first, then by kind and key."""
     return (-w.effective, w.signal.kind, w.signal.key)
 
 
@@ -402,14 +468,20 @@ def assess_all(
     config: CorrelationConfig,
     rules: Sequence[Rule],
 ) -> list[Assessment]:
-    """Assess every account that has at least one signal; others carry no risk."""
+    """Assess every account that has at least one signal; others carry no risk.
+
+    The same assessments as :func:`assess_planned` account by account, found for the
+    whole batch at once (:func:`swanwatch.correlate_batch.assess_batch`).
+    """
+    # numpy is loaded when a batch is first assessed, not when correlation is imported.
+    from swanwatch.correlate_batch import assess_batch
+
     by_account: dict[str, list[Observed]] = defaultdict(list)
     for s in signals:
         by_account[s.account_id].append(s)
-    plans = [_Plan(r) for r in [*rules, score_rule(config)]]
-    return [
-        _assess(a, by_account[a.id], now, config, plans) for a in accounts if a.id in by_account
-    ]
+    plans = [RulePlan(r) for r in [*rules, score_rule(config)]]
+    assessed = [a for a in accounts if a.id in by_account]
+    return assess_batch(assessed, by_account, now, config, plans)
 
 
 def candidates(
@@ -424,16 +496,35 @@ def candidates(
     no named rule holds, or when the stake makes it more severe than all of them.
     """
     out: list[Candidate] = []
-    for a in assessments:
-        matches = _speaking(a.matches)
-        if matches:
-            out.append(_candidate(a, matches, now, phrases))
+    with paused_collector():
+        for a in assessments:
+            if a.matches:
+                out.append(_candidate(a, _speaking(a.matches), now, phrases))
     return out
+
+
+@contextmanager
+def paused_collector() -> Iterator[None]:
+    """The cyclic garbage collector paused: a batch makes a few hundred thousand small
+    records, none in a cycle (reference counting frees those dropped), and each burst of
+    them would otherwise set off full collections that walk every object of the process,
+    a pass's alerts and accounts included: a third of the batch's time or more. A pause
+    begun while the collector is off (a pause around it) leaves it as it found it."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _speaking(matches: Sequence[RuleMatch]) -> list[RuleMatch]:
     """The matches an account's alert tells, most severe first (named rules before the
     catch-all at the same severity, then the stronger)."""
+    if len(matches) == 1:  # alone, a match tells (the catch-all's rank is above -1)
+        return list(matches)
     named = [m for m in matches if m.rule.name != SCORE_RULE]
     top = max((m.severity.rank for m in named), default=-1)
     keep = [m for m in matches if m.rule.name != SCORE_RULE or m.severity.rank > top]
@@ -480,22 +571,37 @@ def _candidate(
     contributions = _union(c for m in matches for c in m.contributions)
     play = tuple(dict.fromkeys(step for _, steps in told for step in steps))
     reasons = tuple(
-        Reason(rule=m.rule.name, title=title, severity=m.severity)
+        _trusted(Reason, {"rule": m.rule.name, "title": title, "severity": m.severity}, _SINCE)
         for m, (title, _) in zip(matches, told, strict=True)
     )
+    score = round(a.score, 4)
+    days = account.days_to_renewal(now)
+    renewal = account.renewal_date.isoformat() if account.renewal_date else None
     return Candidate(
         fingerprint=account_alert_fingerprint(account.id),
         account_id=account.id,
         rule=reasons[0].rule,
         title=reasons[0].title,
         severity=reasons[0].severity,
-        score=round(a.score, 4),
+        score=score,
         contributions=contributions,
-        why_now=_why_now(account, contributions, now),
+        why_now=_why_now(contributions, days, renewal),
         play=play,
-        at_stake=_at_stake(account, round(a.score, 4), now),
+        at_stake={
+            "name": account.label,
+            "arr": account.arr,
+            "revenue_at_risk": arr_at_risk(account.arr, score),
+            "renewal_date": renewal,
+            "days_to_renewal": days,
+            "owner": account.owner,
+            "segment": account.segment,
+        },
         reasons=reasons,
     )
+
+
+#: A candidate's reason leaves ``since`` to the lifecycle: its default, not set.
+_SINCE = {"since": None}
 
 
 def _union(contributions: Iterable[Contribution]) -> tuple[Contribution, ...]:
@@ -503,28 +609,18 @@ def _union(contributions: Iterable[Contribution]) -> tuple[Contribution, ...]:
     seen: dict[str, Contribution] = {}
     for c in contributions:
         seen.setdefault(c.fingerprint, c)
-    return tuple(sorted(seen.values(), key=lambda c: (-c.effective, c.kind, c.key)))
+    return tuple(sorted(seen.values(), key=_heavier))
 
 
-def _at_stake(account: Account, score: float, now: datetime) -> dict[str, JSON]:
-    return {
-        "name": account.label,
-        "arr": account.arr,
-        "revenue_at_risk": arr_at_risk(account.arr, score),
-        "renewal_date": account.renewal_date.isoformat() if account.renewal_date else None,
-        "days_to_renewal": account.days_to_renewal(now),
-        "owner": account.owner,
-        "segment": account.segment,
-    }
+def _heavier(c: Contribution) -> tuple[float, str, str]:
+    return (-(c.weight * c.strength * c.decay), c.kind, c.key)  # -c.effective
 
 
 def _why_now(
-    account: Account, contributions: Sequence[Contribution], now: datetime
+    contributions: Sequence[Contribution], days: int | None, renewal: str | None
 ) -> tuple[str, ...]:
     """One line per signal, each said once; the renewal date unless a signal says it."""
-    why = list(dict.fromkeys(_why(c) for c in contributions))
-    days = account.days_to_renewal(now)
-    renewal = account.renewal_date.isoformat() if account.renewal_date else None
+    why = list(dict.fromkeys(map(_why, contributions)))
     if renewal is None or days is None or any(renewal in c.summary for c in contributions):
         return tuple(why)
     if 0 <= days <= 120:

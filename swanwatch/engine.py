@@ -587,12 +587,12 @@ class Engine:
 
     def _start_workers(self, chosen: Sequence[WatcherConfig], accounts: int) -> None:
         """The worker processes for ``chosen`` over a book this big, if any and not yet
-        started; each imports its watchers' modules at once."""
+        started (each imports its watchers' modules at once), and the pass worker (theirs)."""
         wanted = parallel.processes(self.config.daemon.watcher_processes, accounts, len(chosen))
-        self.pass_worker.start(accounts, self.store.url)
         self._workers.start(
             wanted, lambda: sorted({plugins.watcher_class(s.type).__module__ for s in chosen})
         )
+        self.pass_worker.start(accounts, self.store.url, self._workers.pool)
 
     def watcher_health(self) -> dict[str, WatcherStatus]:
         """Each configured watcher's status on record, with the failed runs the store did
@@ -654,7 +654,7 @@ class Engine:
 
     def _reconcile(self, accounts: list[Account], now: datetime) -> CorrelationOutcome:
         book, keep, told = self.book(accounts), self.keep_told, self.on_told
-        self.pass_worker.start(len(accounts), self.store.url)
+        self.pass_worker.start(len(accounts), self.store.url, self._workers.pool)
         helper = self.pass_worker.lender(self.store, book, now, keep=keep, tell=told is not None)
         done = run_pass(self.store, book, now, batch=self.batch_accounts, keep=keep, told=told,
                         helper=helper)  # fmt: skip

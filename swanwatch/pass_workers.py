@@ -87,17 +87,24 @@ class PassWorker:
         #: ``daemon.correlation_worker``: always, never, or by the book (None).
         self.setting = setting
         self._pool: ProcessPoolExecutor | None = None
+        #: Whether the pool is this worker's own (else the watchers' workers', shared).
+        self._own = False
         self._warm: Future[int] | None = None
 
     @property
     def running(self) -> bool:
         return self._pool is not None
 
-    def start(self, accounts: int, url: str) -> None:
+    def start(self, accounts: int, url: str, shared: ProcessPoolExecutor | None = None) -> None:
         """Start the worker if a pass over this book wants one and it is not running; it
-        imports what a pass needs at once."""
-        if self._pool is None and wanted(self.setting, accounts, url):
-            self._pool = parallel.pool(1)
+        imports what a pass needs at once. With ``shared`` (the watchers' worker processes,
+        :mod:`swanwatch.parallel`), their processes take the batches: no process more."""
+        if self._pool is not None or not wanted(self.setting, accounts, url):
+            return
+        if shared is not None:
+            self._pool, self._own, self._warm = shared, False, None
+        else:
+            self._pool, self._own = parallel.pool(1), True
             self._warm = self._pool.submit(warm)
             log.info("correlation passes over %d accounts run on two cores: worker started",
                      accounts)  # fmt: skip
@@ -132,7 +139,8 @@ class PassWorker:
                     "the pass worker is gone (%s): a new one starts with the next pass", exc
                 )
                 self._pool = None
-                pool.shutdown(wait=False, cancel_futures=True)
+                if self._own:
+                    pool.shutdown(wait=False, cancel_futures=True)
                 return None
 
         return lend
@@ -140,7 +148,7 @@ class PassWorker:
     def stop(self) -> None:
         """Stop the worker (its batch under way finishes first) and wait for it to exit."""
         pool, self._pool = self._pool, None
-        if pool is not None:
+        if pool is not None and self._own:
             pool.shutdown(wait=True, cancel_futures=True)
 
     async def close(self) -> None:

@@ -260,7 +260,7 @@ correlation:
       title: Champion left and usage is falling
       severity: high
       all_of: [champion_departure, usage_drop]
-daemon: {correlation_worker: WORKER}
+daemon: {correlation_worker: WORKER, watcher_processes: PROCESSES}
 notify: {console: false}
 """
 
@@ -268,12 +268,14 @@ notify: {console: false}
 async def test_the_engine_shares_its_passes_with_a_worker_and_stops_it(
     make_config: Any, tmp_path: Path
 ) -> None:
-    """``daemon.correlation_worker: true``: the engine's cycles, with the worker, leave the
-    store as without it; the worker is gone when the engine closes."""
+    """``daemon.correlation_worker: true``: the engine's cycles, with the worker (its own,
+    or the watchers' worker process), leave the store as without it; the worker is gone when
+    the engine closes."""
     results = []
-    for setting in ("false", "true"):
-        config = load_config(make_config(ENGINE_CONFIG.replace("WORKER", setting)))
-        store = Store(f"sqlite:///{tmp_path}/{setting}.db")
+    for setting, processes in (("false", 0), ("true", 0), ("true", 1)):
+        text = ENGINE_CONFIG.replace("WORKER", setting).replace("PROCESSES", str(processes))
+        config = load_config(make_config(text))
+        store = Store(f"sqlite:///{tmp_path}/{setting}-{processes}.db")
         try:
             async with Engine(config, store, FrozenClock("2026-11-20T12:00:00Z")) as engine:
                 engine.batch_accounts = 1
@@ -286,11 +288,11 @@ async def test_the_engine_shares_its_passes_with_a_worker_and_stops_it(
             results.append((alerts, outbox))
         finally:
             store.close()
-        if setting == "true":
+        if setting == "true" and not processes:
             assert pid is not None
             with pytest.raises(ProcessLookupError):
                 os.kill(pid, 0)
-        else:
+        else:  # none, or the watchers' worker process takes the batches: none of its own
             assert pid is None
-    assert results[0] == results[1]
+    assert results[0] == results[1] == results[2]
     assert len(results[0][0]) == 2
