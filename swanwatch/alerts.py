@@ -32,6 +32,9 @@ from typing import Protocol
 
 from swanwatch.correlate import Assessment, Candidate, alert_fingerprint, candidates
 from swanwatch.errors import AlertClosed, InvalidAction
+from swanwatch.facts import SCORE_STEP as SCORE_STEP  # public here too, as before
+from swanwatch.facts import Told, notice_due
+from swanwatch.facts import worth_saving as worth_saving
 from swanwatch.model import (
     JSON,
     Alert,
@@ -143,10 +146,23 @@ def decide_accounts(
     """:func:`decide` for the accounts' alerts alone (not the ops ones), its notices in no
     particular order: ``on_record`` and ``listed`` may be one batch of the book (the
     alerts and listed ids of a range of accounts), the other batches left as they are."""
+    wanted = candidates(assessments, now, config.correlation.phrases)
+    return reconcile_accounts(wanted, on_record, listed=listed, muted=muted, now=now, config=config)
+
+
+def reconcile_accounts(
+    wanted: Sequence[Candidate],
+    on_record: Iterable[Alert],
+    *,
+    listed: Iterable[str],
+    muted: Muter,
+    now: datetime,
+    config: Config,
+) -> Reconciliation:
+    """:func:`decide_accounts` from the candidates (``wanted``) the assessments give."""
     accounts = {alert.fingerprint: alert for alert in on_record}
     in_list = set(listed)
     gone = [retire(a, now) for a in accounts.values() if a.open and a.account_id not in in_list]
-    wanted = candidates(assessments, now, config.correlation.phrases)
     resumed = resumptions(accounts, wanted, in_list, now, config.correlation.flap_window)
     accounts.update(resumed)
     told = reconcile(
@@ -208,26 +224,6 @@ def _and_resumed(changed: list[Alert], resumed: Mapping[str, Alert]) -> list[Ale
     return [*changed, *(a for fp, a in resumed.items() if fp not in seen)]
 
 
-#: A score that drifted less than this since it was saved is not worth a write on its own.
-SCORE_STEP = 0.05
-
-
-def worth_saving(before: Alert, after: Alert) -> bool:
-    """Whether a pass's refresh of an open alert changed it: its state, severity, muting,
-    reasons (the rules that hold; the signals it rests on, as their watchers grade them; why
-    now; the play) or what is at stake. Signals ageing (decay) and the score and revenue at
-    risk that follow from it are not, until the score has moved :data:`SCORE_STEP`."""
-
-    def facts(a: Alert) -> tuple[object, ...]:
-        signals = [(c.fingerprint, c.strength, c.summary, c.weight) for c in a.contributions]
-        stake = {k: v for k, v in a.at_stake.items() if k != "revenue_at_risk"}
-        told = (a.last_notified_at, a.notify_count, a.notified_signals)
-        lifecycle = (a.state, a.severity, a.muted_by, a.clear_since, a.snoozed_until, a.acted_by)
-        return (*lifecycle, a.rule, a.title, a.reasons, a.why_now, a.play, told, signals, stake)
-
-    return facts(before) != facts(after) or abs(after.score - before.score) >= SCORE_STEP
-
-
 def _never_muted(_candidate: Candidate) -> str | None:
     return None
 
@@ -271,12 +267,12 @@ def reconcile(
     return step.out
 
 
-def repeat_after(config: NotifyConfig) -> Callable[[Alert], timedelta]:
+def repeat_after(config: NotifyConfig) -> Callable[[Told], timedelta]:
     """How long a still-firing, unacknowledged alert waits before it is told again: a
     critical one on a backoff (critical_repeat, doubling, up to repeat_interval), the rest
     after repeat_interval."""
 
-    def wait(alert: Alert) -> timedelta:
+    def wait(alert: Told) -> timedelta:
         if alert.severity != Severity.CRITICAL:
             return config.repeat_interval
         told = max(alert.notify_count, 1)
@@ -410,21 +406,7 @@ class _Pass:
 
     def news(self, before: Alert, after: Alert, woke: bool) -> NoticeEvent | None:
         """What an unmuted, still-open alert has to tell on this pass, if anything."""
-        last = before.last_notified_severity
-        if last is not None and after.severity.rank > last.rank:
-            return NoticeEvent.ESCALATED  # through an acknowledgement or a snooze
-        if after.state == AlertState.SNOOZED:
-            return None
-        if last is None:
-            # Never told yet (it was muted until now): tell it, unless someone owns it.
-            return NoticeEvent.FIRING if after.state == AlertState.FIRING else None
-        if woke:
-            return NoticeEvent.REMINDER
-        due = (
-            before.last_notified_at is not None
-            and self.now - before.last_notified_at >= self.repeat_wait(after)
-        )
-        return NoticeEvent.REPEAT if after.state == AlertState.FIRING and due else None
+        return notice_due(before, after, woke, self.now, self.repeat_wait)
 
     def clear(self, alert: Alert) -> None:
         """An open alert that no candidate holds now: resolve it after the hold-down."""

@@ -41,7 +41,6 @@ from swanwatch.alerts import (
     Notice,
     Reconciliation,
     WatcherHealth,
-    decide_accounts,
     decide_ops,
     muter,
     telling_order,
@@ -51,6 +50,7 @@ from swanwatch.delivery import outbox_entries
 from swanwatch.model import Account, Alert, SourceHealth
 from swanwatch.muting import Muter
 from swanwatch.settings import Config, Rule
+from swanwatch.steady import decide_heads
 from swanwatch.store import Store
 
 log = logging.getLogger("swanwatch.passes")
@@ -253,10 +253,11 @@ class _Batch:
         accounts = [self.listed[i] for i in ids if i in self.listed]
         assessments = assess_all(accounts, signals, now, config.correlation, self.book.rules)
         del signals
-        on_record = self.store.account_alerts(ids)
-        decided = decide_accounts(
+        heads = self.store.alert_heads(ids)
+        decided = decide_heads(
             assessments,
-            on_record,
+            heads,
+            self.store.alerts_of,
             listed=[a.id for a in accounts],
             muted=self.muted,
             now=now,
@@ -264,7 +265,7 @@ class _Batch:
         )
         self.tally.accounts += len(assessments)
         self.scores.record(ids, {a.account.id: a.score for a in assessments})
-        return decided, {a.fingerprint: a.version for a in on_record}
+        return decided, {h.fingerprint: h.version for h in heads}
 
     def add_ops(self, decided: Reconciliation, read: dict[str, int]) -> None:
         """Swanwatch's own alerts, decided from the book's health, joined to a batch."""

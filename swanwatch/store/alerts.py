@@ -35,18 +35,23 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from swanwatch.model import Alert, AlertState, Feedback, OutboxEntry, Silence
+from swanwatch.facts import AlertHead, alert_digest
+from swanwatch.model import Alert, AlertState, Feedback, OutboxEntry, Severity, Silence
 from swanwatch.store.base import StoreBase, among, chunks, insert, upsert
 from swanwatch.store.core_tables import ALERTS, FEEDBACK, SILENCES
 from swanwatch.store.outbox import enqueue
-from swanwatch.store.types import JSONText, UTCDateTime
+from swanwatch.store.types import JSONText, UTCDateTime, sqlite_instants
 
 #: The alert columns that hold instants (the others take the alert's JSON form).
 _ALERT_TIMES = frozenset(c.name for c in ALERTS.columns if isinstance(c.type, UTCDateTime))
 #: The alert columns stored as JSON.
 _ALERT_JSON = frozenset(c.name for c in ALERTS.columns if isinstance(c.type, JSON))
+#: The column of the digest of an alert's facts (not a field of the alert: derived from it).
+_DIGEST = "facts_digest"
+#: The alert's own columns (those of its fields).
+_ALERT_COLUMNS = tuple(c for c in ALERTS.columns if c.name != _DIGEST)
 #: The alert fields a write takes from the alert (the id and the version are the store's).
-_ALERT_WRITTEN = tuple(c.name for c in ALERTS.columns if c.name not in ("id", "version"))
+_ALERT_WRITTEN = tuple(c.name for c in _ALERT_COLUMNS if c.name not in ("id", "version"))
 #: The alert columns a write sets (the key, the id and the version are the store's).
 _ALERT_VALUES = tuple(
     c.name for c in ALERTS.columns if c.name not in ("id", "fingerprint", "version")
@@ -96,19 +101,111 @@ class AlertsStore(StoreBase):
         stored, the rest encoded here) and validated from it in one call: parsing the
         JSON columns in Python first, then validating the parsed values, cost about three
         times as much (BENCHMARKS.md, Correlation)."""
+        return self._alerts_where(among(ALERTS.c.account_id, account_ids, self.dialect))
+
+    def alerts_of(self, fingerprints: Sequence[str]) -> list[Alert]:
+        """The alerts with these fingerprints, as :meth:`account_alerts` reads them (in
+        that order within each 20,000): the ones a steady pass could not settle from their
+        heads (:meth:`alert_heads`). One saved without the digest of its facts (before
+        migration 0011) gets it now, over the version read (no new version: the alert is
+        as it was), so the next pass can settle it."""
+        out: list[Alert] = []
+        for chunk in chunks(fingerprints, 20_000):
+            unknown: list[Alert] = []
+            out.extend(
+                self._alerts_where(among(ALERTS.c.fingerprint, chunk, self.dialect), unknown)
+            )
+            self._fill_digests(unknown)
+        return out
+
+    def _alerts_where(self, cond: Any, unknown: list[Alert] | None = None) -> list[Alert]:
+        """The alerts where ``cond`` holds; those without a digest added to ``unknown``."""
         table = ALERTS
         sqlite = self.dialect == "sqlite"
-        columns = [_as_text(c, sqlite) for c in table.columns]
+        columns = [_as_text(c, sqlite) for c in _ALERT_COLUMNS]
         query = (
-            select(*columns)
-            .where(among(table.c.account_id, account_ids, self.dialect))
+            select(*columns, table.c[_DIGEST])
+            .where(cond)
             .order_by(table.c.score.desc(), table.c.account_id, table.c.rule)
         )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         encode = _ALERT_TEXT if sqlite else _ALERT_VALUES_JSON
         validate = Alert.model_validate_json
-        return [validate(_alert_json(row, encode)) for row in rows]
+        out = [validate(_alert_json(row[:-1], encode)) for row in rows]
+        if unknown is not None:
+            unknown.extend(a for a, row in zip(out, rows, strict=True) if row[-1] is None)
+        return out
+
+    def _fill_digests(self, alerts: Sequence[Alert]) -> None:
+        """Save the digest of each alert's facts that has none, if still at the version
+        read (else a write since saved its own)."""
+        rows = [
+            {"b_fingerprint": a.fingerprint, "b_version": a.version, "b_digest": digest}
+            for a in alerts
+            if (digest := alert_digest(a)) is not None
+        ]
+        if not rows:
+            return
+        stmt = (
+            update(ALERTS)
+            .where(
+                ALERTS.c.fingerprint == bindparam("b_fingerprint"),
+                ALERTS.c.version == bindparam("b_version"),
+                ALERTS.c[_DIGEST].is_(None),
+            )
+            .values({_DIGEST: bindparam("b_digest")})
+        )
+        with self._tx() as conn:
+            conn.execute(stmt, rows)
+
+    def alert_heads(self, account_ids: Sequence[str]) -> list[AlertHead]:
+        """The heads of every alert (open or not) of these accounts, in the order of
+        :meth:`account_alerts`: their lifecycle columns and the digest of their facts,
+        what a steady pass settles most of them from (:func:`swanwatch.steady.decide_heads`)
+        without reading the rest."""
+        table = ALERTS
+        sqlite = self.dialect == "sqlite"
+        times = ("clear_since", "snoozed_until", "last_notified_at")
+        query = (
+            select(
+                *(table.c[n] for n in _HEAD_FIRST),
+                *(type_coerce(table.c[n], String) if sqlite else table.c[n] for n in times),
+                *(table.c[n] for n in _HEAD_LAST),
+            )
+            .where(among(table.c.account_id, account_ids, self.dialect))
+            .order_by(table.c.score.desc(), table.c.account_id, table.c.rule)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        instant = sqlite_instants() if sqlite else None
+        severity = {s.value: s for s in Severity}
+        state = {s.value: s for s in AlertState}
+        out = []
+        for fp, account, st, sev, score, clear, snoozed, told, told_sev, count, muted, v, d in rows:
+            if instant is not None:
+                clear = instant(clear) if clear is not None else None
+                snoozed = instant(snoozed) if snoozed is not None else None
+                told = instant(told) if told is not None else None
+            last = severity[told_sev] if told_sev is not None else None
+            out.append(
+                AlertHead(
+                    fp,
+                    account,
+                    state[st],
+                    severity[sev],
+                    score,
+                    clear,
+                    snoozed,
+                    told,
+                    last,
+                    count,
+                    muted,
+                    v,
+                    d,
+                )
+            )
+        return out
 
     def alerting_accounts(self, *, but: str) -> list[str]:
         """The ids of the accounts with an open alert, sorted, but account ``but``."""
@@ -284,11 +381,19 @@ class AlertsStore(StoreBase):
         return out
 
 
+#: The columns of an alert's head (:meth:`AlertsStore.alert_heads`) before its instants,
+#: and after.
+_HEAD_FIRST = ("fingerprint", "account_id", "state", "severity", "score")
+_HEAD_LAST = ("last_notified_severity", "notify_count", "muted_by", "version", _DIGEST)
+
+
 def _alert_row(a: Alert) -> dict[str, Any]:
-    """An alert as a row: datetimes as datetimes, the rest in its JSON form."""
+    """An alert as a row: datetimes as datetimes, the rest in its JSON form, and the
+    digest of its facts."""
     return {
         **a.model_dump(mode="json", exclude={"id", "version"}),
         **a.model_dump(include=set(_ALERT_TIMES)),
+        _DIGEST: alert_digest(a),
     }
 
 
@@ -307,6 +412,7 @@ def _written_row(a: Alert) -> dict[str, Any]:
         elif isinstance(value, Enum):
             value = value.value
         row[name] = value
+    row[_DIGEST] = alert_digest(a)
     return row
 
 
@@ -394,7 +500,7 @@ def _json_sqlite_instant(value: str) -> str:
 def _encoders(sqlite: bool) -> tuple[tuple[str, Callable[[Any], str]], ...]:
     """Per alert column: its JSON key and how its value (not None) is written as JSON."""
     out: list[tuple[str, Callable[[Any], str]]] = []
-    for c in ALERTS.columns:
+    for c in _ALERT_COLUMNS:
         encode: Callable[[Any], str] = json.dumps
         kind = getattr(c.type, "impl_instance", c.type)  # under a TypeDecorator
         if c.name in _ALERT_JSON:

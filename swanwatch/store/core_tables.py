@@ -89,6 +89,11 @@ ALERTS = Table(
     _count("version"),
     # Every rule that holds, most severe first (migration 0010).
     _json("reasons"),
+    # The digest of the facts its candidate gave it (swanwatch.facts.alert_digest), saved
+    # with every write: a steady pass settles the alert from it without reading the rest.
+    # NULL: unknown (migration 0011); a migration that changes an alert's facts sets it
+    # NULL again.
+    _str("facts_digest", 32, nullable=True),
     # The board's pages: open alerts grouped by account.
     Index("ix_alerts_open_account", "state", "account_id", "score"),
 )
