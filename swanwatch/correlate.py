@@ -476,12 +476,13 @@ def assess_all(
     # numpy is loaded when a batch is first assessed, not when correlation is imported.
     from swanwatch.correlate_batch import assess_batch
 
-    by_account: dict[str, list[Observed]] = defaultdict(list)
-    for s in signals:
-        by_account[s.account_id].append(s)
-    plans = [RulePlan(r) for r in [*rules, score_rule(config)]]
-    assessed = [a for a in accounts if a.id in by_account]
-    return assess_batch(assessed, by_account, now, config, plans)
+    with paused_collector():  # the grouping and the batch in one pause
+        by_account: dict[str, list[Observed]] = defaultdict(list)
+        for s in signals:
+            by_account[s.account_id].append(s)
+        plans = [RulePlan(r) for r in [*rules, score_rule(config)]]
+        assessed = [a for a in accounts if a.id in by_account]
+        return assess_batch(assessed, by_account, now, config, plans)
 
 
 def candidates(
