@@ -6,6 +6,7 @@ writers wait for the lock (up to ``busy_timeout``) instead of failing half-way.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -13,7 +14,18 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Engine, Table, any_, create_engine, event, literal, text
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Table,
+    any_,
+    create_engine,
+    event,
+    func,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
@@ -128,15 +140,34 @@ def among(column: Any, values: Sequence[Any], dialect: str) -> ColumnElement[boo
 
     On PostgreSQL the list is one array parameter (``column = ANY(%s)``): as an ``IN``
     list it was 20,000 bind parameters, each rendered with its cast, in a statement the
-    driver then split: 1.6 s of a 100,000-account cycle's correlation. Elsewhere an
-    ``IN`` list, as SQLite takes it (up to 32,766 parameters)."""
+    driver then split: 1.6 s of a 100,000-account cycle's correlation. On SQLite the
+    values (texts) are one JSON array parameter too, unpacked by ``json_each`` (``column
+    IN (SELECT value FROM json_each(?))``, searched by the column's index as an ``IN``
+    list is): SQLAlchemy expanded an ``IN`` list of 20,000 into as many parameters, 0.2
+    CPU s a statement, four statements a batch."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import ARRAY  # heavy: only when needed
 
         result: ColumnElement[bool] = column == any_(literal(list(values), ARRAY(column.type)))
         return result
+    if dialect == "sqlite" and _json_each() and all(type(v) is str for v in values):
+        each = func.json_each(literal(json.dumps(list(values)))).table_valued("value")
+        listed: ColumnElement[bool] = column.in_(select(each.c.value))
+        return listed
     found: ColumnElement[bool] = column.in_(list(values))
     return found
+
+
+@cache
+def _json_each() -> bool:
+    """Whether this Python's SQLite has ``json_each`` (built in since SQLite 3.38)."""
+    import sqlite3
+
+    try:
+        sqlite3.connect(":memory:").execute("SELECT value FROM json_each('[1]')").close()
+    except sqlite3.Error:
+        return False
+    return True
 
 
 def insert(conn: Connection, table: Table) -> Any:
