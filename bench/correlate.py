@@ -201,8 +201,10 @@ async def _step(folder: Path, which: str, profile: bool, worker: bool | None) ->
             c0, t0 = time.process_time(), time.perf_counter()
             outcome = await engine.correlate()
             c1, t1 = time.process_time(), time.perf_counter()
-        # The engine is closed: its pass worker has exited, its CPU and peak are counted.
-        worker_cpu, worker_rss = _children()
+            pid = engine.pass_worker.pid()
+            worker_rss = _high_water_mib(pid) if pid is not None else 0.0
+        # The engine is closed: its pass worker has exited, its CPU is counted.
+        worker_cpu = _children_cpu()
     finally:
         store.close()
     return {
@@ -221,12 +223,21 @@ async def _step(folder: Path, which: str, profile: bool, worker: bool | None) ->
     }
 
 
-def _children() -> tuple[float, float]:
-    """CPU seconds and peak RSS (MiB) of this process's children that have exited: the
-    pass worker (its start-up included), and a short fork croniter's import makes."""
+def _children_cpu() -> float:
+    """CPU seconds of this process's children that have exited: the pass worker (its
+    start-up included), and a short fork croniter's import makes."""
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    rss = used.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
-    return used.ru_utime + used.ru_stime, round(rss, 1)
+    return used.ru_utime + used.ru_stime
+
+
+def _high_water_mib(pid: int) -> float:
+    """A live process's peak RSS (Linux: VmHWM). The children's ru_maxrss would not do: a
+    spawned worker counts as its own the pages of the parent it was forked from until it
+    execs (the parent's peak then, not the worker's)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
 
 
 def _profile(engine: Engine, accounts: list[Account], now: datetime) -> None:

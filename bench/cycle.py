@@ -87,6 +87,8 @@ async def _cycle(
             t = time.perf_counter()
             await engine.deliver()
             times["deliver_s"] = round(time.perf_counter() - t, 2)
+            worker = engine.pass_worker.pid()  # its own process (None: none, or shared)
+            times["pass_worker_mib"] = _high_water_mib(worker) if worker is not None else 0.0
     finally:
         store.close()
     times["accounts"] = len(accounts)
@@ -95,6 +97,15 @@ async def _cycle(
     times["failed_watchers"] = sum(1 for o in outcomes if not o.run.ok)
     times["watchers_in_processes"] = engine.workers
     return times
+
+
+def _high_water_mib(pid: int) -> float:
+    """A live process's peak RSS (Linux: VmHWM): the children's ru_maxrss would count, for
+    a spawned worker, the parent's pages it was forked from until it exec'd."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
 
 
 def fresh_postgres(base: str) -> str:
@@ -174,14 +185,16 @@ def main() -> int:
     # worker, a short-lived fork such as the `file` command platform.architecture() runs
     # (the PostgreSQL driver's stack), which counts its parent's pages until it execs.
     times["children_maxrss_mib"] = round(resource.getrusage(children).ru_maxrss / 1024, 1)
-    # Every worker lives the whole cycle, none above the largest: the daemon's peak plus
-    # the largest child's once for each worker (or once, for a fork): an upper bound.
+    # Every watcher worker lives the whole cycle, none above the largest child: the
+    # daemon's peak plus the largest child's once for each (an upper bound), plus the pass
+    # worker's own peak when it has a process of its own (with watcher workers it has
+    # none: it shares theirs). Without workers the largest child is a fork (the pass
+    # worker's spawn, or `file`), counting pages of the daemon's: not added.
     pool = args.processes
     if pool is None:
         pool = parallel.processes(None, int(times["accounts"]), 4)
-    times["peak_sum_mib"] = round(
-        times["maxrss_mib"] + max(pool, 1) * times["children_maxrss_mib"], 1
-    )
+    workers = pool * times["children_maxrss_mib"]
+    times["peak_sum_mib"] = round(times["maxrss_mib"] + workers + times["pass_worker_mib"], 1)
     print(json.dumps(times))
     return 0
 
