@@ -21,7 +21,7 @@ from swanwatch.model import Account, ActiveSignal, Contribution, Reason, Signal
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 KINDS = tuple(f"kind_{i}" for i in range(8))
-SETTINGS = settings(max_examples=400, deadline=None)
+SETTINGS = settings(max_examples=150, deadline=None)
 #: Windows, and signal ages that fall on their edges (to the microsecond, either side).
 WINDOWS = st.one_of(
     st.sampled_from([timedelta(hours=1), timedelta(days=1), timedelta(days=30)]),

@@ -305,7 +305,7 @@ def _fast(batch: Batch) -> Reconciliation:
     )
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(accounts())
 def test_the_steady_path_decides_what_the_full_path_decides(book: list[Account]) -> None:
     batch = _batch(book)
