@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from swanwatch import collector
 from swanwatch.errors import ConfigError, SwanwatchError
 
 if TYPE_CHECKING:
@@ -198,15 +199,13 @@ def gc_paused() -> Iterator[None]:
     bounded read, never a cycle or the daemon. The freeze is made once in a process (the
     imports are made once): frozen objects are still freed when nothing refers to them,
     only a reference cycle among them stays until the exit."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        _freeze_once()
-        gc.enable()
+    enabled = gc.isenabled()
+    with collector.paused():
+        try:
+            yield
+        finally:
+            if enabled:  # frozen before the collector is back on, as the pause ends
+                _freeze_once()
 
 
 @cache

@@ -12,11 +12,9 @@ No I/O and no clock of its own: the daemon and the backtest call the same functi
 
 from __future__ import annotations
 
-import gc
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -24,6 +22,7 @@ from typing import NamedTuple, Protocol, TypeVar
 
 from pydantic import BaseModel
 
+from swanwatch import collector
 from swanwatch.model import (
     JSON,
     Account,
@@ -476,7 +475,7 @@ def assess_all(
     # numpy is loaded when a batch is first assessed, not when correlation is imported.
     from swanwatch.correlate_batch import assess_batch
 
-    with paused_collector():  # the grouping and the batch in one pause
+    with collector.paused():  # the grouping and the batch in one pause
         by_account: dict[str, list[Observed]] = defaultdict(list)
         for s in signals:
             by_account[s.account_id].append(s)
@@ -497,28 +496,11 @@ def candidates(
     no named rule holds, or when the stake makes it more severe than all of them.
     """
     out: list[Candidate] = []
-    with paused_collector():
+    with collector.paused():
         for a in assessments:
             if a.matches:
                 out.append(_candidate(a, _speaking(a.matches), now, phrases))
     return out
-
-
-@contextmanager
-def paused_collector() -> Iterator[None]:
-    """The cyclic garbage collector paused: a batch makes a few hundred thousand small
-    records, none in a cycle (reference counting frees those dropped), and each burst of
-    them would otherwise set off full collections that walk every object of the process,
-    a pass's alerts and accounts included: a third of the batch's time or more. A pause
-    begun while the collector is off (a pause around it) leaves it as it found it."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _speaking(matches: Sequence[RuleMatch]) -> list[RuleMatch]:

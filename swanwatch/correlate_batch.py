@@ -31,6 +31,7 @@ from typing import Any, overload
 import numpy as np
 import numpy.typing as npt
 
+from swanwatch import collector
 from swanwatch.correlate import (
     Assessment,
     Observed,
@@ -39,7 +40,6 @@ from swanwatch.correlate import (
     assess_planned,
     heaviest_first,
     heaviest_key,
-    paused_collector,
 )
 from swanwatch.model import Account, Contribution
 from swanwatch.settings import CorrelationConfig, Rule
@@ -74,7 +74,7 @@ def assess_batch(
 ) -> list[Assessment]:
     """The assessment of each of ``accounts`` (each has signals in ``by_account``), in
     their order: :func:`swanwatch.correlate.assess_planned` for each, found at once."""
-    with paused_collector():
+    with collector.paused():
         return _assess_batch(accounts, by_account, now, config, plans)
 
 

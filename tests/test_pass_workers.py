@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pass_support import on_record, told
 from sqlalchemy import text
 
 from swanwatch.clock import FrozenClock
@@ -110,19 +111,7 @@ def _pass(
 
 
 def _on_record(store: Store) -> dict[str, Any]:
-    alerts = {a.fingerprint: a.model_dump(exclude={"id"}) for a in store.alerts()}
-    outbox = sorted(
-        (n.idempotency_key, n.alert_fingerprint, n.event, n.channel, n.title, n.severity)
-        for n in store.notifications(limit=10_000)
-    )
-    scores = {a.id: store.score_history(a.id, date(2026, 1, 1)) for a in ACCOUNTS}
-    return {"alerts": alerts, "outbox": outbox, "scores": scores}
-
-
-def _told(tally: PassTally) -> tuple[object, ...]:
-    notices = sorted((n.event, n.alert.fingerprint, n.new_signals) for n in tally.notices)
-    changed = sorted(a.fingerprint for a in tally.changed)
-    return (tally.accounts, tally.written, tally.enqueued, notices, changed)
+    return on_record(store, (a.id for a in ACCOUNTS))
 
 
 @settings(max_examples=15, deadline=None)
@@ -157,7 +146,7 @@ def test_a_pass_with_a_worker_decides_what_one_process_decides(
                     _raise(store, signals, now)
                 whole = _pass(alone, now, ACCOUNTS, None, batch=1000)
                 halves = _pass(shared, now, ACCOUNTS, worker, batch=batch)
-                assert _told(halves) == _told(whole)
+                assert told(halves) == told(whole)
                 assert _on_record(shared) == _on_record(alone)
         finally:
             for store in stores:
@@ -196,7 +185,7 @@ def test_a_worker_that_dies_loses_no_batch_and_tells_nothing_twice(
             with caplog.at_level(logging.WARNING, logger="swanwatch"):
                 first = _pass(store, T0, ACCOUNTS, worker if runs else None, batch=8)
                 later = _pass(store, T0 + timedelta(hours=1), ACCOUNTS, worker, batch=8)
-            runs.append((_told(first), _told(later), _on_record(store)))
+            runs.append((told(first), told(later), _on_record(store)))
         assert runs[0][0][2] == 8  # the accounts with both signals: one alert each, told once
         assert runs[1] == runs[0]
         assert runs[2] == runs[0]
@@ -226,7 +215,7 @@ def test_a_batch_that_fails_in_the_worker_is_decided_here(
         with caplog.at_level(logging.WARNING, logger="swanwatch"):
             halves = _pass(shared, T0, ACCOUNTS, worker, batch=8)
         assert "deciding it here" in caplog.text
-        assert _told(halves) == _told(whole)
+        assert told(halves) == told(whole)
         assert _on_record(shared) == _on_record(alone)
     finally:
         for store in stores:

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pass_support import on_record, told
 from sqlalchemy import text
 
 from swanwatch.actions import AlertActions, Resolve
@@ -131,19 +132,7 @@ def _pass(store: Store, step: Step, now: datetime, batch: int) -> PassTally:
 
 
 def _on_record(store: Store) -> dict[str, Any]:
-    alerts = {a.fingerprint: a.model_dump(exclude={"id"}) for a in store.alerts()}
-    outbox = sorted(
-        (n.idempotency_key, n.alert_fingerprint, n.event, n.channel, n.title, n.severity)
-        for n in store.notifications(limit=10_000)
-    )
-    scores = {a.id: store.score_history(a.id, date(2026, 1, 1)) for a in ACCOUNTS}
-    return {"alerts": alerts, "outbox": outbox, "scores": scores}
-
-
-def _told(tally: PassTally) -> tuple[object, ...]:
-    notices = sorted((n.event, n.alert.fingerprint, n.new_signals) for n in tally.notices)
-    changed = sorted(a.fingerprint for a in tally.changed)
-    return (tally.accounts, tally.written, tally.enqueued, notices, changed)
+    return on_record(store, (a.id for a in ACCOUNTS))
 
 
 def _stores(template: Path, folder: str) -> tuple[Store, Store]:
@@ -179,7 +168,7 @@ def test_a_pass_in_batches_decides_what_one_pass_over_the_book_decides(
                 whole = _pass(one, step, now, batch=1000)
                 batched = _pass(many, step, now, batch=batch)
                 assert whole.batches <= 2  # the listed accounts, then those gone
-                assert _told(batched) == _told(whole)
+                assert told(batched) == told(whole)
                 assert _on_record(many) == _on_record(one)
         finally:
             one.close()
@@ -221,7 +210,7 @@ def test_a_book_larger_than_a_batch_gets_the_alerts_of_one_pass(store: Store) ->
         assert states["acc-000"][1].startswith("retired:")
         assert all(state == AlertState.RESOLVED for state, _ in states.values())
         alerts = {a.fingerprint: a.model_dump(exclude={"id", "version"}) for a in store.alerts()}
-        runs.append((_told(first), _told(cleared), _told(resolved), alerts))
+        runs.append((told(first), told(cleared), told(resolved), alerts))
     assert runs[0] == runs[1]
 
 
