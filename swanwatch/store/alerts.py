@@ -39,7 +39,7 @@ from swanwatch.facts import AlertHead, alert_digest
 from swanwatch.model import Alert, AlertState, Feedback, OutboxEntry, Severity, Silence
 from swanwatch.store.base import StoreBase, among, chunks, insert, upsert
 from swanwatch.store.core_tables import ALERTS, FEEDBACK, SILENCES
-from swanwatch.store.outbox import enqueue
+from swanwatch.store.outbox import enqueue, enqueue_rows, outbox_rows
 from swanwatch.store.types import JSONText, UTCDateTime, sqlite_instants
 
 #: The alert columns that hold instants (the others take the alert's JSON form).
@@ -275,14 +275,16 @@ class AlertsStore(StoreBase):
         The rows are locked (PostgreSQL ``FOR UPDATE``; SQLite's write transaction) from
         the comparison to the commit, so no action lands in between.
         """
+        # The rows are built first: the Python work of a pass holds no write lock, so a
+        # helper's pass (another process) writes meanwhile.
+        rows = {a.fingerprint: _written_row(a) for a in alerts}
+        queued = outbox_rows(outbox)
         with self._tx() as conn:
-            current = _versions(conn, sorted(a.fingerprint for a in alerts))
-            ok = [a for a in alerts if current.get(a.fingerprint) == read.get(a.fingerprint)]
-            refused = {a.fingerprint for a in alerts} - {a.fingerprint for a in ok}
-            _update_alerts(
-                conn, [(a, current[a.fingerprint]) for a in ok if a.fingerprint in current]
-            )
-            new = [_written_row(a) | {"version": 0} for a in ok if a.fingerprint not in current]
+            current = _versions(conn, sorted(rows))
+            ok = [fp for fp in rows if current.get(fp) == read.get(fp)]
+            refused = rows.keys() - ok
+            _update_rows(conn, [(rows[fp], current[fp]) for fp in ok if fp in current])
+            new = [rows[fp] | {"version": 0} for fp in ok if fp not in current]
             if new:  # another pass may have inserted one since: then its version stands
                 stmt = (
                     insert(conn, ALERTS)
@@ -292,8 +294,10 @@ class AlertsStore(StoreBase):
                 )
                 added = set(conn.execute(stmt, new).scalars())
                 refused |= {r["fingerprint"] for r in new} - added
-            enqueued = enqueue(conn, [e for e in outbox if e.alert_fingerprint not in refused])
-        written = len(alerts) - len(refused)
+            enqueued = enqueue_rows(
+                conn, [r for r in queued if r["alert_fingerprint"] not in refused]
+            )
+        written = len(rows) - len(refused)
         return SavedPass(written=written, refused=tuple(sorted(refused)), enqueued=enqueued)
 
     def replace_alert(self, alert: Alert, expected: int) -> Alert | None:
@@ -451,7 +455,12 @@ def _versions(conn: Connection, fingerprints: Sequence[str]) -> dict[str, int]:
 
 def _update_alerts(conn: Connection, alerts: Sequence[tuple[Alert, int]]) -> int:
     """Update each alert that is still at the version given with it; how many were."""
-    if not alerts:
+    return _update_rows(conn, [(_written_row(a), v) for a, v in alerts])
+
+
+def _update_rows(conn: Connection, rows: Sequence[tuple[dict[str, Any], int]]) -> int:
+    """:func:`_update_alerts` of rows :func:`_written_row` built."""
+    if not rows:
         return 0
     stmt = (
         update(ALERTS)
@@ -463,12 +472,14 @@ def _update_alerts(conn: Connection, alerts: Sequence[tuple[Alert, int]]) -> int
         .values(_json_texts())
         .values(version=ALERTS.c.version + 1)
     )
-    rows = [{**_written_row(a), "b_fingerprint": a.fingerprint, "b_version": v} for a, v in alerts]
-    for row in rows:
-        del row["fingerprint"]
+    params = []
+    for row, version in rows:
+        param = {**row, "b_fingerprint": row["fingerprint"], "b_version": version}
+        del param["fingerprint"]
+        params.append(param)
     # One row's count is exact; a pass's rows were locked and compared before (rowcount
     # after executemany is not reliable on every driver).
-    return int(conn.execute(stmt, rows).rowcount)
+    return int(conn.execute(stmt, params).rowcount)
 
 
 def _as_text(column: Any, sqlite: bool) -> Any:

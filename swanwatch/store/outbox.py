@@ -262,7 +262,18 @@ class OutboxStore(StoreBase):
 def enqueue(conn: Connection, entries: Sequence[OutboxEntry]) -> int:
     """Queue ``entries`` on ``conn`` (in the caller's transaction), skipping those whose
     idempotency key is queued already; returns how many were new."""
-    if not entries:
+    return enqueue_rows(conn, outbox_rows(entries))
+
+
+def outbox_rows(entries: Iterable[OutboxEntry]) -> list[dict[str, Any]]:
+    """The rows :func:`enqueue_rows` writes, built apart from it: a correlation pass builds
+    them before its transaction, so its Python work holds no write lock."""
+    return [_row(e) for e in entries]
+
+
+def enqueue_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """:func:`enqueue` of rows :func:`outbox_rows` built."""
+    if not rows:
         return 0
     # One statement compiled once and executed for all rows (SQLAlchemy batches them
     # into multi-row INSERTs), not one statement of literal values per chunk.
@@ -272,7 +283,7 @@ def enqueue(conn: Connection, entries: Sequence[OutboxEntry]) -> int:
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(_N.c.id)
     )
-    return len(conn.execute(stmt, [_row(e) for e in entries]).all())
+    return len(conn.execute(stmt, rows).all())
 
 
 def _row(entry: OutboxEntry) -> dict[str, Any]:
