@@ -52,6 +52,7 @@ from swanwatch.muting import Muter
 from swanwatch.settings import Config, Rule
 from swanwatch.steady import decide_heads
 from swanwatch.store import Store
+from swanwatch.store.history import chart_score
 
 log = logging.getLogger("swanwatch.passes")
 #: Accounts per batch. Memory grows with it (a few hundred MiB at ten signals an account),
@@ -345,7 +346,7 @@ class _Scores:
         if not scores:
             return
         known = self.store.scores_on(self.day, ids)
-        changed = {k: v for k, v in scores.items() if known.get(k) != round(v, 4)}
+        changed = {k: v for k, v in scores.items() if known.get(k) != chart_score(v)}
         if changed:
             self.store.record_scores(changed, self.day, keep_from=None)
 

@@ -140,3 +140,45 @@ def test_the_timeline_puts_everything_newest_first() -> None:
         (3, "alert", "Alert fired: Champion left, high"),
         (2, "signal", "Signal: Usage fell 40%."),
     ]
+
+
+async def test_the_days_score_is_kept_in_whole_percent_and_rewritten_only_when_it_moves(
+    make_config,
+) -> None:
+    """The chart's resolution: a pass later the same day, its signals a little older,
+    leaves the day's scores as they are unless a percent moved (at 100,000 accounts every
+    pass used to rewrite every row)."""
+    config = load_config(make_config(CONFIG.format(board=f"  board_token: {TOKEN}")))
+    clock = FrozenClock("2026-11-20T12:00:00Z")
+    store = Store(config.store_url)
+    async with Engine(config, store, clock) as engine:
+        await engine.cycle()
+        first = dict(_scores(store))
+        assert first and all(s == round(s, 2) for s in first.values())
+        with store.engine.begin() as conn:  # a real trigger counts the rows written
+            conn.exec_driver_sql("CREATE TABLE written (n INTEGER)")
+            for event in ("INSERT", "UPDATE"):
+                conn.exec_driver_sql(
+                    f"CREATE TRIGGER count_{event} AFTER {event} ON score_history "
+                    "BEGIN INSERT INTO written VALUES (1); END"
+                )
+        clock.advance(timedelta(minutes=1))
+        await engine.correlate()
+        assert _written(store) == 0 and dict(_scores(store)) == first
+        with store.engine.begin() as conn:  # as if acme's percent had moved since
+            conn.exec_driver_sql("UPDATE score_history SET score = 0.01 WHERE account_id = 'acme'")
+        await engine.correlate()
+        assert _written(store) == 2 and dict(_scores(store)) == first
+    store.close()
+
+
+def _scores(store: Store) -> list[tuple[str, float]]:
+    with store.engine.connect() as conn:
+        return [
+            (a, s) for a, s in conn.exec_driver_sql("SELECT account_id, score FROM score_history")
+        ]
+
+
+def _written(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.exec_driver_sql("SELECT count(*) FROM written").scalar_one())

@@ -37,6 +37,14 @@ class SentNotice:
     sent_at: datetime
 
 
+def chart_score(score: float) -> float:
+    """A score as the day's history keeps it: in whole percent, the board chart's
+    resolution (it draws 0 to 100% and says "now 44%"). A pass rewrites an account's day
+    only when its percent moves, not at each pass as its signals decay: at 100,000 accounts
+    that was 100,000 rows rewritten every pass (BENCHMARKS.md, Correlation)."""
+    return round(score, 2)
+
+
 class HistoryStore(StoreBase):
     """Daily scores, the action log, and an account's sent notifications."""
 
@@ -45,7 +53,7 @@ class HistoryStore(StoreBase):
     ) -> None:
         """Each account's score for ``day`` (a later pass the same day replaces it), and
         the history before ``keep_from`` dropped (None: none dropped). One transaction."""
-        rows = [{"account_id": k, "day": day, "score": round(v, 4)} for k, v in scores.items()]
+        rows = [{"account_id": k, "day": day, "score": chart_score(v)} for k, v in scores.items()]
         with self._tx() as conn:
             upsert(conn, SCORE_HISTORY, rows, ["account_id", "day"])
             if keep_from is not None:
