@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from swanwatch import collector
 from swanwatch.alerts import (
     OPS_ACCOUNT,
     Notice,
@@ -149,7 +150,8 @@ def run_batch(
     notices: list[Notice] = []
     with _fewer_collections():
         step = _Batch(store, book, now, muted, keep, notices.extend if tell and not keep else None)
-        step.save(*step.decide(ids))
+        with collector.paused():
+            step.save(*step.decide(ids))
     if tell and not keep:
         step.tally.notices = notices
     return step.tally
@@ -285,11 +287,16 @@ class _Batch:
 
     def run(self, ids: Sequence[str]) -> None:
         """Decide and save a batch here (the ops alerts with the first)."""
-        decided, read = self.decide(ids)
-        if self.first:
-            self.add_ops(decided, read)
-            self.first = False
-        self.save(decided, read)
+        # The collector is paused for the whole batch: its records (the signals read,
+        # their assessments, the candidates) make no cycles and die together when it ends.
+        # Paused phase by phase, the young collection that followed each phase walked
+        # everything the batch still held (6% of a steady pass at 100,000 accounts).
+        with collector.paused():
+            decided, read = self.decide(ids)
+            if self.first:
+                self.add_ops(decided, read)
+                self.first = False
+            self.save(decided, read)
 
     def take_back(self, lent: Future[PassTally], ids: Sequence[str]) -> None:
         """A helper's batch: its tally added to the pass's; decided here instead when the
