@@ -297,6 +297,7 @@ class _Batch:
                 self.add_ops(decided, read)
                 self.first = False
             self.save(decided, read)
+            del decided, read  # freed now: the collector, back on, finds nothing to walk
 
     def take_back(self, lent: Future[PassTally], ids: Sequence[str]) -> None:
         """A helper's batch: its tally added to the pass's; decided here instead when the
