@@ -45,9 +45,11 @@ log = logging.getLogger("swanwatch.parallel")
 #: From this many accounts on, ``watcher_processes: auto`` runs watchers in processes.
 AUTO_MIN_ACCOUNTS = 20_000
 #: And on this many cores at least. On two, a worker costs about what it gives: at 100,000
-#: accounts its start-up and second copy of the book took 2 to 3 CPU s and 430 MiB; the
-#: cycle was about 10% quicker with it on an idle machine, no quicker on a busy one
-#: (BENCHMARKS.md, "Full cycle"). More cores were not measured.
+#: accounts its start-up and second copy of the book took 2 to 3 CPU s and 430 MiB (about
+#: 360 since the watchers keep less of a book: the daemon and one worker then peak at 925
+#: MiB together, over the 880 kept as a margin under 1 GB); the cycle was about 10%
+#: quicker with it on an idle machine, no quicker on a busy one (BENCHMARKS.md, "Full
+#: cycle"). More cores were not measured.
 AUTO_MIN_CORES = 4
 
 
