@@ -9,7 +9,8 @@ scores, and sends back the batch's tally (with its notices when the engine tells
 them). Storing stays exactly as in one process: the same transaction per batch, over the
 same versions; a batch the worker could not finish is decided again by the pass.
 
-With a worker, a pass runs in batches of half the size, one in each process, so a pass's
+With a worker, a pass runs in batches a quarter of the size
+(:data:`~swanwatch.passes.HELPER_SPLIT`), one in each process and one queued, so a pass's
 memory stays that of one batch. When (``daemon.correlation_worker``; unset: automatic):
 from :data:`AUTO_MIN_ACCOUNTS` accounts on a machine of two cores or more, with a store
 that another process can open (a file or a server, not SQLite in memory). The worker
