@@ -4,16 +4,29 @@ full only the alerts that change, and a store from before the digest upgrades.""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from swanwatch.alerts import decide_accounts, muter
 from swanwatch.config import parse_config
 from swanwatch.correlate import assess_all
 from swanwatch.facts import AlertHead, alert_digest
-from swanwatch.model import Account, Alert, AlertState, Contribution, Reason, Severity, Signal
+from swanwatch.model import (
+    Account,
+    Alert,
+    AlertNotice,
+    AlertState,
+    Contribution,
+    OutboxEntry,
+    Reason,
+    Severity,
+    Signal,
+)
 from swanwatch.passes import Book, run_pass
 from swanwatch.steady import decide_heads
 from swanwatch.store import Findings, Store
@@ -182,3 +195,43 @@ def test_a_store_from_before_the_digest_upgrades_and_fills_it_in_as_alerts_are_r
         assert head.digest == alert_digest(alert) and head.version == 1
     finally:
         store.close()
+
+
+#: Any text PostgreSQL's text columns take (no NUL).
+_TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12)
+#: Any number JSON holds (pydantic writes an infinity as null).
+_FINITE = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    title=_TEXT,
+    score=st.floats(0, 1, allow_nan=False),
+    stake=st.dictionaries(_TEXT, st.none() | st.booleans() | st.integers() | _FINITE | _TEXT),
+    at=st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5))])),
+    state=st.sampled_from(AlertState),
+)
+def test_a_pass_queues_each_notice_with_its_alert_as_decided(
+    store: Store, title: str, score: float, stake: dict[str, object], at: datetime,
+    state: AlertState,
+) -> None:  # fmt: skip
+    """A pass writes a notice's alert into its payload from the text it saved the alert
+    with, not by serializing it again: the notice comes back from the outbox as it was."""
+    fp = f"fp-{uuid.uuid4().hex}"
+    alert = _alert(
+        fp, title=title, score=score, at_stake=stake, state=state, updated_at=at,
+        snoozed_until=at if state == AlertState.SNOOZED else None,
+    )  # fmt: skip
+    notice = AlertNotice(alert=alert, event="firing", label=title, who="channel:team",
+                         new_signals=(f"sig-{fp}",))  # fmt: skip
+    entry = OutboxEntry(
+        idempotency_key=fp, alert_fingerprint=fp, account_id=alert.account_id, channel="team",
+        event="firing", severity=alert.severity, title=title, payload=notice,
+        created_at=T0, due_at=T0,
+    )  # fmt: skip
+    saved = store.save_pass([alert], [entry], {})
+    assert saved.written == 1 and saved.enqueued == 1
+    (queued,) = store.notifications(limit=1)
+    assert queued.idempotency_key == fp and queued.payload == notice

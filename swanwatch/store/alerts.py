@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection
 
 from swanwatch.facts import AlertHead, alert_digest
 from swanwatch.model import Alert, AlertState, Feedback, OutboxEntry, Severity, Silence
-from swanwatch.store.base import StoreBase, among, chunks, insert, upsert
+from swanwatch.store.base import StoreBase, among, chunks, execute_rows, insert, upsert
 from swanwatch.store.core_tables import ALERTS, FEEDBACK, SILENCES
 from swanwatch.store.outbox import enqueue, enqueue_rows, outbox_rows
 from swanwatch.store.types import JSONText, UTCDateTime, sqlite_instants
@@ -277,23 +277,17 @@ class AlertsStore(StoreBase):
         """
         # The rows are built first: the Python work of a pass holds no write lock, so a
         # helper's pass (another process) writes meanwhile.
-        rows = {a.fingerprint: _written_row(a) for a in alerts}
-        queued = outbox_rows(outbox)
+        built = [(a, _written_row(a)) for a in alerts]
+        rows = {a.fingerprint: row for a, row in built}
+        texts = {id(a): _alert_text(a, row) for a, row in built}
+        queued = outbox_rows(outbox, texts)
         with self._tx() as conn:
             current = _versions(conn, sorted(rows))
             ok = [fp for fp in rows if current.get(fp) == read.get(fp)]
             refused = rows.keys() - ok
             _update_rows(conn, [(rows[fp], current[fp]) for fp in ok if fp in current])
             new = [rows[fp] | {"version": 0} for fp in ok if fp not in current]
-            if new:  # another pass may have inserted one since: then its version stands
-                stmt = (
-                    insert(conn, ALERTS)
-                    .values(_json_texts())
-                    .on_conflict_do_nothing(index_elements=["fingerprint"])
-                    .returning(ALERTS.c.fingerprint)
-                )
-                added = set(conn.execute(stmt, new).scalars())
-                refused |= {r["fingerprint"] for r in new} - added
+            refused |= _insert_new(conn, new)
             enqueued = enqueue_rows(
                 conn, [r for r in queued if r["alert_fingerprint"] not in refused]
             )
@@ -438,6 +432,27 @@ def _overwrite(excluded: Any) -> dict[str, Any]:
     return {name: excluded[name] for name in _ALERT_VALUES} | {"version": ALERTS.c.version + 1}
 
 
+def _insert_new(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert the alerts new to a pass; the fingerprints of those another pass inserted
+    first (their version stands). On SQLite the transaction holds the database from the
+    read of the versions on, so none can have been: one plain INSERT for every row, which
+    fails loudly if one was. On PostgreSQL a row is not locked before it exists, so each
+    is inserted only if still absent, and the ones inserted are read back."""
+    if not rows:
+        return set()
+    if conn.dialect.name == "sqlite":
+        execute_rows(conn, ALERTS.insert().values(_json_texts()), rows)
+        return set()
+    stmt = (
+        insert(conn, ALERTS)
+        .values(_json_texts())
+        .on_conflict_do_nothing(index_elements=["fingerprint"])
+        .returning(ALERTS.c.fingerprint)
+    )
+    added = set(conn.execute(stmt, rows).scalars())
+    return {r["fingerprint"] for r in rows} - added
+
+
 def _versions(conn: Connection, fingerprints: Sequence[str]) -> dict[str, int]:
     """The version on record of each of these alerts, its row locked to the transaction's
     end (SQLite's BEGIN IMMEDIATE already holds the whole database). Given in sorted order,
@@ -477,9 +492,7 @@ def _update_rows(conn: Connection, rows: Sequence[tuple[dict[str, Any], int]]) -
         param = {**row, "b_fingerprint": row["fingerprint"], "b_version": version}
         del param["fingerprint"]
         params.append(param)
-    # One row's count is exact; a pass's rows were locked and compared before (rowcount
-    # after executemany is not reliable on every driver).
-    return int(conn.execute(stmt, params).rowcount)
+    return execute_rows(conn, stmt, params)
 
 
 def _as_text(column: Any, sqlite: bool) -> Any:
@@ -530,6 +543,14 @@ def _encoders(sqlite: bool) -> tuple[tuple[str, Callable[[Any], str]], ...]:
 
 _ALERT_TEXT = _encoders(sqlite=True)
 _ALERT_VALUES_JSON = _encoders(sqlite=False)
+
+
+def _alert_text(alert: Alert, row: Mapping[str, Any]) -> str:
+    """The JSON text of an alert, from the row :func:`_written_row` built of it (no second
+    serialization: the JSON columns are text already)."""
+    own = {"id": alert.id, "version": alert.version}
+    values = [own[c.name] if c.name in own else row[c.name] for c in _ALERT_COLUMNS]
+    return _alert_json(values, _ALERT_VALUES_JSON)
 
 
 def _alert_json(row: Sequence[Any], encode: Sequence[tuple[str, Callable[[Any], str]]]) -> str:

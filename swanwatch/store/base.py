@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
+    DateTime,
     Engine,
     Table,
     any_,
@@ -205,6 +207,64 @@ def upsert(
         else {c: stmt.excluded[c] for c in rows[0] if c not in keys}
     )
     conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=set_), list(rows))
+
+
+def execute_rows(conn: Connection, stmt: Any, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Execute ``stmt`` once for each of ``rows`` (its parameters by name) through the
+    driver's executemany, each value bound by its parameter's type as SQLAlchemy binds it,
+    without SQLAlchemy's handling of each row (half the CPU of saving a correlation pass's
+    66,000 new alerts and their notifications: BENCHMARKS.md, Correlation). Returns the
+    rows the statement changed, summed over ``rows`` by the driver (sqlite3 and psycopg 3
+    both sum them). The statement has no RETURNING: executemany returns no rows."""
+    if not rows:
+        return 0
+    dialect = conn.dialect
+    compiled = stmt.compile(dialect=dialect, column_keys=list(rows[0]))
+    binds = compiled.binds
+    names = list(compiled.positiontup or ()) if compiled.positional else list(binds)
+    processors = [_processor(binds[n].type, dialect) for n in names]
+    bound = [(i, bind) for i, bind in enumerate(processors) if bind is not None]
+    # The statement's own values (``version + 1``), and an INSERT's columns left out of
+    # the rows, which take their Python-side defaults as they do there.
+    fixed = {n: binds[n].effective_value for n in names if n not in rows[0]}
+    for column in getattr(compiled, "insert_prefetch", ()):
+        if column.default is None or not column.default.is_scalar:
+            raise ValueError(f"no value for column {column.key}, and no constant default")
+        fixed[column.key] = column.default.arg
+    if fixed:
+        rows = [fixed | dict(row) for row in rows]
+    take = itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+    values: list[Any] = []
+    for row in rows:
+        value = take(row)
+        if bound:
+            listed = list(value)
+            for i, bind in bound:
+                listed[i] = bind(listed[i])
+            value = tuple(listed)
+        values.append(value)
+    if not compiled.positional:
+        values = [dict(zip(names, v, strict=True)) for v in values]
+    result = conn.exec_driver_sql(compiled.string, values)
+    return int(result.rowcount)
+
+
+def _processor(kind: Any, dialect: Any) -> Callable[[Any], Any] | None:
+    """The bind processor of a type on ``dialect``; for instants, remembering each value's
+    (the rows of one write share a few: now, the day)."""
+    bind: Callable[[Any], Any] | None = kind.dialect_impl(dialect).bind_processor(dialect)
+    if bind is None or not isinstance(getattr(kind, "impl_instance", kind), DateTime):
+        return bind
+    seen: dict[Any, Any] = {}
+
+    def remembered(value: Any) -> Any:
+        try:
+            return seen[value]
+        except KeyError:
+            out = seen[value] = bind(value)
+            return out
+
+    return remembered
 
 
 def chunks(items: Sequence[T], size: int = BATCH) -> Iterator[Sequence[T]]:

@@ -16,7 +16,7 @@ it takes it up again at once rather than a lease later.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import cache
 from itertools import groupby
@@ -27,13 +27,14 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from swanwatch.model import (
+    AlertNotice,
     GroupKind,
     NoticePayload,
     Notification,
     NotificationStatus,
     OutboxEntry,
 )
-from swanwatch.store.base import StoreBase, chunks, insert
+from swanwatch.store.base import StoreBase, chunks, execute_rows, insert
 from swanwatch.store.core_tables import NOTIFICATIONS
 from swanwatch.store.types import JSONText
 
@@ -265,39 +266,56 @@ def enqueue(conn: Connection, entries: Sequence[OutboxEntry]) -> int:
     return enqueue_rows(conn, outbox_rows(entries))
 
 
-def outbox_rows(entries: Iterable[OutboxEntry]) -> list[dict[str, Any]]:
+def outbox_rows(
+    entries: Iterable[OutboxEntry], alert_texts: Mapping[int, str] | None = None
+) -> list[dict[str, Any]]:
     """The rows :func:`enqueue_rows` writes, built apart from it: a correlation pass builds
-    them before its transaction, so its Python work holds no write lock."""
-    return [_row(e) for e in entries]
+    them before its transaction, so its Python work holds no write lock.
+
+    ``alert_texts`` holds the JSON text of alerts the caller has written already, by the
+    ``id()`` of the alert (a pass's notices carry the very alerts it saves): a payload of
+    one of those takes that text rather than serializing the alert again (an alert is most
+    of its notice's payload, and a first pass over 100,000 accounts queues 66,000)."""
+    texts = alert_texts or {}
+    return [_row(e, texts) for e in entries]
 
 
 def enqueue_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     """:func:`enqueue` of rows :func:`outbox_rows` built."""
     if not rows:
         return 0
-    # One statement compiled once and executed for all rows (SQLAlchemy batches them
-    # into multi-row INSERTs), not one statement of literal values per chunk.
+    # One statement compiled once, executed by the driver for all rows; its count is
+    # those not queued before.
     stmt = (
         insert(conn, _N)
         .values(payload=bindparam("payload", type_=JSONText()))
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(_N.c.id)
     )
-    return len(conn.execute(stmt, rows).all())
+    return execute_rows(conn, stmt, rows)
 
 
-def _row(entry: OutboxEntry) -> dict[str, Any]:
+def _row(entry: OutboxEntry, alert_texts: Mapping[int, str]) -> dict[str, Any]:
     """An entry as a row; its payload (the alert, for the renderer) as JSON text from
     pydantic's serializer, bound as it is: dumping it to values and then those with
     ``json.dumps`` cost twice as much in a correlation pass that queues many."""
     return {
         **entry.model_dump(mode="json", exclude={"due_at", "created_at", "payload"}),
-        "payload": _payload_json().dump_json(entry.payload).decode(),
+        "payload": _payload_text(entry.payload, alert_texts),
         "created_at": entry.created_at,
         "next_attempt_at": entry.due_at,
         "status": NotificationStatus.PENDING.value,
         "attempts": 0,
     }
+
+
+def _payload_text(payload: NoticePayload, alert_texts: Mapping[int, str]) -> str:
+    """A payload as JSON text; an alert's notice with the alert's text given, when given."""
+    dump = _payload_json().dump_json
+    known = alert_texts.get(id(payload.alert)) if isinstance(payload, AlertNotice) else None
+    if known is None:
+        return dump(payload).decode()
+    rest = dump(payload, exclude={"alert"}).decode()  # '{"kind":"alert",...}'
+    return '{"alert":' + known + "," + rest[1:]
 
 
 @cache
