@@ -92,15 +92,30 @@ class Book:
 
 
 def account_batches(
-    listed: Sequence[Account], alerting: Callable[[], Sequence[str]], size: int
+    listed: Sequence[Account],
+    alerting: Callable[[], Sequence[str]],
+    size: int,
+    *,
+    shrinking: bool = False,
 ) -> Iterator[Sequence[str]]:
     """The ids of the listed accounts in their order, then those of the accounts with an
     open alert that are not listed (asked for once the listed ones are done: their alerts
-    retire), in batches of at most ``size``; one empty batch when there are none."""
+    retire), in batches of at most ``size``; one empty batch when there are none.
+
+    ``shrinking``: the listed accounts' batches shrink as the end nears (each at most a
+    :data:`SHRINK_SHARE` th of those left, and no fewer than :data:`SHRINK_FLOOR`), so
+    that two processes sharing them finish together: with batches of one size, the
+    process that ran out waited for up to two of the other's (1.8 s of a 14 s pass over
+    100,000 accounts)."""
     empty = True
-    for start in range(0, len(listed), size):
+    start = 0
+    while start < len(listed):
         empty = False
-        yield [a.id for a in listed[start : start + size]]
+        step = size
+        if shrinking:
+            step = min(size, max(SHRINK_FLOOR, -(-(len(listed) - start) // SHRINK_SHARE)))
+        yield [a.id for a in listed[start : start + step]]
+        start += step
     ids = {a.id for a in listed}
     rest = [i for i in alerting() if i not in ids]
     for start in range(0, len(rest), size):
@@ -109,6 +124,13 @@ def account_batches(
     if empty:
         yield []
 
+
+#: A shrinking batch (:func:`account_batches`) takes at most this share of the accounts
+#: left: one for each process, with one more queued for the helper, and one to spare.
+SHRINK_SHARE = 4
+#: And at least this many accounts: a batch's own reads and transaction cost little next
+#: to deciding a thousand accounts.
+SHRINK_FLOOR = 1_000
 
 #: Hands a batch (its account ids) to another process; the future is that batch's tally
 #: (None: not taken, the pass decides it itself).
@@ -194,7 +216,8 @@ def _run(
     if helper is not None:  # smaller batches: the helper's last ones are a short wait
         batch = max(1, batch // HELPER_SPLIT)
     lent: deque[tuple[Future[PassTally], Sequence[str]]] = deque()
-    for ids in account_batches(book.accounts, step.alerting, batch):
+    batches = account_batches(book.accounts, step.alerting, batch, shrinking=helper is not None)
+    for ids in batches:
         while lent and lent[0][0].done():
             step.take_back(*lent.popleft())
         if helper is not None and ids and len(lent) < HELPER_AHEAD:
