@@ -295,6 +295,34 @@ def test_concurrent_writers_wait_instead_of_failing(store: Store) -> None:
     assert len(store.signals()) == 4  # each watcher keeps its latest signal
 
 
+def test_a_sqlite_writer_kept_from_the_lock_fails_plainly_and_loses_nothing(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer waits for SQLite's write lock (in short steps) up to its limit, then fails
+    with SQLite's own error; the holder's transaction and what was stored stay, and the
+    writer gets the lock once it is free."""
+    import sqlite3
+
+    import sqlalchemy.exc
+
+    from swanwatch.store import base
+
+    monkeypatch.setattr(base, "WRITE_WAIT_S", 0.3)
+    path = tmp_path / "sw.db"
+    store = Store(f"sqlite:///{path}")
+    store.record_signals("w", [_signal(key="kept")], NOW)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlalchemy.exc.OperationalError, match="database is locked"):
+        store.record_signals("w", [_signal(key="late")], NOW + timedelta(seconds=1))
+    holder.execute("COMMIT")
+    holder.close()
+    assert [s.key for s in store.signals()] == ["kept"]
+    store.record_signals("w", [_signal(key="late")], NOW + timedelta(seconds=1))
+    assert [s.key for s in store.signals()] == ["late"]
+    store.close()
+
+
 def test_watcher_state_round_trip(store: Store) -> None:
     store.save_state("w", {"a": {"x": [1, 2]}, "b": "text"}, frozenset(), NOW)
     store.save_state("w", {"a": 3}, frozenset({"b"}), NOW)

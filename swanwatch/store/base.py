@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
@@ -290,7 +291,7 @@ def make_engine(url: str, *, scratch: bool = False) -> Engine:
 def _sqlite_engine(url: str, database: str, scratch: bool = False) -> Engine:
     if database and database != ":memory:":
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    connect_args = {"timeout": 30, "check_same_thread": False}
+    connect_args = {"timeout": WRITE_WAIT_S, "check_same_thread": False}
     if scratch:  # a pool: opening a connection (and closing the last) costs more than a step
         engine = create_engine(url, pool_size=4, max_overflow=4, connect_args=connect_args)
     else:
@@ -303,12 +304,51 @@ def _sqlite_engine(url: str, database: str, scratch: bool = False) -> Engine:
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(WRITE_WAIT_S * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        raw = conn.connection.dbapi_connection
+        assert raw is not None  # a connection in use has one
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            if not _write_lock(raw, WRITE_WAIT_S):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")  # fails as SQLite fails: locked
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={int(WRITE_WAIT_S * 1000)}")
 
     return engine
+
+
+#: How long a SQLite writer waits for the write lock before it fails ("database is
+#: locked"); the busy timeout of every other statement too.
+WRITE_WAIT_S = 30.0
+#: The longest pause between two tries for the write lock.
+_LOCK_POLL_S = 0.005
+
+
+def _write_lock(raw: Any, wait_s: float) -> bool:
+    """``BEGIN IMMEDIATE`` on a SQLite connection whose busy timeout is off, tried again
+    after pauses of at most 5 ms until it takes the write lock (True) or ``wait_s`` has
+    passed (False). SQLite's own busy handler pauses up to 100 ms between tries: with two
+    processes writing a pass's batches (a transaction of about half a second each), the
+    one waiting woke on average 50 ms after the lock was free, a second of a 14 s pass
+    over 100,000 accounts (BENCHMARKS.md, Correlation)."""
+    import sqlite3
+
+    deadline = time.monotonic() + wait_s
+    pause = 0.0002
+    while True:
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        else:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, _LOCK_POLL_S)
