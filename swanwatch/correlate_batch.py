@@ -188,11 +188,36 @@ class _Columns:
         factor = self.factor if used is None else np.where(used, self.factor, 1.0)
         owner, by_position, bounds = self.owner, self.by_position, self.bounds
         remaining = np.ones(self.n_accounts, dtype=np.float64)
-        for lo, hi in pairwise(bounds):
+        deep = len(bounds) - 1
+        for place, (lo, hi) in enumerate(pairwise(bounds)):
+            if hi - lo <= DEEP_ACCOUNTS:
+                deep = place
+                break
             at = by_position[lo:hi]
             remaining[owner[at]] *= factor[at]  # one signal per account in a position
+        if deep < len(bounds) - 1:
+            self._deep_products(remaining, factor, deep)
         result: Floats = np.minimum(1.0, np.maximum(0.0, 1.0 - remaining))
         return result
+
+    def _deep_products(self, remaining: Floats, factor: Floats, place: int) -> None:
+        """The products of the few accounts with more than ``place`` signals, taken on
+        from there one account at a time, in the same order: the same float products as
+        down the columns, without a round of array work per place (an account of 56,000
+        signals made 56,000 rounds, 0.06 s a rule)."""
+        owner = self.owner
+        at = self.by_position[self.bounds[place] : self.bounds[place + 1]].tolist()
+        ends = np.searchsorted(owner, owner[at], side="right").tolist()
+        for start, end, account in zip(at, ends, owner[at].tolist(), strict=True):
+            product = float(remaining[account])
+            for f in factor[start:end].tolist():
+                product *= f
+            remaining[account] = product
+
+
+#: Down the columns while more accounts than this have a signal in a place; past that,
+#: account by account (:meth:`_Columns._deep_products`).
+DEEP_ACCOUNTS = 8
 
 
 def _positions(owner: Ints, n_accounts: int) -> Ints:

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from swanwatch import correlate_batch
 from swanwatch.config import CorrelationConfig, Rule
 from swanwatch.correlate import Assessment, Weighed, assess, assess_all, candidates, score_rule
 from swanwatch.model import Account, ActiveSignal, Contribution, Reason, Signal
@@ -178,10 +179,17 @@ def exactly(assessments: list[Assessment]) -> list[object]:
 
 
 @SETTINGS
-@given(books())
-def test_a_batch_gives_what_each_account_gives_alone(book) -> None:
+@given(books(), st.sampled_from([0, 1, 2, correlate_batch.DEEP_ACCOUNTS]))
+def test_a_batch_gives_what_each_account_gives_alone(book, deep: int) -> None:
+    """Whatever the place from which the noisy-OR is taken account by account (0: all
+    down the columns; past the batch's accounts: all account by account)."""
     accounts, signals, config, rules = book
-    fast = assess_all(accounts, signals, NOW, config, rules)
+    before = correlate_batch.DEEP_ACCOUNTS
+    correlate_batch.DEEP_ACCOUNTS = deep
+    try:
+        fast = assess_all(accounts, signals, NOW, config, rules)
+    finally:
+        correlate_batch.DEEP_ACCOUNTS = before
     slow = reference(accounts, signals, config, rules)
     assert exactly(fast) == exactly(slow)
     told = candidates(fast, NOW)
