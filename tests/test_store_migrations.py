@@ -256,3 +256,42 @@ def test_0010_merges_the_open_alerts_of_an_account_into_one(store_url: str) -> N
 
 
 _JSON = {"contributions", "why_now", "play", "at_stake", "notified_signals"}
+
+
+def test_0012_keeps_every_signal_by_account_down_and_up_again(store: Store) -> None:
+    """The signals are kept by account (on SQLite in a table without rowid, the rows in
+    the order of that key); every signal, active or cleared, comes through the change
+    both ways, and a pass reads the same."""
+    from datetime import timedelta
+
+    from swanwatch.model import Signal
+
+    def signal(account: str, key: str, watcher: str = "w") -> Signal:
+        return Signal(
+            account_id=account, kind="usage_drop", key=key, strength=0.5, observed_at=NOW,
+            summary=f"{account} {key}", watcher=watcher, evidence={"n": 1},
+        )  # fmt: skip
+
+    store.record_signals("w", [signal("globex", "a"), signal("acme", "b")], NOW)
+    store.record_signals("w", [signal("globex", "a"), signal("acme", "c")], NOW)  # b clears
+    store.record_signals("v", [signal("acme", "d", "v")], NOW + timedelta(hours=1))
+
+    def read() -> list[tuple[object, ...]]:
+        got = store.active_signals(["acme", "globex"])
+        return sorted(tuple(getattr(s, n) for n in s.__slots__) for s in got)  # type: ignore[misc]
+
+    everything = store.signals(active_only=False)
+    active = read()
+    assert len(everything) == 4 and len(active) == 3
+    if store.dialect == "sqlite":
+        with store.engine.connect() as conn:
+            sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name='signals'"))
+            assert "WITHOUT ROWID" in sql.scalar_one()
+    _downgrade(store, "0011")
+    with store.engine.connect() as conn:
+        ids = conn.execute(sa.text("SELECT id FROM signals")).scalars().all()
+    assert len(set(ids)) == 4
+    store.upgrade()
+    assert _differences(store) == []
+    assert store.signals(active_only=False) == everything
+    assert read() == active

@@ -314,8 +314,8 @@ def _sqlite_engine(url: str, database: str, scratch: bool = False) -> Engine:
         assert raw is not None  # a connection in use has one
         raw.execute("PRAGMA busy_timeout=0")
         try:
-            if not _write_lock(raw, WRITE_WAIT_S):
-                conn.exec_driver_sql("BEGIN IMMEDIATE")  # fails as SQLite fails: locked
+            if not _write_lock(raw, WRITE_WAIT_S):  # once more, failing as SQLAlchemy says
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
         finally:
             raw.execute(f"PRAGMA busy_timeout={int(WRITE_WAIT_S * 1000)}")
 
@@ -331,11 +331,13 @@ _LOCK_POLL_S = 0.005
 
 def _write_lock(raw: Any, wait_s: float) -> bool:
     """``BEGIN IMMEDIATE`` on a SQLite connection whose busy timeout is off, tried again
-    after pauses of at most 5 ms until it takes the write lock (True) or ``wait_s`` has
-    passed (False). SQLite's own busy handler pauses up to 100 ms between tries: with two
-    processes writing a pass's batches (a transaction of about half a second each), the
-    one waiting woke on average 50 ms after the lock was free, a second of a 14 s pass
-    over 100,000 accounts (BENCHMARKS.md, Correlation)."""
+    after pauses of at most 5 ms until it takes the write lock (True), or ``wait_s`` has
+    passed or it failed otherwise (False: a read-only database, say).
+
+    SQLite's own busy handler pauses up to 100 ms between tries: with two processes
+    writing a pass's batches (a transaction of about half a second each), the one waiting
+    woke on average 50 ms after the lock was free, a second of a 14 s pass over 100,000
+    accounts (BENCHMARKS.md, Correlation)."""
     import sqlite3
 
     deadline = time.monotonic() + wait_s
@@ -343,9 +345,9 @@ def _write_lock(raw: Any, wait_s: float) -> bool:
     while True:
         try:
             raw.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
+        except sqlite3.Error as exc:  # busy: wait; else let SQLAlchemy raise it
             if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
+                return False
         else:
             return True
         if time.monotonic() >= deadline:
