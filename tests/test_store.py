@@ -323,6 +323,31 @@ def test_a_sqlite_writer_kept_from_the_lock_fails_plainly_and_loses_nothing(
     store.close()
 
 
+def test_reads_go_on_while_another_process_writes_on_sqlite(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In WAL mode a read takes no write lock: the store reads (the last committed state)
+    while another process holds a write transaction open, where it used to wait for it."""
+    import sqlite3
+
+    from swanwatch.store import base
+
+    monkeypatch.setattr(base, "WRITE_WAIT_S", 0.3)  # a read that waited would fail soon
+    path = tmp_path / "sw.db"
+    store = Store(f"sqlite:///{path}")
+    store.record_signals("w", [_signal(key="kept")], NOW)
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("UPDATE signals SET summary = 'not yet committed'")
+    try:
+        assert [(s.key, s.summary) for s in store.signals()] == [("kept", "Usage fell.")]
+        assert [s.key for s in store.active_signals(["acme"])] == ["kept"]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        store.close()
+
+
 def test_watcher_state_round_trip(store: Store) -> None:
     store.save_state("w", {"a": {"x": [1, 2]}, "b": "text"}, frozenset(), NOW)
     store.save_state("w", {"a": 3}, frozenset({"b"}), NOW)

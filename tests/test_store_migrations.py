@@ -278,7 +278,7 @@ def test_0012_keeps_every_signal_by_account_down_and_up_again(store: Store) -> N
 
     def read() -> list[tuple[object, ...]]:
         got = store.active_signals(["acme", "globex"])
-        return sorted(tuple(getattr(s, n) for n in s.__slots__) for s in got)  # type: ignore[misc]
+        return sorted(tuple(getattr(s, n) for n in s.__slots__) for s in got)
 
     everything = store.signals(active_only=False)
     active = read()

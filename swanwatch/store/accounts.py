@@ -106,7 +106,7 @@ class AccountsStore(StoreBase):
         query = select(ACCOUNTS).order_by(ACCOUNTS.c.id)
         if ids is not None:
             query = query.where(ACCOUNTS.c.id.in_(list(ids)))
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [_account(r) for r in conn.execute(query)]
 
     def absent_accounts(self) -> dict[str, datetime]:
@@ -114,7 +114,7 @@ class AccountsStore(StoreBase):
         query = select(ACCOUNTS.c.id, ACCOUNTS.c.absent_since).where(
             ACCOUNTS.c.absent_since.is_not(None)
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return {r.id: r.absent_since for r in conn.execute(query)}
 
 

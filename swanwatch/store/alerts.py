@@ -89,7 +89,7 @@ class AlertsStore(StoreBase):
             query = query.where(table.c.account_id == account_id)
         if fingerprints is not None:
             query = query.where(table.c.fingerprint.in_(list(fingerprints)))
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [Alert.model_validate(r, from_attributes=True) for r in conn.execute(query)]
 
     def account_alerts(self, account_ids: Sequence[str]) -> list[Alert]:
@@ -128,7 +128,7 @@ class AlertsStore(StoreBase):
             .where(cond)
             .order_by(table.c.score.desc(), table.c.account_id, table.c.rule)
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(query).all()
         encode = _ALERT_TEXT if sqlite else _ALERT_VALUES_JSON
         validate = Alert.model_validate_json
@@ -176,7 +176,7 @@ class AlertsStore(StoreBase):
             .where(among(table.c.account_id, account_ids, self.dialect))
             .order_by(table.c.score.desc(), table.c.account_id, table.c.rule)
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(query).all()
         instant = sqlite_instants() if sqlite else None
         severity = {s.value: s for s in Severity}
@@ -216,7 +216,7 @@ class AlertsStore(StoreBase):
             .distinct()
             .order_by(table.c.account_id)
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [str(a) for a in conn.execute(query).scalars()]
 
     def alert(self, ref: str) -> Alert | None:
@@ -227,7 +227,7 @@ class AlertsStore(StoreBase):
             cond = table.c.id == int(ref) if cond is None else or_(cond, table.c.id == int(ref))
         if cond is None:
             return None
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(select(table).where(cond).limit(2)).all()
         return Alert.model_validate(rows[0], from_attributes=True) if len(rows) == 1 else None
 
@@ -245,7 +245,7 @@ class AlertsStore(StoreBase):
             return []
         exact = case((table.c.fingerprint == ref, 0), else_=1)
         query = select(table).where(or_(*conds)).order_by(exact, table.c.id).limit(limit)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [Alert.model_validate(r, from_attributes=True) for r in conn.execute(query)]
 
     def save_alerts(self, alerts: Sequence[Alert], outbox: Sequence[OutboxEntry]) -> int:
@@ -309,7 +309,7 @@ class AlertsStore(StoreBase):
         query = select(table.c.state, table.c.severity, muted, func.count()).group_by(
             table.c.state, table.c.severity, muted
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return {(str(st), str(sev), bool(m)): int(n) for st, sev, m, n in conn.execute(query)}
 
     # --- silences -------------------------------------------------------------------
@@ -328,7 +328,7 @@ class AlertsStore(StoreBase):
         query = select(table).order_by(table.c.id)
         if active_at is not None:
             query = query.where(table.c.starts_at <= active_at, table.c.ends_at > active_at)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [Silence.model_validate(r, from_attributes=True) for r in conn.execute(query)]
 
     def expire_silence(self, silence_id: int, now: datetime) -> bool:
@@ -359,14 +359,14 @@ class AlertsStore(StoreBase):
 
     def feedback(self) -> list[Feedback]:
         query = select(FEEDBACK).order_by(FEEDBACK.c.id)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [Feedback.model_validate(r, from_attributes=True) for r in conn.execute(query)]
 
     def feedback_for(self, fingerprints: Iterable[str]) -> list[Feedback]:
         """The verdicts given on the alerts with these fingerprints, oldest first."""
         wanted = list(dict.fromkeys(fingerprints))
         out: list[Feedback] = []
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             for chunk in chunks(wanted):
                 query = (
                     select(FEEDBACK)

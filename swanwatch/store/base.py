@@ -39,6 +39,8 @@ from swanwatch.store.leader import Leadership
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: Rows per statement where a list goes into ``IN (...)``: well under every backend's limit.
 BATCH = 500
+#: The execution option of a connection that only reads (:meth:`StoreBase._read`).
+READS_ONLY = "swanwatch_reads_only"
 #: A fixed key for PostgreSQL's advisory lock that serialises migrations across replicas.
 MIGRATION_LOCK = 0x5357_414E
 
@@ -114,6 +116,14 @@ class StoreBase:
         """A transaction: committed when the block ends, rolled back when it raises."""
         with self.engine.begin() as conn:
             yield conn
+
+    def _read(self) -> Connection:
+        """A connection that only reads. On SQLite its transaction begins deferred, so it
+        takes no write lock: in WAL mode readers and the writer do not wait for each
+        other. Every other transaction begins IMMEDIATE and holds the write lock until it
+        ends, a read's too: a correlation pass's read of a batch's signals (0.1 to 0.3 s)
+        held up the other process's writes, and theirs its reads."""
+        return self.engine.connect().execution_options(**{READS_ONLY: True})
 
 
 _REVISION = re.compile(r"^(down_revision|revision)\s*(?::[^=]+)?=\s*(.+)$", re.MULTILINE)
@@ -310,6 +320,9 @@ def _sqlite_engine(url: str, database: str, scratch: bool = False) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(READS_ONLY):
+            conn.exec_driver_sql("BEGIN")  # deferred: no write lock (see StoreBase._read)
+            return
         raw = conn.connection.dbapi_connection
         assert raw is not None  # a connection in use has one
         raw.execute("PRAGMA busy_timeout=0")

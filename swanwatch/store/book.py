@@ -219,7 +219,7 @@ class BookStore(StoreBase):
         )
         facts = (ACCOUNTS.c[k] for k in ("id", "name", "owner", "segment", "arr", "renewal_date"))
         query = select(*facts, per).join(per, per.c.account_id == ACCOUNTS.c.id)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [_entry(r) for r in conn.execute(query)]
 
     def muted_open_alerts(self) -> int:
@@ -229,14 +229,14 @@ class BookStore(StoreBase):
             .select_from(ALERTS.join(ACCOUNTS, ACCOUNTS.c.id == ALERTS.c.account_id))
             .where(_open(True), ALERTS.c.muted_by.is_not(None))
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return int(conn.execute(query).scalar_one())
 
     def open_alerts_of(self, account_ids: Iterable[str], *, muted: bool = True) -> list[Alert]:
         """The open alerts of these accounts, worst first."""
         wanted = list(dict.fromkeys(account_ids))
         out: list[Alert] = []
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             for chunk in chunks(wanted):
                 query = select(ALERTS).where(_open(muted), ALERTS.c.account_id.in_(chunk))
                 out.extend(

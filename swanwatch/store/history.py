@@ -65,7 +65,7 @@ class HistoryStore(StoreBase):
         query = select(table.c.account_id, table.c.score).where(
             table.c.day == day, among(table.c.account_id, account_ids, self.dialect)
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return {str(a): float(s) for a, s in conn.execute(query)}
 
     def score_history(self, account_id: str, since: date) -> list[tuple[date, float]]:
@@ -76,7 +76,7 @@ class HistoryStore(StoreBase):
             .where(table.c.account_id == account_id, table.c.day >= since)
             .order_by(table.c.day)
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [(r.day, float(r.score)) for r in conn.execute(query)]
 
     def log_action(self, action: LoggedAction) -> None:
@@ -102,7 +102,7 @@ class HistoryStore(StoreBase):
             .order_by(table.c.at.desc(), table.c.id.desc())
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [
                 LoggedAction(
                     alert_fingerprint=r.alert_fingerprint,
@@ -125,7 +125,7 @@ class HistoryStore(StoreBase):
             .order_by(table.c.sent_at.desc(), table.c.id.desc())
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [
                 SentNotice(
                     alert_fingerprint=r.alert_fingerprint,

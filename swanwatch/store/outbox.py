@@ -155,7 +155,7 @@ class OutboxStore(StoreBase):
             _N.c.group_key == key,
             _N.c.status == NotificationStatus.SENT.value,
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             value = conn.execute(query).scalar()
         return value if isinstance(value, datetime) else None
 
@@ -166,7 +166,7 @@ class OutboxStore(StoreBase):
         query = select(_N).order_by(_N.c.id.desc()).limit(limit)
         if status is not None:
             query = query.where(_N.c.status == status.value)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [_notification(r) for r in conn.execute(query)]
 
     def retry_dead(self, now: datetime, ids: Iterable[int] | None = None) -> int:
@@ -186,7 +186,7 @@ class OutboxStore(StoreBase):
         """How many notifications are pending, sent and dead-lettered."""
         counts = {s.value: 0 for s in NotificationStatus}
         query = select(_N.c.status, func.count()).group_by(_N.c.status)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             for status, n in conn.execute(query):
                 counts[str(status)] = int(n)
         return counts
@@ -200,7 +200,7 @@ class OutboxStore(StoreBase):
             .where(_N.c.created_at >= since, _N.c.created_at < until)
             .distinct()
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [(str(r[0]), str(r[1]), r[2]) for r in conn.execute(query)]
 
     # --- claims -----------------------------------------------------------------------

@@ -63,7 +63,7 @@ class RunsStore(StoreBase):
         return WatcherStatus.model_validate(row, from_attributes=True)
 
     def watcher_statuses(self) -> dict[str, WatcherStatus]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return {
                 r.instance: WatcherStatus.model_validate(r, from_attributes=True)
                 for r in conn.execute(select(WATCHER_STATUS))
@@ -73,14 +73,14 @@ class RunsStore(StoreBase):
         query = select(WATCHER_RUNS).order_by(WATCHER_RUNS.c.id.desc()).limit(limit)
         if instance is not None:
             query = query.where(WATCHER_RUNS.c.instance == instance)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [WatcherRun.model_validate(r, from_attributes=True) for r in conn.execute(query)]
 
     def load_state(self, instance: str) -> dict[str, JSON]:
         query = select(WATCHER_STATE.c.key, WATCHER_STATE.c.value).where(
             WATCHER_STATE.c.instance == instance
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return {r.key: r.value for r in conn.execute(query)}
 
     def save_state(

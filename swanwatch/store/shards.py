@@ -127,7 +127,7 @@ class ShardsStore(StoreBase):
             .where(runs.c.instance == instance, runs.c.cycle_id == cycle_id)
             .order_by(runs.c.shard)
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [ShardRun.model_validate(r, from_attributes=True) for r in conn.execute(query)]
 
     def shard_cycles(self, instance: str | None = None, limit: int = 50) -> list[ShardCycle]:
@@ -136,7 +136,7 @@ class ShardsStore(StoreBase):
         query = select(cycles).order_by(cycles.c.started_at.desc()).limit(limit)
         if instance is not None:
             query = query.where(cycles.c.instance == instance)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [ShardCycle.model_validate(r, from_attributes=True) for r in conn.execute(query)]
 
     def claim_shard(

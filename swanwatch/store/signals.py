@@ -112,7 +112,7 @@ class SignalsStore(StoreBase):
             query = query.where(SIGNALS.c.account_id == account_id)
         if active_only:
             query = query.where(SIGNALS.c.cleared_at.is_(None))
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [
                 StoredSignal.model_validate(r, from_attributes=True) for r in conn.execute(query)
             ]
@@ -145,7 +145,7 @@ class SignalsStore(StoreBase):
             # order by assessment (heaviest first), so a sort here would be work twice.
             .order_by(table.c.account_id)
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(query).all()
         if sqlite:
             parse = sqlite_instants()
@@ -165,7 +165,7 @@ class SignalsStore(StoreBase):
             .where(SIGNALS.c.cleared_at.is_(None))
             .group_by(SIGNALS.c.kind)
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return {str(kind): int(n) for kind, n in conn.execute(query)}
 
     def record_unknowns(
@@ -188,7 +188,7 @@ class SignalsStore(StoreBase):
         query = select(UNKNOWNS).order_by(UNKNOWNS.c.account_id, UNKNOWNS.c.watcher)
         if account_id is not None:
             query = query.where(UNKNOWNS.c.account_id == account_id)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [Unknown.model_validate(r, from_attributes=True) for r in conn.execute(query)]
 
 

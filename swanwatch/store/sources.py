@@ -19,7 +19,7 @@ class SourcesStore(StoreBase):
         query = select(SOURCE_HEALTH).order_by(SOURCE_HEALTH.c.source)
         if names is not None:
             query = query.where(SOURCE_HEALTH.c.source.in_(list(names)))
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return {
                 r.source: SourceHealth.model_validate(r, from_attributes=True)
                 for r in conn.execute(query)

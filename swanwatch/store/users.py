@@ -39,13 +39,13 @@ class UsersStore(StoreBase):
 
     def user(self, name: str) -> BoardUser | None:
         query = select(BOARD_USERS).where(BOARD_USERS.c.name == name)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(query).first()
         return None if row is None else _user(row)
 
     def users(self) -> list[BoardUser]:
         query = select(BOARD_USERS).order_by(BOARD_USERS.c.name)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [_user(r) for r in conn.execute(query)]
 
     def remove_user(self, name: str) -> bool:
