@@ -1,7 +1,9 @@
 """The store's ground floor: the engine, migrations, transactions and the upsert helper.
 
-SQLite runs in WAL mode and every transaction starts with BEGIN IMMEDIATE, so concurrent
-writers wait for the lock (up to ``busy_timeout``) instead of failing half-way.
+SQLite runs in WAL mode. Every transaction that may write starts with BEGIN IMMEDIATE, so
+concurrent writers wait for the lock (up to :data:`WRITE_WAIT_S`) instead of failing
+half-way; a connection that only reads (:meth:`StoreBase._read`) begins deferred and waits
+for no writer, nor holds one up.
 """
 
 from __future__ import annotations
