@@ -91,6 +91,9 @@ class PassWorker:
         #: Whether the pool is this worker's own (else the watchers' workers', shared).
         self._own = False
         self._warm: Future[int] | None = None
+        #: A batch came back from the pool broken (its process died): the next start
+        #: replaces the pool, whether or not a later hand-over found out too.
+        self._broken = False
 
     @property
     def running(self) -> bool:
@@ -100,6 +103,8 @@ class PassWorker:
         """Start the worker if a pass over this book wants one and it is not running; it
         imports what a pass needs at once. With ``shared`` (the watchers' worker processes,
         :mod:`swanwatch.parallel`), their processes take the batches: no process more."""
+        if self._pool is not None and self._broken:
+            self._drop("its process died")
         if self._pool is not None or not wanted(self.setting, accounts, url):
             return
         if shared is not None:
@@ -134,17 +139,27 @@ class PassWorker:
             rows = account_rows([listed[i] for i in ids if i in listed])
             job = BatchJob(url, book.config, rules, now, tuple(ids), rows, keep, tell)
             try:
-                return pool.submit(run_job, job)
+                lent = pool.submit(run_job, job)
             except (BrokenProcessPool, RuntimeError) as exc:
-                log.warning(
-                    "the pass worker is gone (%s): a new one starts with the next pass", exc
-                )
-                self._pool = None
-                if self._own:
-                    pool.shutdown(wait=False, cancel_futures=True)
+                if self._pool is pool:
+                    self._drop(str(exc))
                 return None
+            lent.add_done_callback(self._note)
+            return lent
 
         return lend
+
+    def _note(self, done: Future[PassTally]) -> None:
+        """A lent batch came back; broken, when the worker's process died under it."""
+        if not done.cancelled() and isinstance(done.exception(), BrokenProcessPool):
+            self._broken = True
+
+    def _drop(self, why: str) -> None:
+        """Let go of a pool that cannot take batches: a new one starts with the next pass."""
+        pool, self._pool, self._warm, self._broken = self._pool, None, None, False
+        log.warning("the pass worker is gone (%s): a new one starts with the next pass", why)
+        if pool is not None and self._own:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def stop(self) -> None:
         """Stop the worker (its batch under way finishes first) and wait for it to exit."""
