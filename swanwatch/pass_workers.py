@@ -144,14 +144,16 @@ class PassWorker:
                 if self._pool is pool:
                     self._drop(str(exc))
                 return None
-            lent.add_done_callback(self._note)
+            lent.add_done_callback(lambda done: self._note(done, pool))
             return lent
 
         return lend
 
-    def _note(self, done: Future[PassTally]) -> None:
-        """A lent batch came back; broken, when the worker's process died under it."""
-        if not done.cancelled() and isinstance(done.exception(), BrokenProcessPool):
+    def _note(self, done: Future[PassTally], pool: ProcessPoolExecutor) -> None:
+        """A batch lent to ``pool`` came back; broken, when the worker's process died
+        under it (a pool let go of since is no matter)."""
+        broken = not done.cancelled() and isinstance(done.exception(), BrokenProcessPool)
+        if broken and self._pool is pool:
             self._broken = True
 
     def _drop(self, why: str) -> None:
