@@ -188,15 +188,12 @@ class _Columns:
         factor = self.factor if used is None else np.where(used, self.factor, 1.0)
         owner, by_position, bounds = self.owner, self.by_position, self.bounds
         remaining = np.ones(self.n_accounts, dtype=np.float64)
-        deep = len(bounds) - 1
         for place, (lo, hi) in enumerate(pairwise(bounds)):
             if hi - lo <= DEEP_ACCOUNTS:
-                deep = place
+                self._deep_products(remaining, factor, place)
                 break
             at = by_position[lo:hi]
             remaining[owner[at]] *= factor[at]  # one signal per account in a position
-        if deep < len(bounds) - 1:
-            self._deep_products(remaining, factor, deep)
         result: Floats = np.minimum(1.0, np.maximum(0.0, 1.0 - remaining))
         return result
 

@@ -26,7 +26,14 @@ from swanwatch.actions import AlertActions, Resolve
 from swanwatch.clock import FrozenClock
 from swanwatch.config import Rule, bundled, parse_config
 from swanwatch.model import Account, AlertState, Signal
-from swanwatch.passes import Book, PassTally, run_pass
+from swanwatch.passes import (
+    SHRINK_FLOOR,
+    SHRINK_SHARE,
+    Book,
+    PassTally,
+    account_batches,
+    run_pass,
+)
 from swanwatch.store import Findings, Store, WatcherStatus
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
@@ -232,3 +239,27 @@ def test_a_pass_sets_the_collector_back_as_it_found_it(store: Store) -> None:
         assert gc.get_threshold() == (900, 11, 12)
     finally:
         gc.set_threshold(*before)
+
+
+@settings(max_examples=60, deadline=None)
+@given(listed=st.integers(0, 30_000), size=st.integers(1, 8_000), shrinking=st.booleans())
+def test_batches_take_every_listed_account_once_in_order_and_shrink_at_the_end(
+    listed: int, size: int, shrinking: bool
+) -> None:
+    """Shrinking or not, the batches are the listed accounts in their order, each once and
+    none over the size; shrinking, each is at most a quarter of those left (and at least
+    SHRINK_FLOOR), so the last ones are small for a book of many batches."""
+    accounts = [Account(id=f"a{n:05d}") for n in range(listed)]
+    got = list(account_batches(accounts, lambda: [], size, shrinking=shrinking))
+    assert [i for batch in got for i in batch] == [a.id for a in accounts]
+    assert all(0 < len(b) <= size for b in got) or got == [[]]
+    if not shrinking:
+        assert all(len(b) == size for b in got[:-1])
+        return
+    left = listed
+    for batch in got:
+        if left:
+            assert len(batch) == min(size, left, max(SHRINK_FLOOR, -(-left // SHRINK_SHARE)))
+        left -= len(batch)
+    if listed >= 4 * size > 4 * SHRINK_FLOOR:
+        assert len(got[-1]) < size  # the end is in smaller pieces than the start

@@ -226,8 +226,8 @@ def execute_rows(conn: Connection, stmt: Any, rows: Sequence[Mapping[str, Any]])
     """Execute ``stmt`` once for each of ``rows`` (its parameters by name) through the
     driver's executemany, each value bound by its parameter's type as SQLAlchemy binds it,
     without SQLAlchemy's handling of each row (a first correlation pass's 66,000 alerts
-    and notifications took 2.4 s of cProfile to write this way, 6.8 s through
-    ``Connection.execute``: BENCHMARKS.md, Correlation). Returns the
+    and notifications took 2.4 s of cProfile to write this way, 3.5 s through
+    SQLAlchemy's multi-row INSERTs: BENCHMARKS.md, Correlation). Returns the
     rows the statement changed, summed over ``rows`` by the driver (sqlite3 and psycopg 3
     both sum them). The statement has no RETURNING: executemany returns no rows."""
     if not rows:
