@@ -309,3 +309,52 @@ notify:
     # Not due again until next Monday.
     assert enqueue_leaders(config, store, datetime(2026, 11, 25, tzinfo=UTC)) == 0
     store.close()
+
+
+#: The tree above, with a route on one account and on a rule, and the ops channels apart.
+WIDER = TREE.replace(
+    "    routes:\n",
+    "    routes:\n"
+    "      - name: watched\n"
+    "        match: {account: initech, rule: [renewal_*]}\n"
+    "        channels: [leads]\n",
+    1,
+).replace("  owners:", "  ops_channels: [pager]\n  owners:")
+
+
+def test_a_router_routes_each_alert_as_the_tree_does(make_config) -> None:
+    """Outbox entries route a pass's notices with a Router, which keeps each routing by
+    the facts the tree looks at: alike alerts must still go exactly where route() sends
+    each from the root, whatever came before through the same Router."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from swanwatch.alerts import OPS_ACCOUNT
+    from swanwatch.delivery.routing import Router, route
+
+    notify = load_config(make_config(WIDER)).notify
+    kinds = st.lists(
+        st.sampled_from(["usage_drop", "champion_departure", "renewal_lapse"]), max_size=3
+    )
+    owners = st.sampled_from(["ann@csm.example", "bob@csm.example", "", "cy@csm.example"])
+    alert = st.builds(
+        lambda sev, ks, acct, rule, owner, segment: (
+            _alert(sev, tuple(ks), acct).model_copy(update={"rule": rule}),
+            Account(id=acct, owner=owner or None, segment=segment) if owner != "" else None,
+        ),
+        st.sampled_from(list(Severity)),
+        kinds,
+        st.sampled_from(["acme", "initech", OPS_ACCOUNT]),
+        st.sampled_from(["renewal_at_risk", "lapsing_domain"]),
+        owners,
+        st.sampled_from(["enterprise", "smb", None]),
+    )
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(alert, min_size=1, max_size=12))
+    def check(alerts: list[tuple[Alert, Account | None]]) -> None:
+        router = Router(notify)
+        for a, account in alerts:
+            assert router.targets(a, account) == tuple(route(a, account, notify).targets)
+
+    check()

@@ -26,7 +26,7 @@ from swanwatch.config import Config, NotifyConfig
 from swanwatch.delivery.leaders import last_slot, leaders_entries
 from swanwatch.delivery.pacing import Pacing, pace
 from swanwatch.delivery.render import Part, Renderer, title_of
-from swanwatch.delivery.routing import CONSOLE, OWNER_PREFIX, Routing, Target, route
+from swanwatch.delivery.routing import CONSOLE, OWNER_PREFIX, Router, Routing, Target, route
 from swanwatch.delivery.worker import DeliveryStats, DeliveryWorker
 from swanwatch.model import Account, Alert, AlertNotice, OutboxEntry
 from swanwatch.store import Store
@@ -100,6 +100,7 @@ def outbox_entries(
     """
     notify = config.notify if isinstance(config, Config) else config
     known = accounts or {}
+    router = Router(notify)
     out = []
     for notice in notices:
         alert = notice.alert
@@ -108,7 +109,7 @@ def outbox_entries(
         label = account.label if account else (found if isinstance(found, str) else None)
         label = label or alert.account_id
         title = title_of(Part(alert, notice.event, label, notice.new_signals))
-        for target in route(alert, account, notify).targets:
+        for target in router.targets(alert, account):
             if notice.event == "resolved" and not target.settings.send_resolved:
                 continue
             pacing = pace(target, alert.severity, now)

@@ -198,9 +198,44 @@ def route_settings(config: NotifyConfig) -> dict[str, Settings]:
 
 def route(alert: Alert, account: Account | None, config: NotifyConfig) -> Routing:
     """The channels a notice about ``alert`` goes to, each with its route's pacing."""
-    out = Routing()
-    facts = Facts.of(alert, account)
     root = root_route(config, ops=alert.account_id == OPS_ACCOUNT)
+    return _route(root, Facts.of(alert, account), config)
+
+
+class Router:
+    """:func:`route`'s targets for the many notices of a pass under one config. The trees
+    are built once, and a routing is kept by the facts the trees look at (the severity,
+    the owner, and what some route matches on): alike alerts are routed once. Over
+    66,000 new alerts, routing each from the root took 2.7 of a pass's 47 CPU s."""
+
+    def __init__(self, config: NotifyConfig) -> None:
+        self.config = config
+        self.roots = {ops: root_route(config, ops=ops) for ops in (False, True)}
+        self.matched = sorted({n for root in self.roots.values() for n in _matched_names(root)})
+        self.known: dict[tuple[object, ...], tuple[Target, ...]] = {}
+
+    def targets(self, alert: Alert, account: Account | None) -> tuple[Target, ...]:
+        facts = Facts.of(alert, account)
+        ops = alert.account_id == OPS_ACCOUNT
+        # _walk and _add read the severity and the owner, and match on these names only.
+        key = (ops, facts.severity, facts.owner, *(facts.values(n) for n in self.matched))
+        found = self.known.get(key)
+        if found is None:
+            found = tuple(_route(self.roots[ops], facts, self.config).targets)
+            self.known[key] = found
+        return found
+
+
+def _matched_names(node: RouteConfig) -> set[str]:
+    """Every fact some route of the tree matches on."""
+    names = set(node.match)
+    for child in node.routes:
+        names |= _matched_names(child)
+    return names
+
+
+def _route(root: RouteConfig, facts: Facts, config: NotifyConfig) -> Routing:
+    out = Routing()
     name = root.name or "root"
     out.trace.append(f"{name}: the root takes every alert")
     _walk(root, name, None, facts, config, out, 1)
