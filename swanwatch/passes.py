@@ -35,6 +35,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from swanwatch import collector
 from swanwatch.alerts import (
@@ -173,7 +174,7 @@ def run_batch(
     with _fewer_collections():
         step = _Batch(store, book, now, muted, keep, notices.extend if tell and not keep else None)
         with collector.paused():
-            step.save(*step.decide(ids))
+            step.save(step.decide(ids))
     if tell and not keep:
         step.tally.notices = notices
     return step.tally
@@ -242,6 +243,15 @@ HELPER_SPLIT = 4
 HELPER_AHEAD = 2
 
 
+class _Decided(NamedTuple):
+    """A batch decided, to be saved: the lifecycle's changes and notices, the version of
+    each alert read, and the scores that moved."""
+
+    changes: Reconciliation
+    read: dict[str, int]
+    scores: dict[str, float]
+
+
 class _Batch:
     """One batch of a pass: its reads, its decisions and its writes."""
 
@@ -270,10 +280,10 @@ class _Batch:
     def alerting(self) -> list[str]:
         return self.store.alerting_accounts(but=OPS_ACCOUNT)
 
-    def decide(self, ids: Sequence[str]) -> tuple[Reconciliation, dict[str, int]]:
+    def decide(self, ids: Sequence[str]) -> _Decided:
         """Assess the batch's accounts and reconcile them with their alerts on record."""
         if not ids:
-            return Reconciliation(), {}
+            return _Decided(Reconciliation(), {}, {})
         config, now = self.book.config, self.now
         signals = [s for s in self.store.active_signals(ids) if s.watcher in self.configured]
         accounts = [self.listed[i] for i in ids if i in self.listed]
@@ -290,8 +300,8 @@ class _Batch:
             config=config,
         )
         self.tally.accounts += len(assessments)
-        self.scores.record(ids, {a.account.id: a.score for a in assessments})
-        return decided, {h.fingerprint: h.version for h in heads}
+        moved = self.scores.moved(ids, {a.account.id: a.score for a in assessments})
+        return _Decided(decided, {h.fingerprint: h.version for h in heads}, moved)
 
     def add_ops(self, decided: Reconciliation, read: dict[str, int]) -> None:
         """Swanwatch's own alerts, decided from the book's health, joined to a batch."""
@@ -315,12 +325,12 @@ class _Batch:
         # Paused phase by phase, the young collection that followed each phase walked
         # everything the batch still held (6% of a steady pass at 100,000 accounts).
         with collector.paused():
-            decided, read = self.decide(ids)
+            decided = self.decide(ids)
             if self.first:
-                self.add_ops(decided, read)
+                self.add_ops(decided.changes, decided.read)
                 self.first = False
-            self.save(decided, read)
-            del decided, read  # freed now: the collector, back on, finds nothing to walk
+            self.save(decided)
+            del decided  # freed now: the collector, back on, finds nothing to walk
 
     def take_back(self, lent: Future[PassTally], ids: Sequence[str]) -> None:
         """A helper's batch: its tally added to the pass's; decided here instead when the
@@ -345,12 +355,15 @@ class _Batch:
             tally.notices.extend(done.notices)
             tally.changed.extend(done.changed)
 
-    def save(self, decided: Reconciliation, read: Mapping[str, int]) -> None:
-        """Save the changed alerts and their outbox entries (one transaction)."""
+    def save(self, batch: _Decided) -> None:
+        """Save the changed alerts, their outbox entries and the scores that moved (one
+        transaction)."""
         tally, keep, told = self.tally, self.keep, self.told
+        decided, read, moved = batch
         notices = telling_order(decided.notices)
         entries = outbox_entries(notices, self.book.config, self.now, self.listed)
-        saved = self.store.save_pass(decided.changed, entries, read)
+        scores = (self.scores.day, moved) if moved else None
+        saved = self.store.save_pass(decided.changed, entries, read, scores)
         refused = set(saved.refused)
         tally.batches += 1
         tally.written += saved.written
@@ -373,13 +386,13 @@ class _Scores:
         self.day = now.date()
         self.keep_from = (now - timedelta(days=config.server.board.history_days)).date()
 
-    def record(self, ids: Sequence[str], scores: Mapping[str, float]) -> None:
+    def moved(self, ids: Sequence[str], scores: Mapping[str, float]) -> dict[str, float]:
+        """The scores to write: those not yet recorded for the day as they are now (the
+        batch's save writes them)."""
         if not scores:
-            return
+            return {}
         known = self.store.scores_on(self.day, ids)
-        changed = {k: v for k, v in scores.items() if known.get(k) != chart_score(v)}
-        if changed:
-            self.store.record_scores(changed, self.day, keep_from=None)
+        return {k: v for k, v in scores.items() if known.get(k) != chart_score(v)}
 
     def finish(self) -> None:
         self.store.record_scores({}, self.day, keep_from=self.keep_from)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import Enum
 from functools import cache, lru_cache
 from json.encoder import encode_basestring_ascii
@@ -39,6 +39,7 @@ from swanwatch.facts import AlertHead, alert_digest
 from swanwatch.model import Alert, AlertState, Feedback, OutboxEntry, Severity, Silence
 from swanwatch.store.base import StoreBase, among, chunks, execute_rows, insert, upsert
 from swanwatch.store.core_tables import ALERTS, FEEDBACK, SILENCES
+from swanwatch.store.history import write_scores
 from swanwatch.store.outbox import enqueue, enqueue_rows, outbox_rows
 from swanwatch.store.types import JSONText, UTCDateTime, sqlite_instants
 
@@ -263,10 +264,16 @@ class AlertsStore(StoreBase):
             return enqueue(conn, outbox)
 
     def save_pass(
-        self, alerts: Sequence[Alert], outbox: Sequence[OutboxEntry], read: Mapping[str, int]
+        self,
+        alerts: Sequence[Alert],
+        outbox: Sequence[OutboxEntry],
+        read: Mapping[str, int],
+        scores: tuple[date, Mapping[str, float]] | None = None,
     ) -> SavedPass:
         """Write a correlation pass's changed alerts and their notifications, in one
-        transaction, each alert only over the version the pass read.
+        transaction, each alert only over the version the pass read; with ``scores``, the
+        day's scores of the accounts whose score moved, in the same transaction (one
+        write a batch, not two, each waiting for SQLite's lock).
 
         ``read`` holds the version of every alert the pass read (fingerprint -> version);
         an alert not in it is new to the pass, and is written only if it is still absent.
@@ -291,6 +298,8 @@ class AlertsStore(StoreBase):
             enqueued = enqueue_rows(
                 conn, [r for r in queued if r["alert_fingerprint"] not in refused]
             )
+            if scores is not None:
+                write_scores(conn, *scores)
         written = len(rows) - len(refused)
         return SavedPass(written=written, refused=tuple(sorted(refused)), enqueued=enqueued)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import delete, select
+from sqlalchemy.engine import Connection
 
 from swanwatch.store.base import StoreBase, among, upsert
 from swanwatch.store.tables import ACTION_LOG, NOTIFICATIONS, SCORE_HISTORY
@@ -45,6 +46,13 @@ def chart_score(score: float) -> float:
     return round(score, 2)
 
 
+def write_scores(conn: Connection, day: date, scores: Mapping[str, float]) -> None:
+    """Each account's score for ``day``, in a transaction of the caller's (a later pass
+    the same day replaces it)."""
+    rows = [{"account_id": k, "day": day, "score": chart_score(v)} for k, v in scores.items()]
+    upsert(conn, SCORE_HISTORY, rows, ["account_id", "day"])
+
+
 class HistoryStore(StoreBase):
     """Daily scores, the action log, and an account's sent notifications."""
 
@@ -53,9 +61,8 @@ class HistoryStore(StoreBase):
     ) -> None:
         """Each account's score for ``day`` (a later pass the same day replaces it), and
         the history before ``keep_from`` dropped (None: none dropped). One transaction."""
-        rows = [{"account_id": k, "day": day, "score": chart_score(v)} for k, v in scores.items()]
         with self._tx() as conn:
-            upsert(conn, SCORE_HISTORY, rows, ["account_id", "day"])
+            write_scores(conn, day, scores)
             if keep_from is not None:
                 conn.execute(delete(SCORE_HISTORY).where(SCORE_HISTORY.c.day < keep_from))
 
