@@ -272,6 +272,7 @@ RUNS: dict[str, Callable[[Demo], object]] = {
     ),
     "`swanwatch domain lookup DOMAIN [--json]`": _domain,
     "`swanwatch db upgrade -c FILE`": lambda d: d.ok("db", "upgrade", "-c", d.config),
+    "`swanwatch db compact -c FILE`": lambda d: d.ok("db", "compact", "-c", d.config),
     # daemon.shards is 1 in the demo: the README says workers need it above 1 (exit 2).
     "`swanwatch worker -c FILE`": lambda d: d.ok("worker", "-c", d.config, code=2),
     "`swanwatch plugin new NAME`": lambda d: d.ok("plugin", "new", "nps_drop", "--dir", "."),

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from swanwatch.errors import StoreError
 from swanwatch.model import (
     Alert,
     AlertNotice,
@@ -415,3 +419,75 @@ def test_runs_finishing_together_count_every_failure(store: Store) -> None:
     assert store.watcher_statuses()["w"].consecutive_failures == 6
     ok = store.record_run(WatcherRun(instance="w", started_at=NOW, finished_at=NOW, ok=True))
     assert ok.consecutive_failures == 0 and ok.last_success_at == NOW and ok.last_error is None
+
+
+def _page_size(path: Path) -> int:
+    with closing(sqlite3.connect(path)) as raw:
+        return int(raw.execute("PRAGMA page_size").fetchone()[0])
+
+
+def test_a_new_sqlite_store_is_made_in_16_kib_pages(tmp_path: Path) -> None:
+    Store(f"sqlite:///{tmp_path / 'new.db'}").close()
+    assert _page_size(tmp_path / "new.db") == 16384
+
+
+def test_db_compact_rewrites_an_older_store_in_larger_pages_and_keeps_every_row(
+    make_config, tmp_path: Path
+) -> None:
+    """A store made in SQLite's 4 KiB pages (before 16 KiB was the default) is rewritten
+    by `db compact`: the same signals and notifications after, in 16 KiB pages, still in
+    WAL mode. While anything else has the file open, it is refused and left as it was."""
+    from click.testing import CliRunner
+
+    from swanwatch.cli import main
+
+    db = tmp_path / "sw.db"
+    with closing(sqlite3.connect(db)) as raw:  # as older releases made it
+        raw.execute("PRAGMA page_size=4096")
+        raw.execute("PRAGMA journal_mode=WAL")
+    config = make_config("watchers: []\n")
+    store = Store(f"sqlite:///{db}")
+    store.record_signals("w", [_signal(f"acc-{i}", key=f"k{i}") for i in range(300)], NOW)
+    store.save_alerts([], [_note(f"n{i}") for i in range(50)])
+    signals, queued = store.signals(), store.notifications()
+    assert _page_size(db) == 4096
+
+    with closing(sqlite3.connect(db)) as other:
+        other.execute("SELECT count(*) FROM signals").fetchone()
+        refused = CliRunner().invoke(main, ["db", "compact", "-c", str(config)])
+        assert refused.exit_code != 0
+        assert "is in use: stop the daemon" in refused.output
+        assert _page_size(db) == 4096 and store.signals() == signals
+
+    done = CliRunner().invoke(main, ["db", "compact", "-c", str(config)])
+    assert done.exit_code == 0, done.output
+    assert "MiB, now" in done.output
+    assert _page_size(db) == 16384
+    with closing(sqlite3.connect(db)) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.signals() == signals and store.notifications() == queued
+
+
+def test_compact_rewrites_a_sqlite_file_and_leaves_postgresql_to_autovacuum(
+    store: Store, store_url: str
+) -> None:
+    store.record_signals("w", [_signal(f"acc-{i}", key=f"k{i}") for i in range(50)], NOW)
+    signals = store.signals()
+    if store.dialect == "postgresql":
+        with pytest.raises(StoreError, match="only a SQLite file is compacted"):
+            store.compact()
+    else:
+        before, after = store.compact()
+        assert before > 0 and after > 0
+    assert store.signals() == signals
+
+
+def test_db_compact_creates_no_store(make_config, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from swanwatch.cli import main
+
+    config = make_config("watchers: []\n")
+    result = CliRunner().invoke(main, ["db", "compact", "-c", str(config)])
+    assert result.exit_code == 0 and "no store yet" in result.output
+    assert not (tmp_path / "sw.db").exists()
