@@ -39,7 +39,6 @@ from swanwatch.facts import AlertHead, alert_digest
 from swanwatch.model import Alert, AlertState, Feedback, OutboxEntry, Severity, Silence
 from swanwatch.store.base import StoreBase, among, chunks, execute_rows, insert, upsert
 from swanwatch.store.core_tables import ALERTS, FEEDBACK, SILENCES
-from swanwatch.store.history import write_scores
 from swanwatch.store.outbox import enqueue, enqueue_rows, outbox_rows
 from swanwatch.store.types import JSONText, UTCDateTime, sqlite_instants
 
@@ -299,6 +298,10 @@ class AlertsStore(StoreBase):
                 conn, [r for r in queued if r["alert_fingerprint"] not in refused]
             )
             if scores is not None:
+                # Here, not at the top: its module imports the SQLModel tables, which the
+                # quick commands reading alerts do without (tests/test_cli_startup.py).
+                from swanwatch.store.history import write_scores
+
                 write_scores(conn, *scores)
         written = len(rows) - len(refused)
         return SavedPass(written=written, refused=tuple(sorted(refused)), enqueued=enqueued)
