@@ -468,9 +468,7 @@ def test_db_compact_rewrites_an_older_store_in_larger_pages_and_keeps_every_row(
     assert store.signals() == signals and store.notifications() == queued
 
 
-def test_compact_rewrites_a_sqlite_file_and_leaves_postgresql_to_autovacuum(
-    store: Store, store_url: str
-) -> None:
+def test_compact_rewrites_a_sqlite_file_and_leaves_postgresql_to_autovacuum(store: Store) -> None:
     store.record_signals("w", [_signal(f"acc-{i}", key=f"k{i}") for i in range(50)], NOW)
     signals = store.signals()
     if store.dialect == "postgresql":
