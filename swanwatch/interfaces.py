@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, ClassVar, ParamSpec, TypeVar
 
-import httpx
 from pydantic import BaseModel, ConfigDict
 
 from swanwatch.clock import Clock
@@ -20,7 +19,8 @@ from swanwatch.errors import PluginError, SourceError
 from swanwatch.model import JSON, Account, Message, Signal
 from swanwatch.values import day_of
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: the config's checks load plugins without either
+    import httpx
     from pyarrow import Table
 
 P = ParamSpec("P")

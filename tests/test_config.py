@@ -87,6 +87,36 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     assert problem.startswith(f"{path}:") and "not valid YAML" in problem
 
 
+def test_a_config_nested_past_any_sense_is_refused_with_its_file(tmp_path: Path) -> None:
+    for name, text in {
+        "flow.yaml": "store: " + "[" * 20_000 + "]" * 20_000 + "\n",
+        "block.yaml": "".join(" " * i + "k:\n" for i in range(5_000)) + " " * 5_000 + "v\n",
+    }.items():
+        path = tmp_path / name
+        path.write_text(text)
+        (problem,) = _problems(path)
+        assert problem.startswith(f"{path}:"), problem
+        assert "not valid YAML" in problem or "nested too deeply" in problem, problem
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].glob("config/**/*.yaml")))
+def test_libyaml_and_pure_python_read_each_shipped_config_alike(path: Path) -> None:
+    """The config is read with libyaml's parser where PyYAML has it: the same data and
+    the same line for every field as PyYAML's own parser gives (the lines name errors)."""
+    import yaml
+
+    from swanwatch import config
+
+    text = path.read_text(encoding="utf-8")
+    read = {}
+    for loader in (yaml.SafeLoader, yaml.CSafeLoader):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(config, "_COMPOSER", loader)
+            doc = config.Document(text, str(path))
+        read[loader] = (doc.data, doc.lines, [str(p) for p in doc.problems])
+    assert read[yaml.SafeLoader] == read[yaml.CSafeLoader]
+
+
 def test_duplicate_keys_and_instances_are_errors(make_config) -> None:
     path = make_config(
         """

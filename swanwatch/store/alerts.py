@@ -439,7 +439,7 @@ def _json_texts() -> dict[str, Any]:
     return {name: bindparam(name, type_=JSONText()) for name in sorted(_ALERT_JSON)}
 
 
-def _overwrite(excluded: Any) -> dict[str, Any]:
+def _overwrite(excluded: Any, _columns: tuple[str, ...]) -> dict[str, Any]:
     """The SET of an unconditional upsert: every value, and one more version."""
     return {name: excluded[name] for name in _ALERT_VALUES} | {"version": ALERTS.c.version + 1}
 

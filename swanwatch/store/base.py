@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from functools import cache
+from functools import cache, lru_cache
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
@@ -221,16 +221,25 @@ def _json_each() -> bool:
 
 def insert(conn: Connection, table: Table) -> Any:
     """An INSERT with ``on_conflict_do_*`` for the connection's backend."""
+    return insert_on(conn.dialect.name, table)
+
+
+def insert_on(dialect: str, table: Table) -> Any:
+    """:func:`insert` for a backend by its dialect's name."""
     # Imported here: PostgreSQL's dialect is heavy, and a quick read never writes.
-    if conn.dialect.name == "postgresql":
+    if dialect == "postgresql":
         from sqlalchemy.dialects import postgresql
 
         return postgresql.insert(table)
-    if conn.dialect.name == "sqlite":
+    if dialect == "sqlite":
         from sqlalchemy.dialects import sqlite
 
         return sqlite.insert(table)
-    raise StoreError(f"upserts are not supported on {conn.dialect.name}; use SQLite or PostgreSQL")
+    raise StoreError(f"upserts are not supported on {dialect}; use SQLite or PostgreSQL")
+
+
+#: The SET clause of an upsert, from the table's ``excluded`` row and the columns written.
+Updates = Callable[[Any, tuple[str, ...]], dict[str, Any]]
 
 
 def upsert(
@@ -238,22 +247,37 @@ def upsert(
     table: Table,
     rows: Sequence[dict[str, Any]],
     keys: list[str],
-    updates: Callable[[Any], dict[str, Any]] | None = None,
+    updates: Updates | None = None,
 ) -> None:
     """Insert ``rows``, updating those whose ``keys`` exist: one statement, compiled once
     and executed for all rows (executemany), not one statement per row or chunk.
 
-    ``updates(excluded)`` gives the SET clause; by default every non-key column.
+    ``updates(excluded, columns)`` gives the SET clause; by default every non-key column
+    written. The statement is built once for each table, columns, keys and ``updates``
+    (a module's function, not a closure made per call): building it took three times as
+    long as executing it, for a watcher's one-row records of its run (BENCHMARKS.md,
+    Backtest).
     """
     if not rows:
         return
-    stmt = insert(conn, table)
-    set_ = (
-        updates(stmt.excluded)
-        if updates is not None
-        else {c: stmt.excluded[c] for c in rows[0] if c not in keys}
-    )
-    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=set_), list(rows))
+    stmt = _upsert(conn.dialect.name, table, tuple(rows[0]), tuple(keys), updates)
+    conn.execute(stmt, list(rows))
+
+
+@lru_cache(maxsize=256)
+def _upsert(
+    dialect: str,
+    table: Table,
+    columns: tuple[str, ...],
+    keys: tuple[str, ...],
+    updates: Updates | None,
+) -> Any:
+    stmt = insert_on(dialect, table)
+    if updates is not None:
+        set_ = updates(stmt.excluded, columns)
+    else:
+        set_ = {c: stmt.excluded[c] for c in columns if c not in keys}
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_=set_)
 
 
 def execute_rows(conn: Connection, stmt: Any, rows: Sequence[Mapping[str, Any]]) -> int:

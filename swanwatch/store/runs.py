@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.engine import Connection
 
 from swanwatch.model import JSON, UTCDateTime, WatcherRun
-from swanwatch.store.base import StoreBase, chunks, insert, upsert
+from swanwatch.store.base import StoreBase, chunks, insert_on, upsert
 from swanwatch.store.tables import WATCHER_RUNS, WATCHER_STATE, WATCHER_STATUS
 
 
@@ -31,7 +32,6 @@ class RunsStore(StoreBase):
 
     def record_run(self, run: WatcherRun) -> WatcherStatus:
         """Store a run's outcome and update the instance's status; return the new status."""
-        status = WATCHER_STATUS
         values: dict[str, Any] = {
             "instance": run.instance,
             "last_run_at": run.finished_at,
@@ -40,26 +40,9 @@ class RunsStore(StoreBase):
             "last_success_at": run.finished_at if run.ok else None,
         }
         with self._tx() as conn:
-            conn.execute(WATCHER_RUNS.insert().values(**run.model_dump()))
-            # One statement, so that runs finishing together (shards, replicas) never race
-            # on the status row's first insert: the database counts the failures.
-            stmt = insert(conn, status).values(**values)
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["instance"],
-                    set_={
-                        "last_run_at": stmt.excluded.last_run_at,
-                        "last_error": stmt.excluded.last_error,
-                        "consecutive_failures": (
-                            0 if run.ok else status.c.consecutive_failures + 1
-                        ),
-                        "last_success_at": (
-                            stmt.excluded.last_success_at if run.ok else status.c.last_success_at
-                        ),
-                    },
-                )
-            )
-            row = conn.execute(select(status).where(status.c.instance == run.instance)).one()
+            conn.execute(_INSERT_RUN, run.model_dump())
+            conn.execute(_status_upsert(conn.dialect.name, run.ok), values)
+            row = conn.execute(_STATUS_OF, {"instance": run.instance}).one()
         return WatcherStatus.model_validate(row, from_attributes=True)
 
     def watcher_statuses(self) -> dict[str, WatcherStatus]:
@@ -77,17 +60,41 @@ class RunsStore(StoreBase):
             return [WatcherRun.model_validate(r, from_attributes=True) for r in conn.execute(query)]
 
     def load_state(self, instance: str) -> dict[str, JSON]:
-        query = select(WATCHER_STATE.c.key, WATCHER_STATE.c.value).where(
-            WATCHER_STATE.c.instance == instance
-        )
         with self._read() as conn:
-            return {r.key: r.value for r in conn.execute(query)}
+            return {r.key: r.value for r in conn.execute(_STATE_OF, {"instance": instance})}
 
     def save_state(
         self, instance: str, changed: dict[str, JSON], deleted: frozenset[str], now: datetime
     ) -> None:
         with self._tx() as conn:
             write_state(conn, instance, changed, deleted, now)
+
+
+# A watcher's run writes these every time it runs (a replay: every watcher, every day):
+# built once, they cost a third of what building them each time did (BENCHMARKS.md).
+_INSERT_RUN = WATCHER_RUNS.insert()
+_STATUS_OF = select(WATCHER_STATUS).where(WATCHER_STATUS.c.instance == bindparam("instance"))
+_STATE_OF = select(WATCHER_STATE.c.key, WATCHER_STATE.c.value).where(
+    WATCHER_STATE.c.instance == bindparam("instance")
+)
+
+
+@cache
+def _status_upsert(dialect: str, ok: bool) -> Any:
+    """The instance's status after a run, in one statement, so that runs finishing
+    together (shards, replicas) never race on the status row's first insert: the database
+    counts the failures."""
+    status = WATCHER_STATUS
+    stmt = insert_on(dialect, status)
+    return stmt.on_conflict_do_update(
+        index_elements=["instance"],
+        set_={
+            "last_run_at": stmt.excluded.last_run_at,
+            "last_error": stmt.excluded.last_error,
+            "consecutive_failures": 0 if ok else status.c.consecutive_failures + 1,
+            "last_success_at": stmt.excluded.last_success_at if ok else status.c.last_success_at,
+        },
+    )
 
 
 def write_state(

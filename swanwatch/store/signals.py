@@ -207,17 +207,19 @@ def _upsert_signals(
         for fp, s in by_fp.items()
     ]
 
-    def updates(excluded: Any) -> dict[str, Any]:
-        return {
-            **{c: excluded[c] for c in rows[0] if c not in _KEEP},
-            # A signal that comes back after clearing starts a new first_seen.
-            "first_seen": func.coalesce(
-                case((SIGNALS.c.cleared_at.is_not(None), excluded.first_seen), else_=None),
-                SIGNALS.c.first_seen,
-            ),
-        }
+    upsert(conn, SIGNALS, rows, ["fingerprint"], _signal_updates)
 
-    upsert(conn, SIGNALS, rows, ["fingerprint"], updates)
+
+def _signal_updates(excluded: Any, columns: tuple[str, ...]) -> dict[str, Any]:
+    """A signal seen again: its facts as written now, its identity and first_seen kept."""
+    return {
+        **{c: excluded[c] for c in columns if c not in _KEEP},
+        # A signal that comes back after clearing starts a new first_seen.
+        "first_seen": func.coalesce(
+            case((SIGNALS.c.cleared_at.is_not(None), excluded.first_seen), else_=None),
+            SIGNALS.c.first_seen,
+        ),
+    }
 
 
 def _within(conn: Connection, fingerprints: list[str], scope: set[str]) -> list[str]:
@@ -313,15 +315,14 @@ def write_unknowns(
         }
         for (a, k), reason in latest.items()
     ]
-    upsert(
-        conn,
-        UNKNOWNS,
-        rows,
-        ["watcher", "account_id", "key"],
-        lambda excluded: {"reason": excluded.reason, "last_seen": excluded.last_seen},
-    )
+    upsert(conn, UNKNOWNS, rows, ["watcher", "account_id", "key"], _unknown_updates)
     stale = (UNKNOWNS.c.watcher == watcher) & (UNKNOWNS.c.last_seen < now)
     if scoped is None:
         conn.execute(delete(UNKNOWNS).where(stale))
     for chunk in chunks(scoped or []):
         conn.execute(delete(UNKNOWNS).where(stale, UNKNOWNS.c.account_id.in_(chunk)))
+
+
+def _unknown_updates(excluded: Any, _columns: tuple[str, ...]) -> dict[str, Any]:
+    """An unknown seen again: its reason now, and when last seen (first_seen stays)."""
+    return {"reason": excluded.reason, "last_seen": excluded.last_seen}
