@@ -29,9 +29,16 @@ def split_list(value: object) -> tuple[str, ...]:
     return tuple(str(value).replace(";", " ").replace(",", " ").split())
 
 
-def account_from_row(row: Mapping[str, object]) -> Account:
+#: What a NUL byte in an account's text is kept as: PostgreSQL stores no NUL in text, and
+#: a record is not dropped for one (its account would count as absent, then retire).
+NUL_STANDS_IN = "\ufffd"
+
+
+def account_from_row(row: Mapping[str, object], nul_in: list[str] | None = None) -> Account:
     """An Account from a source row (id, name, domains, owner, segment, arr, renewal_date,
     tags); list fields may be lists or text separated by spaces, commas or semicolons.
+    A NUL byte in its text (a broken export) is kept as :data:`NUL_STANDS_IN`, the same on
+    every store; the fields that held one are added to ``nul_in``.
 
     Raises ValueError or TypeError (pydantic's ValidationError is a ValueError) for a row
     that does not make an account.
@@ -42,7 +49,7 @@ def account_from_row(row: Mapping[str, object]) -> Account:
     elif isinstance(renewal, str):
         renewal = date.fromisoformat(renewal.strip()) if renewal.strip() else None
     arr = row.get("arr")
-    return Account(
+    account = Account(
         id=str(row.get("id") or row.get("account_id") or "").strip(),
         name=str(row.get("name") or ""),
         domains=split_list(row.get("domains")),
@@ -52,6 +59,29 @@ def account_from_row(row: Mapping[str, object]) -> Account:
         renewal_date=renewal if isinstance(renewal, date) else None,
         tags=split_list(row.get("tags")),
     )
+    a = account
+    if "\x00" not in "".join((a.id, a.name, a.owner or "", a.segment or "", *a.domains, *a.tags)):
+        return account
+    held = [f for f in _TEXT_FIELDS if "\x00" in _text_of(getattr(account, f))]
+    if nul_in is not None:
+        nul_in.extend(held)
+    return account.model_copy(update={f: _without_nul(getattr(account, f)) for f in held})
+
+
+#: An account's text fields (a list field's items are text too).
+_TEXT_FIELDS = ("id", "name", "domains", "owner", "segment", "tags")
+
+
+def _text_of(value: str | tuple[str, ...] | None) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else "".join(value)
+
+
+def _without_nul(value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+    if value is None or isinstance(value, str):
+        return None if value is None else value.replace("\x00", NUL_STANDS_IN)
+    return tuple(v.replace("\x00", NUL_STANDS_IN) for v in value)
 
 
 def build_sources(config: Config) -> dict[str, Source]:
@@ -121,14 +151,25 @@ async def read_accounts(source: Source, until: datetime | None = None) -> Accoun
     rows = source.rows(until=until) if tables is None else _rows_of(tables)
     record = 0
     texts: dict[str, str] = {}
+    nul_in: list[str] = []
     async for row in rows:
         record += 1
         try:
-            account = compact(account_from_row(row), texts)
+            account = compact(account_from_row(row, nul_in), texts)
         except (ValueError, TypeError) as exc:
             log.warning("accounts source %s, record %d skipped: %s", source.instance, record, exc)
             out.skipped.append((record, str(exc)))
             continue
+        if nul_in:
+            log.warning(
+                "accounts source %s, record %d (account %s): a NUL byte (0x00) in %s, kept as "
+                "U+FFFD; fix the export",
+                source.instance,
+                record,
+                account.id,
+                ", ".join(f"field {f!r}" for f in nul_in),
+            )
+            nul_in.clear()
         if account.id in out.accounts:
             log.warning(
                 "accounts source %s: account %s appears twice; the later record wins",

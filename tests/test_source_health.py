@@ -84,6 +84,43 @@ def _queued(store: Store) -> list[tuple[str, str, str]]:
     return sorted((n.account_id, n.event, n.idempotency_key) for n in store.notifications())
 
 
+async def test_an_export_with_nul_bytes_keeps_its_accounts_and_alerts_on_every_store(
+    tmp_path: Path, store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL stores no NUL byte in text: a CRM export with one in an account's name
+    made every cycle fail there (the accounts' write raised, so every watcher's run did).
+    The byte is kept as U+FFFD on both stores, the account and its alert stay, the log
+    names the record and the fields, and the next cycle tells nothing again."""
+    path = _book(tmp_path, store_url, alerted=3)
+    rows = _account_rows(60)
+    rows[0] = (
+        "acc-000,Acme\x00 Corp,acme\x00.example,ann\x00@csm.example,smb,1000,2027-06-01,vip\x00"
+    )
+    (tmp_path / "accounts.csv").write_text(HEADER + "\n".join(rows) + "\n")
+    store = Store(store_url)
+    try:
+        with caplog.at_level("WARNING", logger="swanwatch.accounts"):
+            await _cycle(path, store, T0)
+        (acme,) = store.accounts(["acc-000"])
+        assert acme.name == "Acme\ufffd Corp" and acme.domains == ("acme\ufffd.example",)
+        assert acme.owner == "ann\ufffd@csm.example" and acme.tags == ("vip\ufffd",)
+        assert len(store.accounts()) == 60
+        alerts = {a.account_id: a for a in store.alerts(open_only=True)}
+        assert set(alerts) == {"acc-000", "acc-001", "acc-002"}
+        assert alerts["acc-000"].at_stake["name"] == "Acme\ufffd Corp"
+        (warning,) = [r.getMessage() for r in caplog.records if "NUL" in r.getMessage()]
+        assert "record 1 (account acc-000)" in warning
+        for field in ("name", "domains", "owner", "tags"):
+            assert f"field {field!r}" in warning
+        queued = _queued(store)
+        assert len(queued) == 3
+        await _cycle(path, store, T0 + timedelta(hours=1))
+        assert _queued(store) == queued  # nothing told twice
+        assert store.source_health()["accounts"].state == SourceState.OK
+    finally:
+        store.close()
+
+
 async def test_a_truncated_accounts_file_with_a_malformed_row_changes_nothing(
     tmp_path: Path, store_url: str
 ) -> None:
