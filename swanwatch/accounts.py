@@ -15,7 +15,7 @@ from typing import Any
 from swanwatch import plugins
 from swanwatch.config import Config
 from swanwatch.interfaces import Source
-from swanwatch.model import Account
+from swanwatch.model import Account, storable
 
 log = logging.getLogger("swanwatch.accounts")
 
@@ -29,16 +29,13 @@ def split_list(value: object) -> tuple[str, ...]:
     return tuple(str(value).replace(";", " ").replace(",", " ").split())
 
 
-#: What a NUL byte in an account's text is kept as: PostgreSQL stores no NUL in text, and
-#: a record is not dropped for one (its account would count as absent, then retire).
-NUL_STANDS_IN = "\ufffd"
-
-
 def account_from_row(row: Mapping[str, object], nul_in: list[str] | None = None) -> Account:
     """An Account from a source row (id, name, domains, owner, segment, arr, renewal_date,
     tags); list fields may be lists or text separated by spaces, commas or semicolons.
-    A NUL byte in its text (a broken export) is kept as :data:`NUL_STANDS_IN`, the same on
-    every store; the fields that held one are added to ``nul_in``.
+    A NUL byte in its text (a broken export) is kept as
+    :data:`~swanwatch.model.NUL_STANDS_IN`, the same on every store (a record is not dropped
+    for one: its account would count as absent, then retire); the fields that held one are
+    added to ``nul_in``.
 
     Raises ValueError or TypeError (pydantic's ValidationError is a ValueError) for a row
     that does not make an account.
@@ -80,8 +77,8 @@ def _text_of(value: str | tuple[str, ...] | None) -> str:
 
 def _without_nul(value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
     if value is None or isinstance(value, str):
-        return None if value is None else value.replace("\x00", NUL_STANDS_IN)
-    return tuple(v.replace("\x00", NUL_STANDS_IN) for v in value)
+        return None if value is None else storable(value)
+    return tuple(storable(v) for v in value)
 
 
 def build_sources(config: Config) -> dict[str, Source]:

@@ -22,6 +22,31 @@ def _aware_utc(value: datetime) -> datetime:
 
 UTCDateTime = Annotated[datetime, AfterValidator(_aware_utc)]
 
+#: What a NUL byte (0x00) in stored text is kept as: PostgreSQL stores none in text or
+#: JSON, so a CRM export, a WHOIS answer or a plugin's text with one would fail its whole
+#: write there. The same on every store.
+NUL_STANDS_IN = "\ufffd"
+
+
+def storable(text: str) -> str:
+    """``text`` as a store keeps it: a NUL byte as :data:`NUL_STANDS_IN`."""
+    return text.replace("\x00", NUL_STANDS_IN) if "\x00" in text else text
+
+
+def storable_json(value: JSON) -> JSON:
+    """A JSON value with every text in it (keys too) :func:`storable`."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, dict):
+        return {storable(str(k)): storable_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable_json(v) for v in value]
+    return value
+
+
+#: Text a record keeps as a store can: see :func:`storable`.
+StorableText = Annotated[str, AfterValidator(storable)]
+
 
 def fingerprint(*parts: str) -> str:
     """A stable short hash of ``parts``: the identity that unique constraints key on."""
@@ -102,13 +127,15 @@ class Signal(_Record):
     weight decays from then with ``half_life_days`` (or the kind's configured half-life).
     """
 
-    account_id: str
-    kind: str = Field(min_length=1)
-    key: str = ""
+    account_id: StorableText
+    kind: StorableText = Field(min_length=1)
+    key: StorableText = ""
     strength: float = Field(ge=0.0, le=1.0)
     observed_at: UTCDateTime
-    summary: str = Field(min_length=1, description="One sentence a CSM understands.")
-    evidence: dict[str, JSON] = Field(default_factory=dict)
+    summary: StorableText = Field(min_length=1, description="One sentence a CSM understands.")
+    evidence: Annotated[dict[str, JSON], AfterValidator(storable_json)] = Field(
+        default_factory=dict
+    )
     half_life_days: float | None = Field(None, gt=0)
     watcher: str = Field("", description="The watcher instance; set by the runner.")
 
@@ -543,7 +570,7 @@ class SourceHealth(_Record):
     source: str
     state: SourceState = SourceState.OK
     #: What is wrong, in one line, naming the file and line or the counts; "" when ok.
-    reason: str = ""
+    reason: StorableText = ""
     #: Rows the last read gave (None when it failed).
     rows: int | None = None
     #: Malformed rows the last read skipped.

@@ -372,6 +372,45 @@ def test_enqueueing_any_sequence_never_duplicates(store: Store, keys: list[str])
     assert set(after) == before | set(keys)
 
 
+_ANY_TEXT = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=12)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=_ANY_TEXT, evidence=st.dictionaries(_ANY_TEXT, _ANY_TEXT, max_size=3))
+def test_any_text_a_watcher_gives_is_stored_on_every_store(
+    store: Store, text: str, evidence: dict[str, str]
+) -> None:
+    """A WHOIS answer or a plugin's summary may hold any character, a NUL byte too (which
+    PostgreSQL stores nowhere in text or JSON): the run's findings are stored all the same,
+    the NUL as U+FFFD, alike on both stores; nothing else changes."""
+    from swanwatch.model import storable, storable_json
+    from swanwatch.store.signals import Findings
+
+    signal = Signal(
+        account_id="a",
+        kind="k",
+        key=text,
+        strength=0.5,
+        observed_at=NOW,
+        summary=text,
+        evidence=evidence,
+    )
+    store.record_findings(
+        Findings(watcher="w", now=NOW, signals=[signal], unknowns=[("a", text, text)])
+    )
+    # The examples share one store: this one's signal and unknown, by their key.
+    (stored,) = [s for s in store.signals() if s.key == storable(text)]
+    assert (stored.key, stored.summary) == (storable(text), storable(text))
+    assert stored.evidence == storable_json(evidence)
+    assert "\x00" not in stored.key + stored.summary
+    if "\x00" not in text + "".join(evidence) + "".join(evidence.values()):
+        assert (stored.key, stored.evidence) == (text, evidence)  # nothing else changes
+    (unknown,) = [u for u in store.unknowns() if u.key == storable(text)]
+    assert (unknown.key, unknown.reason) == (storable(text), storable(text))
+
+
 @pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_the_store_survives_its_connections_being_dropped(store: Store, store_url: str) -> None:
     """What a client sees when PostgreSQL restarts: every open connection is killed."""

@@ -12,7 +12,7 @@ from sqlalchemy import String, Text, case, cast, delete, func, select, type_coer
 from sqlalchemy.engine import Connection
 
 from swanwatch.clock import ensure_utc
-from swanwatch.model import JSON, ActiveSignal, Signal, StoredSignal, Unknown
+from swanwatch.model import JSON, ActiveSignal, Signal, StoredSignal, Unknown, storable
 from swanwatch.store.base import StoreBase, among, chunks, upsert
 from swanwatch.store.runs import write_state
 from swanwatch.store.tables import SIGNALS, UNKNOWNS
@@ -303,7 +303,12 @@ def write_unknowns(
     """:meth:`SignalsStore.record_unknowns` inside the caller's transaction."""
     scoped = None if scope is None else sorted(set(scope))
     allowed = None if scoped is None else set(scoped)
-    latest = {(a, k): reason for a, k, reason in unknowns if allowed is None or a in allowed}
+    # Their text as a store keeps it (a NUL byte, which PostgreSQL refuses, as U+FFFD).
+    latest = {
+        (storable(a), storable(k)): storable(reason)
+        for a, k, reason in unknowns
+        if allowed is None or a in allowed
+    }
     rows = [
         {
             "watcher": watcher,
