@@ -20,30 +20,47 @@ from swanwatch.store import Store
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
-#: A signal whose summary holds a NUL byte: PostgreSQL refuses it in a text column.
-NUL_WATCHER = """
+#: A watcher with one signal to store; :func:`_refusing` makes the database refuse it.
+STATIC_WATCHER = """
 watchers:
   - type: static
     options:
       signals:
-        - {account: acme, kind: usage_drop, strength: 0.8, summary: "usage\\x00fell"}
+        - {account: acme, kind: usage_drop, strength: 0.8, summary: "usage fell"}
 daemon: {failure_alert_after: 1}
 notify: {console: false}
 """
 
 
+def _refusing(store_url: str) -> None:
+    """The store migrated, its signals table given a check that refuses the static
+    watcher's rows: PostgreSQL itself refuses the run's findings, as it would a value it
+    cannot store."""
+    store = Store(store_url)
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "ALTER TABLE signals ADD CONSTRAINT refuse_static CHECK (watcher <> 'static')"
+                )
+            )
+    finally:
+        store.close()
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 async def test_a_store_that_refuses_the_findings_fails_the_run(make_config, store_url) -> None:
-    path = make_config(NUL_WATCHER, store_url=store_url)
+    path = make_config(STATIC_WATCHER, store_url=store_url)
     config = load_config(path)
+    _refusing(store_url)
     store = Store(store_url)
     try:
         async with Engine(config, store, FrozenClock(NOW)) as engine:
             outcome = await engine.run_watcher(config.watchers[0], refresh_accounts=True)
             assert not outcome.run.ok
             assert "storing the run's findings failed" in (outcome.run.error or "")
-            assert "NUL" in (outcome.run.error or "")
+            assert "refuse_static" in (outcome.run.error or "")
             await engine.correlate()
         (run,) = store.runs("static")
         assert not run.ok and run.traceback
@@ -60,7 +77,8 @@ async def test_a_store_that_refuses_the_findings_fails_the_run(make_config, stor
 def test_run_once_reports_a_refused_store_write_without_a_traceback(
     make_config, store_url, swanwatch_cmd, subprocess_env, tmp_path: Path
 ) -> None:
-    path = make_config(NUL_WATCHER, store_url=store_url)
+    path = make_config(STATIC_WATCHER, store_url=store_url)
+    _refusing(store_url)
     done = subprocess.run(
         [*swanwatch_cmd, "run", "-c", str(path), "--once", "--now", "2026-11-20T12:00:00Z"],
         capture_output=True,
