@@ -40,9 +40,7 @@ def _refusing(store_url: str) -> None:
     try:
         with store.engine.begin() as conn:
             conn.execute(
-                text(
-                    "ALTER TABLE signals ADD CONSTRAINT refuse_static CHECK (watcher <> 'static')"
-                )
+                text("ALTER TABLE signals ADD CONSTRAINT refuse_static CHECK (watcher <> 'static')")
             )
     finally:
         store.close()
