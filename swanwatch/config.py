@@ -176,6 +176,9 @@ class Document:
                 self._open.discard(id(node))
         value = yaml.SafeLoader("").construct_object(node)
         if isinstance(value, str):
+            if "\x00" in value:  # YAML's "\0": it would reach a title or a message
+                why = "holds a NUL byte (0x00), which PostgreSQL stores nowhere: remove it"
+                self.problems.append(ConfigProblem(self.file, line, format_path(path), why))
             return self._interpolate(value, path)
         return value
 

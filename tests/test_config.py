@@ -99,6 +99,23 @@ def test_a_config_nested_past_any_sense_is_refused_with_its_file(tmp_path: Path)
         assert "not valid YAML" in problem or "nested too deeply" in problem, problem
 
 
+def test_a_nul_byte_in_the_config_is_refused_with_its_line(tmp_path: Path) -> None:
+    """A NUL (YAML's "\\0") in a rule's title would reach every alert it raises, and
+    PostgreSQL stores none: refused where it is written, in the config or a rule pack."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        'rules:\n  - name: sag\n    title: "Usage\\0 fell"\n    any_of: [usage_drop]\n'
+    )
+    path = tmp_path / "sw.yaml"
+    path.write_text(
+        'store: {url: "sqlite:///sw.db"}\nnotify: {console: false}\n'
+        'correlation:\n  rule_files: [rules.yaml]\n  phrases: {x: "a\\0b"}\n'
+    )
+    problems = _problems(path)
+    assert any(p.startswith(f"{path}:5:") and "NUL" in p for p in problems), problems
+    assert any(p.startswith(f"{rules}:3:") and "NUL" in p for p in problems), problems
+
+
 @pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].glob("config/**/*.yaml")))
 def test_libyaml_and_pure_python_read_each_shipped_config_alike(path: Path) -> None:
     """The config is read with libyaml's parser where PyYAML has it: the same data and
