@@ -45,7 +45,7 @@ from swanwatch.errors import (
     SilenceNotFound,
     StaleEpisode,
 )
-from swanwatch.model import Alert, Feedback, Silence, Verdict
+from swanwatch.model import Alert, Feedback, Silence, Verdict, storable
 from swanwatch.store import LoggedAction, Store
 
 log = logging.getLogger("swanwatch.actions")
@@ -257,7 +257,7 @@ class AlertActions:
                 action=what,
                 person=by,
                 at=self.clock.now(),
-                detail=detail,
+                detail=storable(detail),
             )
         )
 
@@ -292,7 +292,7 @@ def _what(action: Action, after: Alert) -> str:
 
 
 def _who(by: str) -> str:
-    who = by.strip()
+    who = storable(by.strip())  # on record with the alert: a NUL byte as U+FFFD
     if not who:
         raise InvalidAction("say who acts: every action on an alert records its person")
     return who

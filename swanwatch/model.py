@@ -307,11 +307,11 @@ class Silence(_Record):
     over account, rule, kind, owner and segment."""
 
     id: int | None = None
-    matchers: dict[str, str]
+    matchers: Annotated[dict[str, str], AfterValidator(storable_json)]
     starts_at: UTCDateTime
     ends_at: UTCDateTime
-    author: str = Field(min_length=1)
-    reason: str = Field(min_length=1)
+    author: StorableText = Field(min_length=1)
+    reason: StorableText = Field(min_length=1)
     created_at: UTCDateTime
 
     def active(self, now: datetime) -> bool:
@@ -333,8 +333,8 @@ class Feedback(_Record):
     rule: str
     episode: int
     verdict: Verdict
-    author: str
-    note: str = ""
+    author: StorableText
+    note: StorableText = ""
     created_at: UTCDateTime
 
 

@@ -239,3 +239,18 @@ def test_silences_are_added_and_expired_with_their_person(desk) -> None:
     assert desk.store.silences(active_at=desk.clock.now()) == []
     with pytest.raises(SilenceNotFound):
         desk.expire_silence(added.id, by="bob")
+
+
+def test_what_people_type_with_a_nul_byte_is_kept_on_every_store(desk) -> None:
+    """A person's name, note or reason pasted with a NUL byte (PostgreSQL stores none):
+    the action is done and on record, the byte as U+FFFD, as a watcher's text is."""
+    acked = desk.act("abcd1", Acknowledge(), by="ann\x00")
+    assert acked.alert.acted_by is not None and acked.alert.acted_by.endswith("ann\ufffd")
+    desk.act("abcd1", Mark(Verdict.USEFUL, "saved\x00 it"), by="ann\x00")
+    (feedback,) = desk.store.feedback()
+    assert (feedback.author, feedback.note) == ("ann\ufffd", "saved\ufffd it")
+    added = desk.silence({"account": "glob\x00*"}, timedelta(days=2), reason="mi\x00g", by="bob")
+    (silence,) = desk.store.silences(active_at=desk.clock.now())
+    assert silence == added
+    assert (silence.matchers, silence.reason) == ({"account": "glob\ufffd*"}, "mi\ufffdg")
+    assert all("\x00" not in a.acted_by for a in desk.store.alerts() if a.acted_by)
