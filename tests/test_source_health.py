@@ -97,10 +97,14 @@ async def test_an_export_with_nul_bytes_keeps_its_accounts_and_alerts_on_every_s
         "acc-000,Acme\x00 Corp,acme\x00.example,ann\x00@csm.example,smb,1000,2027-06-01,vip\x00"
     )
     (tmp_path / "accounts.csv").write_text(HEADER + "\n".join(rows) + "\n")
-    # A watcher's text with the byte in it too (a WHOIS answer, a plugin's summary).
-    garbled = '{account: acc-003, kind: domain_expiry, key: "a\\0b", summary: "reg\\0istrar"}'
+    # A watcher's text with the byte in it too, from what it read (the probe watcher's key
+    # is a row's id, its summary names the row's day): a WHOIS answer, a plugin's summary.
+    (tmp_path / "rows.csv").write_text("account_id,id,day\nacc-003,a\x00b,2026-11\x00-01\n")
+    text = path.read_text().replace(
+        "sources:\n", "sources:\n  rows: {type: csv, options: {path: rows.csv}}\n"
+    )
     path.write_text(
-        path.read_text().replace("      signals:\n", f"      signals:\n        - {garbled}\n")
+        text.replace("watchers:\n", "watchers:\n  - {type: probe, options: {source: rows}}\n")
     )
     store = Store(store_url)
     try:
@@ -113,9 +117,9 @@ async def test_an_export_with_nul_bytes_keeps_its_accounts_and_alerts_on_every_s
         alerts = {a.account_id: a for a in store.alerts(open_only=True)}
         assert set(alerts) == {"acc-000", "acc-001", "acc-002"}
         assert alerts["acc-000"].at_stake["name"] == "Acme\ufffd Corp"
-        (domain,) = [s for s in store.signals() if s.kind == "domain_expiry"]
-        assert (domain.key, domain.summary) == ("a\ufffdb", "reg\ufffdistrar")
-        assert all(run.ok for run in store.runs("static"))
+        (probed,) = [s for s in store.signals() if s.kind == "probe"]
+        assert (probed.key, probed.summary) == ("a\ufffdb", "row a\ufffdb dated 2026-11\ufffd-01")
+        assert all(run.ok for name in ("static", "probe") for run in store.runs(name))
         (warning,) = [r.getMessage() for r in caplog.records if "NUL" in r.getMessage()]
         assert "record 1 (account acc-000)" in warning
         for field in ("name", "domains", "owner", "tags"):
