@@ -22,6 +22,7 @@ from swanwatch.model import (
     RenderedNotice,
     Severity,
     Signal,
+    SourceHealth,
 )
 from swanwatch.store import Store
 from swanwatch.testing import make_account
@@ -36,7 +37,7 @@ def _signal(account: str = "acme", key: str = "", strength: float = 0.5, **kw) -
         key=key,
         strength=strength,
         observed_at=kw.pop("observed_at", NOW),
-        summary="Usage fell.",
+        summary=kw.pop("summary", "Usage fell."),
         watcher="w",
         **kw,
     )
@@ -384,22 +385,17 @@ def test_any_text_a_watcher_gives_is_stored_on_every_store(
 ) -> None:
     """A WHOIS answer or a plugin's summary may hold any character, a NUL byte too (which
     PostgreSQL stores nowhere in text or JSON): the run's findings are stored all the same,
-    the NUL as U+FFFD, alike on both stores; nothing else changes."""
+    the NUL as U+FFFD, alike on both stores; nothing else changes. A source's health
+    reason (a malformed row's value quoted) likewise."""
     from swanwatch.model import storable, storable_json
     from swanwatch.store.signals import Findings
 
-    signal = Signal(
-        account_id="a",
-        kind="k",
-        key=text,
-        strength=0.5,
-        observed_at=NOW,
-        summary=text,
-        evidence=evidence,
-    )
+    signal = _signal("a", key=text, summary=text, evidence=evidence)
     store.record_findings(
         Findings(watcher="w", now=NOW, signals=[signal], unknowns=[("a", text, text)])
     )
+    store.save_source_health(SourceHealth(source="s", reason=text, since=NOW, checked_at=NOW))
+    assert store.source_health(["s"])["s"].reason == storable(text)
     # The examples share one store: this one's signal and unknown, by their key.
     (stored,) = [s for s in store.signals() if s.key == storable(text)]
     assert (stored.key, stored.summary) == (storable(text), storable(text))
