@@ -119,11 +119,18 @@ def alerts() -> None:
 def alerts_list(config_path: Path, include_resolved: bool, as_json: bool) -> None:
     """Open alerts, one per account, most severe and most ARR at risk first."""
     with gc_paused():
-        # The alerts' part of the store alone: the others' modules (and SQLModel) stay unloaded.
-        from swanwatch.store.alerts import AlertsStore
+        from swanwatch.store.quick import quick_alerts
 
-        with read_part(load(config_path, check_plugins=False), AlertsStore) as store:
-            found = ranked(store.alerts(open_only=not include_resolved)) if store else []
+        config = load(config_path, check_plugins=False)
+        found = quick_alerts(config.store_url, open_only=not include_resolved)
+        if found is None:
+            # The alerts' part of the store alone: the others' modules (and SQLModel)
+            # stay unloaded.
+            from swanwatch.store.alerts import AlertsStore
+
+            with read_part(config, AlertsStore) as store:
+                found = store.alerts(open_only=not include_resolved) if store else []
+        found = ranked(found)
     show(
         found,
         as_json,
