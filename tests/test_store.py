@@ -405,6 +405,47 @@ def test_any_text_a_watcher_gives_is_stored_on_every_store(
         assert (stored.key, stored.evidence) == (text, evidence)  # nothing else changes
     (unknown,) = [u for u in store.unknowns() if u.key == storable(text)]
     assert (unknown.key, unknown.reason) == (storable(text), storable(text))
+    # A correlation pass reads it (the driver's rows, not SQLAlchemy's) as it was stored.
+    (read,) = [a for a in store.active_signals(["a"]) if a.key == stored.key]
+    assert (read.fingerprint, read.summary, read.strength) == (
+        stored.fingerprint, stored.summary, stored.strength,
+    )  # fmt: skip
+    assert read.observed_at == NOW and read.observed_at.utcoffset() == timedelta(0)
+    assert read.evidence == stored.evidence
+
+
+def test_driver_rows_are_the_rows_sqlalchemy_reads_and_fail_as_they_fail(store: Store) -> None:
+    """The bulk read without SQLAlchemy's rows gives the same values; a driver error, even
+    one met while stepping through the rows, is SQLAlchemy's error as before."""
+    from sqlalchemy import case, func, select
+    from sqlalchemy.exc import DBAPIError
+
+    from swanwatch.store.base import among, driver_rows
+    from swanwatch.store.signals import Findings
+    from swanwatch.store.tables import SIGNALS
+
+    signals = [
+        _signal(f"acct-{n}", key=f"k{n}", strength=n / 10, summary=f"'\\ {n} ü") for n in range(7)
+    ]
+    store.record_findings(Findings(watcher="w", now=NOW, signals=signals))
+    t = SIGNALS
+    query = (
+        select(t.c.account_id, t.c.key, t.c.strength, t.c.summary, t.c.half_life_days)
+        .where(among(t.c.account_id, [f"acct-{n}" for n in (1, 3, 6, 9)], store.dialect))
+        .order_by(t.c.account_id)
+    )
+    with store.engine.connect() as conn:
+        rows = driver_rows(conn, query)
+        assert rows == [tuple(r) for r in conn.execute(query)]
+        assert [r[1] for r in rows] == ["k1", "k3", "k6"]
+    with store.engine.connect() as conn, pytest.raises(DBAPIError):
+        driver_rows(conn, select(t.c.key).where(t.c.key == func.no_such_function()))
+    if store.dialect == "sqlite":  # SQLite meets this one at the second row, while reading
+        second_is_bad = case((t.c.key == "k0", "{}"), else_="not JSON")
+        with store.engine.connect() as conn, pytest.raises(DBAPIError, match="malformed JSON"):
+            driver_rows(
+                conn, select(func.json_extract(second_is_bad, "$")).order_by(t.c.account_id)
+            )
 
 
 @pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)

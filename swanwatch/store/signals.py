@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from swanwatch.clock import ensure_utc
 from swanwatch.model import JSON, ActiveSignal, Signal, StoredSignal, Unknown, storable
-from swanwatch.store.base import StoreBase, among, chunks, upsert
+from swanwatch.store.base import StoreBase, among, chunks, driver_rows, upsert
 from swanwatch.store.runs import write_state
 from swanwatch.store.tables import SIGNALS, UNKNOWNS
 from swanwatch.store.types import sqlite_instants
@@ -146,7 +146,7 @@ class SignalsStore(StoreBase):
             .order_by(table.c.account_id)
         )
         with self._read() as conn:
-            rows = conn.execute(query).all()
+            rows = driver_rows(conn, query)
         if sqlite:
             parse = sqlite_instants()
             return [
