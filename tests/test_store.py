@@ -438,6 +438,9 @@ def test_driver_rows_are_the_rows_sqlalchemy_reads_and_fail_as_they_fail(store: 
         rows = driver_rows(conn, query)
         assert rows == [tuple(r) for r in conn.execute(query)]
         assert [r[1] for r in rows] == ["k1", "k3", "k6"]
+        # Parameters bound by their types: an IN list expanded, an instant made UTC.
+        bound = select(t.c.key).where(t.c.key.in_(["k2", "k5"]), t.c.observed_at <= NOW)
+        assert sorted(driver_rows(conn, bound)) == [("k2",), ("k5",)]
     with store.engine.connect() as conn, pytest.raises(DBAPIError):
         driver_rows(conn, select(t.c.key).where(t.c.key == func.no_such_function()))
     if store.dialect == "sqlite":  # SQLite meets this one at the second row, while reading

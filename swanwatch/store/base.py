@@ -323,31 +323,24 @@ def execute_rows(conn: Connection, stmt: Any, rows: Sequence[Mapping[str, Any]])
 
 
 def driver_rows(conn: Connection, query: Any) -> list[Any]:
-    """The rows of ``query`` as plain tuples of what the driver gives: its parameters bound
-    as SQLAlchemy binds them, but none of SQLAlchemy's work on each row read (a ``Row``
-    made, each column's result processor run). For a bulk read whose columns the driver
-    already gives as they are wanted (texts, numbers): a correlation pass reads a million
+    """The rows of ``query`` as plain tuples of what the driver gives: executed as
+    SQLAlchemy executes it (its parameters bound by their types), but read straight from
+    the driver's cursor, without SQLAlchemy's work on each row (a ``Row`` made, each
+    column's result processor run). For a bulk read whose columns the driver already
+    gives as they are wanted (texts, numbers): a correlation pass reads a million
     signals, and their ``Row`` objects were about a seventh of that read's CPU time
     (BENCHMARKS.md, Correlation). A driver's error, met at the execution or while the
     rows are read, is raised as SQLAlchemy raises it."""
-    dialect = conn.dialect
-    compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    params = compiled.construct_params()
-    binds = compiled.binds
-    for name, bind in binds.items():
-        if name in params and (process := _processor(bind.type, dialect)) is not None:
-            params[name] = process(params[name])
-    args: Any = params
-    if compiled.positional:
-        args = tuple(params[name] for name in compiled.positiontup or ())
-    result = conn.exec_driver_sql(compiled.string, args)
+    result = conn.execute(query)
     try:
-        rows = list(result.cursor.fetchall())
-    except dialect.loaded_dbapi.Error as exc:  # SQLite steps through the rows as they are read
-        raise DBAPIError.instance(compiled.string, args, exc, dialect.loaded_dbapi.Error) from exc
+        return list(result.cursor.fetchall())
+    except conn.dialect.loaded_dbapi.Error as exc:  # SQLite meets some as it reads rows
+        context = result.context
+        raise DBAPIError.instance(
+            context.statement, context.parameters, exc, conn.dialect.loaded_dbapi.Error
+        ) from exc
     finally:
         result.close()
-    return rows
 
 
 def _processor(kind: Any, dialect: Any) -> Callable[[Any], Any] | None:
