@@ -40,6 +40,7 @@ from swanwatch.model import Alert, AlertState, Feedback, OutboxEntry, Severity, 
 from swanwatch.store.base import StoreBase, among, chunks, execute_rows, insert, upsert
 from swanwatch.store.core_tables import ALERTS, FEEDBACK, SILENCES
 from swanwatch.store.outbox import enqueue, enqueue_rows, outbox_rows
+from swanwatch.store.quick import alert_json, json_as_is, sqlite_instant
 from swanwatch.store.types import JSONText, UTCDateTime, sqlite_instants
 
 #: The alert columns that hold instants (the others take the alert's JSON form).
@@ -132,7 +133,7 @@ class AlertsStore(StoreBase):
             rows = conn.execute(query).all()
         encode = _ALERT_TEXT if sqlite else _ALERT_VALUES_JSON
         validate = Alert.model_validate_json
-        out = [validate(_alert_json(row[:-1], encode)) for row in rows]
+        out = [validate(alert_json(row[:-1], encode)) for row in rows]
         if unknown is not None:
             unknown.extend(a for a, row in zip(out, rows, strict=True) if row[-1] is None)
         return out
@@ -517,10 +518,6 @@ def _as_text(column: Any, sqlite: bool) -> Any:
     return column
 
 
-def _json_text(value: Any) -> str:
-    return str(value)
-
-
 #: A string as JSON text (the C encoder json.dumps calls, without its checks).
 _json_string: Callable[[str], str] = encode_basestring_ascii
 
@@ -536,10 +533,6 @@ def _instant_text(value: datetime, offset: timedelta | None) -> str:
     return f'"{value.isoformat()}"'
 
 
-def _json_sqlite_instant(value: str) -> str:
-    return f'"{value}"'
-
-
 def _encoders(sqlite: bool) -> tuple[tuple[str, Callable[[Any], str]], ...]:
     """Per alert column: its JSON key and how its value (not None) is written as JSON."""
     out: list[tuple[str, Callable[[Any], str]]] = []
@@ -547,13 +540,13 @@ def _encoders(sqlite: bool) -> tuple[tuple[str, Callable[[Any], str]], ...]:
         encode: Callable[[Any], str] = json.dumps
         kind = getattr(c.type, "impl_instance", c.type)  # under a TypeDecorator
         if c.name in _ALERT_JSON:
-            encode = _json_text
+            encode = json_as_is
         elif c.name in _ALERT_TIMES:
-            encode = _json_sqlite_instant if sqlite else _json_instant
+            encode = sqlite_instant if sqlite else _json_instant
         elif isinstance(kind, String):
             encode = _json_string
         elif isinstance(kind, Integer):
-            encode = _json_text
+            encode = json_as_is
         elif isinstance(kind, Float):
             encode = repr
         out.append((f'"{c.name}":', encode))
@@ -569,13 +562,4 @@ def _alert_text(alert: Alert, row: Mapping[str, Any]) -> str:
     serialization: the JSON columns are text already)."""
     own = {"id": alert.id, "version": alert.version}
     values = [own[c.name] if c.name in own else row[c.name] for c in _ALERT_COLUMNS]
-    return _alert_json(values, _ALERT_VALUES_JSON)
-
-
-def _alert_json(row: Sequence[Any], encode: Sequence[tuple[str, Callable[[Any], str]]]) -> str:
-    """An alert row as the JSON text of the alert (a SQL NULL as null)."""
-    parts = [
-        key + ("null" if value is None else write(value))
-        for (key, write), value in zip(encode, row, strict=True)
-    ]
-    return "{" + ",".join(parts) + "}"
+    return alert_json(values, _ALERT_VALUES_JSON)

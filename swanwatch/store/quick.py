@@ -44,11 +44,13 @@ NOT_FIELDS = frozenset({"facts_digest"})
 _PLAIN = re.compile(r"sqlite:///([^?#%]+)")
 
 
-def _json_as_is(value: Any) -> str:
+def json_as_is(value: Any) -> str:
+    """A JSON column's text (or an integer) as it goes into its alert's JSON."""
     return str(value)
 
 
-def _instant(value: Any) -> str:
+def sqlite_instant(value: Any) -> str:
+    """An instant as SQLite keeps it (UTC text without offset) as JSON text."""
     return f'"{value}"'
 
 
@@ -105,18 +107,21 @@ def _read(conn: sqlite3.Connection, open_only: bool) -> list[Alert] | None:
     keep = [i for i, name in enumerate(names) if name not in NOT_FIELDS]
     encode = [(f'"{names[i]}":', _encoder(names[i])) for i in keep]
     validate = Alert.model_validate_json
-    return [validate(_alert_text([row[i] for i in keep], encode)) for row in cursor]
+    return [validate(alert_json([row[i] for i in keep], encode)) for row in cursor]
 
 
 def _encoder(column: str) -> Callable[[Any], str]:
     """How a value (not None) of ``column`` is written into its alert's JSON."""
     if column in ALERT_JSON:
-        return _json_as_is
-    return _instant if column in ALERT_TIMES else _scalar
+        return json_as_is
+    return sqlite_instant if column in ALERT_TIMES else _scalar
 
 
-def _alert_text(values: Sequence[Any], encode: Sequence[tuple[str, Callable[[Any], str]]]) -> str:
-    """A row of the alerts table as the JSON text of its alert (a SQL NULL as null)."""
+def alert_json(values: Sequence[Any], encode: Sequence[tuple[str, Callable[[Any], str]]]) -> str:
+    """A row of the alerts table as the JSON text of its alert, each value (not None)
+    written by its column's encoder (``"key":`` and how); a SQL NULL as null. Here, not
+    beside :class:`AlertsStore`, so that this module needs no SQLAlchemy; the store's
+    reads in a pass use it too."""
     parts = [
         key + ("null" if value is None else write(value))
         for (key, write), value in zip(encode, values, strict=True)
