@@ -4,6 +4,7 @@ alerts, in the same order, as the store reads them; anything else goes to the st
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -122,8 +123,43 @@ def test_the_quick_reader_leaves_to_the_store_what_it_does_not_know(tmp_path: Pa
     assert quick_alerts(url, open_only=True) is None
 
 
+def test_the_alerts_a_real_cycle_raised_are_read_quickly(make_config, run_cli) -> None:
+    """Alerts as the engine writes them (contributions, reasons, stakes from a real run),
+    not only as the test builds them: the quick reader answers, and as the store does."""
+    from swanwatch.config import load_config
+
+    path = make_config(
+        """
+watchers:
+  - type: static
+    options:
+      signals:
+        - {account: acme, kind: champion_departure, strength: 0.9, summary: "Ann \\"left\\""}
+        - {account: acme, kind: usage_drop, strength: 0.9}
+        - {account: globex, kind: usage_drop, strength: 0.9}
+correlation:
+  rules:
+    - {name: pair, title: Champion left and usage fell, severity: high,
+       all_of: [champion_departure, usage_drop], play: ["CSM: call the buyer."]}
+notify: {console: false}
+"""
+    )
+    assert run_cli("run", "--once", "-c", str(path)).returncode == 0
+    url = load_config(path, check_plugins=False).store_url
+    store = Store(url)
+    try:
+        for open_only in (True, False):
+            quick = quick_alerts(url, open_only=open_only)
+            assert quick is not None and quick == store.alerts(open_only=open_only)
+        assert {a.account_id for a in quick or []} >= {"acme"}
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
-def test_a_store_an_older_release_made_is_left_to_the_store(store_url: str, store: Store) -> None:
+def test_a_store_an_older_release_made_is_left_to_the_store(
+    store_url: str, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
     store.save_alerts([Alert(fingerprint="f", account_id="a", rule="r", title="t",
                              severity=Severity.HIGH, score=0.5, started_at=T0,
                              updated_at=T0)], [])  # fmt: skip
@@ -135,6 +171,10 @@ def test_a_store_an_older_release_made_is_left_to_the_store(store_url: str, stor
     with sqlite3.connect(path) as conn:
         conn.execute("ALTER TABLE alerts DROP COLUMN reasons")  # as before migration 0010
     assert quick_alerts(store_url, open_only=True) is None
+    with caplog.at_level(logging.DEBUG, logger="swanwatch.store"):
+        (Path(path).parent / "garbage.db").write_bytes(b"garbage " * 600)
+        assert quick_alerts(f"sqlite:///{Path(path).parent}/garbage.db", open_only=True) is None
+    assert "not quickly" in caplog.text  # said, for whoever wonders why it is slow
 
 
 def test_alerts_list_reads_the_same_on_every_store(
