@@ -10,6 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from swanwatch import cli_common
 
@@ -132,3 +134,51 @@ def test_the_alias_bomb_is_refused_quickly(swanwatch_cmd, tmp_path: Path) -> Non
         [*swanwatch_cmd, "validate", "-c", str(path)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 2 and "write it out" in done.stderr
+
+
+_JSON_LEAF = st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False)
+_JSON = st.recursive(
+    _JSON_LEAF,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _no_floats(value: object) -> bool:
+    if isinstance(value, float):
+        return False
+    if isinstance(value, list):
+        return all(map(_no_floats, value))
+    if isinstance(value, dict):
+        return all(map(_no_floats, value.values()))
+    return True
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(items=st.lists(_JSON, max_size=6))
+def test_a_list_in_json_reads_back_as_the_whole_list(capsys, items: list[object]) -> None:
+    """A list command's JSON is written item by item; it reads back as the list, and
+    but for how some floats are spelled it is the text of the whole list."""
+    capsys.readouterr()
+    cli_common.emit_json_list(iter(items))
+    out = capsys.readouterr().out
+    assert json.loads(out) == json.loads(json.dumps(items))
+    if _no_floats(items):
+        assert out == json.dumps(items, indent=2, ensure_ascii=False) + "\n"
+
+
+def test_a_long_list_in_json_is_written_before_it_is_all_read(capsys) -> None:
+    """Thousands of alerts are printed as they are read, never held as one text: the
+    first items are out before the last one is made."""
+    seen: list[str] = []
+
+    def items():
+        for n in range(400):
+            if n == 300:
+                seen.append(capsys.readouterr().out)
+            yield {"n": n, "text": "x" * 1000}
+
+    cli_common.emit_json_list(items())
+    written = seen[0] + capsys.readouterr().out
+    assert len(seen[0]) > 100_000  # 300 items of 1 kB: out already
+    assert [item["n"] for item in json.loads(written)] == list(range(400))
