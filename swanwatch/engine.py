@@ -15,10 +15,9 @@ unknown and keeps its signals until it has been absent from ``accounts.retire_af
 good reads; then it is retired.
 
 A correlation pass (:mod:`swanwatch.passes`) goes through the book one account batch at a
-time, a big book's in two processes (:mod:`swanwatch.pass_workers`). Each batch is saved
-in one transaction that writes only the alerts it changed, each over the version the pass
-read: a person's action made meanwhile is never overwritten (it wins; the next pass starts
-from it).
+time, over many signals in two processes (:mod:`swanwatch.pass_workers`). Each batch is
+saved in one transaction, only the alerts it changed, each over the version the pass read:
+a person's action made meanwhile is never overwritten (it wins; the next pass starts there).
 """
 
 from __future__ import annotations
@@ -231,7 +230,7 @@ class Engine:
             except SourceError as exc:
                 failure = exc
             if workers:
-                self._start_workers(self.config.active_watchers(), len(read.accounts))
+                await self._start_workers(self.config.active_watchers(), len(read.accounts))
             tally = view.reads[-1] if view.reads else ReadTally(error=str(failure))
             for record, why in read.skipped:
                 tally.skipped(f"record {record}: {why}")
@@ -572,7 +571,7 @@ class Engine:
     async def run_watchers(self, specs: Sequence[WatcherConfig] | None = None) -> list[RunOutcome]:
         """Run watchers concurrently, each exactly once."""
         chosen = list(specs) if specs is not None else self.config.active_watchers()
-        self._start_workers(chosen, len(await self.accounts()))
+        await self._start_workers(chosen, len(await self.accounts()))
         if self._workers.pool is not None:
             costs = await asyncio.to_thread(self._costs, chosen)
             self._workers.home = parallel.home(costs, self._workers.size)
@@ -585,14 +584,15 @@ class Engine:
         return {i: (r[0].finished_at - r[0].started_at).total_seconds() if r else None
                 for i, r in last.items()}  # fmt: skip
 
-    def _start_workers(self, chosen: Sequence[WatcherConfig], accounts: int) -> None:
+    async def _start_workers(self, chosen: Sequence[WatcherConfig], accounts: int) -> None:
         """The worker processes for ``chosen`` over a book this big, if any and not yet
-        started (each imports its watchers' modules at once), and the pass worker (theirs)."""
+        started (each imports its watchers' modules at once), and the pass worker if wanted."""
         wanted = parallel.processes(self.config.daemon.watcher_processes, accounts, len(chosen))
-        self._workers.start(
-            wanted, lambda: sorted({plugins.watcher_class(s.type).__module__ for s in chosen})
-        )
-        self.pass_worker.start(accounts, self.store.url, self._workers.pool)
+        modules = sorted({plugins.watcher_class(s.type).__module__ for s in chosen})
+        self._workers.start(wanted, lambda: modules)
+        if not self.pass_worker.running:  # the count is a store read: in a thread
+            await asyncio.to_thread(self.pass_worker.start, self.store.active_signal_count,
+                                    self.store.url, self._workers.pool)  # fmt: skip
 
     def watcher_health(self) -> dict[str, WatcherStatus]:
         """Each configured watcher's status on record, with the failed runs the store did
@@ -654,8 +654,8 @@ class Engine:
 
     def _reconcile(self, accounts: list[Account], now: datetime) -> CorrelationOutcome:
         book, keep, told = self.book(accounts), self.keep_told, self.on_told
-        self.pass_worker.start(len(accounts), self.store.url, self._workers.pool)
-        helper = self.pass_worker.lender(self.store, book, now, keep=keep, tell=told is not None)
+        helper = self.pass_worker.helper(self.store, book, now, self._workers.pool, keep=keep,
+                                         tell=told is not None)  # fmt: skip
         done = run_pass(self.store, book, now, batch=self.batch_accounts, keep=keep, told=told,
                         helper=helper)  # fmt: skip
         if done.refused:

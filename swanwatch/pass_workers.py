@@ -12,11 +12,14 @@ same versions; a batch the worker could not finish is decided again by the pass.
 With a worker, a pass runs in batches a quarter of the size
 (:data:`~swanwatch.passes.HELPER_SPLIT`), one in each process and one queued, so a pass's
 memory stays that of one batch. When (``daemon.correlation_worker``; unset: automatic):
-from :data:`AUTO_MIN_ACCOUNTS` accounts on a machine of two cores or more, with a store
-that another process can open (a file or a server, not SQLite in memory). The worker
-starts once, when the engine first reads a book that big, and lives as long as the engine:
-a fresh interpreter importing the pass takes about a second of the second core
-(BENCHMARKS.md, "Correlation").
+from :data:`AUTO_MIN_SIGNALS` active signals on, on a machine of two cores or more, with a
+store that another process can open (a file or a server, not SQLite in memory). The count
+of signals, not of accounts, says how much a pass has to do: a book of 100,000 accounts
+with a few thousand signals is decided in about a second, and a worker's hand-overs made
+that pass slower, not quicker. The worker starts once, when a cycle first finds that many
+signals on record (before its watchers run, so that it starts up meanwhile) or at the
+first pass that has them, and lives as long as the engine: a fresh interpreter importing
+the pass takes a second or more of the second core (BENCHMARKS.md, "Correlation").
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import make_url
@@ -43,18 +47,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("swanwatch.pass_workers")
 
-#: From this many accounts on, an unset ``daemon.correlation_worker`` starts the worker: a
-#: smaller book's pass takes a second or less, less than the worker's start-up.
-AUTO_MIN_ACCOUNTS = 20_000
+#: From this many active signals on, an unset ``daemon.correlation_worker`` starts the
+#: worker. Measured over 100,000 accounts (steady passes, wall seconds, with and without
+#: the worker): 2,933 signals 1.9 against 1.0; 30,000 signals 1.9 against 1.8; 100,000
+#: signals 3.0 against 4.1; 1,000,000 signals 16 against 31 (BENCHMARKS.md, "Correlation").
+AUTO_MIN_SIGNALS = 50_000
 
 
-def wanted(setting: bool | None, accounts: int, url: str, cores: int | None = None) -> bool:
-    """Whether a pass over ``accounts`` accounts on the store at ``url`` has a worker."""
+def wanted(
+    setting: bool | None, signals: Callable[[], int], url: str, cores: int | None = None
+) -> bool:
+    """Whether a pass on the store at ``url`` has a worker, ``signals`` counting its active
+    signals (asked only when the setting leaves it to them)."""
     if not shared(url):
         return False
     if setting is not None:
         return setting
-    return accounts >= AUTO_MIN_ACCOUNTS and (cores or os.cpu_count() or 1) >= 2
+    return (cores or os.cpu_count() or 1) >= 2 and signals() >= AUTO_MIN_SIGNALS
 
 
 def shared(url: str) -> bool:
@@ -99,34 +108,61 @@ class PassWorker:
     def running(self) -> bool:
         return self._pool is not None
 
-    def start(self, accounts: int, url: str, shared: ProcessPoolExecutor | None = None) -> None:
-        """Start the worker if a pass over this book wants one and it is not running; it
+    def start(
+        self, signals: Callable[[], int], url: str, shared: ProcessPoolExecutor | None = None
+    ) -> None:
+        """Start the worker if a pass over the store's ``signals`` (their count, asked
+        only when the setting leaves it to them) wants one and it is not running; it
         imports what a pass needs at once. With ``shared`` (the watchers' worker processes,
         :mod:`swanwatch.parallel`), their processes take the batches: no process more."""
         if self._pool is not None and self._broken:
             self._drop("its process died")
-        if self._pool is not None or not wanted(self.setting, accounts, url):
+        if self._pool is not None or not wanted(self.setting, signals, url):
             return
         if shared is not None:
             self._pool, self._own, self._warm = shared, False, None
         else:
             self._pool, self._own = parallel.pool(1), True
             self._warm = self._pool.submit(warm)
-            log.info("correlation passes over %d accounts run on two cores: worker started",
-                     accounts)  # fmt: skip
+            log.info("correlation passes run on two cores: worker started")
 
     def pid(self, timeout: float = 60.0) -> int | None:
         """The worker's process id once it has started (None: no worker)."""
         warmed = self._warm if self._pool is not None else None
         return None if warmed is None else warmed.result(timeout)
 
+    def helper(
+        self,
+        store: Store,
+        book: Book,
+        now: datetime,
+        shared: ProcessPoolExecutor | None = None,
+        *,
+        keep: bool,
+        tell: bool,
+    ) -> Helper | None:
+        """What a pass over ``book`` on ``store`` hands its batches to: the worker (started
+        now if need be, see :meth:`start`) when the store's active signals call for it,
+        else None. They are counted once, and only when the setting leaves it to them."""
+        signals = cache(store.active_signal_count)
+        self.start(signals, store.url, shared)
+        return self.lender(store, book, now, signals, keep=keep, tell=tell)
+
     def lender(
-        self, store: Store, book: Book, now: datetime, *, keep: bool, tell: bool
+        self,
+        store: Store,
+        book: Book,
+        now: datetime,
+        signals: Callable[[], int],
+        *,
+        keep: bool,
+        tell: bool,
     ) -> Helper | None:
         """What a pass over ``book`` hands its batches to (:func:`swanwatch.passes.run_pass`),
-        None without a worker; it takes no batch once the worker is gone (the pass then
-        decides each itself)."""
-        if self._pool is None:
+        None without a worker or when ``signals`` (the store's active ones) are too few for
+        one to pay; it takes no batch once the worker is gone (the pass then decides each
+        itself)."""
+        if self._pool is None or not wanted(self.setting, signals, store.url):
             return None
         listed = {a.id: a for a in book.accounts}
         url = make_url(store.url).render_as_string(hide_password=False)

@@ -615,7 +615,7 @@ class DaemonConfig(_Section):
     correlation_worker: bool | None = Field(
         None,
         description="Decide half of each correlation pass in a second process (two cores); "
-        "unset: from 20,000 accounts on, on 2 cores or more, with a file or server store.",
+        "unset: from 50,000 active signals on, on 2 cores or more, with a file or server store.",
     )
     http_timeout: Duration = timedelta(seconds=20)
     deliver_every: Duration = timedelta(seconds=30)

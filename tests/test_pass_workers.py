@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from pass_support import on_record, told
 from sqlalchemy import text
 
+from swanwatch import pass_workers
 from swanwatch.clock import FrozenClock
 from swanwatch.config import Rule, load_config, parse_config
 from swanwatch.engine import Engine
@@ -104,8 +105,7 @@ def _pass(
     book = Book(config=CONFIG, rules=RULES, accounts=accounts, watchers={}, sources={})
     helper = None
     if worker is not None:
-        worker.start(len(accounts), store.url)
-        helper = worker.lender(store, book, now, keep=True, tell=True)
+        helper = worker.helper(store, book, now, keep=True, tell=True)
         assert helper is not None
     return run_pass(store, book, now, batch=batch, helper=helper)
 
@@ -222,16 +222,48 @@ def test_a_batch_that_fails_in_the_worker_is_decided_here(
             store.close()
 
 
-def test_the_worker_is_wanted_for_big_books_on_a_store_it_can_open() -> None:
-    big, small = 100_000, 5_000
-    assert wanted(None, big, "sqlite:////srv/swanwatch.db", cores=2)
-    assert wanted(None, big, "postgresql+psycopg://db/swanwatch", cores=8)
-    assert not wanted(None, small, "sqlite:////srv/swanwatch.db", cores=2)
-    assert not wanted(None, big, "sqlite:////srv/swanwatch.db", cores=1)
-    assert not wanted(False, big, "sqlite:////srv/swanwatch.db", cores=2)
-    assert wanted(True, small, "sqlite:////srv/swanwatch.db", cores=1)
+def test_the_worker_is_wanted_for_many_signals_on_a_store_it_can_open() -> None:
+    many, few = lambda: 1_000_000, lambda: 3_000
+    assert wanted(None, many, "sqlite:////srv/swanwatch.db", cores=2)
+    assert wanted(None, many, "postgresql+psycopg://db/swanwatch", cores=8)
+    assert not wanted(None, few, "sqlite:////srv/swanwatch.db", cores=2)
+    assert not wanted(None, many, "sqlite:////srv/swanwatch.db", cores=1)
+    assert not wanted(False, many, "sqlite:////srv/swanwatch.db", cores=2)
+    assert wanted(True, few, "sqlite:////srv/swanwatch.db", cores=1)
     for memory in ("sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true"):
-        assert not wanted(True, big, memory, cores=8)
+        assert not wanted(True, many, memory, cores=8)
+
+
+def test_a_pass_over_few_signals_keeps_to_one_process_and_over_many_shares_it(
+    sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unset, the worker is the signals' to call for: a book of many accounts with few
+    signals is decided in one process (a worker's hand-overs made such a pass slower), and
+    a pass once there are enough signals has the worker; it stays, but takes no batch of a
+    pass over few signals again."""
+    shutil.copy(sqlite_template, tmp_path / "sw.db")
+    store = Store(f"sqlite:///{tmp_path}/sw.db")
+    worker = PassWorker(None)
+    book = Book(config=CONFIG, rules=RULES, accounts=ACCOUNTS, watchers={}, sources={})
+    # The line, where a test can reach it: the signals of three accounts.
+    monkeypatch.setattr(pass_workers, "AUTO_MIN_SIGNALS", 3)
+    try:
+        _raise(store, [_signal(0, "usage_drop", "u", 0.8, 1)], T0)
+        assert store.active_signal_count() == 1
+        assert worker.helper(store, book, T0, keep=True, tell=True) is None
+        assert not worker.running  # no process started for it
+        _raise(store, [_signal(i, "usage_drop", "u", 0.8, 1) for i in range(3)], T0)
+        helper = worker.helper(store, book, T0, keep=True, tell=True)
+        assert helper is not None and worker.running
+        assert (done := helper([ACCOUNTS[0].id])) is not None
+        assert done.result(timeout=120).accounts == 1  # the worker decided that batch
+        _raise(store, [], T0)  # the signals clear: too few again
+        assert store.active_signal_count() == 0
+        assert worker.helper(store, book, T0, keep=True, tell=True) is None
+        assert worker.running
+    finally:
+        worker.stop()
+        store.close()
 
 
 ENGINE_CONFIG = """

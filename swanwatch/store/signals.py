@@ -158,6 +158,12 @@ class SignalsStore(StoreBase):
             for fp, w, a, k, key, st, at, su, ev, hl in rows
         ]
 
+    def active_signal_count(self) -> int:
+        """How many signals are active: what a correlation pass has to weigh."""
+        query = select(func.count()).select_from(SIGNALS).where(SIGNALS.c.cleared_at.is_(None))
+        with self._read() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def signal_counts(self) -> dict[str, int]:
         """Active signals per kind."""
         query = (
