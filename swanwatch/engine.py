@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
-from swanwatch import parallel, pass_workers, plugins
+from swanwatch import parallel, pass_workers, plugins, tls
 from swanwatch.accounts import AccountRead, build_sources, read_accounts
 from swanwatch.alerts import Notice
 from swanwatch.clock import Clock
@@ -182,10 +182,9 @@ class Engine:
         self.on_told: Callable[[Sequence[Notice]], None] | None = None
 
     async def __aenter__(self) -> Engine:
-        self._http = httpx.AsyncClient(
+        self._http = tls.client(
             timeout=self.config.daemon.http_timeout.total_seconds(),
             headers={"User-Agent": "swanwatch/0.1 (+https://github.com/swanwatch)"},
-            follow_redirects=True,
         )
         return self
 

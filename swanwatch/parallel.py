@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from swanwatch import tls
 from swanwatch.accounts import ALL_FIELDS_SET
 from swanwatch.interfaces import ReadTally, SourceUse, StateMap, WatchContext, Watcher
 from swanwatch.model import JSON, Account, Signal
@@ -242,7 +243,6 @@ def run_job(job: Job) -> Done:
 
 
 async def _run(job: Job) -> Done:
-    import httpx
 
     from swanwatch.accounts import build_sources
     from swanwatch.clock import FrozenClock
@@ -258,7 +258,8 @@ async def _run(job: Job) -> Done:
     state = StateMap(job.state)
     done = Done()
     try:
-        async with httpx.AsyncClient() as http:  # unused: a historical watcher reads sources
+        # Unused (a historical watcher reads sources), but a context has one.
+        async with tls.client() as http:
             ctx = WatchContext(
                 instance=watcher.instance,
                 clock=FrozenClock(job.now),

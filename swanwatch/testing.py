@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from swanwatch import plugins
+from swanwatch import plugins, tls
 from swanwatch.clock import FrozenClock, ensure_utc, parse_instant
 from swanwatch.interfaces import Row, Source, SourceOptions, StateMap, WatchContext, Watcher
 from swanwatch.model import JSON, Account, Signal
@@ -76,7 +76,7 @@ async def run_watcher(
     watcher = cls(instance or name, cls.Options.model_validate(dict(options or {})))
     state_map = state if isinstance(state, StateMap) else StateMap(state)
     own_client = http is None
-    client = http or httpx.AsyncClient(timeout=10.0)
+    client = http or tls.client(timeout=10.0)
     with ThreadPoolExecutor(max_workers=4) as pool:
         ctx = WatchContext(
             instance=watcher.instance,

@@ -15,6 +15,7 @@ from typing import ClassVar, Literal
 import httpx
 from pydantic import Field, model_validator
 
+from swanwatch import tls
 from swanwatch.clock import ensure_utc
 from swanwatch.errors import SourceError
 from swanwatch.interfaces import ReadTally, Row, Source, SourceOptions
@@ -213,9 +214,7 @@ class HttpSource(Source):
             auth = httpx.BasicAuth(
                 self._env(opts.username_env, "user name"), self._env(opts.password_env, "password")
             )
-        return httpx.AsyncClient(
-            headers=headers, auth=auth, timeout=opts.timeout_s, follow_redirects=True
-        )
+        return tls.client(headers=headers, auth=auth, timeout=opts.timeout_s)
 
     # --- reading ----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pydantic
 import pytest
 from cryptography import x509
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from swanwatch import StateMap, SystemClock
+from swanwatch import StateMap, SystemClock, tls
 from swanwatch.testing import assert_watcher_contract, last_unknowns, make_account, run_watcher
 
 # TLS verification reads the real clock, so these tests run at the real now.
@@ -290,3 +291,34 @@ async def test_contract(tls_server: Any, pems: dict[str, Pem]) -> None:
         accounts=[make_account("acme", domains=["acme.example"])],
         now=NOW,
     )
+
+
+async def test_http_clients_share_one_tls_context_which_follows_ssl_cert_file(
+    tls_server: Any, pems: dict[str, Pem], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's, the sources' and the workers' HTTP clients share one TLS context (its
+    CA store is loaded once), built as httpx builds its own: a server our test CA signed is
+    trusted only once ``SSL_CERT_FILE`` names that CA, and no longer when it names none."""
+    port = await tls_server("far")
+    url = f"https://localhost:{port}/"
+
+    async def reached() -> bool:
+        async with tls.client(timeout=10) as http:
+            try:
+                await http.get(url)
+            except httpx.ConnectError as exc:  # the handshake failed: not trusted
+                assert "CERTIFICATE_VERIFY_FAILED" in str(exc)
+                return False
+            except httpx.RemoteProtocolError:  # trusted; this server then hangs up
+                return True
+        raise AssertionError("the test server never answers")
+
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    assert tls.shared_context() is tls.shared_context()
+    assert not await reached()
+    monkeypatch.setenv("SSL_CERT_FILE", str(pems["ca"].cert))
+    assert await reached()
+    assert tls.shared_context() is tls.shared_context()
+    monkeypatch.delenv("SSL_CERT_FILE")
+    assert not await reached()
