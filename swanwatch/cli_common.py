@@ -200,7 +200,7 @@ _ECHO_CHUNK = 1 << 16
 
 def records(
     config_path: Path,
-    query: Callable[[Store], Sequence[R]],
+    query: Callable[[Store], Iterable[R]],
     as_json: bool,
     title: str,
     columns: Sequence[str],
@@ -212,8 +212,8 @@ def records(
     ``--json`` or off a terminal: ``dump`` of each, by default its JSON fields) or as a
     table of ``row`` of each."""
     with gc_paused(), read_store(load(config_path, check_plugins=False)) as store:
-        found = query(store) if store is not None else []
-    show(found, as_json, title, columns, row, dump=dump)
+        # Shown as read: a query that streams (signals) is written as its records come.
+        show(query(store) if store is not None else [], as_json, title, columns, row, dump=dump)
 
 
 @contextmanager
@@ -243,7 +243,7 @@ def _freeze_once() -> None:
 
 
 def show(
-    found: Sequence[R],
+    found: Iterable[R],
     as_json: bool,
     title: str,
     columns: Sequence[str],

@@ -164,7 +164,7 @@ def signals_list(
     """Active signals (or all with --all)."""
     records(
         config_path,
-        lambda store: store.signals(account_id=account_id, active_only=not include_cleared),
+        lambda store: store.each_signal(account_id=account_id, active_only=not include_cleared),
         as_json,
         "Signals",
         ["account", "kind", "key", "strength", "since", "summary"],

@@ -25,6 +25,7 @@ from swanwatch.model import (
     SourceHealth,
 )
 from swanwatch.store import Store
+from swanwatch.store import signals as signals_store
 from swanwatch.testing import make_account
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -134,6 +135,28 @@ def test_signals_upsert_by_fingerprint_and_clear(store: Store) -> None:
     rows = store.signals(active_only=False)
     assert len(rows) == 2 and all(s.active for s in rows)
     assert {s.key: s.first_seen for s in rows}["logins"] == again
+
+
+def test_a_long_signal_list_is_read_in_order_a_few_thousand_at_a_time(store: Store) -> None:
+    """`signals list` writes the signals as they are read (a book's million are never all
+    held): the streamed read gives every signal, in order, across its fetches, on both
+    stores (a server-side cursor on PostgreSQL), and one stopped early holds up no write."""
+    count = 2 * signals_store._YIELD_PER + 7
+    raised = [_signal(f"acc-{n % 97:03d}", key=f"k{n:05d}") for n in range(count)]
+    store.record_signals("w", raised, NOW)
+    streamed = store.each_signal()
+    first = next(streamed)
+    assert first.account_id == "acc-000"
+    rest = list(streamed)
+    assert [first, *rest] == store.signals()
+    assert len(rest) + 1 == count
+    keys = [(s.account_id, s.kind, s.key) for s in [first, *rest]]
+    assert keys == sorted(keys)
+    assert [s.key for s in store.each_signal(account_id="acc-001")][:2] == ["k00001", "k00098"]
+    stopped = store.each_signal()
+    next(stopped)
+    stopped.close()  # a reader that stops early (a closed pipe) lets go of its read
+    assert store.record_signals("w", raised[:1], NOW).counts() == (0, len(raised) - 1)
 
 
 def test_clearing_respects_the_scope(store: Store) -> None:
