@@ -243,7 +243,6 @@ def run_job(job: Job) -> Done:
 
 
 async def _run(job: Job) -> Done:
-
     from swanwatch.accounts import build_sources
     from swanwatch.clock import FrozenClock
     from swanwatch.config import Config

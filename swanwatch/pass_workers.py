@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -103,6 +104,10 @@ class PassWorker:
         #: A batch came back from the pool broken (its process died): the next start
         #: replaces the pool, whether or not a later hand-over found out too.
         self._broken = False
+        #: Held by :meth:`start`: a cycle's watchers and a pass may both start the worker,
+        #: from two threads, and the count of signals between the check and the start
+        #: would let both start one.
+        self._starting = threading.Lock()
 
     @property
     def running(self) -> bool:
@@ -115,16 +120,17 @@ class PassWorker:
         only when the setting leaves it to them) wants one and it is not running; it
         imports what a pass needs at once. With ``shared`` (the watchers' worker processes,
         :mod:`swanwatch.parallel`), their processes take the batches: no process more."""
-        if self._pool is not None and self._broken:
-            self._drop("its process died")
-        if self._pool is not None or not wanted(self.setting, signals, url):
-            return
-        if shared is not None:
-            self._pool, self._own, self._warm = shared, False, None
-        else:
-            self._pool, self._own = parallel.pool(1), True
-            self._warm = self._pool.submit(warm)
-            log.info("correlation passes run on two cores: worker started")
+        with self._starting:
+            if self._pool is not None and self._broken:
+                self._drop("its process died")
+            if self._pool is not None or not wanted(self.setting, signals, url):
+                return
+            if shared is not None:
+                self._pool, self._own, self._warm = shared, False, None
+            else:
+                self._pool, self._own = parallel.pool(1), True
+                self._warm = self._pool.submit(warm)
+                log.info("correlation passes run on two cores: worker started")
 
     def pid(self, timeout: float = 60.0) -> int | None:
         """The worker's process id once it has started (None: no worker)."""
