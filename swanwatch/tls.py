@@ -4,7 +4,10 @@ Building one loads the CA store: 58 ms of CPU each time on the host of BENCHMARK
 session, where a client given a built context takes 4.6 ms. Every engine, every watcher run
 in a worker process and every HTTP source made its own; now they share one, built as httpx
 builds its default (certifi's CA bundle, or the file or folder ``SSL_CERT_FILE`` or
-``SSL_CERT_DIR`` names), and built again if those variables change.
+``SSL_CERT_DIR`` names), and built again if those variables change. A client must leave it
+as it is: no client certificate loaded into it, and HTTP/1.1 only (httpcore sets the ALPN
+list on the context at each connection; every client here asks for the same one). The
+built-in domain lookups keep a context of their own: plugins import the public API only.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -14,7 +15,6 @@ from typing import Any, Literal
 import httpx
 
 from swanwatch import parse_instant
-from swanwatch.tls import shared_context
 
 from . import _rdap, _whois  # noqa: TID251 (a sibling private helper)
 from ._registrable import public_suffix_of, tld_of  # noqa: TID251
@@ -157,6 +157,7 @@ class DomainLookup:
         self._global = asyncio.Semaphore(max(1, settings.concurrency))
         self._servers: dict[str, _Server] = {}
         self._clients: dict[str, httpx.AsyncClient] = {}
+        self._tls: ssl.SSLContext | None = None
         self._iana: dict[str, str | None] = {}
         self._iana_lock = asyncio.Lock()
         self.pool = _whois.ParsePool(settings.parse_workers, timeout_s=settings.parse_timeout_s)
@@ -335,8 +336,11 @@ class DomainLookup:
     def _client(self, base: str) -> httpx.AsyncClient:
         if base not in self._clients:
             s = self.settings
+            if self._tls is None:
+                # one context for all the clients: loading the CA store costs ~30 ms a time
+                self._tls = httpx.create_ssl_context()
             self._clients[base] = httpx.AsyncClient(
-                verify=shared_context(),  # one for all: loading the CA store costs ~50 ms
+                verify=self._tls,
                 timeout=s.rdap_timeout_s,
                 limits=httpx.Limits(max_connections=s.per_server_concurrency),
                 headers={"Accept": _rdap.RDAP_TYPES, "User-Agent": "swanwatch-domain-expiry"},
