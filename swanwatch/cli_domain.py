@@ -39,7 +39,7 @@ def _watcher_options(config_file: str | None) -> dict[str, Any]:
 
 
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
-_DOMAIN = re.compile(rf"^(?:{_LABEL}\.)+(?:[a-z]{{2,63}}|xn--[a-z0-9-]{{1,59}})\.?$")
+_DOMAIN = re.compile(rf"^(?:{_LABEL}\.)*(?:[a-z]{{2,63}}|xn--[a-z0-9-]{{1,59}})\.?$")
 
 
 def _check_domain(name: str) -> None:

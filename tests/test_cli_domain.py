@@ -96,3 +96,65 @@ def test_lookup_with_a_config_without_the_watcher_is_a_config_error(tmp_path: Pa
     result = CliRunner().invoke(domain, ["lookup", "acme.org", "-c", str(config)])
     assert result.exit_code == 2
     assert "no watcher of type domain_expiry" in result.output
+
+
+#: The root zone's record of a top-level domain, as IANA's WHOIS server words one: who runs
+#: it, its registry's server, no expiry (a TLD is delegated, not registered for a term).
+IANA_TLD = (
+    b"% IANA WHOIS server\n\n"
+    b"domain:       EXAMPLETLD\n\n"
+    b"organisation: Example Registry Services\n"
+    b"address:      1 Root Street\n\n"
+    b"nserver:      A.NIC.EXAMPLETLD 192.0.2.1\n"
+    b"whois:        whois.nic.exampletld\n\n"
+    b"status:       ACTIVE\n\n"
+    b"created:      2014-06-05\n"
+    b"changed:      2023-01-10\n"
+    b"source:       IANA\n"
+)
+
+
+@pytest.fixture
+def iana_port() -> Iterator[tuple[int, list[str]]]:
+    """A WHOIS server that answers as IANA's does: the record of the TLD asked for."""
+    asked: list[str] = []
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            line = self.rfile.readline().decode().strip()
+            asked.append(line)
+            self.wfile.write(IANA_TLD if line.lower() == "exampletld" else b"% no match\n")
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    yield server.server_address[1], asked
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_top_level_domain_is_looked_up_at_iana_and_has_no_expiry(
+    iana_port: tuple[int, list[str]], tmp_path: Path
+) -> None:
+    # Nothing maps the TLD to a server: it is IANA's record (whois.iana.org, here on loopback).
+    port, asked = iana_port
+    config = _config(
+        tmp_path,
+        "  - type: domain_expiry\n"
+        "    options:\n"
+        "      rdap_bootstrap_url: null\n"
+        f"      whois_hosts: {{whois.iana.org: '127.0.0.1:{port}'}}\n",
+    )
+    result = CliRunner().invoke(
+        domain, ["lookup", "ExampleTLD.", "-c", str(config), "--source", "whois", "--json"]
+    )
+    assert result.exit_code == 1, result.output
+    out = json.loads(result.output)
+    assert out["server"] == f"127.0.0.1:{port}" and asked == ["exampletld"]
+    assert out["expires_at"] is None and out["error"].startswith("no_expiry: ")
+
+
+@pytest.mark.parametrize("name", ["not a domain", "https://acme.example", "a", "123", "cn-", ""])
+def test_what_is_no_domain_name_is_refused_before_any_lookup(name: str) -> None:
+    result = CliRunner().invoke(domain, ["lookup", name, "--source", "whois"])
+    assert result.exit_code == 2 and "is not a domain name" in result.output

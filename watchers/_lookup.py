@@ -225,7 +225,11 @@ class DomainLookup:
         return None
 
     def rdap_base(self, domain: str) -> str | None:
-        """The RDAP base URL for ``domain``: the option map first, then the bootstrap."""
+        """The RDAP base URL for ``domain``: the option map first, then the bootstrap. A
+        top-level domain's own record is the root zone's, kept by IANA (the bootstrap names
+        each TLD's registry, which holds the names under it, not the TLD itself)."""
+        if _is_tld(domain):
+            return self.settings.rdap_servers.get("*") or IANA_RDAP
         return self._pick(self.settings.rdap_servers, domain) or self.bootstrap.get(tld_of(domain))
 
     def _dial(self, host: str) -> tuple[str, int]:
@@ -234,6 +238,8 @@ class DomainLookup:
 
     async def whois_server(self, domain: str) -> str | None:
         """The WHOIS server (host[:port]) for ``domain``: option map, built-in table, IANA."""
+        if _is_tld(domain):  # the root zone's record of it, as for RDAP
+            return self.settings.whois_servers.get("*") or _whois.IANA_WHOIS
         chosen = self._pick(self.settings.whois_servers, domain)
         if chosen:
             return chosen
@@ -378,7 +384,8 @@ class DomainLookup:
         label = host if port == 43 else f"{host}:{port}"
         record = _WhoisRecord(domain=domain, source="whois", server=label)
         # the registry's own query syntax; a registrar's server takes the plain name
-        query = _whois.query_line(domain, tld_of(domain)) if registry else domain
+        plain = not registry or _is_tld(domain)  # IANA takes the plain name of a TLD
+        query = domain if plain else _whois.query_line(domain, tld_of(domain))
         try:
             async with self._gate(label) as gate:
                 raw = await _whois.whois_query(
@@ -412,6 +419,15 @@ class DomainLookup:
             detail = parsed.get("detail") or "no detail"
             record.error = f"{outcome}: {detail}"
         return record
+
+
+#: Where the root zone's records (each top-level domain's own) are served over RDAP.
+IANA_RDAP = "https://rdap.iana.org"
+
+
+def _is_tld(domain: str) -> bool:
+    """Whether ``domain`` is a top-level domain itself (one label: ``cn``, ``google``)."""
+    return "." not in domain.rstrip(".")
 
 
 @dataclass
