@@ -14,7 +14,9 @@ observed up to 90 days back). The SQLite store is ``store.db`` in the folder; wi
 ``--store`` a PostgreSQL database named ``swanwatch_correlate`` beside the URL's.
 
 `run` is one correlation step as the daemon makes it, in a process of its own: the engine
-reads the accounts source first (outside the clock), then ``Engine.correlate()`` is timed:
+reads the accounts source first (outside the clock; the pass worker, when the book calls for
+one, starts then and the step waits until it is ready, as a cycle's pass finds it after the
+watchers), then ``Engine.correlate()`` is timed:
 the store reads of the signals and alerts, batch by batch, scoring, rules, the lifecycle,
 and the writes of the alerts, outbox entries and scores. ``--pass first`` empties the
 alerts, outbox and score history before (every alert is new); ``--pass second`` runs half
@@ -191,8 +193,11 @@ async def _step(folder: Path, which: str, profile: bool, worker: bool | None) ->
         async with Engine(config, store, FrozenClock(now)) as engine:
             engine.keep_told = False  # as the daemon runs: counts kept, not every notice
             # As the daemon's cycle: the pass worker (a big book) starts as the accounts are
-            # read, and warms up meanwhile (here: during the first batch).
+            # read, and warms up meanwhile; in a cycle the watchers run before the pass
+            # (seconds over a big book: 10 s at 100,000 accounts, bench/cycle.py), so the
+            # pass finds it ready. Here nothing runs between: the step waits for it first.
             accounts = await engine.load_accounts(workers=True)
+            await asyncio.to_thread(engine.pass_worker.pid)
             gc.collect()
             before = _maxrss_mib()
             if profile:  # the pass the engine's step runs, in this thread (cProfile)
