@@ -4,6 +4,7 @@
     python bench/cycle.py run /tmp/swanwatch-cycle          # a fresh SQLite store each run
     python bench/cycle.py run /tmp/swanwatch-cycle --store postgresql+psycopg://postgres@127.0.0.1:5432/test
     python bench/cycle.py run /tmp/swanwatch-cycle --processes 0   # every watcher in-process
+    python bench/cycle.py run /tmp/swanwatch-cycle --steady   # and the next cycle, an hour on
     python bench/cycle.py reference /tmp/swanwatch-cycle    # Arrow reads and groups the same files
     /usr/bin/time -v python bench/cycle.py run /tmp/swanwatch-cycle
 
@@ -11,7 +12,11 @@
 `run` empties the store (a fresh SQLite file, or a new schema-less PostgreSQL database
 ``swanwatch_cycle`` beside ``--store``) and times one `run --once` cycle, printing each phase,
 the process's CPU seconds (its worker processes' included) and peak memory: the daemon's, the
-largest child's, and their sum (the largest child's once a worker: an upper bound). `reference` is
+largest child's, and their sum (the largest child's once a worker: an upper bound). With
+``--steady`` the same engine then runs the next cycle an hour later, as the daemon's
+ordinary cycle: the book as stored, the signals as raised and the alerts open (only what
+changed is written); its figures are under ``steady``, and the first cycle's are the run's
+less those. `reference` is
 the columnar floor for the same input: Arrow reads every CSV file of the book and sums the
 usage per account, metric and day (no judging, no store).
 """
@@ -25,12 +30,15 @@ import resource
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from swanwatch import parallel
 from swanwatch.clock import FrozenClock
 from swanwatch.config import bundled, load_config
-from swanwatch.engine import Engine
+from swanwatch.engine import CorrelationOutcome, Engine, RunOutcome
+from swanwatch.model import Account
 from swanwatch.store import Store
 
 HERE = Path(__file__).resolve().parent
@@ -66,27 +74,27 @@ def prepare(accounts: int, days: int, out: Path) -> None:
 
 
 async def _cycle(
-    folder: Path, store_url: str | None, processes: int | None
-) -> dict[str, float | int]:
+    folder: Path, store_url: str | None, processes: int | None, steady: bool = False
+) -> dict[str, Any]:
     config = load_config(folder / "cycle.yaml")
     daemon = config.daemon.model_copy(update={"watcher_processes": processes})
     config = config.model_copy(update={"daemon": daemon})
     store = Store(store_url or config.store_url)
-    times: dict[str, float | int] = {}
+    times: dict[str, Any] = {}
+    clock = FrozenClock(NOW)
     try:
-        async with Engine(config, store, FrozenClock(NOW)) as engine:
-            t = time.perf_counter()
-            accounts = await engine.load_accounts(workers=True)  # as engine.cycle() does
-            times["accounts_s"] = round(time.perf_counter() - t, 2)
-            t = time.perf_counter()
-            outcomes = await engine.run_watchers()
-            times["watchers_s"] = round(time.perf_counter() - t, 2)
-            t = time.perf_counter()
-            correlation = await engine.correlate()
-            times["correlate_s"] = round(time.perf_counter() - t, 2)
-            t = time.perf_counter()
-            await engine.deliver()
-            times["deliver_s"] = round(time.perf_counter() - t, 2)
+        async with Engine(config, store, clock) as engine:
+            accounts, outcomes, correlation = await _phases(engine, times)
+            if steady:
+                # The daemon's ordinary cycle: the next one, an hour on, over the same
+                # files (the book as stored, the signals as raised, the alerts open).
+                clock.advance(timedelta(hours=1))
+                cpu, t = _cpu_s(), time.perf_counter()
+                later: dict[str, Any] = {}
+                await _phases(engine, later)
+                later["cycle_s"] = round(time.perf_counter() - t, 2)
+                later["cpu_s"] = round(_cpu_s() - cpu, 2)
+                times["steady"] = later
             worker = engine.pass_worker.pid()  # its own process (None: none, or shared)
             times["pass_worker_mib"] = _high_water_mib(worker) if worker is not None else 0.0
     finally:
@@ -97,6 +105,31 @@ async def _cycle(
     times["failed_watchers"] = sum(1 for o in outcomes if not o.run.ok)
     times["watchers_in_processes"] = engine.workers
     return times
+
+
+async def _phases(
+    engine: Engine, times: dict[str, Any]
+) -> tuple[list[Account], list[RunOutcome], CorrelationOutcome]:
+    """One cycle as ``engine.cycle()`` makes it, each phase timed into ``times``."""
+    t = time.perf_counter()
+    accounts = await engine.load_accounts(workers=True)
+    times["accounts_s"] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()
+    outcomes = await engine.run_watchers()
+    times["watchers_s"] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()
+    correlation = await engine.correlate()
+    times["correlate_s"] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()
+    await engine.deliver()
+    times["deliver_s"] = round(time.perf_counter() - t, 2)
+    return accounts, outcomes, correlation
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and of its children that have exited."""
+    used = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in used)
 
 
 def _high_water_mib(pid: int) -> float:
@@ -159,6 +192,9 @@ def main() -> int:
     r.add_argument("folder", type=Path)
     r.add_argument("--store", help="a PostgreSQL server URL (default: SQLite beside the data)")
     r.add_argument("--processes", type=int, default=None, help="daemon.watcher_processes")
+    r.add_argument(
+        "--steady", action="store_true", help="then time the next cycle, an hour on ('steady')"
+    )
     f = sub.add_parser("reference")
     f.add_argument("folder", type=Path)
     args = ap.parse_args()
@@ -173,13 +209,14 @@ def main() -> int:
         old.unlink()
     store_url = fresh_postgres(args.store) if args.store else None
     t0 = time.perf_counter()
-    times = asyncio.run(_cycle(args.folder, store_url, args.processes))
+    times = asyncio.run(_cycle(args.folder, store_url, args.processes, args.steady))
+    steady = times.pop("steady", None)
     times["cycle_s"] = round(time.perf_counter() - t0, 2)
     own, children = resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN
-    cpu = sum(
-        resource.getrusage(w).ru_utime + resource.getrusage(w).ru_stime for w in (own, children)
-    )
-    times["cpu_s"] = round(cpu, 2)
+    times["cpu_s"] = round(_cpu_s(), 2)
+    if steady is not None:  # the first cycle's own figures: the whole run less the steady one
+        times["cycle_s"] = round(times["cycle_s"] - steady["cycle_s"], 2)
+        times["cpu_s"] = round(times["cpu_s"] - steady["cpu_s"], 2)
     times["maxrss_mib"] = round(resource.getrusage(own).ru_maxrss / 1024, 1)
     # The largest child's peak (the OS keeps no sum): a worker process's, or, with no
     # worker, a short-lived fork such as the `file` command platform.architecture() runs
@@ -195,6 +232,8 @@ def main() -> int:
         pool = parallel.processes(None, int(times["accounts"]), 4)
     workers = pool * times["children_maxrss_mib"]
     times["peak_sum_mib"] = round(times["maxrss_mib"] + workers + times["pass_worker_mib"], 1)
+    if steady is not None:
+        times["steady"] = steady
     print(json.dumps(times))
     return 0
 

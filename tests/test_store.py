@@ -7,6 +7,7 @@ import threading
 from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -76,6 +77,41 @@ def test_an_account_read_writes_only_what_changed(store: Store) -> None:
     gone = store.record_account_read([acme], third + timedelta(hours=1), retire_after_reads=2)
     assert gone.retired == ["globex", "initech"] and gone.accounts == [acme]
     assert store.accounts() == [acme]
+
+
+_TEXTS = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=6)
+#: An account's fields, each drawn so that two draws often agree and sometimes do not.
+_ACCOUNT_FIELDS = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["Acme", "Acme ", "Ácme"]),
+        "domains": st.lists(st.sampled_from(["a.example", "b.example", 'q"uote.example']),
+                            max_size=2),
+        "owner": st.sampled_from([None, "ann@example.com", "bo@example.com"]),
+        "segment": st.sampled_from([None, "smb", "enterprise"]),
+        "arr": st.sampled_from([0.0, 12.5, 12.500000000000002, 1e9]),
+        "renewal_date": st.sampled_from([None, "2027-02-28", "2027-03-01"]),
+        "tags": st.lists(st.one_of(st.sampled_from(["a b", "ü"]), _TEXTS.filter(str.strip)),
+                         max_size=2),
+    }
+)  # fmt: skip
+_READS = iter(range(10**9))
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(before=_ACCOUNT_FIELDS, after=_ACCOUNT_FIELDS)
+def test_a_read_rewrites_an_account_exactly_when_a_field_changed(
+    store: Store, before: dict[str, Any], after: dict[str, Any]
+) -> None:
+    """Whatever field changes (text, a list, a number, a date, one to None), the read
+    writes the account again; when none does, it leaves the row as it was."""
+    name = f"acct-{next(_READS)}"
+    old, new = make_account(name, **before), make_account(name, **after)
+    later = NOW + timedelta(hours=1)
+    store.record_account_read([old], NOW, retire_after_reads=2)
+    store.record_account_read([new], later, retire_after_reads=2)
+    assert _updated(store)[name] == (NOW if new == old else later)
+    assert store.accounts([name]) == [new]
 
 
 def test_an_account_read_writes_rows_as_sqlalchemy_binds_them(store: Store) -> None:

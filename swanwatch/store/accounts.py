@@ -68,9 +68,10 @@ class AccountsStore(StoreBase):
         table = ACCOUNTS
         with self._tx() as conn:
             stored = {r.id: r for r in conn.execute(select(*_COMPARED))}
+            unchanged = _Unchanged()
             _write(
                 conn,
-                [a for a in accounts if (old := stored.get(a.id)) is None or _differs(old, a)],
+                [a for a in accounts if (old := stored.get(a.id)) is None or not unchanged(old, a)],
                 now,
             )
             missing = sorted(stored.keys() - given.keys())
@@ -207,14 +208,30 @@ def _bound(bind: Callable[[Any], Any] | None, value: object) -> object:
     return value if bind is None else bind(value)
 
 
-def _differs(row: Row[Any], account: Account) -> bool:
-    """Whether the stored ``row`` (of :data:`_COMPARED`) says other than ``account``, or is
-    marked absent. JSON lists are compared as the text the store writes: a list written
-    some other way reads as changed and is written again, which is harmless."""
-    if row.absent_reads != 0 or row.absent_since is not None:
-        return True
-    for name in _FIELDS:
-        value = getattr(account, name)
-        if (json.dumps(value) if name in _JSON_FIELDS else value) != getattr(row, name):
-            return True
-    return False
+class _Unchanged:
+    """Whether a stored row (of :data:`_COMPARED`) says what ``account`` says and is not
+    marked absent: the account as a tuple of the row's values, compared in one go (field
+    by field, it was most of a steady read's 1.4 s at 100,000 accounts). JSON lists are
+    compared as the text the store writes (each list's text made once a read): a list
+    written some other way reads as changed and is written again, which is harmless."""
+
+    def __init__(self) -> None:
+        self._texts: dict[tuple[str, ...], str] = {}
+
+    def __call__(self, row: Row[Any], account: Account) -> bool:
+        values = account.__dict__
+        texts = self._texts
+        as_stored: list[object] = []
+        for name in _FIELDS:
+            value = values[name]
+            if name in _JSON_FIELDS:
+                text = texts.get(value)
+                if text is None:
+                    text = texts[value] = json.dumps(value)
+                value = text
+            as_stored.append(value)
+        return tuple(row) == (*as_stored, *_LISTED)
+
+
+#: What :data:`_COMPARED` reads last of a listed account: absent from no read, since never.
+_LISTED = (0, None)
