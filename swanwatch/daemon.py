@@ -41,7 +41,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
-from swanwatch import logs
+from swanwatch import logs, memory
 from swanwatch.alerts import Notice
 from swanwatch.clock import Clock, SystemClock
 from swanwatch.config import Config, WatcherConfig, load_config
@@ -216,6 +216,7 @@ class Daemon:
         outcome = await engine.correlate()
         _log_correlation(outcome)
         self._deliver_soon()
+        memory.give_back()  # what the run and the pass freed, not kept resident until the next
 
     # --- delivery (every replica) -----------------------------------------------------------
 
@@ -573,6 +574,7 @@ def run_daemon(config: Config, config_path: Path | None) -> None:
     port is in use, the store cannot be written, the database is not UTF8, ...
     """
     logs.apply_config(config.logging.level, config.logging.format)
+    memory.limit_arenas()  # before the threads: each would take an arena of its own
     preflight(config.store_url)
     try:
         store = Store(config.store_url)

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from swanwatch import memory
 from swanwatch.clock import Clock
 from swanwatch.config import Config, WatcherConfig
 from swanwatch.engine import Engine
@@ -115,7 +116,10 @@ async def _run_shard_task(
     assert isinstance(runner, ShardRunner)
     job_id = context.job.id
     assert job_id is not None
-    await runner.run(instance, shard, shards, cycle_id, job_id)
+    try:
+        await runner.run(instance, shard, shards, cycle_id, job_id)
+    finally:
+        memory.give_back()  # a long-lived worker keeps no shard's freed pages
 
 
 class ShardRunner:
@@ -223,6 +227,7 @@ async def run_worker(
 ) -> None:
     """Take shards from the queue and run them until SIGINT or SIGTERM."""
     queue = config.daemon.queue
+    memory.limit_arenas()
     await apply_schema(store)
     app = build_app(config)
     async with Engine(config, store, clock) as engine, app.open_async():
