@@ -44,7 +44,7 @@ def use_arrow_pool() -> str:
 # their arena. Over a book of 100,000 accounts the daemon's resident memory after a cycle
 # grew from 355 to 599 MiB over seven cycles, and its peak from 560 to 912 MiB, with the
 # same Python objects alive after each (BENCHMARKS.md, "Memory over cycles"). Two arenas,
-# and the freed pages handed back after each cycle, kept it at 274 to 353 MiB, peak 713.
+# and the freed pages handed back after each cycle, kept it at 284 to 354 MiB, peak 686.
 
 #: Arenas the daemon's C heap may have (MALLOC_ARENA_MAX, unless the environment says).
 ARENAS = 2
