@@ -42,7 +42,7 @@ def use_arrow_pool() -> str:
 # A long-lived daemon's C heap (glibc malloc) keeps what a cycle freed: each thread that
 # allocates may get an arena of its own (up to eight a core), and freed pages stay with
 # their arena. Over a book of 100,000 accounts the daemon's resident memory after a cycle
-# grew from 355 to 599 MiB over seven cycles, and its peak from 560 to 912 MiB, with the
+# grew from 359 to 557 MiB over seven cycles, and its peak from 560 to 916 MiB, with the
 # same Python objects alive after each (BENCHMARKS.md, "Memory over cycles"). Two arenas,
 # and the freed pages handed back after each cycle, kept it at 284 to 354 MiB, peak 686.
 
