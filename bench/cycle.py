@@ -16,7 +16,8 @@ largest child's, and their sum (the largest child's once a worker: an upper boun
 ``--steady`` the same engine then runs the next cycle an hour later, as the daemon's
 ordinary cycle: the book as stored, the signals as raised and the alerts open (only what
 changed is written); its figures are under ``steady``, and the first cycle's are the run's
-less those. `reference` is
+less those. As the daemon, the run limits its malloc arenas and hands freed memory back
+after each cycle (:mod:`swanwatch.memory`). `reference` is
 the columnar floor for the same input: Arrow reads every CSV file of the book and sums the
 usage per account, metric and day (no judging, no store).
 """
@@ -34,7 +35,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from swanwatch import parallel
+from swanwatch import memory, parallel
 from swanwatch.clock import FrozenClock
 from swanwatch.config import bundled, load_config
 from swanwatch.engine import CorrelationOutcome, Engine, RunOutcome
@@ -85,6 +86,7 @@ async def _cycle(
     try:
         async with Engine(config, store, clock) as engine:
             accounts, outcomes, correlation = await _phases(engine, times)
+            memory.give_back()  # as the daemon does after a run and its pass
             if steady:
                 # The daemon's ordinary cycle: the next one, an hour on, over the same
                 # files (the book as stored, the signals as raised, the alerts open).
@@ -207,6 +209,7 @@ def main() -> int:
         return 0
     for old in args.folder.glob("cycle.db*"):
         old.unlink()
+    memory.limit_arenas()  # as the daemon starts (swanwatch.daemon.run_daemon)
     store_url = fresh_postgres(args.store) if args.store else None
     t0 = time.perf_counter()
     times = asyncio.run(_cycle(args.folder, store_url, args.processes, args.steady))
