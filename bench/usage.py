@@ -92,13 +92,13 @@ def prepare(folder: Path, accounts: int, days: int, postgres: str, events_per_da
                 "metric TEXT NOT NULL, amount BIGINT NOT NULL)"
             )
         )
+        import psycopg  # only here: the rest of the bench runs without PostgreSQL
+
         dbapi = conn.connection.dbapi_connection
-        assert dbapi is not None
+        assert isinstance(dbapi, psycopg.Connection)
         with (
             dbapi.cursor() as cur,
-            cur.copy(  # type: ignore[attr-defined]
-                "COPY usage_events (account_id, day, metric, amount) FROM STDIN"
-            ) as copy,
+            cur.copy("COPY usage_events (account_id, day, metric, amount) FROM STDIN") as copy,
         ):
             for line in _events(folder / "usage.csv", events_per_day):
                 copy.write(line)
