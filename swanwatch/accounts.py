@@ -46,8 +46,11 @@ def account_from_row(row: Mapping[str, object], nul_in: list[str] | None = None)
     elif isinstance(renewal, str):
         renewal = date.fromisoformat(renewal.strip()) if renewal.strip() else None
     arr = row.get("arr")
+    key = str(row.get("id") or row.get("account_id") or "").strip()
+    if not key:
+        raise ValueError("no account id: the record has no `id` (or `account_id`)")
     account = Account(
-        id=str(row.get("id") or row.get("account_id") or "").strip(),
+        id=key,
         name=str(row.get("name") or ""),
         domains=split_list(row.get("domains")),
         owner=(str(row["owner"]).strip() or None) if row.get("owner") else None,
@@ -182,5 +185,9 @@ async def _rows_of(tables: AsyncIterator[Any]) -> AsyncIterator[dict[str, object
     """Arrow tables as the rows they hold (only the fields asked for)."""
     async for table in tables:
         names = table.column_names
+        if not names:  # records without any account field: each one skipped, and counted
+            for _ in range(table.num_rows):
+                yield {}
+            continue
         for values in zip(*(table.column(n).to_pylist() for n in names), strict=True):
             yield dict(zip(names, values, strict=True))

@@ -335,14 +335,31 @@ def load_checked(path: str | Path, *, connect: bool = False) -> tuple[Config, Fi
 def _load(path: str | Path, check_plugins: bool) -> tuple[Config, Document]:
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_utf8(file)
     except OSError as exc:
         problem = ConfigProblem(str(file), None, "", f"cannot read: {exc.strerror}")
         raise ConfigError([problem]) from exc
-    except UnicodeDecodeError as exc:
-        problem = ConfigProblem(str(file), None, "", f"not UTF-8 text: {exc.reason}")
-        raise ConfigError([problem]) from exc
     return _parse(text, str(file), file.resolve().parent, check_plugins)
+
+
+def read_utf8(path: Path) -> str:
+    """The text of a config or rule file, line ends made ``\n``; ConfigError naming the line
+    and column of a byte that is not UTF-8 (OSError as it comes)."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - data.rfind(b"\n", 0, exc.start)
+        problem = ConfigProblem(
+            str(path),
+            line,
+            "",
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x} at column {column}); "
+            "save the file as UTF-8",
+        )
+        raise ConfigError([problem]) from exc
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def parse_config(
@@ -592,8 +609,7 @@ def resolve(base: Path, name: str) -> Path:
 
 def load_rules(path: Path) -> list[Rule]:
     """Read a rule file: a YAML list of rules (or a mapping with a `rules` list)."""
-    text = path.read_text(encoding="utf-8")
-    doc = Document(text, str(path))
+    doc = Document(read_utf8(path), str(path))
     data = doc.data
     prefix: PathKey = ()
     if isinstance(data, dict) and "rules" in data:

@@ -18,7 +18,7 @@ from typing import Any, cast
 from pydantic import ValidationError
 
 from swanwatch import plugins
-from swanwatch.config import Document, PathKey, all_rules
+from swanwatch.config import Document, PathKey, all_rules, read_utf8
 from swanwatch.errors import (
     ConfigError,
     ConfigProblem,
@@ -225,7 +225,7 @@ def _rule_places(doc: Document, config: Config) -> Iterator[tuple[Document, Path
     for name in config.correlation.rule_files:
         path = config.resolve_path(name)
         try:
-            file_doc = Document(path.read_text(encoding="utf-8"), str(path))
+            file_doc = Document(read_utf8(path), str(path))
         except (OSError, ConfigError):
             continue  # reported when the config was read
         data, prefix = file_doc.data, cast(PathKey, ())

@@ -109,10 +109,20 @@ def table_of(rows: Sequence[Mapping[str, object]], fields: Iterable[str]) -> pa.
     import pyarrow as pa
 
     names = list(fields)
+    if not names:
+        return no_columns(len(rows))
     try:
         return pa.table({f: pa.array([row.get(f) for row in rows]) for f in names})
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
         raise NotColumnar(str(exc)) from exc
+
+
+def no_columns(rows: int) -> pa.Table:
+    """A table of ``rows`` rows and no columns: records none of whose fields were asked for
+    are still records (a read counts them, a reader sees each)."""
+    import pyarrow as pa
+
+    return pa.table([pa.nulls(rows)], names=["_"]).select([])
 
 
 def native(column: Any, converter: Callable[[object], object]) -> Any:

@@ -133,8 +133,9 @@ class CsvSource(Source):
                 )
             return found
         if not os.path.isfile(pattern):
+            what = f"{pattern!r} is a directory, not a file" if os.path.isdir(pattern) else None
             raise SourceError(
-                f"source {self.instance!r}: file not found: {pattern!r}; "
+                f"source {self.instance!r}: {what or f'file not found: {pattern!r}'}; "
                 "check `path` (relative to the config file)"
             )
         return [pattern]
@@ -157,7 +158,9 @@ class CsvSource(Source):
             try:
                 with open(path, encoding=self.options.encoding, newline="") as handle:
                     first = handle.readline(1 << 20)
-            except (OSError, LookupError, UnicodeDecodeError) as exc:
+            except UnicodeDecodeError as exc:
+                raise self._undecodable(path, where, exc) from exc
+            except (OSError, LookupError) as exc:
                 raise SourceError(f"source {self.instance!r}: cannot read {path!r}: {exc}") from exc
             try:
                 header = next(csv.reader([first], delimiter=self.options.delimiter), [])
@@ -335,7 +338,7 @@ class CsvSource(Source):
             values = batch.column(column)
             convert = converters.get(field)
             out[field] = values if convert is None else columnar.native(values, convert)
-        table = pa.table(out)
+        table = pa.table(out) if out else columnar.no_columns(batch.num_rows)
         date_field = self.options.date_field
         if until is not None and date_field is not None and date_field in out:
             table = table.filter(columnar.keep_mask(out[date_field], until))
@@ -350,10 +353,13 @@ class CsvSource(Source):
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
-        with open(path, encoding=self.options.encoding, newline="") as handle:
-            reader = csv.reader(handle, delimiter=self.options.delimiter, strict=True)
-            header = self._next_record(reader, where, tally)
-            header_lines = reader.line_num
+        try:
+            with open(path, encoding=self.options.encoding, newline="") as handle:
+                reader = csv.reader(handle, delimiter=self.options.delimiter, strict=True)
+                header = self._next_record(reader, where, tally)
+                header_lines = reader.line_num
+        except UnicodeDecodeError as exc:  # the decoder reads ahead of the header line
+            raise self._undecodable(path, where, exc) from exc
         if header is None:
             return
         header = [h.strip() for h in header]
@@ -454,6 +460,12 @@ class CsvSource(Source):
                 f"source {self.instance!r}: {where}: column(s) {', '.join(map(repr, missing))} "
                 f"named in `columns` not found; the file has: {', '.join(header)}"
             )
+        twice = [col for col in dict.fromkeys(header) if col and header.count(col) > 1]
+        if twice:  # which is meant? either would read one column's values as the other's
+            raise SourceError(
+                f"source {self.instance!r}: {where}: column {twice[0]!r} appears "
+                f"{header.count(twice[0])} times in the header; rename or drop one"
+            )
         pairs = [(field, col) for field, col in opts.columns.items()]
         pairs += [(col, col) for col in header if col not in renamed and col not in opts.columns]
         types: dict[str, str] = dict(opts.types)
@@ -497,12 +509,15 @@ class CsvSource(Source):
                 else:
                     yield from self._read_jsonl(handle, where, until, tally)
         except UnicodeDecodeError as exc:
-            line, column = undecodable_at(path, self.options.encoding)
-            raise SourceError(
-                f"source {self.instance!r}: {where}:{line}: not {self.options.encoding} text "
-                f"(byte 0x{exc.object[exc.start]:02x} at column {column}); set `encoding`, "
-                "or fix the file"
-            ) from exc
+            raise self._undecodable(path, where, exc) from exc
+
+    def _undecodable(self, path: str, where: str, exc: UnicodeDecodeError) -> SourceError:
+        line, column = undecodable_at(path, self.options.encoding)
+        return SourceError(
+            f"source {self.instance!r}: {where}:{line}: not {self.options.encoding} text "
+            f"(byte 0x{exc.object[exc.start]:02x} at column {column}); set `encoding`, "
+            "or fix the file"
+        )
 
     def _keep(self, row: dict[str, object], until: datetime | None) -> bool:
         if until is None or self.options.date_field is None:

@@ -48,6 +48,8 @@ class HealthPolicy:
     max_bad_rows: int = 0
     #: The field whose newest value tells how fresh the source is.
     date_field: str | None = None
+    #: The fields the reader cannot do without: a read whose rows lack one is broken.
+    fields: tuple[str, ...] = ()
 
 
 def policy_for(config: SourceConfig, source: Source, use: SourceUse | None) -> HealthPolicy:
@@ -62,7 +64,8 @@ def policy_for(config: SourceConfig, source: Source, use: SourceUse | None) -> H
     if date_field is None:
         own = getattr(source.options, "date_field", None)
         date_field = own if isinstance(own, str) else None
-    return HealthPolicy(fresh, config.max_shrink_pct, config.max_bad_rows, date_field)
+    fields = use.fields if use is not None else ()
+    return HealthPolicy(fresh, config.max_shrink_pct, config.max_bad_rows, date_field, fields)
 
 
 class MeteredSource(Source):
@@ -93,9 +96,10 @@ class MeteredSource(Source):
         # over today's rows: refused, whoever reads it.
         if until is not None and not self.static and self.inner.history() is None:
             raise refusal(self.instance, until)
-        tally = ReadTally(date_field=self.policy.date_field)
+        tally = _FieldsTally(self.policy.date_field, what=self._what())
         self.reads.append(tally)
         if self.inner.counts_reads:
+            tally.needs = self.policy.fields  # checked in its first batch of rows
             # The source takes the tally when its read starts, in this task's context.
             CURRENT_READ.set(tally)
             return self.inner.rows(until=until)
@@ -108,12 +112,37 @@ class MeteredSource(Source):
             return None  # counted row by row: read rows()
         if until is not None and not self.static and self.inner.history() is None:
             return None  # rows() refuses the read, and says why
-        tally = ReadTally(date_field=self.policy.date_field)
+        tally = _FieldsTally(self.policy.date_field, what=self._what())
         CURRENT_READ.set(tally)
         tables = self.inner.columns(fields, until=until)
-        if tables is not None:
-            self.reads.append(tally)
-        return tables
+        if tables is None:
+            return None
+        self.reads.append(tally)
+        needs = tuple(f for f in self.policy.fields if f in fields)
+        return self._checked(tables, tally, needs) if needs else tables
+
+    async def _checked(
+        self, tables: AsyncIterator[Table], tally: _FieldsTally, needs: tuple[str, ...]
+    ) -> AsyncIterator[Table]:
+        """``tables``, the first one's columns checked for the fields the reader needs."""
+        try:
+            async for table in tables:
+                if needs:
+                    tally.check(needs, table.column_names)
+                    needs = ()
+                yield table
+        except SourceError as exc:
+            tally.error = str(exc)
+            raise
+        finally:
+            close = getattr(tables, "aclose", None)
+            if close is not None:
+                await close()
+
+    def _what(self) -> str:
+        """The source as its errors name it: with its file, where it has one."""
+        path = getattr(self.inner.options, "path", None)
+        return f"{self.instance!r} ({path})" if isinstance(path, str) else repr(self.instance)
 
     async def _counted(self, tally: ReadTally, until: datetime | None) -> AsyncIterator[Row]:
         try:
@@ -127,6 +156,37 @@ class MeteredSource(Source):
 
     async def aclose(self) -> None:
         """Nothing: the engine closes the source itself."""
+
+
+@dataclass
+class _FieldsTally(ReadTally):
+    """A read's tally that also checks its first batch of rows for the fields the reader
+    needs: an export that lost or renamed a column is broken, not a source with nothing to
+    say. A field is missing when no row of the batch has it (a JSON record may leave out a
+    key that others have)."""
+
+    what: str = ""
+    needs: tuple[str, ...] = ()
+
+    def count(self, rows: Sequence[Row]) -> None:
+        if self.needs and rows:
+            needs, self.needs = self.needs, ()
+            names = list(rows[0])
+            if any(f not in names for f in needs):
+                names = list(dict.fromkeys(k for row in rows for k in row))
+            self.check(needs, names)
+        super().count(rows)
+
+    def check(self, needs: Sequence[str], names: Sequence[str]) -> None:
+        """SourceError when ``names`` (a row's fields) lack any of ``needs``."""
+        missing = [f for f in needs if f not in names]
+        if missing:
+            raise SourceError(
+                f"source {self.what}: its rows have no field "
+                f"{', '.join(map(repr, missing))}, which its reader needs; they have: "
+                f"{', '.join(names)}; was a column renamed or dropped? map one with "
+                f"`columns: {{{missing[0]}: YOUR_COLUMN}}`"
+            )
 
 
 def metered(
@@ -167,6 +227,8 @@ def judge(
     else:
         problems = _suspicions(tally, good_rows, good_at, policy)
         stale = _staleness(tally, source, policy, now)
+        if problems and stale:  # a short read whose newest row is old: say both
+            problems.append(stale)
         if problems:
             state, reason = SourceState.SUSPECT, "; ".join(problems)
         elif stale:

@@ -314,6 +314,8 @@ class ReadOnceSource(Source):
             self.live = True
             return None
         table = pa.concat_tables(found).combine_chunks() if found else pa.table({})
+        if not table.column_names:  # Arrow concatenates tables without columns to no rows
+            table = columnar.no_columns(sum(t.num_rows for t in found))
         keys = np.full(table.num_rows, _UNDATED, dtype=np.int64)
         if self._date_field is not None and self._date_field in table.column_names:
             codes, distinct = columnar.encode(table.column(self._date_field))
