@@ -457,9 +457,9 @@ class Engine:
     def _store_findings(
         self, spec: WatcherConfig, seen: _Seen, shard: bool
     ) -> tuple[tuple[Signal, ...], tuple[str, ...]]:
-        """Store a run's signals, unknowns and state in one transaction; returns the signals
-        raised and the kinds of those cleared. A held run keeps its signals (bar those older
-        than the look-back), reports every account unknown and leaves the state alone."""
+        """Store a run's signals, unknowns and state in one transaction; the signals raised
+        and the kinds cleared. Held, it keeps every signal (bar the expired), all unknown, the
+        state as it was; else those of an account it could not judge at all (absent, no rows)."""
         now = self.clock.now()
         everyone = [*seen.judged, *seen.absent]
         expire = now - seen.lookback if seen.lookback is not None else None
@@ -484,7 +484,7 @@ class Engine:
                 unknowns=seen.unknowns,
                 state=seen.state.changes(),
                 scope=scope,
-                keep=[a.id for a in seen.absent],
+                keep=sorted({a for a, key, _ in seen.unknowns if not key}),
                 unknown_scope=scope,
                 expire_before=expire,
             )

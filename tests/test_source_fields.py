@@ -99,3 +99,28 @@ async def test_a_json_record_may_leave_out_a_key_the_others_have(tmp_path: Path)
             assert view["contacts"].reads[-1].error == str(exc)
         else:
             assert not broken and len(rows) == 2
+
+
+async def test_an_account_the_export_left_out_keeps_its_usage_signal(
+    tmp_path: Path, store_url: str
+) -> None:
+    """One account's rows gone from a usage export that is otherwise whole (the source is
+    ok: 2% fewer rows): the watcher cannot judge it, reports it unknown, and its signal
+    stays. Cleared, its alert would resolve, and fire again once the rows are back."""
+    path = _demo(tmp_path, store_url)
+    store = Store(store_url)
+    try:
+        await _cycle(path, store, T0)
+        (signal, *_) = [s for s in store.signals() if s.kind == "usage_drop"]
+        export = tmp_path / "sample" / "usage.csv"
+        lines = export.read_text().splitlines(keepends=True)
+        export.write_text("".join(x for x in lines if not x.startswith(f"{signal.account_id},")))
+
+        await _cycle(path, store, T0 + timedelta(hours=1))
+        assert store.source_health()["usage"].state == SourceState.OK
+        (unknown,) = [u for u in store.unknowns(signal.account_id) if u.watcher == "usage_drop"]
+        assert "no usage rows" in unknown.reason
+        kept = [s for s in store.signals(account_id=signal.account_id) if s.kind == "usage_drop"]
+        assert [s.fingerprint for s in kept] == [signal.fingerprint]
+    finally:
+        store.close()
