@@ -42,7 +42,7 @@ def to_int(value: object) -> object:
     if isinstance(value, float | Decimal) and value == int(value):
         return int(value)
     try:
-        return int(str(value).strip())
+        return int(_plain(str(value)).strip())
     except ValueError:
         raise BadValue(f"{value!r} is not an integer") from None
 
@@ -52,12 +52,20 @@ def to_float(value: object) -> object:
     if isinstance(value, bool):
         raise BadValue(f"{value!r} is not a number")
     try:
-        number = float(value)  # type: ignore[arg-type]
+        number = float(_plain(value) if isinstance(value, str) else value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise BadValue(f"{value!r} is not a number") from None
     if number != number or number in (float("inf"), float("-inf")):
         raise BadValue(f"{value!r} is not a finite number")
     return number
+
+
+def _plain(text: str) -> str:
+    """``text`` as int() and float() should read it: without Python's digit separators
+    (``1_000`` is Python's literal, not an export's number)."""
+    if "_" in text:
+        raise ValueError(text)
+    return text
 
 
 def to_str(value: object) -> object:
