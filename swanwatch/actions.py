@@ -177,7 +177,7 @@ class AlertActions:
             case Acknowledge():
                 return self._change(action, alert, acknowledge, who, now)
             case Snooze(length=length):
-                until = now + length
+                until = _after(now, length, "snooze")
                 return self._change(
                     action, alert, lambda a, by, at: snooze(a, until, by, at), who, now
                 )
@@ -214,7 +214,7 @@ class AlertActions:
             Silence(
                 matchers=dict(matchers),
                 starts_at=now,
-                ends_at=now + length,
+                ends_at=_after(now, length, "silence"),
                 author=who,
                 reason=reason.strip(),
                 created_at=now,
@@ -289,6 +289,17 @@ def _what(action: Action, after: Alert) -> str:
         case Acknowledge():
             return "acknowledged"
     return str(after.state)
+
+
+def _after(now: datetime, length: timedelta, what: str) -> datetime:
+    """When a snooze or silence of ``length`` from ``now`` ends; refused (InvalidAction)
+    when that is past the last date there is, rather than an OverflowError."""
+    try:
+        return now + length
+    except OverflowError:
+        raise InvalidAction(
+            f"a {what} of {length.days} days would end after the year 9999: give a shorter one"
+        ) from None
 
 
 def _who(by: str) -> str:

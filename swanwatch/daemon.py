@@ -213,9 +213,17 @@ class Daemon:
                 # Waits for every shard of the cycle (max_instances=1 skips ticks meanwhile).
                 await self.shards.run_cycle(spec)
                 await engine.load_accounts()
-        outcome = await engine.correlate()
-        _log_correlation(outcome)
-        self._deliver_soon()
+        try:
+            outcome = await engine.correlate()
+        except LeadershipLost:
+            raise
+        except StoreError as exc:
+            # The store failed mid-pass (restarted, locked, full): not a job gone wrong. What
+            # was saved stays (a batch at a time); the rest is decided again.
+            log.error("%s; the pass after the next watcher run decides again", exc)
+        else:
+            _log_correlation(outcome)
+            self._deliver_soon()
         memory.give_back()  # what the run and the pass freed, not kept resident until the next
 
     # --- delivery (every replica) -----------------------------------------------------------

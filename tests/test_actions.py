@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from swanwatch.actions import (
     Acknowledge,
@@ -102,6 +104,18 @@ def test_an_id_that_is_also_a_fingerprint_prefix_is_ambiguous_until_written_as_h
     assert desk.find("#1").account_id == "acme"
     assert desk.find("1").account_id == "acme"  # too short to be a prefix
     assert desk.find("0001f").account_id == "initech"
+
+
+def test_a_reference_of_digits_beyond_any_id_is_a_prefix_or_nothing(desk) -> None:
+    """Digits past the id column's range (PostgreSQL's integer, SQLite's 64 bits) name no
+    id: a fingerprint that starts with 10 digits is found by them, and a longer number
+    names no alert, never a database error's traceback."""
+    desk.store.save_alerts([_alert("2999999999" + "a" * 22, account="umbrella")], [])
+    assert desk.find("2999999999").account_id == "umbrella"
+    assert desk.act("2999999999a", Acknowledge(), by="ann").alert.account_id == "umbrella"
+    for ref in ("3000000000", "#3000000000", "9" * 20, "#" + "9" * 20, "9" * 5000, "²", "#²"):
+        with pytest.raises(AlertNotFound, match="no alert has"):
+            desk.find(ref)
 
 
 def test_a_new_episode_since_the_person_looked_is_not_acted_on(desk) -> None:
@@ -254,3 +268,22 @@ def test_what_people_type_with_a_nul_byte_is_kept_on_every_store(desk) -> None:
     assert silence == added
     assert (silence.matchers, silence.reason) == ({"account": "glob\ufffd*"}, "mi\ufffdg")
     assert all("\x00" not in a.acted_by for a in desk.store.alerts() if a.acted_by)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(length=st.timedeltas(min_value=timedelta(days=2_900_000)))
+def test_a_snooze_or_silence_too_long_for_a_date_is_refused_as_an_action_error(
+    desk, length: timedelta
+) -> None:
+    """`alerts snooze --for 3000000d` ends past the year 9999: a plain refusal (exit 1 with
+    its reason), never an OverflowError's traceback; what fits is kept as asked."""
+    for action in (Snooze(length), SilenceSimilar(length, "why")):
+        try:
+            done = desk.act("0001f", action, by="ann")
+        except InvalidAction as exc:
+            assert "shorter" in str(exc)
+            continue
+        ends = done.silence.ends_at if done.silence else done.alert.snoozed_until
+        assert ends == FrozenClock(NOW).now() + length

@@ -57,6 +57,9 @@ _ALERT_WRITTEN = tuple(c.name for c in _ALERT_COLUMNS if c.name not in ("id", "v
 _ALERT_VALUES = tuple(
     c.name for c in ALERTS.columns if c.name not in ("id", "fingerprint", "version")
 )
+#: The largest id an alert can have (PostgreSQL's integer): digits beyond it name no id,
+#: and are not bound as one (the database would refuse them as out of range).
+_MAX_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -224,7 +227,7 @@ class AlertsStore(StoreBase):
         """An alert by id or by (a prefix of at least 6 characters of) its fingerprint."""
         table = ALERTS
         cond = table.c.fingerprint.startswith(ref) if len(ref) >= 6 else None
-        if ref.isdigit():
+        if _is_id(ref):
             cond = table.c.id == int(ref) if cond is None else or_(cond, table.c.id == int(ref))
         if cond is None:
             return None
@@ -240,7 +243,7 @@ class AlertsStore(StoreBase):
         conds = []
         if prefix and ref:
             conds.append(table.c.fingerprint.startswith(ref, autoescape=True))
-        if ref.isdigit():
+        if _is_id(ref):
             conds.append(table.c.id == int(ref))
         if not conds:
             return []
@@ -396,6 +399,12 @@ class AlertsStore(StoreBase):
 #: and after.
 _HEAD_FIRST = ("fingerprint", "account_id", "state", "severity", "score")
 _HEAD_LAST = ("last_notified_severity", "notify_count", "muted_by", "version", _DIGEST)
+
+
+def _is_id(ref: str) -> bool:
+    """Whether ``ref`` may be an alert's id: ASCII digits, no more than :data:`_MAX_ID`
+    (``isdigit`` alone takes ``²``, which ``int`` refuses)."""
+    return ref.isascii() and ref.isdigit() and len(ref) <= len(str(_MAX_ID)) and int(ref) <= _MAX_ID
 
 
 def _alert_row(a: Alert) -> dict[str, Any]:
