@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from urllib.parse import quote
 
@@ -19,6 +20,16 @@ def _with_idempotency_key(url: str, key: str) -> str:
         return url
     separator = "&" if "?" in url else "?"
     return f"{url}{separator}+Idempotency-Key={quote(key, safe='')}"
+
+
+def _with_read_timeout(url: str, seconds: float) -> str:
+    """``url`` with Apprise's read timeout (``rto``) at ``seconds``, unless it sets one:
+    Apprise's own is 4 s, and a receiver that takes longer to answer (Power Automate's
+    workflows often do) got the message it had taken, then again at every retry."""
+    query = url.partition("?")[2]
+    if any(arg.partition("=")[0].lower() == "rto" for arg in query.split("&")):
+        return url
+    return f"{url}{'&' if query else '?'}rto={seconds:g}"
 
 
 def _reason(log_text: str) -> str:
@@ -39,6 +50,13 @@ class AppriseNotifier(Notifier):
         url: SecretStr = Field(description="The Apprise URL; secrets via ${ENV} in the config.")
         body_format: str = Field(
             "markdown", pattern="^(markdown|text|html)$", description="markdown, text or html."
+        )
+        timeout_s: float = Field(
+            30.0,
+            gt=0,
+            description="How long a send waits for the receiver's answer, all told (and its "
+            "read timeout, unless the URL sets rto): then it is a failed try, retried with "
+            "the same Idempotency-Key.",
         )
 
     options: Options
@@ -65,6 +83,7 @@ class AppriseNotifier(Notifier):
 
         sender = apprise.Apprise()
         url = _with_idempotency_key(self.options.url.get_secret_value(), message.idempotency_key)
+        url = _with_read_timeout(url, self.options.timeout_s)
         if not sender.add(url):
             return DeliveryResult(
                 ok=False, reason=f"channel {self.channel}: Apprise does not accept this URL"
@@ -75,11 +94,20 @@ class AppriseNotifier(Notifier):
             "html": apprise.NotifyFormat.HTML,
         }
         with apprise.LogCapture(level=logging.WARNING) as logs:  # type: ignore[no-untyped-call]
-            ok = await sender.async_notify(
+            sending = sender.async_notify(
                 body=message.body,
                 title=message.title,
                 body_format=formats[self.options.body_format],
             )
+            try:
+                # Apprise before 2.0 waits as long as the receiver keeps sending: a claim
+                # and the sends behind it would be held for ever.
+                ok = await asyncio.wait_for(sending, self.options.timeout_s)
+            except TimeoutError:
+                return DeliveryResult(
+                    ok=False,
+                    reason=f"channel {self.channel}: no answer within {self.options.timeout_s:g} s",
+                )
             captured = logs.getvalue()
         if ok:
             return DeliveryResult(ok=True)

@@ -136,6 +136,52 @@ class Hook:
         self.server.server_close()
 
 
+class Trickle:
+    """An HTTP receiver on 127.0.0.1 that, while :attr:`trickling` is set, reads each POST,
+    answers 200 with a long body and sends it a byte at a time, each byte well within any
+    read timeout, for as long as the test lets it: a client's read timeout never fires. Not
+    trickling, it answers 200 at once. ``keys``: the Idempotency-Key of every POST read."""
+
+    def __init__(self, every_s: float = 0.2) -> None:
+        self.every_s = every_s
+        self.trickling = threading.Event()
+        self.keys: list[str] = []
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.port = self._sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn:
+            stream = conn.makefile("rb")
+            _, headers = CapturingProxy._read_head(stream)
+            stream.read(int(headers.get("content-length", "0")))
+            self.keys.append(headers.get("idempotency-key", ""))
+            try:
+                if not self.trickling.is_set():
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                    return
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n")
+                while self.trickling.is_set():
+                    conn.sendall(b"x")
+                    time.sleep(self.every_s)  # the receiver's pace, not the test's
+            except OSError:
+                return  # the client gave up
+
+    def close(self) -> None:
+        self.trickling.clear()
+        self._sock.close()
+
+
 class Mailbox:
     """An aiosmtpd SMTP server on 127.0.0.1 that keeps every message."""
 

@@ -20,7 +20,9 @@ Once per idempotency key, by construction rather than by timing:
 
 What is left: a sender killed mid-send (kill -9, a crash) holds its claims until they run
 out; another then sends them, and the requests it had in flight (at most
-``notify.send_concurrency``) may arrive twice, with the same Idempotency-Key.
+``notify.send_concurrency``) may arrive twice, with the same Idempotency-Key. So may a
+request the receiver took but answered only after the client gave up (a read timeout,
+the notifier's ``timeout_s``): a failed try, retried.
 """
 
 from __future__ import annotations
