@@ -53,7 +53,7 @@ def outbox() -> None:
 @config_option
 @click.option(
     "--status",
-    type=click.Choice(["pending", "sent", "dead"]),
+    type=click.Choice(["pending", "sent", "dead", "withdrawn"]),
     default=None,
     help="Only notifications in this state.",
 )

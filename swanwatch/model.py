@@ -355,6 +355,9 @@ class NotificationStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     DEAD = "dead"
+    #: Not sent: before it went out, a person took its alert in hand (resolved,
+    #: acknowledged, snoozed), a silence muted it, or a later episode began.
+    WITHDRAWN = "withdrawn"
 
 
 class GroupKind(StrEnum):

@@ -5,19 +5,32 @@ group_wait batches a burst and group_interval spaces a group's messages."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import delivery_support
 import pytest
 
+from swanwatch.actions import Acknowledge, AlertActions, Resolve, Snooze
+from swanwatch.alerts import RETIRED
 from swanwatch.clock import FrozenClock
 from swanwatch.config import QuietHours, load_config
+from swanwatch.delivery import DeliveryWorker
 from swanwatch.delivery.pacing import next_local, quiet_until
+from swanwatch.delivery.withdraw import stale
 from swanwatch.engine import Engine
+from swanwatch.model import (
+    Alert,
+    AlertNotice,
+    AlertState,
+    NoticeEvent,
+    NotificationStatus,
+    Severity,
+)
 from swanwatch.store import Store
 
 PARIS = ZoneInfo("Europe/Paris")
+DAY = timedelta(days=1)
 
 
 @pytest.fixture
@@ -228,3 +241,71 @@ async def test_an_unacknowledged_critical_alert_repeats_on_a_backoff(hook, make_
         "[CRITICAL] still open: Globex: P1 storm",
         "[CRITICAL] still open: Globex: P1 storm",
     ]
+
+
+@pytest.mark.parametrize("action", ["resolve", "acknowledge", "snooze", "none"])
+async def test_a_notice_held_over_quiet_hours_is_withdrawn_once_a_person_acted(
+    hook, make_config, action: str
+) -> None:
+    """The alert fires at 19:30 into quiet hours (held to 07:00); at 22:00 someone resolves,
+    acknowledges or snoozes it. At 07:00 the team is not told what a person already took
+    in hand: the notice is withdrawn, and says why. Untouched, it goes out at 07:00."""
+    signals = """
+        - {account: acme, kind: champion_departure, strength: 0.9}
+        - {account: acme, kind: usage_drop, strength: 0.9}
+"""
+    config = _config(make_config, hook.port, signals, PACED)
+    clock = FrozenClock("2026-10-24T19:30:00Z")
+    await _cycle(config, clock)
+    assert hook.received == []
+    store = Store(config.store_url)
+    try:
+        (alert,) = store.alerts()
+        clock.set("2026-10-24T22:00:00Z")
+        acts: dict[str, Acknowledge | Resolve | Snooze] = {
+            "resolve": Resolve(),
+            "acknowledge": Acknowledge(),
+            "snooze": Snooze(DAY),
+        }
+        if action in acts:
+            AlertActions(store, clock).act(alert.fingerprint, acts[action], by="ann")
+        clock.set("2026-10-25T07:00:00Z")
+        stats = await DeliveryWorker(config, store, clock).drain()
+        (note,) = store.notifications()
+    finally:
+        store.close()
+    if action == "none":
+        assert (stats.sent, note.status) == (1, NotificationStatus.SENT)
+        assert [r.body["title"] for r in hook.received] == [note.title]
+        return
+    assert hook.received == [] and (stats.sent, stats.withdrawn) == (0, 1)
+    assert note.status == NotificationStatus.WITHDRAWN
+    assert note.last_error is not None and "by ann" in note.last_error
+
+
+def test_what_makes_a_queued_notice_stale_and_what_does_not() -> None:
+    at = utc("2026-10-24T19:30")
+    told = Alert(fingerprint="f", account_id="acme", rule="pair", title="t",
+                 severity=Severity.HIGH, score=0.9, started_at=at, updated_at=at)  # fmt: skip
+
+    def notice(event: NoticeEvent, alert: Alert = told) -> AlertNotice:
+        return AlertNotice(alert=alert, event=event, label="Acme", who="channel:team")
+
+    def now(**changes: object) -> Alert:
+        return told.model_copy(update={"updated_at": utc("2026-10-24T22:00"), **changes})
+
+    firing = notice(NoticeEvent.FIRING)
+    assert stale(firing, now()) is None  # still firing as told
+    assert stale(firing, now(score=0.95, severity=Severity.CRITICAL)) is None  # news later
+    assert "episode 1 ended (now 2)" in (stale(firing, now(episode=2)) or "")
+    assert stale(firing, None) is None  # not on record: nothing says it is stale
+    assert "muted (silence 3)" in (stale(firing, now(muted_by="silence 3")) or "")
+    resolved = now(state=AlertState.RESOLVED, acted_by=RETIRED)
+    assert stale(firing, resolved) == (
+        "withdrawn: the alert was resolved at 2026-10-24 22:00 UTC, before this was sent"
+    )
+    assert stale(notice(NoticeEvent.RESOLVED, resolved), resolved) is None  # told whatever
+    # A repeat of an alert acknowledged when it was told: the acknowledgement is not news.
+    acked = now(state=AlertState.ACKNOWLEDGED, acted_by="ack:ann")
+    assert stale(notice(NoticeEvent.REPEAT, acked), acked) is None
+    assert "acknowledged by ann" in (stale(notice(NoticeEvent.REPEAT), acked) or "")

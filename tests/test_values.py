@@ -88,9 +88,9 @@ def test_strict_converters_refuse_what_is_not_their_type() -> None:
     with pytest.raises(BadValue, match="finite"):
         CONVERTERS["float"]("nan")
     # Python's own literals are not an export's numbers: "36_600" is a bad value, not 36600.
-    for convert, value in [(to_int, "1_000"), (CONVERTERS["float"], "36_600.5")]:
+    for strict, text in [(to_int, "1_000"), (CONVERTERS["float"], "36_600.5")]:
         with pytest.raises(BadValue, match="not"):
-            convert(value)
+            strict(text)
     assert set(CONVERTERS) == {"int", "float", "str", "bool", "date", "datetime"}
 
 

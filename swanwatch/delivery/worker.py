@@ -48,6 +48,7 @@ from swanwatch.config import Config, format_for_url
 from swanwatch.delivery.links import action_links
 from swanwatch.delivery.render import Part, Renderer
 from swanwatch.delivery.routing import CONSOLE, OWNER_PREFIX, owner_url, route_settings
+from swanwatch.delivery.withdraw import stale
 from swanwatch.errors import PluginError
 from swanwatch.interfaces import DeliveryResult, Notifier
 from swanwatch.model import (
@@ -89,7 +90,7 @@ RECORD_RETRY_MAX_S = 5.0
 #: What a notification handed to its fallback channel keeps.
 _KEPT_ON_FALLBACK = {"alert_fingerprint", "account_id", "event", "severity", "title", "route"}
 #: What became of one notification in a pass.
-Outcome = Literal["sent", "retried", "dead", "failed_over", "lost"]
+Outcome = Literal["sent", "retried", "dead", "failed_over", "lost", "withdrawn"]
 
 
 def _secrets_of(notifier: Notifier) -> list[str]:
@@ -122,9 +123,12 @@ class DeliveryStats:
     lost: int = 0
     #: Claimed, then given back untried: the worker was stopping.
     released: int = 0
+    #: Not sent: stale by the time of its send (:mod:`swanwatch.delivery.withdraw`).
+    withdrawn: int = 0
 
     def add(self, other: DeliveryStats) -> None:
-        for name in ("sent", "retried", "dead", "deferred", "failed_over", "lost", "released"):
+        for name in ("sent", "retried", "dead", "deferred", "failed_over", "lost", "released",
+                     "withdrawn"):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def count(self, outcome: Outcome) -> None:
@@ -420,7 +424,31 @@ class DeliveryWorker:
         for note in taken:
             stats.count(_lost(note))
         claims.settled(taken)
-        return [n for n in batch if n.id not in claims.lost]
+        return await self._not_stale([n for n in batch if n.id not in claims.lost], claims, stats)
+
+    async def _not_stale(
+        self, batch: list[Notification], claims: _Claims, stats: DeliveryStats
+    ) -> list[Notification]:
+        """``batch`` less the alert notices its alerts, as they stand now, make stale (a
+        person resolved, acknowledged or snoozed one since it was queued): withdrawn, each
+        with why."""
+        told = sorted({n.alert_fingerprint for n in batch if isinstance(n.payload, AlertNotice)})
+        if not told:
+            return batch
+        now = {a.fingerprint: a for a in await asyncio.to_thread(self.store.alerts_of, told)}
+        keep: list[Notification] = []
+        for note in batch:
+            payload = note.payload
+            why = stale(payload, now.get(note.alert_fingerprint)) if isinstance(
+                payload, AlertNotice) else None  # fmt: skip
+            if why is None:
+                keep.append(note)
+                continue
+            done = await asyncio.to_thread(self.store.mark_withdrawn, note, why)
+            claims.settled([note])
+            stats.count("withdrawn" if done else _lost(note))
+            log.info("notification %s to %s %s", note.id, note.channel, why)
+        return keep
 
     async def _send_batch(
         self, batch: list[Notification], claims: _Claims, stats: DeliveryStats

@@ -123,6 +123,13 @@ class OutboxStore(StoreBase):
             values["next_attempt_at"] = retry_at
         return self._settle(held, **values)
 
+    def mark_withdrawn(self, held: Notification, why: str) -> bool:
+        """Record that ``held`` (as claimed) will not be sent, and why; False when its claim
+        was lost."""
+        return self._settle(
+            held, status=NotificationStatus.WITHDRAWN.value, last_error=why[:_MAX_ERROR]
+        )
+
     def fail_over(self, held: Notification, error: str, replacement: OutboxEntry) -> bool:
         """Dead-letter ``held``, which its channel keeps refusing, and queue ``replacement``
         (for the fallback channel) in the same transaction. False when its claim was lost:

@@ -57,7 +57,7 @@ async def test_a_column_named_twice_in_the_header_fails_the_read(
     with pytest.raises(SourceError, match=r"usage\.csv: column 'value' appears 2 times"):
         await _drain(source, columns)
     with pytest.raises(SourceError, match=r"usage\.csv: column 'value' appears 2 times"):
-        source.fields()  # type: ignore[attr-defined]
+        source.fields()
 
 
 async def test_a_semicolon_export_counts_its_rows_as_columns_as_by_rows(tmp_path: Path) -> None:
