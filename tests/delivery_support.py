@@ -18,6 +18,29 @@ from typing import Any
 import trustme
 from aiosmtpd.controller import Controller
 
+from swanwatch.alerts import Notice
+from swanwatch.clock import FrozenClock
+from swanwatch.model import Alert, NoticeEvent, Severity
+
+
+def notice(
+    account: str, clock: FrozenClock, event: NoticeEvent = NoticeEvent.FIRING, fingerprint: str = ""
+) -> Notice:
+    """A high alert's notice for ``account`` (fingerprint ``fp-<account>`` unless given), as
+    of the clock's now: what a delivery test queues."""
+    alert = Alert(
+        fingerprint=fingerprint or f"fp-{account}",
+        account_id=account,
+        rule="sag",
+        title=f"Usage sagging at {account}",
+        severity=Severity.HIGH,
+        score=0.9,
+        started_at=clock.now(),
+        updated_at=clock.now(),
+        notify_count=1,
+    )
+    return Notice(alert=alert, event=event)
+
 
 def free_port() -> int:
     with socket.socket() as s:

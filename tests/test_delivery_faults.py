@@ -23,12 +23,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from waiting import DEADLINE_S
 
-from swanwatch.alerts import Notice
 from swanwatch.clock import FrozenClock
 from swanwatch.config import Config, load_config
 from swanwatch.delivery import DeliveryWorker, outbox_entries
 from swanwatch.metrics import Metrics
-from swanwatch.model import Alert, NoticeEvent, Notification, NotificationStatus, Severity
+from swanwatch.model import Notification, NotificationStatus
 from swanwatch.store import Store
 
 CONFIG = """
@@ -38,21 +37,6 @@ notify:
   channels:
     team: {{url: "{url}"{options}}}
 """
-
-
-def _notice(account: str, clock: FrozenClock) -> Notice:
-    alert = Alert(
-        fingerprint=f"fp-{account}",
-        account_id=account,
-        rule="sag",
-        title=f"Usage sagging at {account}",
-        severity=Severity.HIGH,
-        score=0.9,
-        started_at=clock.now(),
-        updated_at=clock.now(),
-        notify_count=1,
-    )
-    return Notice(alert=alert, event=NoticeEvent.FIRING)
 
 
 @pytest.fixture
@@ -71,7 +55,9 @@ def outbox(make_config, clock: FrozenClock) -> Iterator[Any]:
         config = load_config(path)
         store = Store(config.store_url)
         stores.append(store)
-        store.save_alerts([], outbox_entries([_notice("a1", clock)], config, clock.now()))
+        store.save_alerts(
+            [], outbox_entries([delivery_support.notice("a1", clock)], config, clock.now())
+        )
         return config, store, path
 
     yield queue

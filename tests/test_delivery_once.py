@@ -30,11 +30,10 @@ from ops_support import free_port, get
 from pg_cluster import PrivateCluster
 from waiting import POLL_S, wait_until
 
-from swanwatch.alerts import Notice
 from swanwatch.clock import FrozenClock
 from swanwatch.config import load_config
 from swanwatch.delivery import DeliveryWorker, outbox_entries
-from swanwatch.model import Alert, NoticeEvent, NotificationStatus, Severity
+from swanwatch.model import NoticeEvent, NotificationStatus
 from swanwatch.store import Store
 
 #: How long PostgreSQL stays down in the outage test (the issue's minute; shorter only to
@@ -421,21 +420,6 @@ def test_postgresql_down_for_a_minute_mid_delivery_loses_and_repeats_nothing(
         cluster.close()
 
 
-def _notice(account: str, event: NoticeEvent, clock: FrozenClock) -> Notice:
-    alert = Alert(
-        fingerprint=f"fp-{account}",
-        account_id=account,
-        rule="sag",
-        title=f"Usage sagging at {account}",
-        severity=Severity.HIGH,
-        score=0.9,
-        started_at=clock.now(),
-        updated_at=clock.now(),
-        notify_count=1,
-    )
-    return Notice(alert=alert, event=event)
-
-
 async def test_send_concurrency_keeps_an_alerts_messages_in_order(
     make_config, tmp_path: Path
 ) -> None:
@@ -455,8 +439,8 @@ async def test_send_concurrency_keeps_an_alerts_messages_in_order(
     config = load_config(path)
     clock = FrozenClock("2026-11-20T12:00:00Z")
     store = Store(config.store_url)
-    notices = [_notice(a, NoticeEvent.FIRING, clock) for a in ("a1", "a2", "a3")]
-    notices.append(_notice("a1", NoticeEvent.RESOLVED, clock))
+    notices = [delivery_support.notice(a, clock) for a in ("a1", "a2", "a3")]
+    notices.append(delivery_support.notice("a1", clock, NoticeEvent.RESOLVED))
     store.save_alerts([], outbox_entries(notices, config, clock.now()))
     keys = [n.idempotency_key for n in sorted(store.notifications(), key=lambda n: n.id)]
     try:

@@ -17,11 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from swanwatch.alerts import Notice
 from swanwatch.clock import FrozenClock
 from swanwatch.config import Config, parse_config
 from swanwatch.delivery import DeliveryWorker, outbox_entries
-from swanwatch.model import Alert, NoticeEvent, NotificationStatus, Severity
+from swanwatch.model import NotificationStatus
 from swanwatch.store import Store
 
 #: What the receiver does during a step in which both workers pass together.
@@ -63,21 +62,6 @@ notify:
 """,
         check_plugins=False,
     )
-
-
-def _notice(prefix: str, i: int, clock: FrozenClock) -> Notice:
-    alert = Alert(
-        fingerprint=f"{prefix}a{i}",
-        account_id=f"acct{i}",
-        rule="r",
-        title=f"Alert {i}",
-        severity=Severity.HIGH,
-        score=0.7,
-        started_at=clock.now(),
-        updated_at=clock.now(),
-        notify_count=1,
-    )
-    return Notice(alert=alert, event=NoticeEvent.FIRING)
 
 
 def test_two_workers_on_one_store_send_nothing_unrecorded(
@@ -124,7 +108,12 @@ async def _run(
     decided = 0
     for step, arg in steps:
         if step == "decide":
-            notices = [_notice(prefix, decided + i, clock) for i in range(int(str(arg)))]
+            notices = [
+                delivery_support.notice(
+                    f"acct{decided + i}", clock, fingerprint=f"{prefix}a{decided + i}"
+                )
+                for i in range(int(str(arg)))
+            ]
             store.save_alerts([], outbox_entries(notices, config, clock.now()))
             decided += len(notices)
         elif step == "deliver":
